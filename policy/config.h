@@ -1,0 +1,125 @@
+/*
+ * The configuration: one immutable snapshot built in one pass from a YAML
+ * file. Every problem is reported as "FILE:LINE:COL: message" (1-based) and
+ * the whole load fails; nothing is half-built.
+ */
+#ifndef IG_POLICY_CONFIG_H
+#define IG_POLICY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "certs/store.h"
+#include "proxy/log.h"
+
+enum ig_tls_mode {
+	IG_TLS_NONE,     /* "none": cleartext only (backend side only) */
+	IG_TLS_STARTTLS, /* "starttls" */
+	IG_TLS_IMPLICIT, /* "implicit" */
+	IG_TLS_MODE_COUNT
+};
+const char *ig_tls_mode_str(enum ig_tls_mode m);
+
+#define IG_NAME_MAX 63 /* listener names */
+
+struct ig_listener_conf {
+	char name[IG_NAME_MAX + 1];      /* unique */
+	char listen[128];                /* as written, e.g. "[::]:993" */
+	struct sockaddr_storage addr;    /* parsed numeric address and port */
+	socklen_t addrlen;
+	enum ig_tls_mode tls;            /* implicit | starttls (not none) */
+	unsigned max_sessions;           /* concurrent sessions; 0 = default */
+};
+
+enum ig_forward_addr {
+	IG_FORWARD_NONE, /* backend sees the proxy's address */
+	IG_FORWARD_ID,   /* ID ("x-originating-ip" ...) before login (Dovecot:
+	                    login_trusted_networks must include the proxy) */
+	IG_FORWARD_COUNT
+};
+
+struct ig_backend_conf {
+	char address[300];               /* as written: "host:port", "[v6]:port" */
+	char host[256];                  /* host part (name or literal) */
+	uint16_t port;
+	struct sockaddr_storage addr;    /* resolved once at load time */
+	socklen_t addrlen;
+	enum ig_tls_mode tls;            /* none | starttls | implicit */
+	char *ca;                        /* CA file for backend TLS; NULL = system
+	                                    bundle /etc/ssl/certs/ca-certificates.crt */
+	char *server_name;               /* name checked in the backend's
+	                                    certificate; NULL = host */
+	bool tls_verify;                 /* default true; false only with an
+	                                    explicit "verify: false" */
+	enum ig_forward_addr forward_client_address;
+	unsigned connect_timeout_ms;     /* TCP connect + greeting + TLS */
+	unsigned auth_timeout_ms;        /* waiting for the login result */
+};
+
+struct ig_limits {
+	size_t max_line;                 /* pre-auth line, bytes (default 8192) */
+	size_t max_literal;              /* pre-auth literal (default 8192) */
+	size_t buffer_size;              /* per direction relay buffer and the
+	                                    pre-auth command buffer (default
+	                                    16384); >= max_line */
+	unsigned handshake_timeout_ms;   /* TLS handshake (default 30 s) */
+	unsigned preauth_timeout_ms;     /* idle before login (default 60 s) */
+	unsigned idle_timeout_ms;        /* idle after login, both directions
+	                                    (default 35 min: IDLE needs >= 30) */
+	unsigned max_errors;             /* BAD answers before "* BYE" (10) */
+	unsigned max_sessions;           /* per listener default (10000) */
+};
+
+struct ig_policy_conf {
+	bool require_tls;                /* defaults.require_tls (default true) */
+};
+
+struct ig_config {
+	char *path;                      /* file it was loaded from */
+	enum ig_log_level log_level;     /* "log_level" (default info) */
+
+	struct ig_listener_conf *listeners;
+	size_t nlisteners;
+
+	struct ig_cert_pair_conf *certs; /* tls.certificates; strings owned */
+	size_t ncerts;
+	int tls_min_version;             /* tls.min_version: 12 or 13 (12) */
+	bool strict_sni;                 /* tls.strict_sni: refuse unknown SNI */
+
+	struct ig_backend_conf backend;
+	struct ig_limits limits;
+	struct ig_policy_conf policy;
+};
+
+/*
+ * Loads and validates path. On success returns 0 and *out (free with
+ * ig_config_free()). On failure writes every problem found, one per line as
+ * "path:line:col: message", to errf (stderr when NULL) and returns
+ * IG_ECONFIG (or IG_EIO when the file cannot be read); *out is NULL.
+ * Certificates are not loaded here (see certs/store.h), but their files must
+ * be named; unknown keys, bad values and missing required keys are errors.
+ */
+int ig_config_load(const char *path, struct ig_config **out, FILE *errf);
+
+/* Same, from a string in memory (name is used in messages). */
+int ig_config_load_string(const char *name, const char *yaml, size_t len,
+    struct ig_config **out, FILE *errf);
+
+void ig_config_free(struct ig_config *cfg);
+
+/*
+ * Parses a duration: an integer (seconds) or an integer with one of the
+ * suffixes ms, s, m, h ("250ms", "30s", "35m", "1h"). Returns 0 or IG_EINVAL.
+ */
+int ig_parse_duration_ms(const char *s, unsigned *out_ms);
+
+/*
+ * Parses "ipv4:port", "[ipv6]:port" (numeric only) into addr. Returns 0 or
+ * IG_EINVAL.
+ */
+int ig_parse_listen_addr(const char *s, struct sockaddr_storage *addr, socklen_t *len);
+
+#endif /* IG_POLICY_CONFIG_H */

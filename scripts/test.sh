@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds imapguard twice (plain, and with
+# AddressSanitizer + UndefinedBehaviorSanitizer) and runs every suite:
+# unit tests and fuzz-corpus replay on both builds, and the integration tests
+# against a real Dovecot on the sanitizer build. Exits non-zero on failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+
+bash scripts/install-deps.sh
+
+jobs=$(nproc 2>/dev/null || echo 2)
+build() { # dir, cmake args...
+  local dir=$1; shift
+  cmake -S "$top" -B "$dir" -DIG_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+}
+
+build build/plain -DCMAKE_BUILD_TYPE=RelWithDebInfo
+build build/asan -DCMAKE_BUILD_TYPE=Debug -DIG_SANITIZE=ON
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+echo "== plain build: unit and fuzz-corpus tests"
+(cd build/plain && ctest -L 'unit|fuzz' --output-on-failure -j"$jobs")
+echo "== ASan+UBSan build: all tests (unit, fuzz corpus, integration with Dovecot)"
+(cd build/asan && ctest --output-on-failure -j"$jobs")
