@@ -207,16 +207,20 @@ sasl_copy_name(const uint8_t *p, size_t n, bool unescape, char *dst)
 		return IG_EPROTO;
 	for (size_t i = 0; i < n; i++) {
 		uint8_t c = p[i];
-		if (sasl_bad_name_byte(c))
+		if (sasl_bad_name_byte(c)) {
+			dst[0] = '\0';
 			return IG_EPROTO;
+		}
 		if (unescape && c == '=') {
 			/* Upper-case hex only, as RFC 5802 spells them. */
-			if (n - i >= 3 && p[i + 1] == '2' && p[i + 2] == 'C')
+			if (n - i >= 3 && p[i + 1] == '2' && p[i + 2] == 'C') {
 				c = ',';
-			else if (n - i >= 3 && p[i + 1] == '3' && p[i + 2] == 'D')
+			} else if (n - i >= 3 && p[i + 1] == '3' && p[i + 2] == 'D') {
 				c = '=';
-			else
+			} else {
+				dst[0] = '\0';
 				return IG_EPROTO;
+			}
 			i += 2;
 		}
 		if (o == IG_USER_MAX) {
