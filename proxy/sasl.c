@@ -314,6 +314,14 @@ sasl_login(const uint8_t *msg, size_t len, struct ig_sasl_ident *out)
 	return sasl_copy_name(msg, len, false, out->authcid);
 }
 
+/* The pairs of an XOAUTH2/OAUTHBEARER response that matter here. */
+struct sasl_kv {
+	struct ig_span user; /* value of "user=", into the message */
+	struct ig_span auth; /* value of "auth=", into the message; a secret */
+	bool has_user;
+	bool has_auth;
+};
+
 /*
  * Reads a run of \x01-terminated "key=value" pairs ending in an empty pair
  * (the final \x01), as XOAUTH2 and OAUTHBEARER share: keys are 1*ALPHA, each
@@ -322,17 +330,10 @@ sasl_login(const uint8_t *msg, size_t len, struct ig_sasl_ident *out)
  * "auth" for the caller. With vchar_only, values are RFC 7628
  * *(VCHAR / SP / HTAB / CR / LF).
  */
-struct sasl_kv {
-	struct ig_span user;
-	struct ig_span auth;
-	bool has_user;
-	bool has_auth;
-};
-
 static int
 sasl_kvpairs(const uint8_t *p, size_t n, bool vchar_only, struct sasl_kv *kv)
 {
-	/* Keys seen, to refuse duplicates; a handful is plenty. */
+	/* Keys seen, to refuse duplicates; more than 16 pairs is malformed. */
 	struct ig_span seen[16];
 	size_t nseen = 0;
 
