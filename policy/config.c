@@ -3,10 +3,10 @@
  *
  * Two passes over the input, one over the schema:
  *  1. libyaml's event parser builds a small tree of nodes that keep their
- *     yaml_mark_t (tree_build). Aliases are refused here, at their location,
- *     and nesting is bounded so that hostile input cannot blow the stack.
- *  2. walk_map() walks that tree against static tables (struct section of
- *     struct field, after nginx's ngx_command_t): each key has a type, an
+ *     yaml_mark_t (config_tree_build). Aliases are refused here, at their
+ *     location, and nesting is bounded so hostile input cannot blow the stack.
+ *  2. config_walk_map() walks that tree against static tables (struct
+ *     section of struct field, after nginx's ngx_command_t): each key has a type, an
  *     offset into the struct it fills, a required flag, bounds and an
  *     optional validate_fn; each section has an optional check_fn for
  *     cross-field rules. Defaults and freeing are driven by the same tables,
@@ -90,18 +90,18 @@ struct cfgctx {
 };
 
 static void
-cfg_nomem(struct cfgctx *c)
+config_nomem(struct cfgctx *c)
 {
 	if (!c->nomem)
 		fprintf(c->errf, "%s: out of memory\n", c->name);
 	c->nomem = true;
 }
 
-static void cfg_report(struct cfgctx *c, bool warning, yaml_mark_t m, const char *fmt, ...)
+static void config_report(struct cfgctx *c, bool warning, yaml_mark_t m, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 static void
-cfg_report(struct cfgctx *c, bool warning, yaml_mark_t m, const char *fmt, ...)
+config_report(struct cfgctx *c, bool warning, yaml_mark_t m, const char *fmt, ...)
 {
 	char text[1024];
 	if (warning)
@@ -124,7 +124,7 @@ cfg_report(struct cfgctx *c, bool warning, yaml_mark_t m, const char *fmt, ...)
 		size_t cap = c->capmsgs ? c->capmsgs * 2 : 16;
 		struct cfgmsg *msgs = realloc(c->msgs, cap * sizeof(*msgs));
 		if (msgs == NULL) {
-			cfg_nomem(c);
+			config_nomem(c);
 			return;
 		}
 		c->msgs = msgs;
@@ -132,18 +132,18 @@ cfg_report(struct cfgctx *c, bool warning, yaml_mark_t m, const char *fmt, ...)
 	}
 	char *dup = strdup(text);
 	if (dup == NULL) {
-		cfg_nomem(c);
+		config_nomem(c);
 		return;
 	}
 	c->msgs[c->nmsgs] = (struct cfgmsg){ m.line, m.column, c->nmsgs, dup };
 	c->nmsgs++;
 }
 
-#define cfg_error(c, m, ...) cfg_report((c), false, (m), __VA_ARGS__)
-#define cfg_warn(c, m, ...) cfg_report((c), true, (m), __VA_ARGS__)
+#define config_error(c, m, ...) config_report((c), false, (m), __VA_ARGS__)
+#define config_warn(c, m, ...) config_report((c), true, (m), __VA_ARGS__)
 
 static int
-msg_cmp(const void *a, const void *b)
+config_msg_cmp(const void *a, const void *b)
 {
 	const struct cfgmsg *x = a, *y = b;
 	if (x->line != y->line)
@@ -155,10 +155,10 @@ msg_cmp(const void *a, const void *b)
 
 /* Prints every message in file order, then frees them. */
 static void
-cfg_flush(struct cfgctx *c)
+config_flush(struct cfgctx *c)
 {
 	if (c->nmsgs > 0)
-		qsort(c->msgs, c->nmsgs, sizeof(*c->msgs), msg_cmp);
+		qsort(c->msgs, c->nmsgs, sizeof(*c->msgs), config_msg_cmp);
 	for (size_t i = 0; i < c->nmsgs; i++) {
 		fprintf(c->errf, "%s\n", c->msgs[i].text);
 		free(c->msgs[i].text);
@@ -173,26 +173,26 @@ cfg_flush(struct cfgctx *c)
 
 /* User text, escaped and shortened for a message. */
 static const char *
-show(const char *s, size_t len, char buf[static CFG_SHOW_MAX])
+config_show(const char *s, size_t len, char buf[static CFG_SHOW_MAX])
 {
 	return ig_log_escape((const uint8_t *)s, len, buf, CFG_SHOW_MAX);
 }
 
 static void
-tree_free(struct cnode *n)
+config_tree_free(struct cnode *n)
 {
 	/* Depth is bounded by CFG_DEPTH_MAX, so recursion is fine. */
 	if (n == NULL)
 		return;
 	for (size_t i = 0; i < n->n; i++)
-		tree_free(n->items[i]);
+		config_tree_free(n->items[i]);
 	free(n->items);
 	free(n->str);
 	free(n);
 }
 
 static struct cnode *
-node_new(enum cnode_kind kind, yaml_mark_t mark)
+config_node_new(enum cnode_kind kind, yaml_mark_t mark)
 {
 	struct cnode *n = calloc(1, sizeof(*n));
 	if (n != NULL) {
@@ -204,11 +204,11 @@ node_new(enum cnode_kind kind, yaml_mark_t mark)
 
 /* Appends n to parent (or makes it the root). Takes n in all cases. */
 static int
-node_attach(struct cnode *parent, struct cnode **root, struct cnode *n)
+config_node_attach(struct cnode *parent, struct cnode **root, struct cnode *n)
 {
 	if (parent == NULL) {
 		if (*root != NULL) { /* cannot happen: one document only */
-			tree_free(n);
+			config_tree_free(n);
 			return IG_EINVAL;
 		}
 		*root = n;
@@ -218,7 +218,7 @@ node_attach(struct cnode *parent, struct cnode **root, struct cnode *n)
 		size_t cap = parent->cap ? parent->cap * 2 : 8;
 		struct cnode **items = realloc(parent->items, cap * sizeof(*items));
 		if (items == NULL) {
-			tree_free(n);
+			config_tree_free(n);
 			return IG_ENOMEM;
 		}
 		parent->items = items;
@@ -229,12 +229,13 @@ node_attach(struct cnode *parent, struct cnode **root, struct cnode *n)
 }
 
 static void
-report_parser_error(struct cfgctx *c, const yaml_parser_t *p, const unsigned char *buf, size_t len)
+config_report_parser_error(struct cfgctx *c, const yaml_parser_t *p, const unsigned char *buf,
+    size_t len)
 {
 	yaml_mark_t m = p->problem_mark;
 	const char *problem = p->problem ? p->problem : "syntax error";
 	if (p->error == YAML_MEMORY_ERROR) {
-		cfg_nomem(c);
+		config_nomem(c);
 		return;
 	}
 	if (p->error == YAML_READER_ERROR) {
@@ -248,14 +249,14 @@ report_parser_error(struct cfgctx *c, const yaml_parser_t *p, const unsigned cha
 				m.column++;
 			}
 		}
-		cfg_error(c, m, "%s (byte offset %zu)", problem, p->problem_offset);
+		config_error(c, m, "%s (byte offset %zu)", problem, p->problem_offset);
 		return;
 	}
 	if (p->context != NULL)
-		cfg_error(c, m, "%s (%s at %zu:%zu)", problem, p->context,
+		config_error(c, m, "%s (%s at %zu:%zu)", problem, p->context,
 		    p->context_mark.line + 1, p->context_mark.column + 1);
 	else
-		cfg_error(c, m, "%s", problem);
+		config_error(c, m, "%s", problem);
 }
 
 /*
@@ -264,7 +265,7 @@ report_parser_error(struct cfgctx *c, const yaml_parser_t *p, const unsigned cha
  * IG_ECONFIG after a syntax error (nothing to walk), IG_ENOMEM.
  */
 static int
-tree_build(struct cfgctx *c, const unsigned char *buf, size_t len, struct cnode **root)
+config_tree_build(struct cfgctx *c, const unsigned char *buf, size_t len, struct cnode **root)
 {
 	yaml_parser_t p;
 	yaml_event_t ev;
@@ -276,13 +277,13 @@ tree_build(struct cfgctx *c, const unsigned char *buf, size_t len, struct cnode 
 
 	*root = NULL;
 	if (!yaml_parser_initialize(&p)) {
-		cfg_nomem(c);
+		config_nomem(c);
 		return IG_ENOMEM;
 	}
 	yaml_parser_set_input_string(&p, buf, len);
 	while (!done) {
 		if (!yaml_parser_parse(&p, &ev)) {
-			report_parser_error(c, &p, buf, len);
+			config_report_parser_error(c, &p, buf, len);
 			rc = c->nomem ? IG_ENOMEM : IG_ECONFIG;
 			break;
 		}
@@ -299,7 +300,7 @@ tree_build(struct cfgctx *c, const unsigned char *buf, size_t len, struct cnode 
 			break;
 		case YAML_DOCUMENT_START_EVENT:
 			if (ndocs++ > 0) {
-				cfg_error(c, ev.start_mark,
+				config_error(c, ev.start_mark,
 				    "only one YAML document is allowed in a configuration file");
 				done = true;
 			}
@@ -307,12 +308,12 @@ tree_build(struct cfgctx *c, const unsigned char *buf, size_t len, struct cnode 
 		case YAML_ALIAS_EVENT:
 			/* Refused: they serve no purpose in this schema, and the
 			 * "billion laughs" expansion is a denial of service. */
-			cfg_error(c, ev.start_mark, "aliases are not supported (*%s)",
+			config_error(c, ev.start_mark, "aliases are not supported (*%s)",
 			    (const char *)ev.data.alias.anchor);
-			n = node_new(CN_BAD, ev.start_mark);
+			n = config_node_new(CN_BAD, ev.start_mark);
 			break;
 		case YAML_SCALAR_EVENT:
-			n = node_new(CN_SCALAR, ev.start_mark);
+			n = config_node_new(CN_SCALAR, ev.start_mark);
 			if (n == NULL)
 				break;
 			n->str = malloc(ev.data.scalar.length + 1);
@@ -329,17 +330,17 @@ tree_build(struct cfgctx *c, const unsigned char *buf, size_t len, struct cnode 
 		case YAML_SEQUENCE_START_EVENT:
 		case YAML_MAPPING_START_EVENT:
 			if (depth == CFG_DEPTH_MAX) {
-				cfg_error(c, ev.start_mark, "nesting deeper than %d levels",
+				config_error(c, ev.start_mark, "nesting deeper than %d levels",
 				    CFG_DEPTH_MAX);
 				rc = IG_ECONFIG;
 				done = true;
 				break;
 			}
-			n = node_new(ev.type == YAML_SEQUENCE_START_EVENT ? CN_SEQ : CN_MAP,
+			n = config_node_new(ev.type == YAML_SEQUENCE_START_EVENT ? CN_SEQ : CN_MAP,
 			    ev.start_mark);
 			if (n == NULL)
 				break;
-			if (node_attach(parent, root, n) != 0) {
+			if (config_node_attach(parent, root, n) != 0) {
 				n = NULL;
 				break;
 			}
@@ -357,8 +358,8 @@ tree_build(struct cfgctx *c, const unsigned char *buf, size_t len, struct cnode 
 		    !done);
 		yaml_event_delete(&ev);
 		if (want_node) {
-			if (n == NULL || node_attach(parent, root, n) != 0) {
-				cfg_nomem(c);
+			if (n == NULL || config_node_attach(parent, root, n) != 0) {
+				config_nomem(c);
 				rc = IG_ENOMEM;
 				break;
 			}
@@ -366,14 +367,14 @@ tree_build(struct cfgctx *c, const unsigned char *buf, size_t len, struct cnode 
 	}
 	yaml_parser_delete(&p);
 	if (rc != 0) {
-		tree_free(*root);
+		config_tree_free(*root);
 		*root = NULL;
 	}
 	return rc;
 }
 
 static bool
-node_is_null(const struct cnode *n)
+config_node_is_null(const struct cnode *n)
 {
 	return n->kind == CN_SCALAR && n->plain &&
 	    (n->len == 0 || strcmp(n->str, "~") == 0 || strcmp(n->str, "null") == 0 ||
@@ -382,7 +383,7 @@ node_is_null(const struct cnode *n)
 
 /* The value of key in map, or NULL. */
 static const struct cnode *
-map_get(const struct cnode *map, const char *key)
+config_map_get(const struct cnode *map, const char *key)
 {
 	if (map == NULL || map->kind != CN_MAP)
 		return NULL;
@@ -399,7 +400,7 @@ map_get(const struct cnode *map, const char *key)
 
 /* Decimal digits only (no sign, no YAML 1.1 0x/0o/_ forms). */
 static int
-parse_u64(const char *s, uint64_t max, uint64_t *out)
+config_parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
 	uint64_t v = 0;
 	if (*s == '\0')
@@ -437,7 +438,7 @@ ig_parse_duration_ms(const char *s, unsigned *out_ms)
 		if (strcmp(s + digits, units[i].suffix) != 0)
 			continue;
 		uint64_t v;
-		if (parse_u64(num, UINT_MAX, &v) != 0 || v > UINT_MAX / units[i].ms)
+		if (config_parse_u64(num, UINT_MAX, &v) != 0 || v > UINT_MAX / units[i].ms)
 			return IG_EINVAL;
 		*out_ms = (unsigned)(v * units[i].ms);
 		return 0;
@@ -446,14 +447,14 @@ ig_parse_duration_ms(const char *s, unsigned *out_ms)
 }
 
 static int
-parse_port(const char *s, uint16_t *port, const char **why)
+config_parse_port(const char *s, uint16_t *port, const char **why)
 {
 	uint64_t v;
 	if (*s == '\0') {
 		*why = "missing port";
 		return IG_EINVAL;
 	}
-	if (strlen(s) > 5 || parse_u64(s, 99999, &v) != 0) {
+	if (strlen(s) > 5 || config_parse_u64(s, 99999, &v) != 0) {
 		*why = "the port must be a number between 1 and 65535";
 		return IG_EINVAL;
 	}
@@ -466,7 +467,7 @@ parse_port(const char *s, uint16_t *port, const char **why)
 }
 
 static bool
-looks_like_name(const char *s, size_t len)
+config_looks_like_name(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
 		if ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z'))
@@ -475,7 +476,7 @@ looks_like_name(const char *s, size_t len)
 }
 
 static void
-set_inet(struct sockaddr_storage *ss, socklen_t *len, int af, const void *a, uint16_t port)
+config_set_inet(struct sockaddr_storage *ss, socklen_t *len, int af, const void *a, uint16_t port)
 {
 	memset(ss, 0, sizeof(*ss));
 	if (af == AF_INET) {
@@ -498,7 +499,7 @@ set_inet(struct sockaddr_storage *ss, socklen_t *len, int af, const void *a, uin
  * *bracketed tells which form was used. Returns 0, or IG_EINVAL with *why.
  */
 static int
-split_host_port(const char *s, char *host, size_t hostsz, uint16_t *port, bool *bracketed,
+config_split_host_port(const char *s, char *host, size_t hostsz, uint16_t *port, bool *bracketed,
     const char **why)
 {
 	const char *h, *p;
@@ -540,7 +541,7 @@ split_host_port(const char *s, char *host, size_t hostsz, uint16_t *port, bool *
 		*why = too_long;
 		return IG_EINVAL;
 	}
-	if (parse_port(p, port, why) != 0)
+	if (config_parse_port(p, port, why) != 0)
 		return IG_EINVAL;
 	memcpy(host, h, hlen);
 	host[hlen] = '\0';
@@ -549,15 +550,15 @@ split_host_port(const char *s, char *host, size_t hostsz, uint16_t *port, bool *
 
 /* ig_parse_listen_addr() with a reason on failure. */
 static int
-listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len, const char **why)
+config_listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len, const char **why)
 {
 	char host[INET6_ADDRSTRLEN + 1];
 	uint16_t port;
 	bool br;
 	unsigned char a[sizeof(struct in6_addr)];
-	if (split_host_port(s, host, sizeof(host), &port, &br, why) != 0) {
+	if (config_split_host_port(s, host, sizeof(host), &port, &br, why) != 0) {
 		if (strstr(*why, "too long") != NULL) /* too long to be numeric */
-			*why = looks_like_name(s, strlen(s)) ?
+			*why = config_looks_like_name(s, strlen(s)) ?
 			    "host names are not allowed here, use a numeric address" :
 			    "not a numeric IPv4 or IPv6 address";
 		return IG_EINVAL;
@@ -567,16 +568,16 @@ listen_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len, const c
 			*why = "not a numeric IPv6 address";
 			return IG_EINVAL;
 		}
-		set_inet(ss, len, AF_INET6, a, port);
+		config_set_inet(ss, len, AF_INET6, a, port);
 		return 0;
 	}
 	if (inet_pton(AF_INET, host, a) != 1) {
-		*why = looks_like_name(host, strlen(host)) ?
+		*why = config_looks_like_name(host, strlen(host)) ?
 		    "host names are not allowed here, use a numeric address" :
 		    "not a numeric IPv4 address";
 		return IG_EINVAL;
 	}
-	set_inet(ss, len, AF_INET, a, port);
+	config_set_inet(ss, len, AF_INET, a, port);
 	return 0;
 }
 
@@ -586,13 +587,13 @@ ig_parse_listen_addr(const char *s, struct sockaddr_storage *addr, socklen_t *le
 	const char *why;
 	if (s == NULL)
 		return IG_EINVAL;
-	return listen_parse(s, addr, len, &why);
+	return config_listen_parse(s, addr, len, &why);
 }
 
 /* RFC 1123 host name: labels of letters, digits, '-' (and '_', seen on
  * internal names), not all-numeric at the end (that would be an address). */
 static bool
-valid_hostname(const char *h)
+config_valid_hostname(const char *h)
 {
 	size_t len = strlen(h), label = 0;
 	bool alpha_in_last = false;
@@ -622,7 +623,7 @@ valid_hostname(const char *h)
 }
 
 static bool
-addr_is_loopback(const struct sockaddr_storage *ss)
+config_addr_is_loopback(const struct sockaddr_storage *ss)
 {
 	if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
@@ -636,7 +637,7 @@ addr_is_loopback(const struct sockaddr_storage *ss)
 }
 
 static bool
-same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+config_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
 	if (a->ss_family != b->ss_family)
 		return false;
@@ -708,37 +709,37 @@ struct section {
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
 
 static void *
-at(void *base, size_t off)
+config_at(void *base, size_t off)
 {
 	return (char *)base + off;
 }
 
 static char *
-get_str(void *base, size_t off)
+config_get_str(void *base, size_t off)
 {
 	char *s;
-	memcpy(&s, at(base, off), sizeof(s)); /* also for "const char *" fields */
+	memcpy(&s, config_at(base, off), sizeof(s)); /* also for "const char *" fields */
 	return s;
 }
 
 static void
-set_str(void *base, size_t off, char *s)
+config_set_str(void *base, size_t off, char *s)
 {
-	memcpy(at(base, off), &s, sizeof(s));
+	memcpy(config_at(base, off), &s, sizeof(s));
 }
 
 static void
-set_int(void *base, size_t off, int v)
+config_set_int(void *base, size_t off, int v)
 {
-	memcpy(at(base, off), &v, sizeof(v));
+	memcpy(config_at(base, off), &v, sizeof(v));
 }
 
 static void
-apply_defaults(const struct section *sec, void *base)
+config_apply_defaults(const struct section *sec, void *base)
 {
 	for (size_t i = 0; i < sec->nfields; i++) {
 		const struct field *f = &sec->fields[i];
-		void *p = at(base, f->off);
+		void *p = config_at(base, f->off);
 		switch (f->type) {
 		case FT_UINT:
 		case FT_DURATION:
@@ -751,10 +752,10 @@ apply_defaults(const struct section *sec, void *base)
 			*(bool *)p = f->def != 0;
 			break;
 		case FT_ENUM:
-			set_int(base, f->off, (int)f->def);
+			config_set_int(base, f->off, (int)f->def);
 			break;
 		case FT_SECTION:
-			apply_defaults(f->sub, p);
+			config_apply_defaults(f->sub, p);
 			break;
 		case FT_STR:
 		case FT_STRBUF:
@@ -765,26 +766,26 @@ apply_defaults(const struct section *sec, void *base)
 }
 
 static void
-free_section(const struct section *sec, void *base)
+config_free_section(const struct section *sec, void *base)
 {
 	for (size_t i = 0; i < sec->nfields; i++) {
 		const struct field *f = &sec->fields[i];
 		switch (f->type) {
 		case FT_STR:
-			free(get_str(base, f->off));
-			set_str(base, f->off, NULL);
+			free(config_get_str(base, f->off));
+			config_set_str(base, f->off, NULL);
 			break;
 		case FT_SECTION:
-			free_section(f->sub, at(base, f->off));
+			config_free_section(f->sub, config_at(base, f->off));
 			break;
 		case FT_LIST: {
-			char *arr = get_str(base, f->off);
-			size_t n = *(size_t *)at(base, f->count_off);
+			char *arr = config_get_str(base, f->off);
+			size_t n = *(size_t *)config_at(base, f->count_off);
 			for (size_t j = 0; arr != NULL && j < n; j++)
-				free_section(f->sub, arr + j * f->elem_size);
+				config_free_section(f->sub, arr + j * f->elem_size);
 			free(arr);
-			set_str(base, f->off, NULL);
-			*(size_t *)at(base, f->count_off) = 0;
+			config_set_str(base, f->off, NULL);
+			*(size_t *)config_at(base, f->count_off) = 0;
 			break;
 		}
 		case FT_STRBUF:
@@ -800,7 +801,7 @@ free_section(const struct section *sec, void *base)
 
 /* Bounded edit distance for "did you mean". */
 static size_t
-edit_distance(const char *a, size_t la, const char *b)
+config_edit_distance(const char *a, size_t la, const char *b)
 {
 	size_t lb = strlen(b);
 	size_t row[CFG_KEYPATH_MAX];
@@ -826,12 +827,12 @@ edit_distance(const char *a, size_t la, const char *b)
 }
 
 static const char *
-suggest(const struct section *sec, const struct cnode *key)
+config_suggest(const struct section *sec, const struct cnode *key)
 {
 	const char *best = NULL;
 	size_t bestd = 3; /* at most two edits */
 	for (size_t i = 0; i < sec->nfields; i++) {
-		size_t d = edit_distance(key->str, key->len, sec->fields[i].key);
+		size_t d = config_edit_distance(key->str, key->len, sec->fields[i].key);
 		if (d < bestd) {
 			bestd = d;
 			best = sec->fields[i].key;
@@ -841,16 +842,16 @@ suggest(const struct section *sec, const struct cnode *key)
 }
 
 static void
-join_path(char *out, const char *path, const char *key)
+config_join_path(char *out, const char *path, const char *key)
 {
 	snprintf(out, CFG_KEYPATH_MAX, "%s%s%s", path, *path ? "." : "", key);
 }
 
 static const char *
-kind_str(const struct cnode *n)
+config_kind_str(const struct cnode *n)
 {
 	switch (n->kind) {
-	case CN_SCALAR: return node_is_null(n) ? "nothing" : "a scalar";
+	case CN_SCALAR: return config_node_is_null(n) ? "nothing" : "a scalar";
 	case CN_SEQ: return "a sequence";
 	case CN_MAP: return "a mapping";
 	case CN_BAD: return "an alias";
@@ -859,7 +860,7 @@ kind_str(const struct cnode *n)
 }
 
 static const char *
-enum_names(const struct enum_name *names, char *buf, size_t bufsz)
+config_enum_names(const struct enum_name *names, char *buf, size_t bufsz)
 {
 	size_t off = 0;
 	buf[0] = '\0';
@@ -874,7 +875,7 @@ enum_names(const struct enum_name *names, char *buf, size_t bufsz)
 
 /* The largest unit that divides ms exactly: 600000 -> "10m". */
 static const char *
-fmt_duration(uint64_t ms, char *buf, size_t bufsz)
+config_fmt_duration(uint64_t ms, char *buf, size_t bufsz)
 {
 	if (ms != 0 && ms % HOUR == 0)
 		snprintf(buf, bufsz, "%lluh", (unsigned long long)(ms / HOUR));
@@ -887,38 +888,38 @@ fmt_duration(uint64_t ms, char *buf, size_t bufsz)
 	return buf;
 }
 
-static void walk_map(struct cfgctx *c, const struct cnode *map, const struct section *sec,
+static void config_walk_map(struct cfgctx *c, const struct cnode *map, const struct section *sec,
     void *base, const char *path);
 
 /* Stores one value; returns true when it was stored (then validate runs). */
 static bool
-store_value(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+config_store_value(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
     const char *path)
 {
 	char sb[CFG_SHOW_MAX];
-	void *p = at(base, f->off);
+	void *p = config_at(base, f->off);
 
 	if (f->type == FT_SECTION) {
-		if (node_is_null(v))
+		if (config_node_is_null(v))
 			return true; /* "limits:" alone: every default */
 		if (v->kind != CN_MAP) {
-			cfg_error(c, v->mark, "'%s' must be a mapping, not %s", path, kind_str(v));
+			config_error(c, v->mark, "'%s' must be a mapping, not %s", path, config_kind_str(v));
 			return false;
 		}
-		walk_map(c, v, f->sub, p, path);
+		config_walk_map(c, v, f->sub, p, path);
 		return true;
 	}
 	if (f->type == FT_LIST) {
 		size_t n = v->kind == CN_SEQ ? v->n : 0;
-		if (v->kind != CN_SEQ && !node_is_null(v)) {
-			cfg_error(c, v->mark, "'%s' must be a sequence, not %s", path, kind_str(v));
+		if (v->kind != CN_SEQ && !config_node_is_null(v)) {
+			config_error(c, v->mark, "'%s' must be a sequence, not %s", path, config_kind_str(v));
 			return false;
 		}
 		if (n < f->min || n > f->max) {
 			if (f->min == 1 && n == 0)
-				cfg_error(c, v->mark, "'%s' needs at least one entry", path);
+				config_error(c, v->mark, "'%s' needs at least one entry", path);
 			else
-				cfg_error(c, v->mark, "'%s' must have between %llu and %llu entries",
+				config_error(c, v->mark, "'%s' must have between %llu and %llu entries",
 				    path, (unsigned long long)f->min, (unsigned long long)f->max);
 			return false;
 		}
@@ -926,24 +927,26 @@ store_value(struct cfgctx *c, const struct field *f, const struct cnode *v, void
 			return true;
 		char *arr = calloc(n, f->elem_size);
 		if (arr == NULL) {
-			cfg_nomem(c);
+			config_nomem(c);
 			return false;
 		}
-		set_str(base, f->off, arr);
-		*(size_t *)at(base, f->count_off) = n;
+		config_set_str(base, f->off, arr);
+		*(size_t *)config_at(base, f->count_off) = n;
 		for (size_t i = 0; i < n; i++) {
 			char epath[CFG_KEYPATH_MAX];
 			const struct cnode *e = v->items[i];
-			snprintf(epath, sizeof(epath), "%s[%zu]", path, i);
-			apply_defaults(f->sub, arr + i * f->elem_size);
+			/* Schema paths are short: truncation would only cut a message. */
+			if (snprintf(epath, sizeof(epath), "%s[%zu]", path, i) < 0)
+				epath[0] = '\0';
+			config_apply_defaults(f->sub, arr + i * f->elem_size);
 			if (e->kind == CN_BAD)
 				continue;
 			if (e->kind != CN_MAP) {
-				cfg_error(c, e->mark, "'%s' must be a mapping, not %s", epath,
-				    kind_str(e));
+				config_error(c, e->mark, "'%s' must be a mapping, not %s", epath,
+				    config_kind_str(e));
 				continue;
 			}
-			walk_map(c, e, f->sub, arr + i * f->elem_size, epath);
+			config_walk_map(c, e, f->sub, arr + i * f->elem_size, epath);
 		}
 		if (f->list_check != NULL)
 			f->list_check(c, v, base, path);
@@ -952,15 +955,15 @@ store_value(struct cfgctx *c, const struct field *f, const struct cnode *v, void
 
 	/* Scalars from here on. */
 	if (v->kind != CN_SCALAR) {
-		cfg_error(c, v->mark, "'%s' must be a single value, not %s", path, kind_str(v));
+		config_error(c, v->mark, "'%s' must be a single value, not %s", path, config_kind_str(v));
 		return false;
 	}
-	if (node_is_null(v)) {
-		cfg_error(c, v->mark, "'%s' has no value", path);
+	if (config_node_is_null(v)) {
+		config_error(c, v->mark, "'%s' has no value", path);
 		return false;
 	}
 	if (strlen(v->str) != v->len) {
-		cfg_error(c, v->mark, "'%s' must not contain NUL bytes", path);
+		config_error(c, v->mark, "'%s' must not contain NUL bytes", path);
 		return false;
 	}
 	const char *s = v->str;
@@ -969,22 +972,22 @@ store_value(struct cfgctx *c, const struct field *f, const struct cnode *v, void
 	switch (f->type) {
 	case FT_STR: {
 		if (v->len == 0 || v->len >= CFG_PATH_MAX) {
-			cfg_error(c, v->mark, "'%s' must be between 1 and %d characters", path,
+			config_error(c, v->mark, "'%s' must be between 1 and %d characters", path,
 			    CFG_PATH_MAX - 1);
 			return false;
 		}
 		char *dup = strdup(s);
 		if (dup == NULL) {
-			cfg_nomem(c);
+			config_nomem(c);
 			return false;
 		}
-		free(get_str(base, f->off));
-		set_str(base, f->off, dup);
+		free(config_get_str(base, f->off));
+		config_set_str(base, f->off, dup);
 		return true;
 	}
 	case FT_STRBUF:
 		if (v->len == 0 || v->len >= f->size) {
-			cfg_error(c, v->mark, "'%s' must be between 1 and %zu characters", path,
+			config_error(c, v->mark, "'%s' must be between 1 and %zu characters", path,
 			    f->size - 1);
 			return false;
 		}
@@ -992,13 +995,13 @@ store_value(struct cfgctx *c, const struct field *f, const struct cnode *v, void
 		return true;
 	case FT_UINT:
 	case FT_SIZE:
-		if (parse_u64(s, UINT64_MAX, &u) != 0) {
-			cfg_error(c, v->mark, "invalid value '%s' for '%s': expected a whole number",
-			    show(s, v->len, sb), path);
+		if (config_parse_u64(s, UINT64_MAX, &u) != 0) {
+			config_error(c, v->mark, "invalid value '%s' for '%s': expected a whole number",
+			    config_show(s, v->len, sb), path);
 			return false;
 		}
 		if (u < f->min || u > f->max) {
-			cfg_error(c, v->mark, "'%s' must be between %llu and %llu (got %s)", path,
+			config_error(c, v->mark, "'%s' must be between %llu and %llu (got %s)", path,
 			    (unsigned long long)f->min, (unsigned long long)f->max, s);
 			return false;
 		}
@@ -1009,15 +1012,15 @@ store_value(struct cfgctx *c, const struct field *f, const struct cnode *v, void
 		return true;
 	case FT_DURATION:
 		if (ig_parse_duration_ms(s, &ms) != 0) {
-			cfg_error(c, v->mark,
+			config_error(c, v->mark,
 			    "invalid duration '%s' for '%s': expected a number with ms, s, m or h",
-			    show(s, v->len, sb), path);
+			    config_show(s, v->len, sb), path);
 			return false;
 		}
 		if (ms < f->min || ms > f->max) {
 			char lo[24], hi[24];
-			cfg_error(c, v->mark, "'%s' must be between %s and %s (got %s)", path,
-			    fmt_duration(f->min, lo, sizeof(lo)), fmt_duration(f->max, hi, sizeof(hi)),
+			config_error(c, v->mark, "'%s' must be between %s and %s (got %s)", path,
+			    config_fmt_duration(f->min, lo, sizeof(lo)), config_fmt_duration(f->max, hi, sizeof(hi)),
 			    s);
 			return false;
 		}
@@ -1033,19 +1036,19 @@ store_value(struct cfgctx *c, const struct field *f, const struct cnode *v, void
 			*(bool *)p = false;
 			return true;
 		}
-		cfg_error(c, v->mark, "invalid value '%s' for '%s': expected true or false",
-		    show(s, v->len, sb), path);
+		config_error(c, v->mark, "invalid value '%s' for '%s': expected true or false",
+		    config_show(s, v->len, sb), path);
 		return false;
 	case FT_ENUM:
 		for (size_t i = 0; f->names[i].name != NULL; i++) {
 			if (strcmp(s, f->names[i].name) == 0) {
-				set_int(base, f->off, f->names[i].value);
+				config_set_int(base, f->off, f->names[i].value);
 				return true;
 			}
 		}
 		char names[256];
-		cfg_error(c, v->mark, "invalid value '%s' for '%s': expected one of %s",
-		    show(s, v->len, sb), path, enum_names(f->names, names, sizeof(names)));
+		config_error(c, v->mark, "invalid value '%s' for '%s': expected one of %s",
+		    config_show(s, v->len, sb), path, config_enum_names(f->names, names, sizeof(names)));
 		return false;
 	case FT_SECTION:
 	case FT_LIST:
@@ -1059,7 +1062,7 @@ store_value(struct cfgctx *c, const struct field *f, const struct cnode *v, void
  * every required key must be present. Values go into base.
  */
 static void
-walk_map(struct cfgctx *c, const struct cnode *map, const struct section *sec, void *base,
+config_walk_map(struct cfgctx *c, const struct cnode *map, const struct section *sec, void *base,
     const char *path)
 {
 	const struct cnode *seen[64] = { NULL };
@@ -1072,7 +1075,7 @@ walk_map(struct cfgctx *c, const struct cnode *map, const struct section *sec, v
 		if (k->kind == CN_BAD)
 			continue;
 		if (k->kind != CN_SCALAR) {
-			cfg_error(c, k->mark, "keys must be plain words, not %s", kind_str(k));
+			config_error(c, k->mark, "keys must be plain words, not %s", config_kind_str(k));
 			continue;
 		}
 		size_t fi;
@@ -1093,15 +1096,15 @@ walk_map(struct cfgctx *c, const struct cnode *map, const struct section *sec, v
 			}
 		}
 		if (first != NULL) {
-			cfg_error(c, k->mark, "duplicate key '%s'%s%s%s (first at %zu:%zu)",
-			    show(k->str, k->len, sb), *path ? " in '" : "", path, *path ? "'" : "",
+			config_error(c, k->mark, "duplicate key '%s'%s%s%s (first at %zu:%zu)",
+			    config_show(k->str, k->len, sb), *path ? " in '" : "", path, *path ? "'" : "",
 			    first->mark.line + 1, first->mark.column + 1);
 			continue;
 		}
 		if (fi == sec->nfields) {
-			const char *hint = suggest(sec, k);
-			cfg_error(c, k->mark, "unknown key '%s'%s%s%s%s%s%s",
-			    show(k->str, k->len, sb), *path ? " in '" : "", path, *path ? "'" : "",
+			const char *hint = config_suggest(sec, k);
+			config_error(c, k->mark, "unknown key '%s'%s%s%s%s%s%s",
+			    config_show(k->str, k->len, sb), *path ? " in '" : "", path, *path ? "'" : "",
 			    hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
 			continue;
 		}
@@ -1110,8 +1113,8 @@ walk_map(struct cfgctx *c, const struct cnode *map, const struct section *sec, v
 			continue;
 		const struct field *f = &sec->fields[fi];
 		char kpath[CFG_KEYPATH_MAX];
-		join_path(kpath, path, f->key);
-		if (store_value(c, f, v, base, kpath) && f->validate != NULL)
+		config_join_path(kpath, path, f->key);
+		if (config_store_value(c, f, v, base, kpath) && f->validate != NULL)
 			f->validate(c, f, v, base, kpath);
 		if (c->nomem)
 			return;
@@ -1119,10 +1122,10 @@ walk_map(struct cfgctx *c, const struct cnode *map, const struct section *sec, v
 	for (size_t fi = 0; fi < sec->nfields; fi++) {
 		if (sec->fields[fi].required && seen[fi] == NULL) {
 			if (*path)
-				cfg_error(c, map->mark, "missing required key '%s' in '%s'",
+				config_error(c, map->mark, "missing required key '%s' in '%s'",
 				    sec->fields[fi].key, path);
 			else
-				cfg_error(c, map->mark, "missing required key '%s'",
+				config_error(c, map->mark, "missing required key '%s'",
 				    sec->fields[fi].key);
 		}
 	}
@@ -1135,23 +1138,23 @@ walk_map(struct cfgctx *c, const struct cnode *map, const struct section *sec, v
 
 /* A file given in the config must be a readable regular file now. */
 static bool
-check_file(struct cfgctx *c, const struct cnode *v, const char *path, struct stat *st)
+config_check_file(struct cfgctx *c, const struct cnode *v, const char *path, struct stat *st)
 {
 	char sb[CFG_SHOW_MAX];
 	/* stat first: opening a FIFO or a device could block or have effects. */
 	if (stat(v->str, st) != 0) {
-		cfg_error(c, v->mark, "cannot use '%s' for '%s': %s", show(v->str, v->len, sb),
+		config_error(c, v->mark, "cannot use '%s' for '%s': %s", config_show(v->str, v->len, sb),
 		    path, strerror(errno));
 		return false;
 	}
 	if (!S_ISREG(st->st_mode)) {
-		cfg_error(c, v->mark, "cannot use '%s' for '%s': not a regular file",
-		    show(v->str, v->len, sb), path);
+		config_error(c, v->mark, "cannot use '%s' for '%s': not a regular file",
+		    config_show(v->str, v->len, sb), path);
 		return false;
 	}
 	int fd = open(v->str, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0) {
-		cfg_error(c, v->mark, "cannot read '%s' for '%s': %s", show(v->str, v->len, sb),
+		config_error(c, v->mark, "cannot read '%s' for '%s': %s", config_show(v->str, v->len, sb),
 		    path, strerror(errno));
 		return false;
 	}
@@ -1160,30 +1163,30 @@ check_file(struct cfgctx *c, const struct cnode *v, const char *path, struct sta
 }
 
 static void
-v_readable_file(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+config_v_readable_file(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
     const char *path)
 {
 	struct stat st;
 	(void)f;
 	(void)base;
-	check_file(c, v, path, &st);
+	config_check_file(c, v, path, &st);
 }
 
 static void
-v_key_file(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+config_v_key_file(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
     const char *path)
 {
 	struct stat st;
 	char sb[CFG_SHOW_MAX];
 	(void)f;
 	(void)base;
-	if (check_file(c, v, path, &st) && (st.st_mode & S_IROTH))
-		cfg_warn(c, v->mark, "private key '%s' is readable by every user (mode %03o)",
-		    show(v->str, v->len, sb), (unsigned)(st.st_mode & 0777));
+	if (config_check_file(c, v, path, &st) && (st.st_mode & S_IROTH))
+		config_warn(c, v->mark, "private key '%s' is readable by every user (mode %03o)",
+		    config_show(v->str, v->len, sb), (unsigned)(st.st_mode & 0777));
 }
 
 static void
-v_listener_name(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+config_v_listener_name(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
     const char *path)
 {
 	char sb[CFG_SHOW_MAX];
@@ -1194,43 +1197,43 @@ v_listener_name(struct cfgctx *c, const struct field *f, const struct cnode *v, 
 		char ch = v->str[i];
 		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
 		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.')) {
-			cfg_error(c, v->mark,
+			config_error(c, v->mark,
 			    "invalid name '%s' for '%s': use letters, digits, '-', '_' and '.'",
-			    show(v->str, v->len, sb), path);
+			    config_show(v->str, v->len, sb), path);
 			return;
 		}
 	}
 }
 
 static void
-v_listen(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+config_v_listen(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
     const char *path)
 {
 	struct ig_listener_conf *l = base;
 	const char *why;
 	char sb[CFG_SHOW_MAX];
 	(void)f;
-	if (listen_parse(v->str, &l->addr, &l->addrlen, &why) != 0) {
-		cfg_error(c, v->mark, "invalid listen address '%s' for '%s': %s",
-		    show(v->str, v->len, sb), path, why);
+	if (config_listen_parse(v->str, &l->addr, &l->addrlen, &why) != 0) {
+		config_error(c, v->mark, "invalid listen address '%s' for '%s': %s",
+		    config_show(v->str, v->len, sb), path, why);
 		l->addrlen = 0;
 	}
 }
 
 static void
-v_listener_tls(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+config_v_listener_tls(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
     const char *path)
 {
 	struct ig_listener_conf *l = base;
 	(void)f;
 	if (l->tls == IG_TLS_NONE)
-		cfg_error(c, v->mark,
+		config_error(c, v->mark,
 		    "'%s' cannot be none: imapguard only serves TLS (use implicit or starttls)",
 		    path);
 }
 
 static void
-v_backend_address(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+config_v_backend_address(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
     const char *path)
 {
 	struct ig_backend_conf *b = base;
@@ -1240,29 +1243,29 @@ v_backend_address(struct cfgctx *c, const struct field *f, const struct cnode *v
 	unsigned char a[sizeof(struct in6_addr)];
 	(void)f;
 	b->addrlen = 0;
-	if (split_host_port(v->str, b->host, sizeof(b->host), &b->port, &br, &why) != 0) {
+	if (config_split_host_port(v->str, b->host, sizeof(b->host), &b->port, &br, &why) != 0) {
 		b->host[0] = '\0';
-		cfg_error(c, v->mark, "invalid address '%s' for '%s': %s",
-		    show(v->str, v->len, sb), path, why);
+		config_error(c, v->mark, "invalid address '%s' for '%s': %s",
+		    config_show(v->str, v->len, sb), path, why);
 		return;
 	}
 	if (br) {
 		if (inet_pton(AF_INET6, b->host, a) != 1) {
-			cfg_error(c, v->mark, "invalid address '%s' for '%s': %s",
-			    show(v->str, v->len, sb), path, "not a numeric IPv6 address");
+			config_error(c, v->mark, "invalid address '%s' for '%s': %s",
+			    config_show(v->str, v->len, sb), path, "not a numeric IPv6 address");
 			return;
 		}
-		set_inet(&b->addr, &b->addrlen, AF_INET6, a, b->port);
+		config_set_inet(&b->addr, &b->addrlen, AF_INET6, a, b->port);
 		return;
 	}
 	if (inet_pton(AF_INET, b->host, a) == 1) {
-		set_inet(&b->addr, &b->addrlen, AF_INET, a, b->port);
+		config_set_inet(&b->addr, &b->addrlen, AF_INET, a, b->port);
 		return;
 	}
-	if (!valid_hostname(b->host)) {
-		cfg_error(c, v->mark, "invalid address '%s' for '%s': %s",
-		    show(v->str, v->len, sb), path,
-		    looks_like_name(b->host, strlen(b->host)) ? "not a valid host name" :
+	if (!config_valid_hostname(b->host)) {
+		config_error(c, v->mark, "invalid address '%s' for '%s': %s",
+		    config_show(v->str, v->len, sb), path,
+		    config_looks_like_name(b->host, strlen(b->host)) ? "not a valid host name" :
 		    "not a numeric IPv4 address");
 		return;
 	}
@@ -1277,7 +1280,7 @@ v_backend_address(struct cfgctx *c, const struct field *f, const struct cnode *v
 	hints.ai_protocol = IPPROTO_TCP;
 	int gai = getaddrinfo(b->host, NULL, &hints, &res);
 	if (gai != 0 || res == NULL) {
-		cfg_error(c, v->mark, "cannot resolve '%s' for '%s': %s", show(b->host,
+		config_error(c, v->mark, "cannot resolve '%s' for '%s': %s", config_show(b->host,
 		    strlen(b->host), sb), path, gai == EAI_SYSTEM ? strerror(errno) :
 		    gai_strerror(gai));
 		if (res != NULL)
@@ -1285,26 +1288,26 @@ v_backend_address(struct cfgctx *c, const struct field *f, const struct cnode *v
 		return;
 	}
 	if (res->ai_family == AF_INET)
-		set_inet(&b->addr, &b->addrlen, AF_INET,
+		config_set_inet(&b->addr, &b->addrlen, AF_INET,
 		    &((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr, b->port);
 	else if (res->ai_family == AF_INET6)
-		set_inet(&b->addr, &b->addrlen, AF_INET6,
+		config_set_inet(&b->addr, &b->addrlen, AF_INET6,
 		    &((struct sockaddr_in6 *)(void *)res->ai_addr)->sin6_addr, b->port);
 	else
-		cfg_error(c, v->mark, "cannot resolve '%s' for '%s': no IPv4 or IPv6 address",
-		    show(b->host, strlen(b->host), sb), path);
+		config_error(c, v->mark, "cannot resolve '%s' for '%s': no IPv4 or IPv6 address",
+		    config_show(b->host, strlen(b->host), sb), path);
 	freeaddrinfo(res);
 }
 
 static const struct cnode *
-node_or(const struct cnode *map, const char *key)
+config_node_or(const struct cnode *map, const char *key)
 {
-	const struct cnode *v = map_get(map, key);
+	const struct cnode *v = config_map_get(map, key);
 	return v != NULL ? v : map;
 }
 
 static void
-check_listeners(struct cfgctx *c, const struct cnode *seq, void *base, const char *path)
+config_check_listeners(struct cfgctx *c, const struct cnode *seq, void *base, const char *path)
 {
 	const struct ig_config *cfg = base;
 	char sb[CFG_SHOW_MAX];
@@ -1314,17 +1317,17 @@ check_listeners(struct cfgctx *c, const struct cnode *seq, void *base, const cha
 		for (size_t j = 0; j < i; j++) {
 			const struct ig_listener_conf *o = &cfg->listeners[j];
 			if (l->name[0] && strcmp(l->name, o->name) == 0) {
-				const struct cnode *fn = node_or(seq->items[j], "name");
-				cfg_error(c, node_or(e, "name")->mark,
+				const struct cnode *fn = config_node_or(seq->items[j], "name");
+				config_error(c, config_node_or(e, "name")->mark,
 				    "duplicate listener name '%s' in '%s' (first at %zu:%zu)",
-				    show(l->name, strlen(l->name), sb), path,
+				    config_show(l->name, strlen(l->name), sb), path,
 				    fn->mark.line + 1, fn->mark.column + 1);
 			}
-			if (l->addrlen && o->addrlen && same_addr(&l->addr, &o->addr)) {
-				const struct cnode *fl = node_or(seq->items[j], "listen");
-				cfg_error(c, node_or(e, "listen")->mark,
+			if (l->addrlen && o->addrlen && config_same_addr(&l->addr, &o->addr)) {
+				const struct cnode *fl = config_node_or(seq->items[j], "listen");
+				config_error(c, config_node_or(e, "listen")->mark,
 				    "duplicate listen address '%s' in '%s' (first at %zu:%zu)",
-				    show(l->listen, strlen(l->listen), sb), path,
+				    config_show(l->listen, strlen(l->listen), sb), path,
 				    fl->mark.line + 1, fl->mark.column + 1);
 			}
 		}
@@ -1332,70 +1335,71 @@ check_listeners(struct cfgctx *c, const struct cnode *seq, void *base, const cha
 }
 
 static void
-check_backend(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
+config_check_backend(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
 {
 	const struct ig_backend_conf *b = base;
 	(void)path;
 	if (b->tls == IG_TLS_NONE) {
 		static const char *const tls_only[] = { "ca", "server_name", "verify" };
 		for (size_t i = 0; i < NFIELDS(tls_only); i++) {
-			const struct cnode *v = map_get(map, tls_only[i]);
+			const struct cnode *v = config_map_get(map, tls_only[i]);
 			if (v != NULL)
-				cfg_warn(c, v->mark, "'backend.%s' has no effect with backend.tls: none",
+				config_warn(c, v->mark, "'backend.%s' has no effect with backend.tls: none",
 				    tls_only[i]);
 		}
-		if (b->addrlen != 0 && !addr_is_loopback(&b->addr))
-			cfg_warn(c, node_or(map, "tls")->mark,
+		if (b->addrlen != 0 && !config_addr_is_loopback(&b->addr))
+			config_warn(c, config_node_or(map, "tls")->mark,
 			    "backend.tls is none but the backend is not on loopback: "
 			    "passwords cross the network in clear");
 	} else if (!b->tls_verify) {
-		cfg_warn(c, node_or(map, "verify")->mark,
+		config_warn(c, config_node_or(map, "verify")->mark,
 		    "backend certificate verification is disabled (verify: false)");
 	}
 }
 
 static void
-check_limits(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
+config_check_limits(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
 {
 	const struct ig_limits *l = base;
 	(void)path;
 	/* Point at buffer_size when it was written, else at the other key. */
-	const char *bs = map_get(map, "buffer_size") != NULL ? "buffer_size" : NULL;
+	const char *bs = config_map_get(map, "buffer_size") != NULL ? "buffer_size" : NULL;
 	if (l->buffer_size < l->max_line)
-		cfg_error(c, node_or(map, bs ? bs : "max_line")->mark,
+		config_error(c, config_node_or(map, bs ? bs : "max_line")->mark,
 		    "limits.buffer_size (%zu) must be at least limits.max_line (%zu)",
 		    l->buffer_size, l->max_line);
 	if (l->buffer_size < l->max_literal)
-		cfg_error(c, node_or(map, bs ? bs : "max_literal")->mark,
+		config_error(c, config_node_or(map, bs ? bs : "max_literal")->mark,
 		    "limits.buffer_size (%zu) must be at least limits.max_literal (%zu)",
 		    l->buffer_size, l->max_literal);
 	if (l->idle_timeout_ms < 30 * MIN)
-		cfg_warn(c, node_or(map, "idle_timeout")->mark,
+		config_warn(c, config_node_or(map, "idle_timeout")->mark,
 		    "limits.idle_timeout is below 30m: clients in IMAP IDLE (RFC 2177) "
 		    "will be disconnected");
 }
 
 static void
-check_policy_defaults(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
+config_check_policy_defaults(struct cfgctx *c, const struct cnode *map, void *base,
+    const char *path)
 {
 	const struct ig_policy_conf *p = base;
 	(void)path;
 	if (!p->require_tls)
-		cfg_warn(c, node_or(map, "require_tls")->mark,
+		config_warn(c, config_node_or(map, "require_tls")->mark,
 		    "policy.defaults.require_tls is false: passwords may be sent before STARTTLS");
 }
 
 static void
-check_root(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
+config_check_root(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
 {
 	struct ig_config *cfg = base;
 	(void)path;
 	if (cfg->nlisteners > 0 && cfg->ncerts == 0) {
-		const struct cnode *tls = map_get(map, "tls");
-		const struct cnode *at_node = map_get(tls, "certificates");
+		const struct cnode *tls = config_map_get(map, "tls");
+		const struct cnode *at_node = config_map_get(tls, "certificates");
 		if (at_node == NULL)
 			at_node = tls != NULL ? tls : map;
-		cfg_error(c, at_node->mark,
+		config_error(c, at_node->mark,
 		    "'tls.certificates' needs at least one certificate (every listener uses TLS)");
 	}
 	for (size_t i = 0; i < cfg->nlisteners; i++)
@@ -1445,17 +1449,17 @@ static const struct enum_name forward_names[] = {
 	  .elem_size = sizeof(*((st *)0)->m), .list_check = chk }
 
 static const struct field listener_fields[] = {
-	F_STRBUF("name", struct ig_listener_conf, name, true, v_listener_name),
-	F_STRBUF("listen", struct ig_listener_conf, listen, true, v_listen),
+	F_STRBUF("name", struct ig_listener_conf, name, true, config_v_listener_name),
+	F_STRBUF("listen", struct ig_listener_conf, listen, true, config_v_listen),
 	F_ENUM("tls", struct ig_listener_conf, tls, true, IG_TLS_IMPLICIT, listener_tls_names,
-	    v_listener_tls),
+	    config_v_listener_tls),
 	F_NUM("max_sessions", FT_UINT, struct ig_listener_conf, max_sessions, 0, 1, 1000000),
 };
 static const struct section listener_section = { listener_fields, NFIELDS(listener_fields), NULL };
 
 static const struct field cert_fields[] = {
-	F_STR("cert", struct ig_cert_pair_conf, cert_path, true, v_readable_file),
-	F_STR("key", struct ig_cert_pair_conf, key_path, true, v_key_file),
+	F_STR("cert", struct ig_cert_pair_conf, cert_path, true, config_v_readable_file),
+	F_STR("key", struct ig_cert_pair_conf, key_path, true, config_v_key_file),
 };
 static const struct section cert_section = { cert_fields, NFIELDS(cert_fields), NULL };
 
@@ -1468,9 +1472,9 @@ static const struct field tls_fields[] = {
 static const struct section tls_section = { tls_fields, NFIELDS(tls_fields), NULL };
 
 static const struct field backend_fields[] = {
-	F_STRBUF("address", struct ig_backend_conf, address, true, v_backend_address),
+	F_STRBUF("address", struct ig_backend_conf, address, true, config_v_backend_address),
 	F_ENUM("tls", struct ig_backend_conf, tls, false, IG_TLS_NONE, tls_mode_names, NULL),
-	F_STR("ca", struct ig_backend_conf, ca, false, v_readable_file),
+	F_STR("ca", struct ig_backend_conf, ca, false, config_v_readable_file),
 	F_STR("server_name", struct ig_backend_conf, server_name, false, NULL),
 	F_BOOL("verify", struct ig_backend_conf, tls_verify, true),
 	F_ENUM("forward_client_address", struct ig_backend_conf, forward_client_address, false,
@@ -1481,7 +1485,7 @@ static const struct field backend_fields[] = {
 	    60 * SEC, 1, 10 * MIN),
 };
 static const struct section backend_section = {
-	backend_fields, NFIELDS(backend_fields), check_backend
+	backend_fields, NFIELDS(backend_fields), config_check_backend
 };
 
 static const struct field limits_fields[] = {
@@ -1498,14 +1502,14 @@ static const struct field limits_fields[] = {
 	F_NUM("max_sessions", FT_UINT, struct ig_limits, max_sessions, 10000, 1, 1000000),
 };
 static const struct section limits_section = {
-	limits_fields, NFIELDS(limits_fields), check_limits
+	limits_fields, NFIELDS(limits_fields), config_check_limits
 };
 
 static const struct field policy_defaults_fields[] = {
 	F_BOOL("require_tls", struct ig_policy_conf, require_tls, true),
 };
 static const struct section policy_defaults_section = {
-	policy_defaults_fields, NFIELDS(policy_defaults_fields), check_policy_defaults
+	policy_defaults_fields, NFIELDS(policy_defaults_fields), config_check_policy_defaults
 };
 
 /* "defaults" fills struct ig_policy_conf itself (offset 0). */
@@ -1517,13 +1521,13 @@ static const struct section policy_section = { policy_fields, NFIELDS(policy_fie
 static const struct field root_fields[] = {
 	F_ENUM("log_level", struct ig_config, log_level, false, IG_LOG_INFO, log_level_names, NULL),
 	F_LIST("listeners", struct ig_config, listeners, nlisteners, true, 1, 64,
-	    &listener_section, check_listeners),
+	    &listener_section, config_check_listeners),
 	{ .key = "tls", .type = FT_SECTION, .off = 0, .sub = &tls_section },
 	F_SECTION("backend", struct ig_config, backend, true, &backend_section),
 	F_SECTION("limits", struct ig_config, limits, false, &limits_section),
 	F_SECTION("policy", struct ig_config, policy, false, &policy_section),
 };
-static const struct section root_section = { root_fields, NFIELDS(root_fields), check_root };
+static const struct section root_section = { root_fields, NFIELDS(root_fields), config_check_root };
 
 /* ---------------------------------------------------------------------- */
 /* Entry points */
@@ -1548,7 +1552,7 @@ ig_config_free(struct ig_config *cfg)
 {
 	if (cfg == NULL)
 		return;
-	free_section(&root_section, cfg);
+	config_free_section(&root_section, cfg);
 	free(cfg->path);
 	free(cfg);
 }
@@ -1568,30 +1572,30 @@ ig_config_load_string_flags(const char *name, const char *yaml, size_t len, unsi
 	*out = NULL;
 	if (yaml == NULL && len > 0)
 		return IG_EINVAL;
-	int rc = tree_build(&c, (const unsigned char *)(yaml ? yaml : ""), len, &root);
+	int rc = config_tree_build(&c, (const unsigned char *)(yaml ? yaml : ""), len, &root);
 	if (rc != 0)
 		goto done;
 	cfg = calloc(1, sizeof(*cfg));
 	if (cfg == NULL) {
-		cfg_nomem(&c);
+		config_nomem(&c);
 		goto done;
 	}
-	apply_defaults(&root_section, cfg);
-	if (root == NULL || node_is_null(root))
-		cfg_error(&c, root != NULL ? root->mark : c.end_mark, "the configuration is empty");
+	config_apply_defaults(&root_section, cfg);
+	if (root == NULL || config_node_is_null(root))
+		config_error(&c, root != NULL ? root->mark : c.end_mark, "the configuration is empty");
 	else if (root->kind != CN_MAP)
-		cfg_error(&c, root->mark, "the configuration must be a mapping of sections, not %s",
-		    kind_str(root));
+		config_error(&c, root->mark, "the configuration must be a mapping of sections, not %s",
+		    config_kind_str(root));
 	else
-		walk_map(&c, root, &root_section, cfg, "");
+		config_walk_map(&c, root, &root_section, cfg, "");
 	if (!c.nomem && c.nerr == 0) {
 		cfg->path = strdup(c.name);
 		if (cfg->path == NULL)
-			cfg_nomem(&c);
+			config_nomem(&c);
 	}
 done:
-	tree_free(root);
-	cfg_flush(&c);
+	config_tree_free(root);
+	config_flush(&c);
 	if (c.nomem) {
 		ig_config_free(cfg);
 		return IG_ENOMEM;
