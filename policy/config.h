@@ -31,7 +31,10 @@ struct ig_listener_conf {
 	struct sockaddr_storage addr;    /* parsed numeric address and port */
 	socklen_t addrlen;
 	enum ig_tls_mode tls;            /* implicit | starttls (not none) */
-	unsigned max_sessions;           /* concurrent sessions; 0 = default */
+	unsigned max_sessions;           /* concurrent sessions; 0 = default
+	                                    (the loader fills in
+	                                    limits.max_sessions, so a loaded
+	                                    config never holds 0) */
 };
 
 enum ig_forward_addr {
@@ -46,7 +49,8 @@ struct ig_backend_conf {
 	char host[256];                  /* host part (name or literal) */
 	uint16_t port;
 	struct sockaddr_storage addr;    /* resolved once at load time */
-	socklen_t addrlen;
+	socklen_t addrlen;               /* 0 only when loaded with
+	                                    IG_CF_NO_RESOLVE and host is a name */
 	enum ig_tls_mode tls;            /* none | starttls | implicit */
 	char *ca;                        /* CA file for backend TLS; NULL = system
 	                                    bundle /etc/ssl/certs/ca-certificates.crt */
@@ -108,17 +112,33 @@ int ig_config_load(const char *path, struct ig_config **out, FILE *errf);
 int ig_config_load_string(const char *name, const char *yaml, size_t len,
     struct ig_config **out, FILE *errf);
 
+/* Flags for ig_config_load_string_flags(). */
+enum {
+	IG_CF_NO_RESOLVE = 1u << 0, /* backend host names are checked for syntax
+	                               but not resolved (no DNS; backend.addrlen
+	                               stays 0): for the fuzzer and for tools */
+};
+
+/*
+ * ig_config_load_string() with IG_CF_* flags (0 gives the same behaviour).
+ * Same return values and ownership.
+ */
+int ig_config_load_string_flags(const char *name, const char *yaml, size_t len,
+    unsigned flags, struct ig_config **out, FILE *errf);
+
 void ig_config_free(struct ig_config *cfg);
 
 /*
  * Parses a duration: an integer (seconds) or an integer with one of the
- * suffixes ms, s, m, h ("250ms", "30s", "35m", "1h"). Returns 0 or IG_EINVAL.
+ * suffixes ms, s, m, h ("250ms", "30s", "35m", "1h"). Returns 0 or IG_EINVAL
+ * (also when the result does not fit in an unsigned int of milliseconds).
+ * "0" is accepted here; the schema decides whether zero makes sense.
  */
 int ig_parse_duration_ms(const char *s, unsigned *out_ms);
 
 /*
- * Parses "ipv4:port", "[ipv6]:port" (numeric only) into addr. Returns 0 or
- * IG_EINVAL.
+ * Parses "ipv4:port", "[ipv6]:port" (numeric only, port 1..65535) into addr.
+ * Returns 0 or IG_EINVAL.
  */
 int ig_parse_listen_addr(const char *s, struct sockaddr_storage *addr, socklen_t *len);
 
