@@ -394,9 +394,20 @@ def imap_connection_count(dovecot):
     return len(_CONN_END_RE.findall(dovecot.log_text()))
 
 
-def settle(dovecot, pause=0.5):
-    """Give Dovecot time to log connections that just closed."""
-    time.sleep(pause)
+def quiet_connection_count(dovecot, quiet=0.6, timeout=8.0):
+    """imap_connection_count once it has not changed for `quiet` seconds:
+    connections closed just before are logged by then."""
+    deadline = time.monotonic() + timeout
+    last = imap_connection_count(dovecot)
+    since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        n = imap_connection_count(dovecot)
+        if n != last:
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return n
+    return last
 
 
 # --------------------------------------------------------------------------
@@ -563,8 +574,9 @@ class Raw:
     exactly where the server's tagged OK ended."""
 
     def __init__(self, host, port, tls_ctx=None, server_hostname="localhost",
-                 timeout=IO_TIMEOUT):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+                 timeout=IO_TIMEOUT, source=None):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.settimeout(timeout)
         self.buf = b""
         self.tls = False
