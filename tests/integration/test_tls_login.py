@@ -354,8 +354,8 @@ def run(argv, input=None, timeout=30):
     return subprocess.run(argv, input=input, capture_output=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("login_opts", [None, "AUTH=PLAIN", "AUTH=+LOGIN"],
-                         ids=["default", "auth-plain", "login-cmd"])
+@pytest.mark.parametrize("login_opts", [None, "AUTH=PLAIN", "AUTH=LOGIN"],
+                         ids=["default", "auth-plain", "auth-login-ir"])
 def test_curl_imaps_list(ig, ca, login_opts):
     host, port = ig.addr("imaps")
     argv = ["curl", "-sS", "--max-time", "20", "--cacert", ca,
