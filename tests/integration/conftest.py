@@ -137,6 +137,9 @@ def _factory(request, binary, devcerts):
     def fin():
         errors = []
         for ig, unwatch in started:
+            if ig.start_failed:  # already reported by the test itself
+                unwatch()
+                continue
             try:
                 ig.stop(check=True)
             except AssertionError as e:

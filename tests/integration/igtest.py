@@ -60,13 +60,24 @@ def _kill_group(proc, sig=signal.SIGKILL):
         pass
 
 
+def _die_with_parent():
+    """In the child, before exec: SIGKILL when the parent (pytest) dies,
+    even by SIGKILL (a ctest timeout), when atexit never runs."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 def spawn(argv, log_path, env=None, cwd=None):
     """Start argv in a new session (own process group), output to log_path."""
     logf = open(log_path, "ab")
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
                                 stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_die_with_parent)
     finally:
         logf.close()
     _live[proc.pid] = proc
@@ -215,9 +226,13 @@ def dovecot_config(d, port, ssl_port=None, certs=None):
     directory d, listening on 127.0.0.1:port (and on ssl_port with implicit
     TLS when certs is given). Returns the config path.
 
-    Runs as root: the master stays root, login processes use the stock
-    dovenull user, and mail is owned by the "mail" user (uid 8), which
-    first_valid_uid admits. Dovecot refuses uid 0 for mail access."""
+    Runs as root: the master stays root, imap-login runs as the stock
+    dovenull user, auth as dovecot, and mail is owned by the "mail" user
+    (uid/gid 8), admitted by first/last_valid_uid and _gid. Dovecot refuses
+    uid 0 for mail even with first_valid_uid = 0 ("userdb returned 0 as
+    uid"), so mail_uid = root is not an option. d is made 0755 so those
+    users can traverse it; the passwd file is 0644 (auth reads it as
+    dovecot); home/ belongs to mail."""
     import pwd
     mu = pwd.getpwnam(MAIL_USER)
     d = os.path.abspath(d)
@@ -501,6 +516,7 @@ class Imapguard:
         self.log_path = os.path.join(d, "imapguard.log")
         self.proc = None
         self.exit_code = None
+        self.start_failed = False
 
     def start(self):
         env = dict(os.environ)
@@ -516,7 +532,9 @@ class Imapguard:
         try:
             wait_until(ready, START_TIMEOUT, "imapguard listeners %s" % self.ports)
         except Exception:
-            reap(self.proc, signal.SIGKILL, 5)
+            self.exit_code = reap(self.proc, signal.SIGKILL, 5)
+            self.proc = None
+            self.start_failed = True
             raise
         return self
 

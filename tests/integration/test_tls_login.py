@@ -384,3 +384,39 @@ def test_openssl_s_client_implicit(ig, ca):
     assert re.search(r"^a OK", out, re.M), out + r.stderr.decode()
     assert re.search(r"^b OK", out, re.M), out
     assert re.search(r"^\* BYE", out, re.M) and re.search(r"^c OK", out, re.M), out
+
+
+def test_scram_cancel_mid_exchange_is_bad(conn):
+    """'*' after the server-first message (which came from Dovecot) ends the
+    exchange with a tagged BAD, and the session can still log in."""
+    sc = igtest.ScramClient(ALICE, ALICE_PW)
+    conn.send("a AUTHENTICATE SCRAM-SHA-256 %s\r\n" % sc.first())
+    assert conn.readline().startswith(b"+")
+    conn.send("*\r\n")
+    assert status(conn.read_until_tagged("a")[1]) == "BAD"
+    assert status(conn.cmd("b", "LOGIN %s %s" % (ALICE, ALICE_PW))[1]) == "OK"
+    assert_logged_in(conn)
+
+
+def _have_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _have_ipv6_loopback(), reason="no ::1 on this machine")
+def test_ipv6_listener(imapguard, devcerts, dovecot, ca):
+    cfg = igtest.base_config(devcerts, dovecot.address, listeners=("imaps",))
+    cfg["listeners"][0]["listen"] = "[::1]:0"
+    ig6 = imapguard(cfg)
+    c = Raw("::1", ig6.ports["imaps"], tls_ctx=igtest.client_context(ca),
+            server_hostname="localhost")
+    try:
+        assert c.readline().startswith(b"* OK")
+        assert status(c.cmd("a", "LOGIN %s %s" % (ALICE, ALICE_PW))[1]) == "OK"
+        assert_logged_in(c)
+    finally:
+        c.close()
