@@ -1478,7 +1478,7 @@ static const struct field backend_fields[] = {
 	F_STR("server_name", struct ig_backend_conf, server_name, false, NULL),
 	F_BOOL("verify", struct ig_backend_conf, tls_verify, true),
 	F_ENUM("forward_client_address", struct ig_backend_conf, forward_client_address, false,
-	    IG_FORWARD_NONE, forward_names, NULL),
+	    IG_FORWARD_ID, forward_names, NULL),
 	F_NUM("connect_timeout", FT_DURATION, struct ig_backend_conf, connect_timeout_ms,
 	    10 * SEC, 1, 10 * MIN),
 	F_NUM("auth_timeout", FT_DURATION, struct ig_backend_conf, auth_timeout_ms,

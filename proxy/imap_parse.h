@@ -78,15 +78,21 @@ struct ig_imap_parser {
 	                        its data is on its way and must not be acted on */
 	const char *error;   /* static text for BAD/TOO_LONG, for the reply */
 
-	/* Private resumable state: do not touch. */
+	/* Private resumable state: offsets only, never pointers, so the caller
+	   may move the pending bytes as a block between calls. */
 	size_t pos;          /* bytes of buf already scanned */
 	size_t line_start;   /* offset where the current line started */
+	size_t tok_start;    /* offset where the current token started */
+	size_t lit_len;      /* announced literal length */
 	size_t lit_remaining;/* literal bytes still expected */
-	size_t lit_start;
+	size_t tag_end;
+	size_t name_start, name_end;
+	size_t arg_off[IG_IMAP_MAX_ARGS];
 	int state;
 	int depth;           /* parenthesis depth */
 	bool skipping;       /* error seen: skipping to LF */
-	bool lit_sync_pending;
+	bool lit_plus_cur;   /* the literal being read is {n+} */
+	enum ig_parse_result err_result; /* BAD or TOO_LONG, while skipping */
 	struct ig_imap_limits limits;
 };
 

@@ -223,7 +223,7 @@ test_defaults(void **state)
 	assert_null(cfg->backend.ca);
 	assert_null(cfg->backend.server_name);
 	assert_true(cfg->backend.tls_verify);
-	assert_int_equal(cfg->backend.forward_client_address, IG_FORWARD_NONE);
+	assert_int_equal(cfg->backend.forward_client_address, IG_FORWARD_ID);
 	assert_int_equal(cfg->backend.connect_timeout_ms, 10000);
 	assert_int_equal(cfg->backend.auth_timeout_ms, 60000);
 	assert_int_equal(cfg->limits.max_line, 8192);

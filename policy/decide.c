@@ -1,0 +1,47 @@
+#include "policy/decide.h"
+
+#define CASE(x, s) case x: return s
+const char *
+ig_verdict_str(enum ig_verdict v)
+{
+	switch (v) {
+	CASE(IG_VERDICT_ALLOW, "allow");
+	CASE(IG_VERDICT_DENY, "deny");
+	CASE(IG_VERDICT_TEMPFAIL, "tempfail");
+	case IG_VERDICT_COUNT:
+		break;
+	}
+	return "?";
+}
+#undef CASE
+
+enum ig_verdict
+ig_policy_decide(const struct ig_policy_conf *p, const struct ig_login_facts *f,
+    struct ig_decision *out)
+{
+	out->rule = -1;
+	if (p->require_tls && !f->tls) {
+		out->verdict = IG_VERDICT_DENY;
+		out->code = "PRIVACYREQUIRED";
+		out->reason = "tls-required";
+		out->text = "TLS is required: use STARTTLS or port 993 first";
+		return out->verdict;
+	}
+	out->verdict = IG_VERDICT_ALLOW;
+	out->code = NULL;
+	out->reason = "allowed";
+	out->text = "";
+	return out->verdict;
+}
+
+uint32_t
+ig_policy_possible(const struct ig_policy_conf *p, const struct ig_login_facts *f,
+    bool *login_ok)
+{
+	if (p->require_tls && !f->tls) {
+		*login_ok = false;
+		return 0;
+	}
+	*login_ok = true;
+	return IG_MECH_ALL;
+}

@@ -1,0 +1,582 @@
+/*
+ * The backend side of a login: connect (only once the attempt is allowed),
+ * read the greeting, STARTTLS or implicit TLS with certificate and name
+ * checks, learn the capabilities, optionally tell the backend the client's
+ * address with ID, then send the client's LOGIN or AUTHENTICATE under the
+ * client's own tag and carry SASL steps both ways until the tagged result.
+ * Our own prelude commands use tags "ig.N", which never reach the client.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <mbedtls/platform_util.h>
+
+#include "proxy/conn.h"
+#include "proxy/err.h"
+#include "proxy/session_types.h"
+#include "proxy/tls.h"
+#include "proxy/worker.h"
+
+#define CASE(x) case x: return #x
+const char *
+ig_backend_state_str(enum ig_backend_state st)
+{
+	switch (st) {
+	CASE(IG_BS_NONE);
+	CASE(IG_BS_CONNECTING);
+	CASE(IG_BS_TLS);
+	CASE(IG_BS_GREETING);
+	CASE(IG_BS_STARTTLS);
+	CASE(IG_BS_CAPABILITY);
+	CASE(IG_BS_ID);
+	CASE(IG_BS_AUTH);
+	case IG_BS_COUNT:
+		break;
+	}
+	return "?";
+}
+#undef CASE
+
+static void backend_connect_cb(uv_connect_t *req, int status);
+
+static void
+backend_set(struct ig_session *s, enum ig_backend_state st)
+{
+	ig_session_log(s, IG_LOG_DEBUG, "event=backend-state from=%s to=%s",
+	    ig_backend_state_str(s->bstate) + 6, ig_backend_state_str(st) + 6);
+	s->bstate = st;
+}
+
+void
+ig_backend_close(struct ig_session *s)
+{
+	s->bstate = IG_BS_NONE;
+	s->bin.off = s->bin.len = 0;
+	if (s->backend.open)
+		ig_conn_close(&s->backend);
+}
+
+/* The backend failed before answering the login: temporary failure. */
+static void
+backend_fail(struct ig_session *s, const char *reason, const char *detail)
+{
+	ig_session_log(s, IG_LOG_WARN, "event=backend-error reason=%s state=%s%s%s%s",
+	    reason, ig_backend_state_str(s->bstate) + 6, detail ? " detail=\"" : "",
+	    detail ? detail : "", detail ? "\"" : "");
+	ig_backend_close(s);
+	ig_preauth_login_done(s, false, true);
+}
+
+static void
+backend_connect(struct ig_session *s)
+{
+	const struct ig_backend_conf *b = &s->gen->cfg->backend;
+	s->backend_wanted = false;
+	uint8_t *rb = s->backend.rbuf, *wb = s->backend.wbuf;
+	size_t rc_ = s->backend.rcap, wc = s->backend.wcap;
+	if (ig_conn_init(&s->backend, s, &s->w->loop, "backend", rb, rc_, wb, wc) != 0) {
+		backend_fail(s, "socket", NULL);
+		return;
+	}
+	s->connect_req.data = s;
+	if (uv_tcp_connect(&s->connect_req, &s->backend.tcp,
+	        (const struct sockaddr *)&b->addr, backend_connect_cb) != 0) {
+		backend_fail(s, "connect", NULL);
+		return;
+	}
+	ig_session_handle_opened(s);
+	backend_set(s, IG_BS_CONNECTING);
+	ig_session_timer(s, b->connect_timeout_ms);
+}
+
+void
+ig_backend_start(struct ig_session *s)
+{
+	s->bin.off = s->bin.len = 0;
+	if (s->backend.open) {
+		/* The previous attempt's handle is still closing. */
+		s->backend_wanted = true;
+		return;
+	}
+	backend_connect(s);
+}
+
+static void
+backend_connect_cb(uv_connect_t *req, int status)
+{
+	struct ig_session *s = req->data;
+	if (!ig_session_handle_closed(s))
+		return;
+	if (s->closing || status == UV_ECANCELED || s->bstate != IG_BS_CONNECTING)
+		return;
+	if (status < 0) {
+		backend_fail(s, "connect-failed", uv_strerror(status));
+		ig_session_on_io(s);
+		return;
+	}
+	struct ig_conn *c = &s->backend;
+	c->connected = true;
+	uv_tcp_nodelay(&c->tcp, 1);
+	ig_session_log(s, IG_LOG_DEBUG, "event=backend-connected backend=%s",
+	    s->gen->cfg->backend.address);
+	if (s->gen->cfg->backend.tls == IG_TLS_IMPLICIT) {
+		if (ig_tls_start_client(c, s->gen->tls_client) != 0) {
+			backend_fail(s, "tls-setup", NULL);
+			ig_session_on_io(s);
+			return;
+		}
+		backend_set(s, IG_BS_TLS);
+	} else {
+		backend_set(s, IG_BS_GREETING);
+	}
+	ig_conn_update_read(c);
+	ig_session_on_io(s);
+}
+
+/* Queues stage[send_off..send_len) to the backend. Returns 0 or IG_E*. */
+static int
+backend_push(struct ig_session *s)
+{
+	struct ig_attempt *a = &s->att;
+	while (a->send_off < a->send_len) {
+		long n = ig_conn_write(&s->backend, a->stage + a->send_off,
+		    a->send_len - a->send_off);
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			break;
+		a->send_off += (size_t)n;
+	}
+	return 0;
+}
+
+/* Sends one short command of our own. Returns 0 or IG_E*. */
+static int
+backend_command(struct ig_session *s, const char *line)
+{
+	size_t len = strlen(line);
+	long n = ig_conn_write(&s->backend, (const uint8_t *)line, len);
+	if (n < 0)
+		return (int)n;
+	return (size_t)n == len ? 0 : IG_EIO;
+}
+
+static bool
+backend_line_is(struct ig_span line, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	return line.len >= n && strncasecmp((const char *)line.p, prefix, n) == 0;
+}
+
+static void
+backend_learn_caps(struct ig_session *s, struct ig_span line)
+{
+	char caps[IG_CAPS_MAX];
+	if (ig_caps_from_response(line, caps, sizeof(caps)) != 0)
+		return;
+	snprintf(s->bcaps, sizeof(s->bcaps), "%s", caps);
+}
+
+/* True when we may use a quoted string for these bytes. */
+static bool
+backend_quotable(const uint8_t *p, size_t len)
+{
+	if (len > 1024)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (p[i] < 0x20 || p[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* Appends to stage. Returns false when it does not fit. */
+static bool
+stage_add(struct ig_attempt *a, const void *p, size_t len)
+{
+	if (a->stage_cap - a->send_len < len)
+		return false;
+	memcpy(a->stage + a->send_len, p, len);
+	a->send_len += len;
+	return true;
+}
+
+static bool
+stage_addf(struct ig_attempt *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static bool
+stage_addf(struct ig_attempt *a, const char *fmt, ...)
+{
+	char tmp[256];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	return n >= 0 && (size_t)n < sizeof(tmp) && stage_add(a, tmp, (size_t)n);
+}
+
+/*
+ * Appends one astring: quoted when plain printable ASCII, else a LITERAL+
+ * literal when the backend has it, else a synchronizing literal whose data
+ * (and the rest of the command) becomes the tail sent after "+".
+ * Returns false when it does not fit or a second sync literal would be
+ * needed.
+ */
+static bool
+stage_astring(struct ig_session *s, const uint8_t *p, size_t len, bool last)
+{
+	struct ig_attempt *a = &s->att;
+	if (backend_quotable(p, len)) {
+		if (!stage_add(a, "\"", 1))
+			return false;
+		for (size_t i = 0; i < len; i++) {
+			if ((p[i] == '"' || p[i] == '\\') && !stage_add(a, "\\", 1))
+				return false;
+			if (!stage_add(a, &p[i], 1))
+				return false;
+		}
+		return stage_add(a, "\"", 1);
+	}
+	if (ig_caps_has(s->bcaps, "LITERAL+"))
+		return stage_addf(a, "{%zu+}\r\n", len) && stage_add(a, p, len);
+	if (a->tail_pending || !last)
+		return false;
+	if (!stage_addf(a, "{%zu}\r\n", len))
+		return false;
+	a->tail_off = a->send_len;
+	if (!stage_add(a, p, len))
+		return false;
+	a->tail_len = a->send_len - a->tail_off;
+	a->send_len = a->tail_off; /* the tail waits for "+" */
+	a->tail_pending = true;
+	return true;
+}
+
+/* Formats and sends the client's login command. May close the session. */
+static void
+backend_send_login(struct ig_session *s)
+{
+	struct ig_attempt *a = &s->att;
+	a->send_off = a->send_len = 0;
+	a->tail_pending = false;
+	bool ok;
+	if (a->login_cmd) {
+		ok = stage_addf(a, "%s LOGIN ", a->tag) &&
+		    stage_astring(s, a->cmd, a->ir_off, false) && stage_add(a, " ", 1) &&
+		    stage_astring(s, a->cmd + a->ir_off, a->ir_len, true);
+		if (ok && a->tail_pending) {
+			/* "\r\n" ends the tail. */
+			size_t end = a->tail_off + a->tail_len;
+			ok = end + 2 <= a->stage_cap;
+			if (ok) {
+				memcpy(a->stage + end, "\r\n", 2);
+				a->tail_len += 2;
+			}
+		} else if (ok) {
+			ok = stage_add(a, "\r\n", 2);
+		}
+	} else if (ig_sasl_mech_server_first(a->mech)) {
+		ok = stage_addf(a, "%s AUTHENTICATE %s\r\n", a->tag, ig_sasl_mech_str(a->mech));
+	} else if (ig_caps_has(s->bcaps, "SASL-IR")) {
+		ok = stage_addf(a, "%s AUTHENTICATE %s ", a->tag, ig_sasl_mech_str(a->mech)) &&
+		    (a->ir_len > 0 ? stage_add(a, a->cmd + a->ir_off, a->ir_len) :
+		    stage_add(a, "=", 1)) && stage_add(a, "\r\n", 2);
+	} else {
+		ok = stage_addf(a, "%s AUTHENTICATE %s\r\n", a->tag, ig_sasl_mech_str(a->mech));
+		a->tail_off = a->send_len;
+		ok = ok && stage_add(a, a->cmd + a->ir_off, a->ir_len) && stage_add(a, "\r\n", 2);
+		if (ok) {
+			a->tail_len = a->send_len - a->tail_off;
+			a->send_len = a->tail_off;
+			a->tail_pending = true;
+		}
+	}
+	mbedtls_platform_zeroize(a->cmd, a->cmd_cap);
+	if (!ok) {
+		ig_session_log(s, IG_LOG_WARN, "event=login-refused reason=command-too-long");
+		ig_backend_close(s);
+		ig_session_reply(s, "%s NO [LIMIT] Login command too long for the backend", a->tag);
+		ig_preauth_login_done(s, false, false);
+		return;
+	}
+	s->backend.wipe_writes = true;
+	backend_set(s, IG_BS_AUTH);
+	ig_session_set_state(s, IG_SS_BACKEND_AUTH);
+	ig_session_timer(s, s->gen->cfg->backend.auth_timeout_ms);
+	if (backend_push(s) != 0)
+		backend_fail(s, "write", NULL);
+}
+
+/* Capabilities are known: tell the client address, then log in. */
+static void
+backend_after_caps(struct ig_session *s)
+{
+	struct ig_worker *w = s->w;
+	if (s->bcaps[0] != '\0') {
+		snprintf(w->backend_caps, sizeof(w->backend_caps), "%s", s->bcaps);
+		w->backend_caps_known = true;
+	}
+	if (s->gen->cfg->backend.forward_client_address == IG_FORWARD_ID &&
+	    ig_caps_has(s->bcaps, "ID")) {
+		char line[512];
+		snprintf(line, sizeof(line),
+		    "ig.3 ID (\"x-originating-ip\" \"%s\" \"x-originating-port\" \"%u\" "
+		    "\"x-session-id\" \"%s\")\r\n", s->peer_ip, s->peer_port, s->ids);
+		if (backend_command(s, line) != 0) {
+			backend_fail(s, "write", NULL);
+			return;
+		}
+		backend_set(s, IG_BS_ID);
+		return;
+	}
+	backend_send_login(s);
+}
+
+static void
+backend_greeting(struct ig_session *s, struct ig_span line)
+{
+	if (!backend_line_is(line, "* OK")) {
+		char esc[128];
+		ig_log_escape(line.p, line.len, esc, sizeof(esc));
+		backend_fail(s, "bad-greeting", esc);
+		return;
+	}
+	backend_learn_caps(s, line);
+	if (s->gen->cfg->backend.tls == IG_TLS_STARTTLS) {
+		if (backend_command(s, "ig.1 STARTTLS\r\n") != 0) {
+			backend_fail(s, "write", NULL);
+			return;
+		}
+		s->bcaps[0] = '\0'; /* forget what was said before TLS */
+		backend_set(s, IG_BS_STARTTLS);
+		return;
+	}
+	if (s->bcaps[0] == '\0') {
+		if (backend_command(s, "ig.2 CAPABILITY\r\n") != 0) {
+			backend_fail(s, "write", NULL);
+			return;
+		}
+		backend_set(s, IG_BS_CAPABILITY);
+		return;
+	}
+	backend_after_caps(s);
+}
+
+/* One complete line from the backend, without its CRLF. */
+static void
+backend_line(struct ig_session *s, struct ig_span line, size_t consumed)
+{
+	struct ig_attempt *a = &s->att;
+	switch (s->bstate) {
+	case IG_BS_GREETING:
+		backend_greeting(s, line);
+		return;
+	case IG_BS_STARTTLS:
+		if (backend_line_is(line, "ig.1 OK")) {
+			/* Nothing the backend sent before TLS is kept. */
+			s->bin.off = s->bin.len = 0;
+			ig_conn_discard_input(&s->backend);
+			if (ig_tls_start_client(&s->backend, s->gen->tls_client) != 0) {
+				backend_fail(s, "tls-setup", NULL);
+				return;
+			}
+			backend_set(s, IG_BS_TLS);
+		} else if (backend_line_is(line, "ig.1 ")) {
+			backend_fail(s, "starttls-refused", NULL);
+		}
+		return;
+	case IG_BS_CAPABILITY:
+		if (backend_line_is(line, "* CAPABILITY "))
+			backend_learn_caps(s, line);
+		else if (backend_line_is(line, "ig.2 OK"))
+			backend_after_caps(s);
+		else if (backend_line_is(line, "ig.2 "))
+			backend_fail(s, "capability-refused", NULL);
+		return;
+	case IG_BS_ID:
+		if (backend_line_is(line, "ig.3 "))
+			backend_send_login(s);
+		return;
+	case IG_BS_AUTH:
+		break;
+	case IG_BS_NONE:
+	case IG_BS_CONNECTING:
+	case IG_BS_TLS:
+	case IG_BS_COUNT:
+		return;
+	}
+
+	/* The login is with the backend. */
+	if (line.len >= 1 && line.p[0] == '+') {
+		if (a->tail_pending) {
+			a->tail_pending = false;
+			a->send_off = a->tail_off;
+			a->send_len = a->tail_off + a->tail_len;
+			if (backend_push(s) != 0)
+				backend_fail(s, "write", NULL);
+			return;
+		}
+		/* A SASL challenge: the client answers it. */
+		a->backend_cont_seen = true;
+		ig_session_reply_raw(s, line.p, consumed);
+		return;
+	}
+	size_t tl = strlen(a->tag);
+	if (line.len > tl && memcmp(line.p, a->tag, tl) == 0 && line.p[tl] == ' ') {
+		struct ig_span st = { line.p + tl + 1, line.len - tl - 1 };
+		bool ok = backend_line_is(st, "OK");
+		ig_session_reply_raw(s, line.p, consumed);
+		ig_preauth_login_done(s, ok, false);
+		return;
+	}
+	if (line.len >= 2 && line.p[0] == '*' && line.p[1] == ' ') {
+		ig_session_reply_raw(s, line.p, consumed);
+		return;
+	}
+	char esc[128];
+	ig_log_escape(line.p, line.len, esc, sizeof(esc));
+	ig_session_log(s, IG_LOG_WARN, "event=backend-unexpected line=\"%s\"", esc);
+}
+
+/* Client SASL lines during IG_BS_AUTH (answers to the backend's "+"). */
+static void
+backend_client_lines(struct ig_session *s)
+{
+	struct ig_attempt *a = &s->att;
+	while (s->bstate == IG_BS_AUTH && a->backend_cont_seen && !s->closing) {
+		struct ig_span line;
+		size_t consumed = 0;
+		enum ig_parse_result r = ig_imap_parse_line(s->cin.p + s->cin.off,
+		    s->cin.len - s->cin.off, s->gen->cfg->limits.max_line, &line, &consumed);
+		if (r == IG_PARSE_AGAIN)
+			return;
+		if (r != IG_PARSE_OK) {
+			ig_session_reply(s, "* BYE [CLIENTBUG] SASL response too long");
+			ig_session_close(s, "sasl-line-too-long", true);
+			return;
+		}
+		ig_backend_client_line(s, line);
+		mbedtls_platform_zeroize(s->cin.p + s->cin.off, consumed);
+		s->cin.off += consumed;
+		if (s->cin.off == s->cin.len)
+			s->cin.off = s->cin.len = 0;
+	}
+}
+
+void
+ig_backend_client_line(struct ig_session *s, struct ig_span line)
+{
+	struct ig_attempt *a = &s->att;
+	a->backend_cont_seen = false;
+	bool cancel = line.len == 1 && line.p[0] == '*';
+	if (!cancel && !a->user_known && ig_sasl_mech_server_first(a->mech)) {
+		if (!ig_preauth_judge_step(s, line))
+			return;
+	}
+	a->send_off = 0;
+	a->send_len = 0;
+	if (line.len + 2 > a->stage_cap) {
+		backend_fail(s, "sasl-line-too-long", NULL);
+		return;
+	}
+	memcpy(a->stage, line.p, line.len);
+	memcpy(a->stage + line.len, "\r\n", 2);
+	a->send_len = line.len + 2;
+	ig_session_timer(s, s->gen->cfg->backend.auth_timeout_ms);
+	if (backend_push(s) != 0)
+		backend_fail(s, "write", NULL);
+}
+
+void
+ig_backend_pump(struct ig_session *s)
+{
+	struct ig_conn *c = &s->backend;
+	if (s->bstate == IG_BS_NONE) {
+		if (s->backend_wanted && !c->open)
+			backend_connect(s);
+		return;
+	}
+	if (s->bstate == IG_BS_CONNECTING)
+		return;
+	for (;;) {
+		if (s->closing || s->state == IG_SS_RELAY || s->bstate == IG_BS_NONE)
+			return;
+		if (s->bstate == IG_BS_TLS) {
+			char err[256] = "";
+			int rc = ig_tls_handshake(c, err, sizeof(err));
+			if (ig_conn_flush(c) != 0)
+				rc = IG_EIO;
+			if (rc == 0)
+				break;
+			if (rc < 0) {
+				backend_fail(s, rc == IG_ECERT ? "tls-identity" : "tls", err);
+				return;
+			}
+			ig_session_log(s, IG_LOG_DEBUG, "event=backend-tls version=%s cipher=%s",
+			    ig_tls_version(c), ig_tls_cipher(c));
+			if (s->gen->cfg->backend.tls == IG_TLS_STARTTLS) {
+				if (backend_command(s, "ig.2 CAPABILITY\r\n") != 0) {
+					backend_fail(s, "write", NULL);
+					return;
+				}
+				backend_set(s, IG_BS_CAPABILITY);
+			} else {
+				backend_set(s, IG_BS_GREETING);
+			}
+			continue;
+		}
+		if (s->att.send_off < s->att.send_len && backend_push(s) != 0) {
+			backend_fail(s, "write", NULL);
+			return;
+		}
+		if (s->bstate == IG_BS_AUTH) {
+			backend_client_lines(s);
+			if (s->closing || s->bstate != IG_BS_AUTH)
+				return;
+		}
+		/* Lines from the backend. */
+		if (s->bin.len < s->bin.cap) {
+			long n = ig_conn_read(c, s->bin.p + s->bin.len, s->bin.cap - s->bin.len);
+			if (n > 0) {
+				s->bin.len += (size_t)n;
+			} else if (n < 0 && s->bin.off == s->bin.len) {
+				backend_fail(s, n == IG_EEOF ? "closed" : "read",
+				    ig_strerror((int)n));
+				return;
+			}
+		}
+		if (s->bin.off == s->bin.len)
+			break;
+		struct ig_span line;
+		size_t consumed = 0;
+		enum ig_parse_result r = ig_imap_parse_line(s->bin.p + s->bin.off,
+		    s->bin.len - s->bin.off, s->bin.cap, &line, &consumed);
+		if (r == IG_PARSE_AGAIN) {
+			if (s->bin.off > 0) {
+				size_t n = s->bin.len - s->bin.off;
+				memmove(s->bin.p, s->bin.p + s->bin.off, n);
+				s->bin.off = 0;
+				s->bin.len = n;
+				continue;
+			}
+			if (s->bin.len < s->bin.cap)
+				break;
+			r = IG_PARSE_TOO_LONG;
+		}
+		if (r != IG_PARSE_OK) {
+			backend_fail(s, "line-too-long", NULL);
+			return;
+		}
+		if (ig_session_reply_room(s) < consumed + 2)
+			break; /* the client must take our output first */
+		/* Consume first: the span stays valid, and whatever follows a
+		   tagged OK in bin belongs to the relay. */
+		s->bin.off += consumed;
+		backend_line(s, line, consumed);
+		if (s->closing)
+			return;
+		if (s->bin.off == s->bin.len && s->state != IG_SS_RELAY)
+			s->bin.off = s->bin.len = 0;
+	}
+	ig_conn_update_read(c);
+}

@@ -1,0 +1,246 @@
+/*
+ * Socket side of a connection: reads only into the free space of a fixed
+ * buffer (backpressure for free) and writes from a fixed buffer with at most
+ * one uv_write in flight; bytes queued behind it wait in the same buffer.
+ */
+#include "proxy/conn.h"
+
+#include <string.h>
+
+#include <mbedtls/platform_util.h>
+
+#include "proxy/err.h"
+#include "proxy/session.h"
+#include "proxy/tls.h"
+
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+static void conn_write_cb(uv_write_t *req, int status);
+static void conn_close_cb(uv_handle_t *h);
+
+int
+ig_conn_init(struct ig_conn *c, struct ig_session *s, uv_loop_t *loop,
+    const char *side, uint8_t *rbuf, size_t rcap, uint8_t *wbuf, size_t wcap)
+{
+	memset(c, 0, sizeof(*c));
+	c->s = s;
+	c->side = side;
+	c->rbuf = rbuf;
+	c->rcap = rcap;
+	c->wbuf = wbuf;
+	c->wcap = wcap;
+	if (uv_tcp_init(loop, &c->tcp) != 0)
+		return IG_EIO;
+	c->tcp.data = c;
+	c->open = true;
+	ig_session_handle_opened(s);
+	return 0;
+}
+
+static void
+conn_compact_rbuf(struct ig_conn *c)
+{
+	if (c->roff == 0)
+		return;
+	size_t n = c->rlen - c->roff;
+	if (n > 0)
+		memmove(c->rbuf, c->rbuf + c->roff, n);
+	c->roff = 0;
+	c->rlen = n;
+}
+
+void
+ig_conn_update_read(struct ig_conn *c)
+{
+	if (!c->open || c->closing || !c->connected)
+		return;
+	if (c->rlen == c->rcap)
+		conn_compact_rbuf(c);
+	bool want = !c->eof && c->error == 0 && c->rlen < c->rcap;
+	if (want && !c->reading) {
+		if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) == 0)
+			c->reading = true;
+	} else if (!want && c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+	}
+}
+
+static void
+conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct ig_conn *c = h->data;
+	(void)suggested;
+	if (c->rlen == c->rcap)
+		conn_compact_rbuf(c);
+	buf->base = (char *)c->rbuf + c->rlen;
+	buf->len = c->rcap - c->rlen;
+}
+
+static void
+conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	struct ig_conn *c = st->data;
+	(void)buf;
+	if (nread == 0 || nread == UV_ENOBUFS) {
+		ig_conn_update_read(c);
+		return;
+	}
+	if (nread < 0) {
+		if (nread == UV_EOF)
+			c->eof = true;
+		else
+			c->error = IG_EIO;
+		uv_read_stop(st);
+		c->reading = false;
+	} else {
+		c->rlen += (size_t)nread;
+		c->bytes_in += (uint64_t)nread;
+		if (c->rlen == c->rcap)
+			ig_conn_update_read(c);
+	}
+	/* may close the session */
+	ig_session_on_io(c->s);
+}
+
+long
+ig_conn_read(struct ig_conn *c, uint8_t *buf, size_t len)
+{
+	if (c->tls)
+		return ig_tls_read(c, buf, len);
+	size_t avail = c->rlen - c->roff;
+	if (avail == 0) {
+		if (c->error)
+			return c->error;
+		return c->eof ? IG_EEOF : 0;
+	}
+	size_t n = avail < len ? avail : len;
+	memcpy(buf, c->rbuf + c->roff, n);
+	c->roff += n;
+	if (c->roff == c->rlen)
+		c->roff = c->rlen = 0;
+	ig_conn_update_read(c);
+	return (long)n;
+}
+
+/*
+ * Raw output: appends to wbuf what fits. Used by the plaintext path and by
+ * the TLS send callback. Returns bytes taken (possibly 0), or IG_EIO.
+ */
+long ig_conn_write_raw(struct ig_conn *c, const uint8_t *buf, size_t len);
+
+long
+ig_conn_write_raw(struct ig_conn *c, const uint8_t *buf, size_t len)
+{
+	if (c->error)
+		return c->error;
+	if (!c->open || c->closing)
+		return IG_EIO;
+	size_t room = c->wcap - c->wlen;
+	size_t n = room < len ? room : len;
+	if (n > 0) {
+		memcpy(c->wbuf + c->wlen, buf, n);
+		c->wlen += n;
+	}
+	return (long)n;
+}
+
+long
+ig_conn_write(struct ig_conn *c, const uint8_t *buf, size_t len)
+{
+	long n;
+	if (c->tls)
+		n = ig_tls_write(c, buf, len);
+	else
+		n = ig_conn_write_raw(c, buf, len);
+	if (n < 0)
+		return n;
+	int rc = ig_conn_flush(c);
+	if (rc < 0)
+		return rc;
+	return n;
+}
+
+int
+ig_conn_flush(struct ig_conn *c)
+{
+	if (c->wflight > 0 || c->wlen == 0 || !c->connected || c->closing)
+		return 0;
+	c->wflight = c->wlen;
+	uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)c->wflight);
+	c->wreq.data = c;
+	int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb);
+	if (rc != 0) {
+		c->wflight = 0;
+		c->error = IG_EIO;
+		return IG_EIO;
+	}
+	ig_session_handle_opened(c->s); /* the write request holds the session */
+	return 0;
+}
+
+static void
+conn_write_cb(uv_write_t *req, int status)
+{
+	struct ig_conn *c = req->data;
+	struct ig_session *s = c->s;
+	size_t done = c->wflight;
+	if (c->wipe_writes)
+		mbedtls_platform_zeroize(c->wbuf, done);
+	c->bytes_out += (uint64_t)done;
+	size_t rest = c->wlen - done;
+	if (rest > 0)
+		memmove(c->wbuf, c->wbuf + done, rest);
+	c->wlen = rest;
+	c->wflight = 0;
+	if (status < 0 && c->error == 0)
+		c->error = IG_EIO;
+	if (status == 0 && !c->closing)
+		ig_conn_flush(c);
+	if (!ig_session_handle_closed(s)) /* false: s was freed */
+		return;
+	/* may close the session */
+	ig_session_on_io(s);
+}
+
+bool
+ig_conn_drained(const struct ig_conn *c)
+{
+	return c->wlen == 0 && c->wflight == 0;
+}
+
+void
+ig_conn_discard_input(struct ig_conn *c)
+{
+	mbedtls_platform_zeroize(c->rbuf, c->rlen);
+	c->roff = c->rlen = 0;
+	ig_conn_update_read(c);
+}
+
+void
+ig_conn_close(struct ig_conn *c)
+{
+	if (!c->open || c->closing)
+		return;
+	c->closing = true;
+	c->connected = false;
+	c->reading = false;
+	ig_tls_free(c);
+	uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+}
+
+static void
+conn_close_cb(uv_handle_t *h)
+{
+	struct ig_conn *c = h->data;
+	c->open = false;
+	c->closing = false;
+	mbedtls_platform_zeroize(c->rbuf, c->rcap);
+	mbedtls_platform_zeroize(c->wbuf, c->wcap);
+	c->roff = c->rlen = c->wlen = c->wflight = 0;
+	struct ig_session *s = c->s;
+	if (!ig_session_handle_closed(s))
+		return;
+	/* A login waiting for this handle to close may now connect. */
+	ig_session_on_io(s);
+}

@@ -1,0 +1,64 @@
+/*
+ * The byte pipe of one side of a session: plaintext in and out, whether the
+ * socket carries TLS or not. Functions never close the session themselves;
+ * they return errors and the session decides.
+ */
+#ifndef IG_PROXY_CONN_H
+#define IG_PROXY_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proxy/conn_types.h"
+
+/*
+ * Prepares conn (buffers given by the caller, owned by the session) and
+ * initialises its TCP handle on loop. Returns 0 or IG_EIO.
+ */
+int ig_conn_init(struct ig_conn *c, struct ig_session *s, uv_loop_t *loop,
+    const char *side, uint8_t *rbuf, size_t rcap, uint8_t *wbuf, size_t wcap);
+
+/*
+ * Starts or stops reading from the socket according to the free space in
+ * rbuf: reading is on exactly while rbuf has room and the peer is open.
+ */
+void ig_conn_update_read(struct ig_conn *c);
+
+/*
+ * Reads up to len plaintext bytes. Returns >0 bytes read, 0 when nothing is
+ * available yet, IG_EEOF when the peer has closed, or another negative IG_E*.
+ */
+long ig_conn_read(struct ig_conn *c, uint8_t *buf, size_t len);
+
+/*
+ * Writes up to len plaintext bytes. Returns >0 bytes accepted, 0 when the
+ * output is full (call again with the same bytes once it drains), or a
+ * negative IG_E*. A TLS write that returned 0 must be retried with the same
+ * buf and at least the same len.
+ */
+long ig_conn_write(struct ig_conn *c, const uint8_t *buf, size_t len);
+
+/* Starts a uv_write of queued bytes if none is in flight. Returns 0 or IG_EIO. */
+int ig_conn_flush(struct ig_conn *c);
+
+/* True when nothing is queued or in flight towards the socket. */
+bool ig_conn_drained(const struct ig_conn *c);
+
+/* Drops every unread raw byte (STARTTLS: pipelined plaintext is discarded). */
+void ig_conn_discard_input(struct ig_conn *c);
+
+/*
+ * Closes the handle (idempotent) and frees the TLS context. The session's
+ * close counter is decremented in the close callback.
+ */
+void ig_conn_close(struct ig_conn *c);
+
+/* Bytes of unread raw input. */
+static inline size_t
+ig_conn_pending_in(const struct ig_conn *c)
+{
+	return c->rlen - c->roff;
+}
+
+#endif /* IG_PROXY_CONN_H */

@@ -1,0 +1,575 @@
+/*
+ * Session life cycle: accept, the pump that advances whichever state the
+ * session is in, the one timer, logging with the session prefix, and the one
+ * teardown. Memory is one allocation per session, sized from the limits, and
+ * freed only when the last handle or request has called back.
+ */
+#include "proxy/session.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mbedtls/platform_util.h>
+
+#include "policy/decide.h"
+#include "proxy/conn.h"
+#include "proxy/err.h"
+#include "proxy/session_types.h"
+#include "proxy/tls.h"
+#include "proxy/worker.h"
+
+#define IG_REPLY_CAP 8192 /* our own responses: caps line + a few lines */
+#define IG_LINGER_MS 2000 /* how long a closing session may flush */
+#define IG_STAGE_EXTRA 2048 /* backend command: tag, verb, quoting */
+
+#define CASE(x) case x: return #x
+const char *
+ig_session_state_str(enum ig_session_state st)
+{
+	switch (st) {
+	CASE(IG_SS_TLS_HANDSHAKE);
+	CASE(IG_SS_PREAUTH);
+	CASE(IG_SS_SASL);
+	CASE(IG_SS_BACKEND_CONNECT);
+	CASE(IG_SS_BACKEND_AUTH);
+	CASE(IG_SS_RELAY);
+	CASE(IG_SS_CLOSING);
+	case IG_SS_COUNT:
+		break;
+	}
+	return "?";
+}
+#undef CASE
+
+static void session_timer_cb(uv_timer_t *t);
+static void session_timer_close_cb(uv_handle_t *h);
+static void session_finish_close(struct ig_session *s);
+
+uint64_t
+ig_session_now(const struct ig_session *s)
+{
+	return uv_now(&s->w->loop);
+}
+
+void
+ig_session_log(const struct ig_session *s, enum ig_log_level lvl, const char *fmt, ...)
+{
+	if ((int)lvl > (int)ig_log_get_level())
+		return;
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	const char *user = s->att.user_known ? s->att.user : s->user;
+	ig_log(lvl, "sid=%s client=%s:%u listener=%s%s%s %s", s->ids, s->peer_ip,
+	    s->peer_port, s->l->name, user[0] ? " user=" : "", user, msg);
+}
+
+void
+ig_session_set_state(struct ig_session *s, enum ig_session_state st)
+{
+	if (s->state == st)
+		return;
+	ig_session_log(s, IG_LOG_DEBUG, "event=state from=%s to=%s",
+	    ig_session_state_str(s->state) + 6, ig_session_state_str(st) + 6);
+	s->state = st;
+}
+
+size_t
+ig_session_reply_room(const struct ig_session *s)
+{
+	return s->reply.cap - s->reply.len;
+}
+
+int
+ig_session_reply_raw(struct ig_session *s, const uint8_t *p, size_t len)
+{
+	if (s->reply.off > 0 && s->reply.cap - s->reply.len < len) {
+		size_t n = s->reply.len - s->reply.off;
+		memmove(s->reply.p, s->reply.p + s->reply.off, n);
+		s->reply.off = 0;
+		s->reply.len = n;
+	}
+	if (s->reply.cap - s->reply.len < len)
+		return IG_ETOOLONG;
+	memcpy(s->reply.p + s->reply.len, p, len);
+	s->reply.len += len;
+	return 0;
+}
+
+int
+ig_session_reply(struct ig_session *s, const char *fmt, ...)
+{
+	char line[IG_CAPS_MAX + 512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return IG_EINVAL;
+	size_t len = (size_t)n;
+	if (len > sizeof(line) - 3)
+		len = sizeof(line) - 3;
+	line[len++] = '\r';
+	line[len++] = '\n';
+	return ig_session_reply_raw(s, (const uint8_t *)line, len);
+}
+
+void
+ig_session_timer(struct ig_session *s, unsigned ms)
+{
+	if (!s->timer_open)
+		return;
+	uv_timer_start(&s->timer, session_timer_cb, ms, 0);
+}
+
+void
+ig_session_caps(struct ig_session *s, char *out, size_t outsz)
+{
+	struct ig_login_facts f = {
+		.user = NULL,
+		.mech = IG_MECH_COUNT,
+		.tls = s->tls_active,
+		.addr = (const struct sockaddr *)&s->peer,
+		.listener = s->l->name,
+	};
+	bool login_ok = false;
+	uint32_t mechs = ig_policy_possible(&s->gen->cfg->policy, &f, &login_ok);
+	struct ig_caps_view v = {
+		.starttls_offered = s->l->tls == IG_TLS_STARTTLS && !s->tls_active,
+		.login_allowed = login_ok,
+		.mechs_allowed = mechs,
+	};
+	const char *bc = s->w->backend_caps_known ? s->w->backend_caps :
+	    "IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN AUTH=LOGIN";
+	if (ig_caps_filter(bc, &v, out, outsz) != 0)
+		snprintf(out, outsz, "IMAP4rev1");
+}
+
+int
+ig_session_flush_reply(struct ig_session *s)
+{
+	while (s->reply.off < s->reply.len) {
+		long n = ig_conn_write(&s->client, s->reply.p + s->reply.off,
+		    s->reply.len - s->reply.off);
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			break;
+		s->reply.off += (size_t)n;
+	}
+	if (s->reply.off == s->reply.len)
+		s->reply.off = s->reply.len = 0;
+	return 0;
+}
+
+/* STARTTLS: the tagged OK has left; switch the client side to TLS. */
+static void
+session_begin_starttls(struct ig_session *s)
+{
+	s->starttls_pending = false;
+	/*
+	 * Everything the client sent after the STARTTLS line and before the
+	 * handshake is thrown away (CVE-2011-0411 class): both the decoded
+	 * command buffer and the raw socket buffer.
+	 */
+	size_t dropped = (s->cin.len - s->cin.off) + ig_conn_pending_in(&s->client);
+	mbedtls_platform_zeroize(s->cin.p, s->cin.cap);
+	s->cin.off = s->cin.len = 0;
+	ig_conn_discard_input(&s->client);
+	ig_imap_parser_reset(&s->parser);
+	if (dropped > 0)
+		ig_session_log(s, IG_LOG_WARN,
+		    "event=starttls-injection reason=pipelined-plaintext-discarded bytes=%zu",
+		    dropped);
+	if (ig_tls_start_server(&s->client, s->gen->tls_server, s->sni, sizeof(s->sni)) != 0) {
+		ig_session_close(s, "tls-setup-failed", false);
+		return;
+	}
+	ig_session_set_state(s, IG_SS_TLS_HANDSHAKE);
+	ig_session_timer(s, s->gen->cfg->limits.handshake_timeout_ms);
+}
+
+static void
+session_handshake(struct ig_session *s)
+{
+	char err[256] = "";
+	int rc = ig_tls_handshake(&s->client, err, sizeof(err));
+	if (ig_conn_flush(&s->client) != 0)
+		rc = IG_EIO;
+	if (rc == 0)
+		return;
+	if (rc < 0) {
+		ig_session_log(s, rc == IG_EEOF ? IG_LOG_INFO : IG_LOG_WARN,
+		    "event=tls-failed reason=\"%s\"", err[0] ? err : ig_strerror(rc));
+		ig_session_close(s, "tls-failed", false);
+		return;
+	}
+	s->tls_active = true;
+	ig_session_log(s, IG_LOG_INFO, "event=tls version=%s cipher=%s sni=%s alpn=%s",
+	    ig_tls_version(&s->client), ig_tls_cipher(&s->client),
+	    s->sni[0] ? s->sni : "-",
+	    mbedtls_ssl_get_alpn_protocol(&s->client.ssl) ?
+	    mbedtls_ssl_get_alpn_protocol(&s->client.ssl) : "-");
+	ig_session_set_state(s, IG_SS_PREAUTH);
+	ig_session_timer(s, s->gen->cfg->limits.preauth_timeout_ms);
+	if (s->l->tls == IG_TLS_IMPLICIT)
+		ig_preauth_greet(s);
+}
+
+/* Reads what the client sent into cin, as much as fits. */
+static int
+session_read_client(struct ig_session *s)
+{
+	for (;;) {
+		if (s->cin.off > 0 && s->cin.len == s->cin.cap) {
+			/* Moving bytes keeps parser offsets valid: they are
+			   relative to cin.off, which becomes 0. */
+			size_t n = s->cin.len - s->cin.off;
+			memmove(s->cin.p, s->cin.p + s->cin.off, n);
+			s->cin.off = 0;
+			s->cin.len = n;
+		}
+		if (s->cin.len == s->cin.cap)
+			return 0;
+		long n = ig_conn_read(&s->client, s->cin.p + s->cin.len, s->cin.cap - s->cin.len);
+		if (n == 0)
+			return 0;
+		if (n < 0)
+			return (int)n;
+		s->cin.len += (size_t)n;
+		s->last_activity_ms = ig_session_now(s);
+	}
+}
+
+static void
+session_pump(struct ig_session *s)
+{
+	if (s->state == IG_SS_TLS_HANDSHAKE) {
+		session_handshake(s);
+		if (s->closing || s->state == IG_SS_TLS_HANDSHAKE)
+			return;
+	}
+	if (s->state == IG_SS_RELAY) {
+		ig_relay_pump(s);
+		return;
+	}
+
+	/* Not authenticated yet: our own command loop, maybe a backend login. */
+	int rc = session_read_client(s);
+	if (s->state == IG_SS_PREAUTH || s->state == IG_SS_SASL)
+		ig_preauth_process(s);
+	if (s->closing)
+		return;
+	if (s->state == IG_SS_BACKEND_CONNECT || s->state == IG_SS_BACKEND_AUTH)
+		ig_backend_pump(s);
+	if (s->closing)
+		return;
+	if (s->state == IG_SS_RELAY) {
+		ig_relay_pump(s);
+		return;
+	}
+	if (ig_session_flush_reply(s) < 0) {
+		ig_session_close(s, "client-write-error", false);
+		return;
+	}
+	if (s->starttls_pending && s->reply.len == 0) {
+		session_begin_starttls(s);
+		if (s->closing)
+			return;
+	}
+	if (rc < 0 && !s->starttls_pending) {
+		ig_session_close(s, rc == IG_EEOF ? "client-closed" : "client-error", false);
+		return;
+	}
+	ig_conn_update_read(&s->client);
+}
+
+void
+ig_session_on_io(struct ig_session *s)
+{
+	if (s->closing) {
+		if (s->close_graceful && ig_conn_drained(&s->client) && s->reply.len == 0)
+			session_finish_close(s);
+		else if (s->close_graceful && s->reply.len > 0)
+			(void)ig_session_flush_reply(s);
+		return;
+	}
+	session_pump(s);
+	if (!s->closing && s->client.error != 0)
+		ig_session_close(s, "client-error", false);
+}
+
+static void
+session_timer_cb(uv_timer_t *t)
+{
+	struct ig_session *s = t->data;
+	if (s->closing) {
+		session_finish_close(s);
+		return;
+	}
+	const struct ig_limits *lim = &s->gen->cfg->limits;
+	switch (s->state) {
+	case IG_SS_TLS_HANDSHAKE:
+		ig_session_log(s, IG_LOG_INFO, "event=timeout reason=tls-handshake");
+		ig_session_close(s, "handshake-timeout", false);
+		return;
+	case IG_SS_PREAUTH:
+	case IG_SS_SASL:
+		ig_session_log(s, IG_LOG_INFO, "event=timeout reason=preauth-idle");
+		ig_session_reply(s, "* BYE [UNAVAILABLE] Idle for too long");
+		ig_session_close(s, "preauth-timeout", true);
+		return;
+	case IG_SS_BACKEND_CONNECT:
+	case IG_SS_BACKEND_AUTH:
+		ig_session_log(s, IG_LOG_WARN, "event=backend-timeout state=%s",
+		    ig_backend_state_str(s->bstate));
+		ig_backend_close(s);
+		ig_preauth_login_done(s, false, true);
+		return;
+	case IG_SS_RELAY: {
+		uint64_t idle = ig_session_now(s) - s->last_activity_ms;
+		if (idle < lim->idle_timeout_ms) {
+			ig_session_timer(s, (unsigned)(lim->idle_timeout_ms - idle));
+			return;
+		}
+		ig_session_log(s, IG_LOG_INFO, "event=timeout reason=idle");
+		ig_session_close(s, "idle-timeout", false);
+		return;
+	}
+	case IG_SS_CLOSING:
+	case IG_SS_COUNT:
+		break;
+	}
+}
+
+int
+ig_session_accept(struct ig_worker *w, struct ig_listener *l)
+{
+	const struct ig_limits *lim = &w->gen->cfg->limits;
+	size_t bs = lim->buffer_size;
+	/* One allocation: the struct and every buffer of the session. */
+	size_t total = sizeof(struct ig_session) + 8 * bs + IG_STAGE_EXTRA + IG_REPLY_CAP;
+	uint8_t *mem = calloc(1, total);
+	if (mem == NULL)
+		return IG_ENOMEM;
+	struct ig_session *s = (struct ig_session *)(void *)mem;
+	uint8_t *p = mem + sizeof(*s);
+	s->w = w;
+	s->l = l;
+	s->gen = w->gen;
+	ig_gen_ref(s->gen);
+	s->refs = 1; /* held by this function until the end */
+	s->state = IG_SS_PREAUTH;
+	uint8_t *crbuf = p; p += bs;
+	uint8_t *cwbuf = p; p += bs;
+	uint8_t *brbuf = p; p += bs;
+	uint8_t *bwbuf = p; p += bs;
+	s->cin = (struct ig_buf){ .p = p, .cap = bs }; p += bs;
+	s->bin = (struct ig_buf){ .p = p, .cap = bs }; p += bs;
+	s->att.cmd = p; s->att.cmd_cap = bs; p += bs;
+	s->att.stage = p; s->att.stage_cap = bs + IG_STAGE_EXTRA; p += bs + IG_STAGE_EXTRA;
+	s->reply = (struct ig_buf){ .p = p, .cap = IG_REPLY_CAP };
+
+	s->id = w->sid_base + w->sid_next++;
+	snprintf(s->ids, sizeof(s->ids), "%016llx", (unsigned long long)s->id);
+	snprintf(s->peer_ip, sizeof(s->peer_ip), "?");
+
+	/* Link first: from here on ig_session_close() is the only way out. */
+	s->next = w->sessions;
+	if (w->sessions)
+		w->sessions->prev = s;
+	w->sessions = s;
+	w->nsessions++;
+	l->nsessions++;
+
+	uv_timer_init(&w->loop, &s->timer);
+	s->timer.data = s;
+	s->timer_open = true;
+	s->refs++;
+
+	int rc = ig_conn_init(&s->client, s, &w->loop, "client", crbuf, bs, cwbuf, bs);
+	if (rc == 0 && uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&s->client.tcp) != 0)
+		rc = IG_EIO;
+	/* The backend side is set up only when a login is allowed. */
+	s->backend.rbuf = brbuf;
+	s->backend.rcap = bs;
+	s->backend.wbuf = bwbuf;
+	s->backend.wcap = bs;
+
+	struct ig_imap_limits il = {
+		.max_line = lim->max_line,
+		.max_literal = lim->max_literal,
+		.max_command = bs,
+		.max_tag = 64,
+	};
+	ig_imap_parser_init(&s->parser, &il);
+	s->started_ms = s->last_activity_ms = ig_session_now(s);
+
+	if (rc == 0) {
+		int alen = sizeof(s->peer);
+		uv_tcp_getpeername(&s->client.tcp, (struct sockaddr *)&s->peer, &alen);
+		if (s->peer.ss_family == AF_INET) {
+			struct sockaddr_in *a = (struct sockaddr_in *)&s->peer;
+			inet_ntop(AF_INET, &a->sin_addr, s->peer_ip, sizeof(s->peer_ip));
+			s->peer_port = ntohs(a->sin_port);
+		} else if (s->peer.ss_family == AF_INET6) {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&s->peer;
+			inet_ntop(AF_INET6, &a->sin6_addr, s->peer_ip, sizeof(s->peer_ip));
+			s->peer_port = ntohs(a->sin6_port);
+		}
+		uv_tcp_nodelay(&s->client.tcp, 1);
+		s->client.connected = true;
+	}
+	if (rc != 0) {
+		ig_session_close(s, "accept-failed", false);
+		ig_session_handle_closed(s);
+		return rc;
+	}
+
+	ig_session_log(s, IG_LOG_INFO, "event=connect tls=%s", ig_tls_mode_str(l->tls));
+	if (l->max_sessions && l->nsessions > l->max_sessions) {
+		ig_session_log(s, IG_LOG_WARN, "event=refused reason=max-sessions limit=%u",
+		    l->max_sessions);
+		if (l->tls == IG_TLS_IMPLICIT) {
+			ig_session_close(s, "max-sessions", false);
+		} else {
+			ig_session_reply(s, "* BYE [UNAVAILABLE] Too many connections, try later");
+			ig_session_flush_reply(s);
+			ig_session_close(s, "max-sessions", true);
+		}
+		ig_session_handle_closed(s);
+		return 0;
+	}
+	if (l->tls == IG_TLS_IMPLICIT) {
+		if (ig_tls_start_server(&s->client, s->gen->tls_server, s->sni, sizeof(s->sni)) != 0) {
+			ig_session_close(s, "tls-setup-failed", false);
+			ig_session_handle_closed(s);
+			return 0;
+		}
+		s->state = IG_SS_TLS_HANDSHAKE;
+		ig_session_timer(s, lim->handshake_timeout_ms);
+	} else {
+		ig_session_timer(s, lim->preauth_timeout_ms);
+		ig_preauth_greet(s);
+		ig_session_flush_reply(s);
+	}
+	ig_conn_update_read(&s->client);
+	ig_session_handle_closed(s); /* drop this function's reference */
+	return 0;
+}
+
+void
+ig_session_handle_opened(struct ig_session *s)
+{
+	s->refs++;
+}
+
+static void
+session_free(struct ig_session *s)
+{
+	struct ig_worker *w = s->w;
+	struct ig_listener *l = s->l;
+	if (s->prev)
+		s->prev->next = s->next;
+	else if (w->sessions == s)
+		w->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	w->nsessions--;
+	l->nsessions--;
+	ig_gen_unref(s->gen);
+	size_t total = sizeof(struct ig_session) + 8 * s->cin.cap + IG_STAGE_EXTRA +
+	    IG_REPLY_CAP;
+	mbedtls_platform_zeroize(s, total);
+	free(s);
+	ig_worker_session_ended(w, l);
+}
+
+bool
+ig_session_handle_closed(struct ig_session *s)
+{
+	if (--s->refs > 0)
+		return true;
+	session_free(s);
+	return false;
+}
+
+static void
+session_timer_close_cb(uv_handle_t *h)
+{
+	struct ig_session *s = h->data;
+	ig_session_handle_closed(s);
+}
+
+static void
+session_finish_close(struct ig_session *s)
+{
+	s->close_graceful = false;
+	ig_backend_close(s);
+	ig_conn_close(&s->client);
+	if (s->timer_open) {
+		s->timer_open = false;
+		uv_close((uv_handle_t *)&s->timer, session_timer_close_cb);
+	}
+}
+
+void
+ig_session_close(struct ig_session *s, const char *reason, bool graceful)
+{
+	if (s->closing)
+		return;
+	s->closing = true;
+	snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
+	uint64_t dur = ig_session_now(s) - s->started_ms;
+	ig_session_log(s, IG_LOG_INFO,
+	    "event=close reason=%s state=%s duration_ms=%llu client_in=%llu client_out=%llu "
+	    "backend_in=%llu backend_out=%llu",
+	    reason, ig_session_state_str(s->state) + 6, (unsigned long long)dur,
+	    (unsigned long long)s->client.bytes_in, (unsigned long long)s->client.bytes_out,
+	    (unsigned long long)s->backend.bytes_in, (unsigned long long)s->backend.bytes_out);
+	s->state = IG_SS_CLOSING;
+	mbedtls_platform_zeroize(s->att.cmd, s->att.cmd_cap);
+	mbedtls_platform_zeroize(s->att.stage, s->att.stage_cap);
+	mbedtls_platform_zeroize(s->cin.p, s->cin.cap);
+	ig_backend_close(s);
+	if (s->client.open && !s->client.closing && s->client.error == 0) {
+		if (graceful)
+			(void)ig_session_flush_reply(s);
+		ig_tls_close_notify(&s->client);
+		(void)ig_conn_flush(&s->client);
+	}
+	if (graceful && s->client.open && s->client.error == 0 &&
+	    !(ig_conn_drained(&s->client) && s->reply.len == 0)) {
+		s->close_graceful = true;
+		if (s->client.reading) {
+			uv_read_stop((uv_stream_t *)&s->client.tcp);
+			s->client.reading = false;
+		}
+		ig_session_timer(s, IG_LINGER_MS);
+		return;
+	}
+	session_finish_close(s);
+}
+
+void
+ig_session_shutdown(struct ig_session *s)
+{
+	if (s->closing)
+		return;
+	if (s->state == IG_SS_PREAUTH || s->state == IG_SS_SASL)
+		ig_session_reply(s, "* BYE Server shutting down");
+	ig_session_close(s, "shutdown", s->state != IG_SS_RELAY);
+}
+
+void
+ig_session_shutdown_all(struct ig_worker *w)
+{
+	/* Closing never frees synchronously (only close callbacks do), so
+	   the list can be walked while sessions are closed. */
+	for (struct ig_session *s = w->sessions; s != NULL; s = s->next)
+		ig_session_shutdown(s);
+}

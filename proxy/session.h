@@ -1,0 +1,60 @@
+/*
+ * A client session: accepted on a listener, owns the not-authenticated phase,
+ * then relays to the backend. One owner (its worker's loop), one teardown
+ * (ig_session_close), memory freed only when its last handle has closed.
+ */
+#ifndef IG_PROXY_SESSION_H
+#define IG_PROXY_SESSION_H
+
+#include <stdbool.h>
+
+#include <uv.h>
+
+struct ig_session;
+struct ig_worker;
+struct ig_listener;
+
+enum ig_session_state {
+	IG_SS_TLS_HANDSHAKE,   /* client TLS handshake (implicit or STARTTLS) */
+	IG_SS_PREAUTH,         /* not authenticated: our own command loop */
+	IG_SS_SASL,            /* AUTHENTICATE: waiting for the client's first
+	                          response before any backend contact */
+	IG_SS_BACKEND_CONNECT, /* connecting, greeting, TLS, capabilities */
+	IG_SS_BACKEND_AUTH,    /* the login command is with the backend */
+	IG_SS_RELAY,           /* authenticated: byte-for-byte relay */
+	IG_SS_CLOSING,         /* teardown started */
+	IG_SS_COUNT
+};
+const char *ig_session_state_str(enum ig_session_state st);
+
+/*
+ * Accepts one connection from l's server handle and starts the session.
+ * Returns 0, or a negative IG_E* when the connection could not be accepted
+ * (nothing is left allocated).
+ */
+int ig_session_accept(struct ig_worker *w, struct ig_listener *l);
+
+/*
+ * Something happened on one of the session's connections (data arrived, a
+ * write completed, a peer closed): advance the session. May close it.
+ */
+void ig_session_on_io(struct ig_session *s);
+
+/*
+ * Ends the session: logs once with reason, flushes what can be flushed when
+ * graceful (a final "* BYE"), closes every handle. Idempotent. The session
+ * is freed in the last close callback, so callers must return right after.
+ */
+void ig_session_close(struct ig_session *s, const char *reason, bool graceful);
+
+/* Handle/request accounting: the session lives while any is open. */
+void ig_session_handle_opened(struct ig_session *s);
+/* Returns false when this was the last one and s has been freed. */
+bool ig_session_handle_closed(struct ig_session *s);
+
+/* Worker shutdown: sends "* BYE" and closes, as ig_session_close(). */
+void ig_session_shutdown(struct ig_session *s);
+/* Shuts down every session of w. */
+void ig_session_shutdown_all(struct ig_worker *w);
+
+#endif /* IG_PROXY_SESSION_H */

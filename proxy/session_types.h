@@ -1,0 +1,189 @@
+/*
+ * struct ig_session, shared by the files that make up the session:
+ * session.c (life cycle, pump, timers), preauth.c (command loop), backend.c
+ * (backend connection and login) and relay.c (after login). Nothing outside
+ * proxy/ includes this.
+ */
+#ifndef IG_PROXY_SESSION_TYPES_H
+#define IG_PROXY_SESSION_TYPES_H
+
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+#include "proxy/caps.h"
+#include "proxy/conn_types.h"
+#include "proxy/imap_parse.h"
+#include "proxy/log.h"
+#include "proxy/sasl.h"
+#include "proxy/session.h"
+
+struct ig_gen;
+struct ig_listener;
+struct ig_worker;
+
+/* A fixed buffer: bytes [off..len) are pending. */
+struct ig_buf {
+	uint8_t *p;
+	size_t cap;
+	size_t off;
+	size_t len;
+};
+
+enum ig_backend_state {
+	IG_BS_NONE,          /* no backend connection */
+	IG_BS_CONNECTING,    /* TCP connect in progress */
+	IG_BS_TLS,           /* TLS handshake (implicit, or after STARTTLS) */
+	IG_BS_GREETING,      /* waiting for "* OK" */
+	IG_BS_STARTTLS,      /* our STARTTLS sent */
+	IG_BS_CAPABILITY,    /* our CAPABILITY sent */
+	IG_BS_ID,            /* our ID (client address) sent */
+	IG_BS_AUTH,          /* the client's login command sent */
+	IG_BS_COUNT
+};
+const char *ig_backend_state_str(enum ig_backend_state st);
+
+/* The login attempt being carried to the backend. */
+struct ig_attempt {
+	char tag[128];                /* the client's tag (copied) */
+	bool active;
+	bool login_cmd;               /* LOGIN rather than AUTHENTICATE */
+	enum ig_sasl_mech mech;
+	char user[IG_USER_MAX + 1];   /* normalised user, "" until known */
+	bool user_known;
+	bool decided;                 /* policy consulted and allowed */
+	bool cancel_sent;             /* "*" sent to the backend */
+	bool backend_cont_seen;       /* backend sent a "+" continuation */
+	/*
+	 * The command line (or the first SASL response) to send once the
+	 * backend is ready. Holds credentials: wiped as soon as it is sent.
+	 */
+	uint8_t *cmd;                 /* buffer of cmd_cap bytes */
+	size_t cmd_cap;
+	size_t cmd_len;
+	size_t ir_off, ir_len;        /* LOGIN: the password within cmd (the
+	                                 user is cmd[0..ir_off)); SASL: the
+	                                 base64 initial response */
+	/*
+	 * What goes to the backend, formatted: stage[send_off..send_len) is
+	 * still to be written; stage[tail_off..tail_off+tail_len) waits for
+	 * the backend's "+" (synchronizing literal, or no SASL-IR).
+	 */
+	uint8_t *stage;
+	size_t stage_cap;
+	size_t send_off, send_len;
+	size_t tail_off, tail_len;
+	bool tail_pending;
+	uint64_t started_ms;
+};
+
+struct ig_session {
+	struct ig_session *prev, *next; /* worker's list */
+	struct ig_worker *w;
+	struct ig_gen *gen;             /* generation (one reference) */
+	struct ig_listener *l;
+	enum ig_session_state state;
+	enum ig_backend_state bstate;
+
+	uint64_t id;
+	char ids[17];                   /* 16 hex digits */
+	struct sockaddr_storage peer;
+	char peer_ip[INET6_ADDRSTRLEN];
+	unsigned peer_port;
+	char sni[256];
+	uint64_t started_ms;
+	uint64_t last_activity_ms;
+
+	struct ig_conn client;
+	struct ig_conn backend;
+	uv_timer_t timer;
+	uv_connect_t connect_req;
+	bool timer_open;
+	unsigned refs;                  /* open handles + pending requests */
+
+	bool closing;
+	bool close_graceful;            /* waiting to flush before closing */
+	bool starttls_pending;          /* tagged OK queued; TLS next */
+	bool backend_wanted;            /* connect once the old handle closed */
+	bool tls_active;                /* client side TLS is up */
+	bool logged_out;
+
+	/* Plaintext buffers. */
+	struct ig_buf cin;              /* from the client: commands, relay */
+	struct ig_buf bin;              /* from the backend: lines, relay */
+	struct ig_buf reply;            /* our own output to the client */
+
+	struct ig_imap_parser parser;
+	unsigned errors;                /* BAD answers so far */
+	unsigned failures;              /* failed logins on this connection */
+	struct ig_attempt att;
+	char bcaps[IG_CAPS_MAX];        /* the backend's capabilities, this
+	                                   connection */
+	char user[IG_USER_MAX + 1];     /* who logged in (for the close line) */
+	char close_reason[64];
+};
+
+/* Milliseconds on the loop's clock. */
+uint64_t ig_session_now(const struct ig_session *s);
+
+/* Logs with the session prefix ("sid=... client=... listener=..."). */
+void ig_session_log(const struct ig_session *s, enum ig_log_level lvl,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Changes state, logging "old -> new" at debug. */
+void ig_session_set_state(struct ig_session *s, enum ig_session_state st);
+
+/*
+ * Appends one line (CRLF added) to the reply buffer. Returns 0, or
+ * IG_ETOOLONG when the buffer is full (the line is dropped).
+ */
+int ig_session_reply(struct ig_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Appends raw bytes to the reply buffer. Returns 0 or IG_ETOOLONG. */
+int ig_session_reply_raw(struct ig_session *s, const uint8_t *p, size_t len);
+/* Pushes queued replies into the client connection. Returns 0 or IG_E*. */
+int ig_session_flush_reply(struct ig_session *s);
+/* Free room in the reply buffer. */
+size_t ig_session_reply_room(const struct ig_session *s);
+
+/* Arms the session timer for ms from now (the one deadline in force). */
+void ig_session_timer(struct ig_session *s, unsigned ms);
+
+/* Builds the capability list for this connection now. */
+void ig_session_caps(struct ig_session *s, char *out, size_t outsz);
+
+/* preauth.c */
+/* Runs pre-auth commands from s->cin while possible. May close the session. */
+void ig_preauth_process(struct ig_session *s);
+/* The backend answered the login (ok: tagged OK). May close the session. */
+void ig_preauth_login_done(struct ig_session *s, bool ok, bool tempfail);
+/*
+ * A server-first mechanism (CRAM-MD5): the client's answer to the challenge
+ * carries the user. Extracts and judges it. Returns true when the attempt
+ * may go on; false when it was refused (the client has been answered, the
+ * backend connection closed, the session is back in PREAUTH).
+ */
+bool ig_preauth_judge_step(struct ig_session *s, struct ig_span b64);
+/* Sends the greeting. */
+void ig_preauth_greet(struct ig_session *s);
+
+/* backend.c */
+/* Starts connecting for s->att. May close the session. */
+void ig_backend_start(struct ig_session *s);
+/* Advances the backend exchange. May close the session. */
+void ig_backend_pump(struct ig_session *s);
+/* Closes the backend connection (idempotent). */
+void ig_backend_close(struct ig_session *s);
+/* The client sent a SASL continuation line during IG_BS_AUTH. */
+void ig_backend_client_line(struct ig_session *s, struct ig_span line);
+
+/* relay.c */
+/* Moves bytes both ways. May close the session. */
+void ig_relay_pump(struct ig_session *s);
+
+#endif /* IG_PROXY_SESSION_TYPES_H */

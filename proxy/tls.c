@@ -1,0 +1,424 @@
+/*
+ * mbedTLS glue. One shared mbedtls_ssl_config per role and generation, one
+ * mbedtls_ssl_context per connection over BIO callbacks that read from and
+ * write to the connection's buffers. WANT_READ/WANT_WRITE stay in here:
+ * callers see the tri-state of proxy/conn.h.
+ */
+#include "proxy/tls.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/psa_util.h>
+#include <mbedtls/ssl_ciphersuites.h>
+#include <mbedtls/x509_crt.h>
+#include <psa/crypto.h>
+
+#include "certs/name.h"
+#include "proxy/conn.h"
+#include "proxy/err.h"
+#include "proxy/log.h"
+
+long ig_conn_write_raw(struct ig_conn *c, const uint8_t *buf, size_t len);
+
+struct ig_tls_server {
+	mbedtls_ssl_config conf;
+	const struct ig_certstore *store;
+	bool strict_sni;
+};
+
+struct ig_tls_client {
+	mbedtls_ssl_config conf;
+	mbedtls_x509_crt ca;
+	char name[256];
+	bool verify;
+};
+
+static const char *tls_alpn[] = { "imap", NULL };
+
+/* AEAD suites with forward secrecy only (RFC 8996 / BCP 195). */
+static const int tls_suites[] = {
+	MBEDTLS_TLS1_3_AES_256_GCM_SHA384,
+	MBEDTLS_TLS1_3_CHACHA20_POLY1305_SHA256,
+	MBEDTLS_TLS1_3_AES_128_GCM_SHA256,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	0
+};
+
+int
+ig_tls_global_init(void)
+{
+	return psa_crypto_init() == PSA_SUCCESS ? 0 : IG_ETLS;
+}
+
+static void
+tls_strerror(int ret, const char *what, char *err, size_t errsz)
+{
+	char buf[160];
+	mbedtls_strerror(ret, buf, sizeof(buf));
+	snprintf(err, errsz, "%s: %s (-0x%04x)", what, buf, (unsigned)-ret);
+}
+
+static int
+tls_sni_cb(void *p, mbedtls_ssl_context *ssl, const unsigned char *name, size_t len)
+{
+	const struct ig_tls_server *ts = p;
+	struct ig_conn *c = mbedtls_ssl_get_user_data_p(ssl);
+	if (c != NULL && c->sni != NULL && c->sni_size > 0) {
+		size_t n = len < c->sni_size - 1 ? len : c->sni_size - 1;
+		for (size_t i = 0; i < n; i++) {
+			unsigned char ch = name[i];
+			c->sni[i] = (ch > 0x20 && ch < 0x7f) ? (char)ch : '?';
+		}
+		c->sni[n] = '\0';
+	}
+	int rc = ig_certstore_select(ts->store, ssl, name, len);
+	if (rc == IG_ENOTFOUND && ts->strict_sni)
+		return -1;
+	return 0;
+}
+
+static void
+tls_conf_common(mbedtls_ssl_config *conf, int min_version)
+{
+	mbedtls_ssl_conf_rng(conf, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
+	mbedtls_ssl_conf_min_tls_version(conf, min_version >= 13 ?
+	    MBEDTLS_SSL_VERSION_TLS1_3 : MBEDTLS_SSL_VERSION_TLS1_2);
+	mbedtls_ssl_conf_max_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_3);
+	mbedtls_ssl_conf_ciphersuites(conf, tls_suites);
+	mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+}
+
+int
+ig_tls_server_new(const struct ig_config *cfg, const struct ig_certstore *store,
+    struct ig_tls_server **out, char *err, size_t errsz)
+{
+	struct ig_tls_server *ts = calloc(1, sizeof(*ts));
+	if (ts == NULL)
+		return IG_ENOMEM;
+	mbedtls_ssl_config_init(&ts->conf);
+	ts->store = store;
+	ts->strict_sni = cfg->strict_sni;
+	int ret = mbedtls_ssl_config_defaults(&ts->conf, MBEDTLS_SSL_IS_SERVER,
+	    MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+	if (ret != 0) {
+		tls_strerror(ret, "TLS server defaults", err, errsz);
+		goto fail;
+	}
+	tls_conf_common(&ts->conf, cfg->tls_min_version);
+	mbedtls_ssl_conf_authmode(&ts->conf, MBEDTLS_SSL_VERIFY_NONE);
+	ret = mbedtls_ssl_conf_alpn_protocols(&ts->conf, tls_alpn);
+	if (ret != 0) {
+		tls_strerror(ret, "TLS ALPN", err, errsz);
+		goto fail;
+	}
+	ret = ig_certstore_apply_default(store, &ts->conf);
+	if (ret != 0) {
+		snprintf(err, errsz, "installing the default certificates: %s", ig_strerror(ret));
+		goto fail;
+	}
+	mbedtls_ssl_conf_sni(&ts->conf, tls_sni_cb, ts);
+	*out = ts;
+	return 0;
+fail:
+	mbedtls_ssl_config_free(&ts->conf);
+	free(ts);
+	return IG_ETLS;
+}
+
+void
+ig_tls_server_free(struct ig_tls_server *ts)
+{
+	if (ts == NULL)
+		return;
+	mbedtls_ssl_config_free(&ts->conf);
+	free(ts);
+}
+
+int
+ig_tls_client_new(const struct ig_backend_conf *b, struct ig_tls_client **out,
+    char *err, size_t errsz)
+{
+	struct ig_tls_client *tc = calloc(1, sizeof(*tc));
+	if (tc == NULL)
+		return IG_ENOMEM;
+	mbedtls_ssl_config_init(&tc->conf);
+	mbedtls_x509_crt_init(&tc->ca);
+	snprintf(tc->name, sizeof(tc->name), "%s", b->server_name ? b->server_name : b->host);
+	int ret = mbedtls_ssl_config_defaults(&tc->conf, MBEDTLS_SSL_IS_CLIENT,
+	    MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+	if (ret != 0) {
+		tls_strerror(ret, "TLS client defaults", err, errsz);
+		goto fail;
+	}
+	tls_conf_common(&tc->conf, 12);
+	tc->verify = b->tls_verify;
+	if (b->tls_verify) {
+		const char *ca = b->ca ? b->ca : "/etc/ssl/certs/ca-certificates.crt";
+		ret = mbedtls_x509_crt_parse_file(&tc->ca, ca);
+		if (ret < 0) {
+			char what[300];
+			snprintf(what, sizeof(what), "backend CA file %s", ca);
+			tls_strerror(ret, what, err, errsz);
+			goto fail;
+		}
+		mbedtls_ssl_conf_ca_chain(&tc->conf, &tc->ca, NULL);
+		mbedtls_ssl_conf_authmode(&tc->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+	} else {
+		mbedtls_ssl_conf_authmode(&tc->conf, MBEDTLS_SSL_VERIFY_NONE);
+	}
+	*out = tc;
+	return 0;
+fail:
+	mbedtls_ssl_config_free(&tc->conf);
+	mbedtls_x509_crt_free(&tc->ca);
+	free(tc);
+	return IG_ETLS;
+}
+
+void
+ig_tls_client_free(struct ig_tls_client *tc)
+{
+	if (tc == NULL)
+		return;
+	mbedtls_ssl_config_free(&tc->conf);
+	mbedtls_x509_crt_free(&tc->ca);
+	free(tc);
+}
+
+const mbedtls_ssl_config *
+ig_tls_client_conf(const struct ig_tls_client *tc)
+{
+	return &tc->conf;
+}
+
+const char *
+ig_tls_client_name(const struct ig_tls_client *tc)
+{
+	return tc->name;
+}
+
+static int
+tls_bio_send(void *ctx, const unsigned char *buf, size_t len)
+{
+	struct ig_conn *c = ctx;
+	long n = ig_conn_write_raw(c, buf, len);
+	if (n < 0)
+		return MBEDTLS_ERR_NET_SEND_FAILED;
+	if (n == 0)
+		return MBEDTLS_ERR_SSL_WANT_WRITE;
+	return (int)n;
+}
+
+static int
+tls_bio_recv(void *ctx, unsigned char *buf, size_t len)
+{
+	struct ig_conn *c = ctx;
+	size_t avail = c->rlen - c->roff;
+	if (avail == 0) {
+		if (c->error)
+			return MBEDTLS_ERR_NET_RECV_FAILED;
+		if (c->eof)
+			return 0; /* mbedTLS: EOF */
+		return MBEDTLS_ERR_SSL_WANT_READ;
+	}
+	size_t n = avail < len ? avail : len;
+	if (n > INT32_MAX)
+		n = INT32_MAX;
+	memcpy(buf, c->rbuf + c->roff, n);
+	c->roff += n;
+	if (c->roff == c->rlen)
+		c->roff = c->rlen = 0;
+	return (int)n;
+}
+
+static int
+tls_setup(struct ig_conn *c, const mbedtls_ssl_config *conf)
+{
+	mbedtls_ssl_init(&c->ssl);
+	if (mbedtls_ssl_setup(&c->ssl, conf) != 0) {
+		mbedtls_ssl_free(&c->ssl);
+		return IG_ETLS;
+	}
+	mbedtls_ssl_set_bio(&c->ssl, c, tls_bio_send, tls_bio_recv, NULL);
+	c->tls = true;
+	c->tls_done = false;
+	c->tls_wpending = 0;
+	return 0;
+}
+
+int
+ig_tls_start_server(struct ig_conn *c, const struct ig_tls_server *ts,
+    char *sni_out, size_t sni_outsz)
+{
+	int rc = tls_setup(c, &ts->conf);
+	if (rc != 0)
+		return rc;
+	c->sni = sni_out;
+	c->sni_size = sni_outsz;
+	if (sni_out != NULL && sni_outsz > 0)
+		sni_out[0] = '\0';
+	mbedtls_ssl_set_user_data_p(&c->ssl, c);
+	return 0;
+}
+
+int
+ig_tls_start_client(struct ig_conn *c, const struct ig_tls_client *tc)
+{
+	int rc = tls_setup(c, &tc->conf);
+	if (rc != 0)
+		return rc;
+	c->peer_name = tc->name;
+	if (mbedtls_ssl_set_hostname(&c->ssl, tc->name) != 0) {
+		ig_tls_free(c);
+		return IG_ETLS;
+	}
+	c->verify_peer = tc->verify;
+	return 0;
+}
+
+int
+ig_tls_handshake(struct ig_conn *c, char *err, size_t errsz)
+{
+	if (c->tls_done)
+		return 1;
+	int ret = mbedtls_ssl_handshake(&c->ssl);
+	if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE ||
+	    ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
+		if (c->eof || c->error)
+			goto eof;
+		return 0;
+	}
+	if (ret != 0) {
+		if (ret == MBEDTLS_ERR_SSL_CONN_EOF || (c->eof && c->rlen == c->roff))
+			goto eof;
+		tls_strerror(ret, "handshake failed", err, errsz);
+		if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
+			char vb[256];
+			uint32_t flags = mbedtls_ssl_get_verify_result(&c->ssl);
+			if (mbedtls_x509_crt_verify_info(vb, sizeof(vb), "", flags) > 0) {
+				size_t l = strlen(vb);
+				while (l > 0 && (vb[l - 1] == '\n' || vb[l - 1] == ' '))
+					vb[--l] = '\0';
+				for (size_t i = 0; i < l; i++)
+					if (vb[i] == '\n')
+						vb[i] = ';';
+				size_t el = strlen(err);
+				snprintf(err + el, errsz - el, ": %s", vb);
+			}
+			return IG_ECERT;
+		}
+		return IG_ETLS;
+	}
+	/*
+	 * Defence in depth for the backend: mbedTLS checked the chain and the
+	 * name; check the name again with our own RFC 6125 matcher.
+	 */
+	if (c->peer_name != NULL && c->verify_peer) {
+		const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&c->ssl);
+		if (peer == NULL || ig_cert_check_host(peer, c->peer_name) != 0) {
+			snprintf(err, errsz, "backend certificate does not match '%s'",
+			    c->peer_name);
+			return IG_ECERT;
+		}
+	}
+	c->tls_done = true;
+	return 1;
+eof:
+	snprintf(err, errsz, "peer closed the connection during the handshake");
+	return IG_EEOF;
+}
+
+long
+ig_tls_read(struct ig_conn *c, uint8_t *buf, size_t len)
+{
+	if (c->tls_close_notify)
+		return IG_EEOF;
+	for (;;) {
+		int ret = mbedtls_ssl_read(&c->ssl, buf, len);
+		if (ret > 0)
+			return ret;
+		if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+			continue;
+		if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
+			if (c->error)
+				return c->error;
+			if (c->eof && c->rlen == c->roff)
+				return IG_EEOF;
+			return 0;
+		}
+		if (ret == 0 || ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) {
+			c->tls_close_notify = true;
+			return IG_EEOF;
+		}
+		if (ret == MBEDTLS_ERR_SSL_CONN_EOF || ret == MBEDTLS_ERR_NET_CONN_RESET)
+			return IG_EEOF;
+		return IG_ETLS;
+	}
+}
+
+long
+ig_tls_write(struct ig_conn *c, const uint8_t *buf, size_t len)
+{
+	/*
+	 * mbedTLS requires a write that returned WANT_WRITE to be repeated with
+	 * the same arguments: it answers with the length of the record it had
+	 * already built. Pass exactly that length again.
+	 */
+	if (c->tls_wpending > 0) {
+		if (len < c->tls_wpending)
+			return IG_EINVAL;
+		len = c->tls_wpending;
+	} else if (len > MBEDTLS_SSL_OUT_CONTENT_LEN) {
+		len = MBEDTLS_SSL_OUT_CONTENT_LEN;
+	}
+	int ret = mbedtls_ssl_write(&c->ssl, buf, len);
+	if (ret >= 0) {
+		c->tls_wpending = 0;
+		return ret;
+	}
+	if (ret == MBEDTLS_ERR_SSL_WANT_WRITE || ret == MBEDTLS_ERR_SSL_WANT_READ) {
+		c->tls_wpending = len;
+		return 0;
+	}
+	return c->error ? c->error : IG_ETLS;
+}
+
+void
+ig_tls_close_notify(struct ig_conn *c)
+{
+	if (c->tls && c->tls_done)
+		(void)mbedtls_ssl_close_notify(&c->ssl);
+}
+
+void
+ig_tls_free(struct ig_conn *c)
+{
+	if (!c->tls)
+		return;
+	mbedtls_ssl_free(&c->ssl);
+	c->tls = false;
+	c->tls_done = false;
+	c->tls_wpending = 0;
+}
+
+const char *
+ig_tls_version(const struct ig_conn *c)
+{
+	return c->tls ? mbedtls_ssl_get_version(&c->ssl) : "none";
+}
+
+const char *
+ig_tls_cipher(const struct ig_conn *c)
+{
+	return c->tls ? mbedtls_ssl_get_ciphersuite(&c->ssl) : "none";
+}

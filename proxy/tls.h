@@ -1,0 +1,79 @@
+/*
+ * mbedTLS glue: the shared configurations (one server configuration per
+ * generation for the listeners, one client configuration for the backend) and
+ * the per-connection TLS driven over the connection's buffers.
+ * MBEDTLS_ERR_SSL_WANT_READ / WANT_WRITE never leave this file.
+ */
+#ifndef IG_PROXY_TLS_H
+#define IG_PROXY_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <mbedtls/ssl.h>
+
+#include "certs/store.h"
+#include "policy/config.h"
+#include "proxy/conn_types.h"
+
+/* Process-wide: psa_crypto_init(). Returns 0 or IG_ETLS. */
+int ig_tls_global_init(void);
+
+struct ig_tls_server;
+struct ig_tls_client;
+
+/*
+ * Builds the listeners' server configuration: certificates from store
+ * (which must outlive it), SNI selection (strict_sni refuses unknown names),
+ * ALPN "imap" (a client offering ALPN without "imap" is refused: ALPACA),
+ * TLS >= cfg->tls_min_version, AEAD suites with ECDHE only.
+ * Returns 0, or IG_ETLS with a reason in err.
+ */
+int ig_tls_server_new(const struct ig_config *cfg, const struct ig_certstore *store,
+    struct ig_tls_server **out, char *err, size_t errsz);
+void ig_tls_server_free(struct ig_tls_server *ts);
+
+/*
+ * Builds the backend client configuration: CA file (or the system bundle),
+ * verification required unless b->tls_verify is false. Returns 0, or IG_ETLS
+ * / IG_ECERT with a reason in err.
+ */
+int ig_tls_client_new(const struct ig_backend_conf *b, struct ig_tls_client **out,
+    char *err, size_t errsz);
+void ig_tls_client_free(struct ig_tls_client *tc);
+/* The mbedTLS configuration, for the blocking start-up probe. */
+const mbedtls_ssl_config *ig_tls_client_conf(const struct ig_tls_client *tc);
+/* The host name checked in the backend's certificate. */
+const char *ig_tls_client_name(const struct ig_tls_client *tc);
+
+/*
+ * Starts TLS on c as a server. sni_out (size sni_outsz) receives the server
+ * name the client asked for, when the handshake runs. Returns 0 or IG_ETLS.
+ */
+int ig_tls_start_server(struct ig_conn *c, const struct ig_tls_server *ts,
+    char *sni_out, size_t sni_outsz);
+/* Starts TLS on c as the backend's client. Returns 0 or IG_ETLS. */
+int ig_tls_start_client(struct ig_conn *c, const struct ig_tls_client *tc);
+
+/*
+ * Advances the handshake with the bytes available. Returns 1 when complete,
+ * 0 when more I/O is needed, IG_ETLS (reason in err) or IG_ECERT (backend
+ * identity) on failure, IG_EEOF when the peer went away.
+ */
+int ig_tls_handshake(struct ig_conn *c, char *err, size_t errsz);
+
+/* Plaintext read/write over TLS; same contract as ig_conn_read/_write. */
+long ig_tls_read(struct ig_conn *c, uint8_t *buf, size_t len);
+long ig_tls_write(struct ig_conn *c, const uint8_t *buf, size_t len);
+
+/* Queues a close_notify alert, best effort. */
+void ig_tls_close_notify(struct ig_conn *c);
+
+/* Frees the per-connection context (idempotent). */
+void ig_tls_free(struct ig_conn *c);
+
+/* Describes the negotiated connection: "TLSv1.3 TLS1-3-AES-256-GCM-SHA384". */
+const char *ig_tls_version(const struct ig_conn *c);
+const char *ig_tls_cipher(const struct ig_conn *c);
+
+#endif /* IG_PROXY_TLS_H */

@@ -1,0 +1,269 @@
+/*
+ * The worker: a libuv loop, its listeners, its sessions, its signals, and
+ * the configuration generation new sessions get. Reload (SIGHUP) builds a
+ * new generation to the side and swaps one pointer only if all of it loaded;
+ * running sessions keep the generation they started with.
+ */
+#include "proxy/worker.h"
+
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <psa/crypto.h>
+
+#include "proxy/err.h"
+#include "proxy/log.h"
+#include "proxy/probe.h"
+#include "proxy/session.h"
+#include "proxy/tls.h"
+
+struct ig_gen *
+ig_gen_load(const char *path, FILE *errf)
+{
+	if (errf == NULL)
+		errf = stderr;
+	struct ig_config *cfg = NULL;
+	if (ig_config_load(path, &cfg, errf) != 0)
+		return NULL;
+	struct ig_gen *g = calloc(1, sizeof(*g));
+	if (g == NULL) {
+		ig_config_free(cfg);
+		return NULL;
+	}
+	atomic_init(&g->refs, 1);
+	g->cfg = cfg;
+	char err[512] = "";
+	if (ig_certstore_load(cfg->certs, cfg->ncerts, &g->certs, err, sizeof(err)) != 0) {
+		fprintf(errf, "%s: %s\n", path, err);
+		goto fail;
+	}
+	if (ig_tls_server_new(cfg, g->certs, &g->tls_server, err, sizeof(err)) != 0) {
+		fprintf(errf, "%s: %s\n", path, err);
+		goto fail;
+	}
+	if (cfg->backend.tls != IG_TLS_NONE &&
+	    ig_tls_client_new(&cfg->backend, &g->tls_client, err, sizeof(err)) != 0) {
+		fprintf(errf, "%s: backend: %s\n", path, err);
+		goto fail;
+	}
+	return g;
+fail:
+	ig_gen_unref(g);
+	return NULL;
+}
+
+void
+ig_gen_ref(struct ig_gen *g)
+{
+	atomic_fetch_add(&g->refs, 1);
+}
+
+void
+ig_gen_unref(struct ig_gen *g)
+{
+	if (g == NULL || atomic_fetch_sub(&g->refs, 1) != 1)
+		return;
+	ig_tls_client_free(g->tls_client);
+	ig_tls_server_free(g->tls_server);
+	ig_certstore_free(g->certs);
+	ig_config_free(g->cfg);
+	free(g);
+}
+
+static void
+worker_on_connection(uv_stream_t *server, int status)
+{
+	struct ig_listener *l = server->data;
+	struct ig_worker *w = l->w;
+	if (status < 0) {
+		log_warn("listener=%s event=accept-error error=\"%s\"", l->name, uv_strerror(status));
+		return;
+	}
+	if (w->stopping)
+		return;
+	int rc = ig_session_accept(w, l);
+	if (rc != 0)
+		log_warn("listener=%s event=accept-failed error=\"%s\"", l->name, ig_strerror(rc));
+}
+
+void
+ig_worker_session_ended(struct ig_worker *w, struct ig_listener *l)
+{
+	(void)w;
+	(void)l;
+}
+
+static void
+worker_handle_close_cb(uv_handle_t *h)
+{
+	(void)h;
+}
+
+/* Learns the backend's capabilities before clients ask (blocking, short). */
+static void
+worker_probe(struct ig_worker *w)
+{
+	char caps[IG_CAPS_MAX], err[256];
+	if (ig_backend_probe(w->gen, 3000, caps, sizeof(caps), err, sizeof(err)) != 0) {
+		log_warn("event=backend-probe result=fail backend=%s reason=\"%s\"",
+		    w->gen->cfg->backend.address, err);
+		return;
+	}
+	snprintf(w->backend_caps, sizeof(w->backend_caps), "%s", caps);
+	w->backend_caps_known = true;
+	log_info("event=backend-probe result=ok backend=%s capabilities=\"%s\"",
+	    w->gen->cfg->backend.address, caps);
+}
+
+static void
+worker_stop(struct ig_worker *w, const char *why)
+{
+	if (w->stopping)
+		return;
+	w->stopping = true;
+	log_info("event=shutdown reason=%s sessions=%u", why, w->nsessions);
+	for (size_t i = 0; i < w->nlisteners; i++) {
+		if (w->listeners[i].open) {
+			w->listeners[i].open = false;
+			uv_close((uv_handle_t *)&w->listeners[i].tcp, worker_handle_close_cb);
+		}
+	}
+	ig_session_shutdown_all(w);
+	uv_close((uv_handle_t *)&w->sig_term, worker_handle_close_cb);
+	uv_close((uv_handle_t *)&w->sig_int, worker_handle_close_cb);
+	uv_close((uv_handle_t *)&w->sig_hup, worker_handle_close_cb);
+}
+
+static void
+worker_reload(struct ig_worker *w)
+{
+	log_info("event=reload-start config=%s", w->config_path);
+	struct ig_gen *g = ig_gen_load(w->config_path, NULL);
+	if (g == NULL) {
+		log_error("event=reload-failed reason=\"configuration invalid, keeping the "
+		    "running one\"");
+		return;
+	}
+	/* Listeners stay as bound at start; a change needs a restart. */
+	const struct ig_config *nc = g->cfg;
+	bool same = nc->nlisteners == w->nlisteners;
+	for (size_t i = 0; same && i < w->nlisteners; i++)
+		same = strcmp(nc->listeners[i].name, w->listeners[i].name) == 0 &&
+		    strcmp(nc->listeners[i].listen, w->gen->cfg->listeners[i].listen) == 0 &&
+		    nc->listeners[i].tls == w->listeners[i].tls;
+	if (!same) {
+		log_error("event=reload-failed reason=\"listeners changed: restart needed, "
+		    "keeping the running configuration\"");
+		ig_gen_unref(g);
+		return;
+	}
+	for (size_t i = 0; i < w->nlisteners; i++)
+		w->listeners[i].max_sessions = nc->listeners[i].max_sessions ?
+		    nc->listeners[i].max_sessions : nc->limits.max_sessions;
+	ig_log_set_level(nc->log_level);
+	struct ig_gen *old = w->gen;
+	w->gen = g;
+	ig_gen_unref(old);
+	worker_probe(w);
+	log_info("event=reload-done sessions=%u", w->nsessions);
+}
+
+static void
+worker_signal_cb(uv_signal_t *h, int signum)
+{
+	struct ig_worker *w = h->data;
+	if (signum == SIGHUP)
+		worker_reload(w);
+	else
+		worker_stop(w, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+int
+ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path)
+{
+	memset(w, 0, sizeof(*w));
+	w->gen = g;
+	w->config_path = config_path;
+	if (uv_loop_init(&w->loop) != 0) {
+		log_error("event=start-failed reason=loop-init");
+		ig_gen_unref(g);
+		return IG_EIO;
+	}
+	uint64_t r = 0;
+	psa_generate_random((uint8_t *)&r, sizeof(r));
+	w->sid_base = r & ~UINT64_C(0xffffff);
+
+	const struct ig_config *cfg = g->cfg;
+	w->listeners = calloc(cfg->nlisteners, sizeof(*w->listeners));
+	if (w->listeners == NULL) {
+		ig_worker_destroy(w);
+		return IG_ENOMEM;
+	}
+	w->nlisteners = cfg->nlisteners;
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		const struct ig_listener_conf *lc = &cfg->listeners[i];
+		struct ig_listener *l = &w->listeners[i];
+		l->w = w;
+		l->index = i;
+		snprintf(l->name, sizeof(l->name), "%s", lc->name);
+		l->tls = lc->tls;
+		l->max_sessions = lc->max_sessions ? lc->max_sessions : cfg->limits.max_sessions;
+		uv_tcp_init(&w->loop, &l->tcp);
+		l->tcp.data = l;
+		l->open = true;
+		unsigned flags = lc->addr.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
+		int rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&lc->addr, flags);
+		if (rc == 0)
+			rc = uv_listen((uv_stream_t *)&l->tcp, 511, worker_on_connection);
+		if (rc != 0) {
+			log_error("event=start-failed listener=%s listen=%s error=\"%s\"",
+			    lc->name, lc->listen, uv_strerror(rc));
+			ig_worker_destroy(w);
+			return IG_EIO;
+		}
+		log_info("event=listening listener=%s listen=%s tls=%s", lc->name, lc->listen,
+		    ig_tls_mode_str(lc->tls));
+	}
+	worker_probe(w);
+	uv_signal_init(&w->loop, &w->sig_term);
+	uv_signal_init(&w->loop, &w->sig_int);
+	uv_signal_init(&w->loop, &w->sig_hup);
+	w->sig_term.data = w->sig_int.data = w->sig_hup.data = w;
+	uv_signal_start(&w->sig_term, worker_signal_cb, SIGTERM);
+	uv_signal_start(&w->sig_int, worker_signal_cb, SIGINT);
+	uv_signal_start(&w->sig_hup, worker_signal_cb, SIGHUP);
+	return 0;
+}
+
+int
+ig_worker_run(struct ig_worker *w)
+{
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	return 0;
+}
+
+static void
+worker_walk_close(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, worker_handle_close_cb);
+}
+
+int
+ig_worker_destroy(struct ig_worker *w)
+{
+	/* Anything still open (a failed start) is closed and run out. */
+	uv_walk(&w->loop, worker_walk_close, NULL);
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	int rc = uv_loop_close(&w->loop);
+	if (rc != 0)
+		log_error("event=loop-close-failed error=\"%s\"", uv_strerror(rc));
+	free(w->listeners);
+	w->listeners = NULL;
+	ig_gen_unref(w->gen);
+	w->gen = NULL;
+	return rc == 0 ? 0 : IG_EIO;
+}

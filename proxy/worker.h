@@ -1,0 +1,93 @@
+/*
+ * A worker: one libuv loop with its listeners and sessions, and the
+ * configuration generation it hands to new sessions. All mutable state lives
+ * here or in sessions; nothing is global, so several workers can run in
+ * threads of their own.
+ */
+#ifndef IG_PROXY_WORKER_H
+#define IG_PROXY_WORKER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <uv.h>
+
+#include "certs/store.h"
+#include "policy/config.h"
+#include "proxy/caps.h"
+
+struct ig_session;
+struct ig_tls_server;
+struct ig_tls_client;
+
+/*
+ * One configuration generation: the config, the certificates and the TLS
+ * configurations built from them. Immutable; refcounted because mbedTLS
+ * forbids freeing a configuration that a live connection uses.
+ */
+struct ig_gen {
+	atomic_uint refs;
+	struct ig_config *cfg;
+	struct ig_certstore *certs;
+	struct ig_tls_server *tls_server;
+	struct ig_tls_client *tls_client; /* NULL when the backend is cleartext */
+};
+
+/*
+ * Loads path into a new generation (refcount 1): config, certificates, TLS
+ * configurations. Reports every problem to errf as "file:line:col: ..." or
+ * "file: ..." and returns NULL on failure.
+ */
+struct ig_gen *ig_gen_load(const char *path, FILE *errf);
+void ig_gen_ref(struct ig_gen *g);
+void ig_gen_unref(struct ig_gen *g);
+
+struct ig_listener {
+	uv_tcp_t tcp;                  /* data = this listener */
+	struct ig_worker *w;
+	size_t index;                  /* in the generation's listeners */
+	char name[IG_NAME_MAX + 1];
+	enum ig_tls_mode tls;
+	unsigned nsessions;            /* live sessions accepted here */
+	unsigned max_sessions;
+	bool open;
+	bool paused;                   /* accept paused (EMFILE or the cap) */
+};
+
+struct ig_worker {
+	uv_loop_t loop;
+	struct ig_gen *gen;            /* current generation (one reference) */
+	const char *config_path;
+	struct ig_listener *listeners;
+	size_t nlisteners;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	uv_timer_t accept_retry;       /* resumes paused listeners */
+	struct ig_session *sessions;   /* live sessions (doubly linked) */
+	unsigned nsessions;
+	bool stopping;
+	uint64_t sid_base;             /* random; session ids count up from it */
+	uint64_t sid_next;
+
+	/* Backend capabilities as last seen (greeting or CAPABILITY). */
+	char backend_caps[IG_CAPS_MAX];
+	bool backend_caps_known;
+};
+
+/*
+ * Sets up the worker on its own loop with generation g (takes the caller's
+ * reference), binds every listener. Returns 0, or IG_EIO after logging
+ * which listener could not be bound (nothing is left open then).
+ */
+int ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path);
+/* Runs the loop until SIGTERM/SIGINT and a clean shutdown. Returns 0. */
+int ig_worker_run(struct ig_worker *w);
+/* Closes everything and releases the generation; asserts the loop closes. */
+int ig_worker_destroy(struct ig_worker *w);
+
+/* Called by sessions when they end, so the listener can resume accepting. */
+void ig_worker_session_ended(struct ig_worker *w, struct ig_listener *l);
+
+#endif /* IG_PROXY_WORKER_H */
