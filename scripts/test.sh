@@ -26,3 +26,22 @@ echo "== plain build: unit and fuzz-corpus tests"
 (cd build/plain && ctest -L 'unit|fuzz' --output-on-failure -j"$jobs")
 echo "== ASan+UBSan build: all tests (unit, fuzz corpus, integration with Dovecot)"
 (cd build/asan && ctest --output-on-failure -j"$jobs")
+
+# A short libFuzzer pass over every target (clang, ASan+UBSan), starting from
+# the committed seed corpus in a scratch copy. IG_FUZZ_SECONDS=0 skips it.
+fuzz_seconds=${IG_FUZZ_SECONDS:-20}
+if [ "$fuzz_seconds" -gt 0 ] && command -v clang >/dev/null; then
+  echo "== libFuzzer: ${fuzz_seconds}s per target"
+  CC=clang build build/fuzz -DCMAKE_BUILD_TYPE=Debug -DIG_SANITIZE=ON -DIG_FUZZ=ON -DIG_TESTS=ON
+  scratch=$(mktemp -d /tmp/imapguard-fuzz.XXXXXX)
+  trap 'rm -rf "$scratch"' EXIT
+  for bin in build/fuzz/tests/fuzz_*; do
+    name=$(basename "$bin"); corpus=${name#fuzz_}
+    mkdir -p "$scratch/$corpus"
+    cp tests/fuzz/corpus/"$corpus"/* "$scratch/$corpus"/
+    "$bin" "$scratch/$corpus" -max_total_time="$fuzz_seconds" -print_final_stats=1 \
+      2>"$scratch/$name.log" || { tail -50 "$scratch/$name.log"; exit 1; }
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$scratch/$name.log")
+    echo "$name: $runs runs, no crash"
+  done
+fi
