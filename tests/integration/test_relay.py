@@ -168,3 +168,59 @@ def test_client_disconnect_mid_session_is_clean(ig, ca, dovecot):
         assert m.login(ALICE, ALICE_PW)[0] == "OK"
     finally:
         m.logout()
+
+
+def test_slow_reader_large_fetch_memory_bounded(ig, ca):
+    """A 20 MB FETCH to a client that stops reading: the proxy stops reading
+    from Dovecot (backpressure) instead of buffering, so its memory stays
+    flat; once the client reads again the body arrives byte for byte."""
+    import socket
+    import ssl
+    msg = igtest.make_message(20 * 1024 * 1024, subject="slow reader")
+    m = imaps(ig, ca, timeout=120)
+    try:
+        assert m.login(ALICE, ALICE_PW)[0] == "OK"
+        typ, data = m.append("INBOX", None, None, msg)
+        assert typ == "OK", data
+        uid = re.search(rb"\[APPENDUID \d+ (\d+)\]", data[0]).group(1).decode()
+    finally:
+        m.logout()
+
+    host, port = ig.addr("imaps")
+    raw = socket.create_connection((host, port), timeout=60)
+    # A small receive window, so the kernel cannot absorb the message.
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s = igtest.client_context(ca).wrap_socket(raw, server_hostname="localhost")
+    try:
+        f = s.makefile("rb")
+        f.readline()  # greeting
+        s.sendall(b"a LOGIN %s %s\r\n" % (ALICE.encode(), ALICE_PW.encode()))
+        while not f.readline().startswith(b"a "):
+            pass
+        s.sendall(b"b SELECT INBOX\r\n")
+        while not f.readline().startswith(b"b "):
+            pass
+        before = ig.rss_kb()
+        s.sendall(b"c UID FETCH %s (BODY.PEEK[])\r\n" % uid.encode())
+        peak = before
+        for _ in range(30):  # 3 s of not reading at all
+            time.sleep(0.1)
+            peak = max(peak, ig.rss_kb())
+        assert peak - before < 8 * 1024, "VmRSS grew by %d kB while the client " \
+            "did not read a 20 MB FETCH" % (peak - before)
+        head = f.readline()
+        size = int(re.search(rb"\{(\d+)\}", head).group(1))
+        assert size == len(msg)
+        h = hashlib.sha256()
+        left = size
+        while left:
+            chunk = f.read(min(left, 1 << 20))
+            assert chunk, "connection closed mid-body"
+            h.update(chunk)
+            left -= len(chunk)
+        assert h.hexdigest() == hashlib.sha256(msg).hexdigest()
+        while not f.readline().startswith(b"c "):
+            pass
+        s.sendall(b"d LOGOUT\r\n")
+    finally:
+        s.close()
