@@ -1,4 +1,8 @@
+/* Minimal engine until the rule engine lands: require_tls only. */
 #include "policy/decide.h"
+
+#include <stdio.h>
+#include <string.h>
 
 #define CASE(x, s) case x: return s
 const char *
@@ -19,7 +23,9 @@ enum ig_verdict
 ig_policy_decide(const struct ig_policy_conf *p, const struct ig_login_facts *f,
     struct ig_decision *out)
 {
-	out->rule = -1;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->rule_name, sizeof(out->rule_name), "defaults");
+	out->rule = &p->defaults;
 	if (p->require_tls && !f->tls) {
 		out->verdict = IG_VERDICT_DENY;
 		out->code = "PRIVACYREQUIRED";
@@ -28,7 +34,6 @@ ig_policy_decide(const struct ig_policy_conf *p, const struct ig_login_facts *f,
 		return out->verdict;
 	}
 	out->verdict = IG_VERDICT_ALLOW;
-	out->code = NULL;
 	out->reason = "allowed";
 	out->text = "";
 	return out->verdict;

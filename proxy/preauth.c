@@ -205,19 +205,27 @@ preauth_judge(struct ig_session *s)
 		.listener = s->l->name,
 	};
 	struct ig_decision d;
-	if (ig_policy_decide(&s->gen->cfg->policy, &f, &d) == IG_VERDICT_ALLOW) {
+	enum ig_verdict v = ig_policy_decide(&s->gen->cfg->policy, &f, &d);
+	if (v == IG_VERDICT_ALLOW) {
+		if (d.would_deny)
+			ig_session_log(s, IG_LOG_WARN,
+			    "event=login-decision verdict=would-deny mode=monitor mech=%s tls=%s "
+			    "reason=%s rule=%s", preauth_mech_name(a), s->tls_active ? "yes" : "no",
+			    d.reason, d.rule_name);
 		if (a->user_known) {
 			a->decided = true;
-			ig_session_log(s, IG_LOG_INFO,
-			    "event=login-decision verdict=allow mech=%s tls=%s reason=%s rule=%d",
-			    preauth_mech_name(a), s->tls_active ? "yes" : "no", d.reason, d.rule);
+			if (!d.would_deny)
+				ig_session_log(s, IG_LOG_INFO,
+				    "event=login-decision verdict=allow mech=%s tls=%s reason=%s "
+				    "rule=%s", preauth_mech_name(a), s->tls_active ? "yes" : "no",
+				    d.reason, d.rule_name);
 		}
 		return true;
 	}
 	ig_session_log(s, IG_LOG_INFO,
-	    "event=login-decision verdict=%s mech=%s tls=%s reason=%s rule=%d",
+	    "event=login-decision verdict=%s mech=%s tls=%s reason=%s rule=%s",
 	    ig_verdict_str(d.verdict), preauth_mech_name(a), s->tls_active ? "yes" : "no",
-	    d.reason, d.rule);
+	    d.reason, d.rule_name);
 	if (d.code != NULL)
 		ig_session_reply(s, "%s NO [%s] %s", a->tag, d.code, d.text);
 	else
