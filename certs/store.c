@@ -9,15 +9,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
-#include <mbedtls/oid.h>
 #include <mbedtls/build_info.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #if defined(MBEDTLS_ERROR_C)
 #include <mbedtls/error.h>
 #endif
+#include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/ssl.h>
@@ -425,32 +426,61 @@ store_pair_matches(const struct store_pair *pair, const char *host, size_t hlen,
 	return false;
 }
 
+/* Has a pair of key type t been installed already (covered[0..n))? */
+static bool
+store_type_covered(const mbedtls_pk_type_t *covered, size_t n, mbedtls_pk_type_t t)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (covered[i] == t)
+			return true;
+	}
+	return false;
+}
+
 int
 ig_certstore_select(const struct ig_certstore *store, mbedtls_ssl_context *ssl,
     const unsigned char *name, size_t len)
 {
-	size_t installed = 0;
+	mbedtls_pk_type_t covered[8]; /* key types of the exact pairs installed */
+	size_t ncovered = 0, installed = 0;
 	int ret;
 
 	if (store == NULL || ssl == NULL || name == NULL || len == 0)
 		return IG_ENOTFOUND;
 	/*
-	 * Exact names first, then wildcards: mbedTLS takes the first pair in
-	 * installation order whose key suits the client, so an exact
-	 * certificate wins, while a wildcard one still serves a client whose
-	 * signature algorithms rule out every exact one.
+	 * Exact names first. mbedTLS picks by the client's signature
+	 * algorithm preference first and installation order second (TLS 1.3
+	 * ssl_tls13_pick_key_cert), so installing every wildcard pair too
+	 * could let a wildcard certificate win over an exact one. A wildcard
+	 * pair is therefore added only for a key type no exact pair offers:
+	 * an RSA-only client still gets a valid certificate when the exact
+	 * name exists only as ECDSA, and an exact match otherwise wins.
 	 */
-	for (int pass = 0; pass < 2; pass++) {
-		for (size_t i = 0; i < store->npairs; i++) {
-			struct store_pair *pair = &store->pairs[i];
+	for (size_t i = 0; i < store->npairs; i++) {
+		struct store_pair *pair = &store->pairs[i];
+		mbedtls_pk_type_t t = mbedtls_pk_get_type(&pair->key);
 
-			if (!store_pair_matches(pair, (const char *)name, len, pass == 1))
-				continue;
-			ret = mbedtls_ssl_set_hs_own_cert(ssl, &pair->chain, &pair->key);
-			if (ret != 0)
-				return store_map_ssl_err(ret);
-			installed++;
-		}
+		if (!store_pair_matches(pair, (const char *)name, len, false))
+			continue;
+		ret = mbedtls_ssl_set_hs_own_cert(ssl, &pair->chain, &pair->key);
+		if (ret != 0)
+			return store_map_ssl_err(ret);
+		installed++;
+		if (!store_type_covered(covered, ncovered, t) &&
+		    ncovered < sizeof(covered) / sizeof(covered[0]))
+			covered[ncovered++] = t;
+	}
+	for (size_t i = 0; i < store->npairs; i++) {
+		struct store_pair *pair = &store->pairs[i];
+
+		if (store_type_covered(covered, ncovered, mbedtls_pk_get_type(&pair->key)) ||
+		    store_pair_matches(pair, (const char *)name, len, false) ||
+		    !store_pair_matches(pair, (const char *)name, len, true))
+			continue;
+		ret = mbedtls_ssl_set_hs_own_cert(ssl, &pair->chain, &pair->key);
+		if (ret != 0)
+			return store_map_ssl_err(ret);
+		installed++;
 	}
 	return installed > 0 ? 0 : IG_ENOTFOUND;
 }
