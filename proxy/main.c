@@ -2,8 +2,13 @@
  * imapguard: command line, start-up and shutdown.
  *   imapguard -c FILE        run in the foreground, log to stderr
  *   imapguard -t -c FILE     check the configuration (and certificates)
+ *   imapguard explain -c FILE --user U --from ADDR [--listener NAME]
+ *                     [--tls yes|no] [--mechanism M]
+ *                            what the policy would decide, and why
  */
+#include <arpa/inet.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +17,7 @@
 #include <mbedtls/version.h>
 #include <uv.h>
 
+#include "policy/decide.h"
 #include "proxy/err.h"
 #include "proxy/log.h"
 #include "proxy/tls.h"
@@ -22,6 +28,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: imapguard [-t] -c FILE\n"
+	    "       imapguard explain -c FILE --user U --from ADDR [...]\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (YAML)\n"
 	    "  -t, --test          check the configuration and certificates, then exit\n"
@@ -30,9 +37,133 @@ usage(FILE *f)
 	    "  -h, --help          this text\n");
 }
 
+static void
+explain_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: imapguard explain -c FILE --user USER --from ADDRESS\n"
+	    "                         [--listener NAME] [--tls yes|no] [--mechanism M]\n"
+	    "\n"
+	    "Prints the policy decision for one login attempt, the deciding rule and\n"
+	    "the chain of rules considered, without starting anything.\n"
+	    "  --listener NAME   default: the first listener; its TLS mode sets --tls\n"
+	    "  --tls yes|no      TLS active when the credentials are sent\n"
+	    "                    (default: yes for implicit TLS listeners, else no)\n"
+	    "  --mechanism M     a SASL mechanism (PLAIN, XOAUTH2, ...), or 'command'\n"
+	    "                    for the IMAP LOGIN command (default)\n"
+	    "Exit status: 0 allowed, 1 refused, 2 usage or configuration error.\n");
+}
+
+/* imapguard explain ...: the what-if command. */
+static int
+explain_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "from", required_argument, NULL, 'f' },
+		{ "listener", required_argument, NULL, 'l' },
+		{ "tls", required_argument, NULL, 's' },
+		{ "mechanism", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = NULL, *user = NULL, *from = NULL, *lname = NULL;
+	const char *tls = NULL, *mech = "command";
+	int ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:u:f:l:s:m:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': path = optarg; break;
+		case 'u': user = optarg; break;
+		case 'f': from = optarg; break;
+		case 'l': lname = optarg; break;
+		case 's': tls = optarg; break;
+		case 'm': mech = optarg; break;
+		case 'h': explain_usage(stdout); return 0;
+		default: explain_usage(stderr); return 2;
+		}
+	}
+	if (path == NULL || user == NULL || from == NULL || optind != argc) {
+		explain_usage(stderr);
+		return 2;
+	}
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, from, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+	} else if (inet_pton(AF_INET6, from, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+	} else {
+		fprintf(stderr, "imapguard explain: --from %s is not an IP address\n", from);
+		return 2;
+	}
+	struct ig_config *cfg = NULL;
+	if (ig_config_load(path, &cfg, stderr) != 0) {
+		fprintf(stderr, "imapguard: configuration %s is invalid\n", path);
+		return 2;
+	}
+	int rc = 2;
+	const struct ig_listener_conf *l = NULL;
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		if (lname == NULL || strcmp(cfg->listeners[i].name, lname) == 0) {
+			l = &cfg->listeners[i];
+			break;
+		}
+	if (l == NULL) {
+		fprintf(stderr, "imapguard explain: no listener named '%s'\n", lname);
+		goto out;
+	}
+	bool tls_on = l->tls == IG_TLS_IMPLICIT;
+	if (tls != NULL) {
+		if (strcmp(tls, "yes") != 0 && strcmp(tls, "no") != 0) {
+			fprintf(stderr, "imapguard explain: --tls takes yes or no\n");
+			goto out;
+		}
+		tls_on = strcmp(tls, "yes") == 0;
+	}
+	if (l->tls == IG_TLS_IMPLICIT && !tls_on) {
+		fprintf(stderr, "imapguard explain: listener %s is implicit TLS: --tls no "
+		    "cannot happen there\n", l->name);
+		goto out;
+	}
+	struct ig_login_facts f = {
+		.listener = l->name,
+		.tls = tls_on,
+		.addr = (const struct sockaddr *)&ss,
+	};
+	if (strcasecmp(mech, "command") == 0) {
+		f.login_cmd = true;
+		f.mech = IG_MECH_COUNT;
+	} else {
+		struct ig_span ms = { (const uint8_t *)mech, strlen(mech) };
+		f.mech = ig_sasl_mech_from_name(ms);
+		if (f.mech == IG_MECH_COUNT) {
+			fprintf(stderr, "imapguard explain: unknown mechanism '%s'\n", mech);
+			goto out;
+		}
+	}
+	char norm[IG_USER_MAX + 1];
+	if (ig_user_normalize((const uint8_t *)user, strlen(user), cfg->policy.fold_case,
+	        norm, sizeof(norm)) != 0) {
+		fprintf(stderr, "imapguard explain: invalid user name\n");
+		goto out;
+	}
+	f.user = norm;
+	rc = ig_policy_explain(&cfg->policy, &f, path, stdout) == IG_VERDICT_ALLOW ? 0 : 1;
+out:
+	ig_config_free(cfg);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "explain") == 0)
+		return explain_main(argc - 1, argv + 1);
+
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "test", no_argument, NULL, 't' },

@@ -240,7 +240,8 @@ static bool
 preauth_set_user(struct ig_session *s, const uint8_t *name, size_t len)
 {
 	struct ig_attempt *a = &s->att;
-	int rc = ig_user_normalize(name, len, true, a->user, sizeof(a->user));
+	int rc = ig_user_normalize(name, len, s->gen->cfg->policy.fold_case, a->user,
+	    sizeof(a->user));
 	if (rc != 0) {
 		ig_session_log(s, IG_LOG_INFO, "event=login-refused reason=bad-user-name");
 		ig_session_reply(s, "%s BAD Invalid user name", a->tag);
@@ -340,8 +341,9 @@ preauth_sasl_user(struct ig_session *s, struct ig_span b64)
 	bool ok = preauth_set_user(s, (const uint8_t *)mbox, strlen(mbox));
 	if (ok && id.authzid[0] != '\0' && id.authcid[0] != '\0') {
 		char authc[IG_USER_MAX + 1];
-		if (ig_user_normalize((const uint8_t *)id.authcid, strlen(id.authcid), true,
-		        authc, sizeof(authc)) != 0 || strcmp(authc, a->user) != 0) {
+		if (ig_user_normalize((const uint8_t *)id.authcid, strlen(id.authcid),
+		        s->gen->cfg->policy.fold_case, authc, sizeof(authc)) != 0 ||
+		    strcmp(authc, a->user) != 0) {
 			/* A different authorization identity is a master-user
 			   login: refused unless configured (not yet). */
 			ig_session_log(s, IG_LOG_INFO,
