@@ -38,10 +38,14 @@ void ig_certstore_free(struct ig_certstore *store);
 int ig_certstore_apply_default(const struct ig_certstore *store, mbedtls_ssl_config *conf);
 
 /*
- * For an SNI callback: installs on ssl (mbedtls_ssl_set_hs_own_cert) every
- * pair with a name matching the requested server name (exact names first,
- * then wildcards, case-insensitive). Returns 0 if at least one matched,
- * IG_ENOTFOUND if none did (nothing installed: the defaults apply).
+ * For an SNI callback: installs on ssl (mbedtls_ssl_set_hs_own_cert) the
+ * pairs for the requested server name: every pair with an exact name match,
+ * plus a wildcard match only for a key type (ECDSA, RSA) no exact pair
+ * covers (mbedTLS picks among installed pairs by the client's signature
+ * algorithms, so a wildcard must not outrank an exact name). Names compare
+ * case-insensitively. Returns 0 if at least one matched, IG_ENOTFOUND if
+ * none did (nothing installed: the defaults apply; the SNI callback must
+ * then return 0 unless it wants to refuse unknown names).
  */
 int ig_certstore_select(const struct ig_certstore *store, mbedtls_ssl_context *ssl,
     const unsigned char *name, size_t len);
