@@ -224,18 +224,9 @@ ig_imap_parse(struct ig_imap_parser *p, const uint8_t *buf, size_t len, size_t *
 				imap_fail(p, IG_PARSE_BAD, "Missing command name");
 				continue;
 			}
+			/* The delimiter after the name is examined in ST_AFTER. */
 			p->name_end = p->pos;
-			if (ch == ' ') {
-				p->state = ST_ARG;
-				break;
-			}
-			if (ch == '\r') {
-				p->state = ST_LF;
-				break;
-			}
-			if (ch == '\n')
-				return imap_line_end(p, buf, consumed);
-			imap_fail(p, IG_PARSE_BAD, "Invalid command name");
+			p->state = ST_AFTER;
 			continue;
 		case ST_AFTER:
 			if (ch == ' ') {
