@@ -113,11 +113,18 @@ void ig_imap_parser_reset(struct ig_imap_parser *p);
  *   arrived yet the parser keeps returning AGAIN while it skips. If
  *   p->literal_seen, the caller must end the session instead.
  * - IG_PARSE_TOO_LONG: a line, tag, literal or the command exceeded its
- *   limit. *consumed covers what can be dropped. A synchronizing literal over
- *   the limit is refused before "+" (the client will not send it: the caller
- *   answers BAD and goes on); with p->literal_plus or p->literal_seen the
- *   caller must answer "* BYE" and close. A line over max_line without an LF
- *   in sight also ends the session.
+ *   limit. A synchronizing literal over the limit is refused before "+"
+ *   (the client will not send it): *consumed covers its line through the
+ *   LF, the caller answers BAD and goes on. The session must end instead
+ *   when *consumed is 0 (a line over max_line: no LF in reach, the stream
+ *   position is lost), or p->literal_plus (a {n+} literal over the limit:
+ *   its data is on its way), or p->literal_seen.
+ *
+ * The rule for the caller, for BAD and TOO_LONG alike: go on (answer BAD,
+ * drop *consumed bytes) only when *consumed > 0 and neither literal_seen nor
+ * literal_plus is set; otherwise answer "* BYE" and end the session.
+ * literal_seen is also set after an OK for a command that had literals; it
+ * only means something after an error.
  */
 enum ig_parse_result ig_imap_parse(struct ig_imap_parser *p, const uint8_t *buf,
     size_t len, size_t *consumed);
