@@ -2068,6 +2068,25 @@ policy_check_rule(struct cfgctx *c, const struct cnode *map, void *base, const c
 static const struct section group_section;
 static const struct section user_section;
 
+/* The first group before groups[i] that matches every user pattern does,
+ * with the covering pattern in *by_pattern; NULL when none (or no pattern). */
+static const struct ig_rule *
+policy_shadowed_by(const struct ig_policy_conf *p, size_t i, const char *pattern,
+    const char **by_pattern)
+{
+	for (size_t gi = 0; pattern != NULL && gi < i; gi++) {
+		const struct ig_rule *g = &p->groups[gi];
+		for (size_t j = 0; j < g->nusers; j++) {
+			if (g->users[j] != NULL && policy_covers(g->users[j], pattern)) {
+				*by_pattern = g->users[j];
+				return g;
+			}
+		}
+	}
+	return NULL;
+}
+
+
 /* policy.groups: NAME: { users: [...], rule keys }, file order kept. */
 static bool
 policy_store_groups(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
@@ -2131,42 +2150,26 @@ policy_store_groups(struct cfgctx *c, const struct field *f, const struct cnode 
 	for (size_t i = 0; i < p->ngroups; i++) {
 		const struct ig_rule *r = &p->groups[i];
 		const struct cnode *seq = config_map_get(v->items[2 * i + 1], "users");
+		const char *q;
 		size_t valid = 0, shadowed = 0;
 		if (r->name == NULL || seq == NULL || seq->kind != CN_SEQ || seq->n != r->nusers)
 			continue;
-		for (size_t j = 0; j < r->nusers; j++)
+		for (size_t j = 0; j < r->nusers; j++) {
 			valid += r->users[j] != NULL;
-		for (int report = 0; report < 2; report++) {
-			for (size_t j = 0; j < r->nusers; j++) {
-				const struct ig_rule *by = NULL;
-				const char *q = NULL;
-				if (r->users[j] == NULL)
-					continue;
-				for (size_t gi = 0; gi < i && by == NULL; gi++)
-					for (size_t qj = 0; qj < p->groups[gi].nusers && by == NULL; qj++)
-						if (p->groups[gi].users[qj] != NULL &&
-						    policy_covers(p->groups[gi].users[qj], r->users[j])) {
-							by = &p->groups[gi];
-							q = by->users[qj];
-						}
-				if (by == NULL)
-					continue;
-				if (!report)
-					shadowed++;
-				else
-					config_warn(c, seq->items[j]->mark, "'%s' never selects group "
-					    "'%s': group '%s' (at %u:%u) matches it first with '%s'",
-					    config_show(r->users[j], strlen(r->users[j]), sb), r->name,
-					    by->name, by->line, by->col,
-					    config_show(q, strlen(q), sb2));
-			}
-			if (shadowed == 0)
-				break;
-			if (shadowed == valid) {
-				config_warn(c, v->items[2 * i]->mark, "group '%s' never applies: every "
-				    "user it lists is matched first by an earlier group", r->name);
-				break;
-			}
+			shadowed += policy_shadowed_by(p, i, r->users[j], &q) != NULL;
+		}
+		if (shadowed > 0 && shadowed == valid) {
+			config_warn(c, v->items[2 * i]->mark, "group '%s' never applies: every user it "
+			    "lists is matched first by an earlier group", r->name);
+			continue;
+		}
+		for (size_t j = 0; shadowed > 0 && j < r->nusers; j++) {
+			const struct ig_rule *by = policy_shadowed_by(p, i, r->users[j], &q);
+			if (by != NULL)
+				config_warn(c, seq->items[j]->mark, "'%s' never selects group '%s': group "
+				    "'%s' (at %u:%u) matches it first with '%s'",
+				    config_show(r->users[j], strlen(r->users[j]), sb), r->name, by->name,
+				    by->line, by->col, config_show(q, strlen(q), sb2));
 		}
 	}
 	return true;
@@ -2388,7 +2391,9 @@ static const struct field listener_fields[] = {
 	    config_v_listener_tls),
 	F_NUM("max_sessions", FT_UINT, struct ig_listener_conf, max_sessions, 0, 1, 1000000),
 };
-static const struct section listener_section = { listener_fields, NFIELDS(listener_fields), NULL, false };
+static const struct section listener_section = {
+	listener_fields, NFIELDS(listener_fields), NULL, false
+};
 
 static const struct field cert_fields[] = {
 	F_STR("cert", struct ig_cert_pair_conf, cert_path, true, config_v_readable_file),
@@ -2506,7 +2511,9 @@ static const struct field root_fields[] = {
 	F_SECTION("limits", struct ig_config, limits, false, &limits_section),
 	F_SECTION("policy", struct ig_config, policy, false, &policy_section),
 };
-static const struct section root_section = { root_fields, NFIELDS(root_fields), config_check_root, false };
+static const struct section root_section = {
+	root_fields, NFIELDS(root_fields), config_check_root, false
+};
 
 /* ---------------------------------------------------------------------- */
 /* Entry points */
