@@ -32,7 +32,9 @@
 
 #include <yaml.h>
 
+#include "policy/cidr.h"
 #include "proxy/err.h"
+#include "proxy/sasl.h"
 
 #define CFG_DEPTH_MAX 32          /* nesting levels in the YAML tree */
 #define CFG_ERRORS_SHOWN 100      /* then "N more errors" */
@@ -85,6 +87,9 @@ struct cfgctx {
 	unsigned nwarn;
 	bool nomem;
 	yaml_mark_t end_mark; /* end of the stream, for "empty" */
+	struct ig_policy_conf *policy; /* the policy being built: network names,
+	                                  fold_case, defaults and groups are
+	                                  read back by later policy keys */
 	struct cfgmsg *msgs;
 	size_t nmsgs, capmsgs;
 };
@@ -665,6 +670,7 @@ enum ftype {
 	FT_ENUM,     /* int, from names[] */
 	FT_SECTION,  /* a mapping walked with sub, into the struct at off */
 	FT_LIST,     /* a sequence of mappings: pointer at off, count at count_off */
+	FT_CUSTOM,   /* converted, defaulted and freed by the field's ops */
 };
 
 struct field;
@@ -677,6 +683,19 @@ typedef void (*validate_fn)(struct cfgctx *c, const struct field *f, const struc
  * walked, for rules across keys. node is the mapping (or the sequence). */
 typedef void (*check_fn)(struct cfgctx *c, const struct cnode *node, void *base,
     const char *path);
+
+/* A value type of its own (the policy's lists and name mappings). */
+struct custom_ops {
+	/* Stores the default (optional; the struct starts zeroed). */
+	void (*init)(const struct field *f, void *base);
+	/* Converts and stores v, reporting its own errors; returns true when
+	 * stored (then the field's validate_fn runs). May allocate even when it
+	 * returns false: release() is called in every case. */
+	bool (*store)(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+	    const char *path);
+	/* Frees what store() allocated and leaves the field empty (optional). */
+	void (*release)(const struct field *f, void *base);
+};
 
 struct enum_name {
 	const char *name;
@@ -698,12 +717,20 @@ struct field {
 	size_t count_off;              /* FT_LIST: size_t count in base */
 	size_t elem_size;              /* FT_LIST */
 	check_fn list_check;           /* FT_LIST: after every element */
+	const struct custom_ops *ops;  /* FT_CUSTOM */
+	unsigned bit;                  /* IG_RK_* added to the rule's set when
+	                                  the key is present (rule sections) */
+	unsigned early;                /* keys with a higher value are walked
+	                                  first, whatever the file order (the
+	                                  policy resolves names defined later) */
 };
 
 struct section {
 	const struct field *fields;
 	size_t nfields;
 	check_fn check;                /* optional */
+	bool rule;                     /* base is a struct ig_rule: present keys
+	                                  set their bit in its set */
 };
 
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
@@ -757,6 +784,10 @@ config_apply_defaults(const struct section *sec, void *base)
 		case FT_SECTION:
 			config_apply_defaults(f->sub, p);
 			break;
+		case FT_CUSTOM:
+			if (f->ops->init != NULL)
+				f->ops->init(f, base);
+			break;
 		case FT_STR:
 		case FT_STRBUF:
 		case FT_LIST:
@@ -788,6 +819,10 @@ config_free_section(const struct section *sec, void *base)
 			*(size_t *)config_at(base, f->count_off) = 0;
 			break;
 		}
+		case FT_CUSTOM:
+			if (f->ops->release != NULL)
+				f->ops->release(f, base);
+			break;
 		case FT_STRBUF:
 		case FT_UINT:
 		case FT_SIZE:
@@ -891,6 +926,25 @@ config_fmt_duration(uint64_t ms, char *buf, size_t bufsz)
 static void config_walk_map(struct cfgctx *c, const struct cnode *map, const struct section *sec,
     void *base, const char *path);
 
+/* True when v is a non-null scalar without NUL bytes; else reports why. */
+static bool
+config_scalar_ok(struct cfgctx *c, const struct cnode *v, const char *path)
+{
+	if (v->kind != CN_SCALAR) {
+		config_error(c, v->mark, "'%s' must be a single value, not %s", path, config_kind_str(v));
+		return false;
+	}
+	if (config_node_is_null(v)) {
+		config_error(c, v->mark, "'%s' has no value", path);
+		return false;
+	}
+	if (strlen(v->str) != v->len) {
+		config_error(c, v->mark, "'%s' must not contain NUL bytes", path);
+		return false;
+	}
+	return true;
+}
+
 /* Stores one value; returns true when it was stored (then validate runs). */
 static bool
 config_store_value(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
@@ -953,19 +1007,12 @@ config_store_value(struct cfgctx *c, const struct field *f, const struct cnode *
 		return true;
 	}
 
+	if (f->type == FT_CUSTOM)
+		return f->ops->store(c, f, v, base, path);
+
 	/* Scalars from here on. */
-	if (v->kind != CN_SCALAR) {
-		config_error(c, v->mark, "'%s' must be a single value, not %s", path, config_kind_str(v));
+	if (!config_scalar_ok(c, v, path))
 		return false;
-	}
-	if (config_node_is_null(v)) {
-		config_error(c, v->mark, "'%s' has no value", path);
-		return false;
-	}
-	if (strlen(v->str) != v->len) {
-		config_error(c, v->mark, "'%s' must not contain NUL bytes", path);
-		return false;
-	}
 	const char *s = v->str;
 	uint64_t u;
 	unsigned ms;
@@ -1052,6 +1099,7 @@ config_store_value(struct cfgctx *c, const struct field *f, const struct cnode *
 		return false;
 	case FT_SECTION:
 	case FT_LIST:
+	case FT_CUSTOM:
 		break; /* handled above */
 	}
 	return false;
@@ -1059,7 +1107,8 @@ config_store_value(struct cfgctx *c, const struct field *f, const struct cnode *
 
 /*
  * Walks one mapping against sec: every key must be known and appear once,
- * every required key must be present. Values go into base.
+ * every required key must be present. Values go into base. Keys are taken
+ * in file order, except that fields marked early go first (highest first).
  */
 static void
 config_walk_map(struct cfgctx *c, const struct cnode *map, const struct section *sec, void *base,
@@ -1067,57 +1116,69 @@ config_walk_map(struct cfgctx *c, const struct cnode *map, const struct section 
 {
 	const struct cnode *seen[64] = { NULL };
 	char sb[CFG_SHOW_MAX];
+	unsigned top = 0;
 
 	if (sec->nfields > NFIELDS(seen)) /* a table bug, not a user error */
 		abort();
-	for (size_t i = 0; i + 1 < map->n; i += 2) {
-		const struct cnode *k = map->items[i], *v = map->items[i + 1];
-		if (k->kind == CN_BAD)
-			continue;
-		if (k->kind != CN_SCALAR) {
-			config_error(c, k->mark, "keys must be plain words, not %s", config_kind_str(k));
-			continue;
-		}
-		size_t fi;
-		for (fi = 0; fi < sec->nfields; fi++)
-			if (strlen(sec->fields[fi].key) == k->len &&
-			    memcmp(sec->fields[fi].key, k->str, k->len) == 0)
-				break;
-		/* Duplicates first: libyaml accepts them and the last would win. */
-		const struct cnode *first = NULL;
-		if (fi < sec->nfields) {
-			first = seen[fi];
-		} else {
-			for (size_t j = 0; j < i && first == NULL; j += 2) {
-				const struct cnode *pk = map->items[j];
-				if (pk->kind == CN_SCALAR && pk->len == k->len &&
-				    memcmp(pk->str, k->str, k->len) == 0)
-					first = pk;
+	for (size_t fi = 0; fi < sec->nfields; fi++)
+		if (sec->fields[fi].early > top)
+			top = sec->fields[fi].early;
+	for (unsigned pass = top + 1; pass-- > 0;) {
+		for (size_t i = 0; i + 1 < map->n; i += 2) {
+			const struct cnode *k = map->items[i], *v = map->items[i + 1];
+			if (k->kind == CN_BAD)
+				continue;
+			if (k->kind != CN_SCALAR) {
+				if (pass == 0)
+					config_error(c, k->mark, "keys must be plain words, not %s",
+					    config_kind_str(k));
+				continue;
 			}
+			size_t fi;
+			for (fi = 0; fi < sec->nfields; fi++)
+				if (strlen(sec->fields[fi].key) == k->len &&
+				    memcmp(sec->fields[fi].key, k->str, k->len) == 0)
+					break;
+			if ((fi < sec->nfields ? sec->fields[fi].early : 0) != pass)
+				continue;
+			/* Duplicates first: libyaml accepts them and the last would win. */
+			const struct cnode *first = NULL;
+			if (fi < sec->nfields) {
+				first = seen[fi];
+			} else {
+				for (size_t j = 0; j < i && first == NULL; j += 2) {
+					const struct cnode *pk = map->items[j];
+					if (pk->kind == CN_SCALAR && pk->len == k->len &&
+					    memcmp(pk->str, k->str, k->len) == 0)
+						first = pk;
+				}
+			}
+			if (first != NULL) {
+				config_error(c, k->mark, "duplicate key '%s'%s%s%s (first at %zu:%zu)",
+				    config_show(k->str, k->len, sb), *path ? " in '" : "", path, *path ? "'" : "",
+				    first->mark.line + 1, first->mark.column + 1);
+				continue;
+			}
+			if (fi == sec->nfields) {
+				const char *hint = config_suggest(sec, k);
+				config_error(c, k->mark, "unknown key '%s'%s%s%s%s%s%s",
+				    config_show(k->str, k->len, sb), *path ? " in '" : "", path, *path ? "'" : "",
+				    hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
+				continue;
+			}
+			seen[fi] = k;
+			const struct field *f = &sec->fields[fi];
+			if (sec->rule)
+				((struct ig_rule *)base)->set |= f->bit;
+			if (v->kind == CN_BAD)
+				continue;
+			char kpath[CFG_KEYPATH_MAX];
+			config_join_path(kpath, path, f->key);
+			if (config_store_value(c, f, v, base, kpath) && f->validate != NULL)
+				f->validate(c, f, v, base, kpath);
+			if (c->nomem)
+				return;
 		}
-		if (first != NULL) {
-			config_error(c, k->mark, "duplicate key '%s'%s%s%s (first at %zu:%zu)",
-			    config_show(k->str, k->len, sb), *path ? " in '" : "", path, *path ? "'" : "",
-			    first->mark.line + 1, first->mark.column + 1);
-			continue;
-		}
-		if (fi == sec->nfields) {
-			const char *hint = config_suggest(sec, k);
-			config_error(c, k->mark, "unknown key '%s'%s%s%s%s%s%s",
-			    config_show(k->str, k->len, sb), *path ? " in '" : "", path, *path ? "'" : "",
-			    hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
-			continue;
-		}
-		seen[fi] = k;
-		if (v->kind == CN_BAD)
-			continue;
-		const struct field *f = &sec->fields[fi];
-		char kpath[CFG_KEYPATH_MAX];
-		config_join_path(kpath, path, f->key);
-		if (config_store_value(c, f, v, base, kpath) && f->validate != NULL)
-			f->validate(c, f, v, base, kpath);
-		if (c->nomem)
-			return;
 	}
 	for (size_t fi = 0; fi < sec->nfields; fi++) {
 		if (sec->fields[fi].required && seen[fi] == NULL) {
@@ -1378,15 +1439,889 @@ config_check_limits(struct cfgctx *c, const struct cnode *map, void *base, const
 		    "will be disconnected");
 }
 
+/* ---------------------------------------------------------------------- */
+/* The policy: networks, rules (defaults, groups, user entries) */
+
+#define POLICY_NAME_MAX IG_NAME_MAX /* network and group names */
+
+/* Built-in values of policy.defaults; the rule's name is not allocated. */
+static char policy_defaults_name[] = "defaults";
+
+/* The key node (not the value) of key in map, or NULL. */
+static const struct cnode *
+config_map_key(const struct cnode *map, const char *key)
+{
+	if (map == NULL || map->kind != CN_MAP)
+		return NULL;
+	for (size_t i = 0; i + 1 < map->n; i += 2) {
+		const struct cnode *k = map->items[i];
+		if (k->kind == CN_SCALAR && strlen(key) == k->len && memcmp(k->str, key, k->len) == 0)
+			return k;
+	}
+	return NULL;
+}
+
+/* The first earlier key in map (before item i) equal to map->items[i]. */
+static const struct cnode *
+config_map_earlier(const struct cnode *map, size_t i)
+{
+	const struct cnode *k = map->items[i];
+	for (size_t j = 0; j < i; j += 2) {
+		const struct cnode *pk = map->items[j];
+		if (pk->kind == CN_SCALAR && pk->len == k->len && memcmp(pk->str, k->str, k->len) == 0)
+			return pk;
+	}
+	return NULL;
+}
+
 static void
-config_check_policy_defaults(struct cfgctx *c, const struct cnode *map, void *base,
+config_set_pos(unsigned *line, unsigned *col, const struct cnode *n)
+{
+	*line = n->mark.line < UINT_MAX ? (unsigned)n->mark.line + 1 : UINT_MAX;
+	*col = n->mark.column < UINT_MAX ? (unsigned)n->mark.column + 1 : UINT_MAX;
+}
+
+/* A sequence is expected; a bare "key:" is refused rather than read as an
+ * empty list, since an empty list means "nothing allowed" here. */
+static bool
+policy_want_seq(struct cfgctx *c, const struct cnode *v, const char *path)
+{
+	if (v->kind == CN_SEQ)
+		return true;
+	if (config_node_is_null(v))
+		config_error(c, v->mark, "'%s' has no value (write [] for an empty list)", path);
+	else
+		config_error(c, v->mark, "'%s' must be a sequence, not %s", path, config_kind_str(v));
+	return false;
+}
+
+/* A mapping of names is expected; a bare "key:" means none. */
+static bool
+policy_want_map(struct cfgctx *c, const struct cnode *v, const char *path, const char *what)
+{
+	if (v->kind == CN_MAP)
+		return true;
+	if (!config_node_is_null(v))
+		config_error(c, v->mark, "'%s' must be a mapping of %s, not %s", path, what,
+		    config_kind_str(v));
+	return false;
+}
+
+/* Network and group names: written into logs ("group:NAME"), so plain. A
+ * network name must start with a letter so that it never reads as an
+ * address ("10.0.0.0/8", "::1", "fe80::/10" all contain a digit or ':'
+ * first). */
+static bool
+policy_valid_name(struct cfgctx *c, const struct cnode *k, const char *path, bool letter_first)
+{
+	char sb[CFG_SHOW_MAX];
+	bool ok = k->len > 0 && k->len <= POLICY_NAME_MAX && strlen(k->str) == k->len;
+	for (size_t i = 0; ok && i < k->len; i++) {
+		char ch = k->str[i];
+		bool alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+		if (!alpha && !(ch >= '0' && ch <= '9') && ch != '-' && ch != '_' && ch != '.')
+			ok = false;
+		if (i == 0 && letter_first && !alpha)
+			ok = false;
+	}
+	if (!ok)
+		config_error(c, k->mark, "invalid name '%s' in '%s': use up to %d letters, digits, "
+		    "'-', '_' and '.'%s", config_show(k->str, k->len, sb), path, POLICY_NAME_MAX,
+		    letter_first ? ", starting with a letter" : "");
+	return ok;
+}
+
+/* Parses one CIDR or address, explaining a refusal. */
+static bool
+policy_parse_cidr(struct cfgctx *c, const struct cnode *v, const char *path, struct ig_cidr *out)
+{
+	char sb[CFG_SHOW_MAX], addr[64], fixed[64];
+	struct ig_cidr host;
+	uint64_t prefix;
+	if (ig_cidr_parse(v->str, out) == 0)
+		return true;
+	/* Say why when the address and the prefix are fine on their own. */
+	const char *slash = strchr(v->str, '/');
+	size_t hl = slash != NULL ? (size_t)(slash - v->str) : 0;
+	if (slash != NULL && hl < sizeof(addr)) {
+		memcpy(addr, v->str, hl);
+		addr[hl] = '\0';
+	}
+	if (slash != NULL && hl < sizeof(addr) && ig_cidr_parse(addr, &host) == 0 &&
+	    strlen(slash + 1) <= 3 && config_parse_u64(slash + 1, 999, &prefix) == 0) {
+		if (prefix > host.prefix) {
+			config_error(c, v->mark, "invalid CIDR '%s' in '%s': the prefix length must be "
+			    "at most %u", config_show(v->str, v->len, sb), path, host.prefix);
+			return false;
+		}
+		bool hostbits = false;
+		for (unsigned i = 0; i < sizeof(host.addr); i++) {
+			unsigned bit0 = i * 8;
+			unsigned keep = bit0 >= prefix ? 0 :
+			    prefix - bit0 >= 8 ? 8 : (unsigned)(prefix - bit0);
+			uint8_t net = (uint8_t)(host.addr[i] & (0xff00u >> keep));
+			hostbits |= net != host.addr[i];
+			host.addr[i] = net;
+		}
+		host.prefix = (uint8_t)prefix;
+		if (hostbits) {
+			ig_cidr_format(&host, fixed, sizeof(fixed));
+			config_error(c, v->mark, "invalid CIDR '%s' in '%s': host bits are set (did you "
+			    "mean %s?)", config_show(v->str, v->len, sb), path, fixed);
+			return false;
+		}
+	}
+	config_error(c, v->mark, "invalid CIDR '%s' in '%s': expected an IPv4 or IPv6 address, "
+	    "optionally with /prefix", config_show(v->str, v->len, sb), path);
+	return false;
+}
+
+static bool
+policy_netset_add(struct cfgctx *c, struct ig_netset *set, size_t *cap, const struct ig_cidr *v,
+    size_t n)
+{
+	if (set->n + n > *cap) {
+		size_t ncap = *cap ? *cap : 4;
+		while (ncap < set->n + n)
+			ncap *= 2;
+		struct ig_cidr *nv = realloc(set->v, ncap * sizeof(*nv));
+		if (nv == NULL) {
+			config_nomem(c);
+			return false;
+		}
+		set->v = nv;
+		*cap = ncap;
+	}
+	memcpy(set->v + set->n, v, n * sizeof(*v));
+	set->n += n;
+	return true;
+}
+
+static const struct ig_network *
+policy_network_find(const struct ig_policy_conf *p, const char *name)
+{
+	for (size_t i = 0; p != NULL && i < p->nnetworks; i++)
+		if (p->networks[i].name != NULL && strcmp(p->networks[i].name, name) == 0)
+			return &p->networks[i];
+	return NULL;
+}
+
+static const char *
+policy_network_suggest(const struct ig_policy_conf *p, const struct cnode *k)
+{
+	const char *best = NULL;
+	size_t bestd = 3; /* at most two edits, like unknown keys */
+	for (size_t i = 0; p != NULL && i < p->nnetworks; i++) {
+		if (p->networks[i].name == NULL)
+			continue;
+		size_t d = config_edit_distance(k->str, k->len, p->networks[i].name);
+		if (d < bestd) {
+			bestd = d;
+			best = p->networks[i].name;
+		}
+	}
+	return best;
+}
+
+/* policy.mode and a rule's mode: enforce | monitor, into a bool. */
+static bool
+policy_store_mode(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
     const char *path)
 {
-	const struct ig_policy_conf *p = base;
+	char sb[CFG_SHOW_MAX];
+	bool *monitor = config_at(base, f->off);
+	if (!config_scalar_ok(c, v, path))
+		return false;
+	if (strcmp(v->str, "enforce") == 0 || strcmp(v->str, "monitor") == 0) {
+		*monitor = v->str[0] == 'm';
+		return true;
+	}
+	config_error(c, v->mark, "invalid value '%s' for '%s': expected one of enforce, monitor",
+	    config_show(v->str, v->len, sb), path);
+	return false;
+}
+
+static void
+policy_init_mechs(const struct field *f, void *base)
+{
+	uint32_t m = (uint32_t)f->def;
+	memcpy(config_at(base, f->off), &m, sizeof(m));
+}
+
+/* mechanisms: SASL names, any case; [] allows no SASL mechanism at all. */
+static bool
+policy_store_mechs(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	char sb[CFG_SHOW_MAX], epath[CFG_KEYPATH_MAX];
+	uint32_t set = 0;
+	if (!policy_want_seq(c, v, path))
+		return false;
+	for (size_t i = 0; i < v->n; i++) {
+		const struct cnode *e = v->items[i];
+		if (snprintf(epath, sizeof(epath), "%s[%zu]", path, i) < 0)
+			epath[0] = '\0';
+		if (e->kind == CN_BAD || !config_scalar_ok(c, e, epath))
+			continue;
+		enum ig_sasl_mech m = ig_sasl_mech_from_name(
+		    (struct ig_span){ (const uint8_t *)e->str, e->len });
+		if (m == IG_MECH_COUNT) {
+			char known[160];
+			size_t off = 0;
+			known[0] = '\0';
+			for (int j = 0; j < IG_MECH_COUNT; j++) {
+				int n = snprintf(known + off, sizeof(known) - off, "%s%s", j ? ", " : "",
+				    ig_sasl_mech_str((enum ig_sasl_mech)j));
+				if (n < 0 || (size_t)n >= sizeof(known) - off)
+					break;
+				off += (size_t)n;
+			}
+			config_error(c, e->mark, "unknown mechanism '%s' in '%s' (known: %s)",
+			    config_show(e->str, e->len, sb), path, known);
+			continue;
+		}
+		if (set & IG_MECH_BIT(m))
+			config_warn(c, e->mark, "mechanism '%s' is listed twice in '%s'",
+			    ig_sasl_mech_str(m), path);
+		set |= IG_MECH_BIT(m);
+	}
+	memcpy(config_at(base, f->off), &set, sizeof(set));
+	return true;
+}
+
+/* allow_plaintext_from, allow_from: network names and literal CIDRs, copied
+ * into one set. [] is kept as an empty set (with the key's bit: nowhere). */
+static bool
+policy_store_netset(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	char sb[CFG_SHOW_MAX], epath[CFG_KEYPATH_MAX];
+	struct ig_netset *set = config_at(base, f->off);
+	size_t cap = 0;
+	if (!policy_want_seq(c, v, path))
+		return false;
+	for (size_t i = 0; i < v->n; i++) {
+		const struct cnode *e = v->items[i];
+		if (snprintf(epath, sizeof(epath), "%s[%zu]", path, i) < 0)
+			epath[0] = '\0';
+		if (e->kind == CN_BAD || !config_scalar_ok(c, e, epath))
+			continue;
+		bool alpha = (e->str[0] >= 'a' && e->str[0] <= 'z') ||
+		    (e->str[0] >= 'A' && e->str[0] <= 'Z');
+		if (alpha && strchr(e->str, ':') == NULL) {
+			const struct ig_network *net = policy_network_find(c->policy, e->str);
+			if (net == NULL) {
+				const char *hint = policy_network_suggest(c->policy, e);
+				config_error(c, e->mark, "unknown network '%s' in '%s'%s%s%s",
+				    config_show(e->str, e->len, sb), path,
+				    hint ? " (did you mean '" : " (not defined in policy.networks)",
+				    hint ? hint : "", hint ? "'?)" : "");
+				continue;
+			}
+			if (net->set.n > 0 && !policy_netset_add(c, set, &cap, net->set.v, net->set.n))
+				return false;
+			continue;
+		}
+		struct ig_cidr cidr;
+		if (policy_parse_cidr(c, e, path, &cidr) && !policy_netset_add(c, set, &cap, &cidr, 1))
+			return false;
+	}
+	return true;
+}
+
+static void
+policy_release_netset(const struct field *f, void *base)
+{
+	struct ig_netset *set = config_at(base, f->off);
+	free(set->v);
+	set->v = NULL;
+	set->n = 0;
+}
+
+/* policy.networks: NAME: [CIDR, ...], each list non-empty. */
+static bool
+policy_store_networks(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	struct ig_policy_conf *p = base;
+	char sb[CFG_SHOW_MAX], npath[CFG_KEYPATH_MAX];
+	(void)f;
+	if (!policy_want_map(c, v, path, "network names"))
+		return config_node_is_null(v);
+	if (v->n < 2)
+		return true;
+	p->networks = calloc(v->n / 2, sizeof(*p->networks));
+	if (p->networks == NULL) {
+		config_nomem(c);
+		return false;
+	}
+	p->nnetworks = v->n / 2;
+	for (size_t i = 0; i + 1 < v->n; i += 2) {
+		const struct cnode *k = v->items[i], *e = v->items[i + 1];
+		struct ig_network *net = &p->networks[i / 2];
+		if (k->kind == CN_BAD)
+			continue;
+		if (k->kind != CN_SCALAR) {
+			config_error(c, k->mark, "keys must be plain words, not %s", config_kind_str(k));
+			continue;
+		}
+		config_set_pos(&net->line, &net->col, k);
+		const struct cnode *first = config_map_earlier(v, i);
+		if (first != NULL) {
+			config_error(c, k->mark, "duplicate network '%s' in '%s' (first at %zu:%zu)",
+			    config_show(k->str, k->len, sb), path, first->mark.line + 1,
+			    first->mark.column + 1);
+			continue;
+		}
+		if (!policy_valid_name(c, k, path, true))
+			continue;
+		net->name = strdup(k->str);
+		if (net->name == NULL) {
+			config_nomem(c);
+			return false;
+		}
+		if (snprintf(npath, sizeof(npath), "%s.%s", path, net->name) < 0)
+			npath[0] = '\0';
+		if (e->kind == CN_BAD || !policy_want_seq(c, e, npath))
+			continue;
+		if (e->n == 0) {
+			config_error(c, e->mark, "'%s' needs at least one entry", npath);
+			continue;
+		}
+		net->set.v = calloc(e->n, sizeof(*net->set.v));
+		if (net->set.v == NULL) {
+			config_nomem(c);
+			return false;
+		}
+		for (size_t j = 0; j < e->n; j++) {
+			const struct cnode *a = e->items[j];
+			char epath[CFG_KEYPATH_MAX];
+			if (snprintf(epath, sizeof(epath), "%s[%zu]", npath, j) < 0)
+				epath[0] = '\0';
+			if (a->kind == CN_BAD || !config_scalar_ok(c, a, epath))
+				continue;
+			if (policy_parse_cidr(c, a, npath, &net->set.v[net->set.n]))
+				net->set.n++;
+		}
+	}
+	return true;
+}
+
+static void
+policy_release_networks(const struct field *f, void *base)
+{
+	struct ig_policy_conf *p = base;
+	(void)f;
+	for (size_t i = 0; i < p->nnetworks; i++) {
+		free(p->networks[i].name);
+		free(p->networks[i].set.v);
+	}
+	free(p->networks);
+	p->networks = NULL;
+	p->nnetworks = 0;
+}
+
+/*
+ * A user name as the backend sees it (ig_user_normalize: no NUL, CR, LF, at
+ * most IG_USER_MAX bytes), folded when fold. Writes out; false after
+ * reporting.
+ */
+static bool
+policy_user_name(struct cfgctx *c, const struct cnode *v, const char *path, bool fold,
+    char out[static IG_USER_MAX + 1])
+{
+	char sb[CFG_SHOW_MAX];
+	int rc = ig_user_normalize((const uint8_t *)v->str, v->len, fold, out, IG_USER_MAX + 1);
+	if (rc == IG_ETOOLONG)
+		config_error(c, v->mark, "user name '%s' in '%s' is longer than %d bytes",
+		    config_show(v->str, v->len, sb), path, IG_USER_MAX);
+	else if (rc != 0)
+		config_error(c, v->mark, "invalid user name '%s' in '%s': %s",
+		    config_show(v->str, v->len, sb), path,
+		    v->len == 0 ? "empty" : "it contains NUL, CR or LF");
+	return rc == 0;
+}
+
+static bool
+policy_is_domain_pattern(const char *pat)
+{
+	return pat[0] == '*' && pat[1] == '@';
+}
+
+/* The domain of an exact name: after its last '@' (NULL when none). */
+static const char *
+policy_domain(const char *user)
+{
+	const char *at = strrchr(user, '@');
+	return at != NULL ? at + 1 : NULL;
+}
+
+/* True when pattern (exact or "*@domain", as stored) matches user (as
+ * stored: folded when fold_case). Mirrors ig_policy_pattern_match(). */
+static bool
+policy_match(const char *pattern, const char *user)
+{
+	if (policy_is_domain_pattern(pattern)) {
+		const char *d = policy_domain(user);
+		return d != NULL && !policy_is_domain_pattern(user) && strcasecmp(d, pattern + 2) == 0;
+	}
+	return strcmp(pattern, user) == 0;
+}
+
+/* True when every user that pattern p matches is also matched by q. */
+static bool
+policy_covers(const char *q, const char *p)
+{
+	if (policy_is_domain_pattern(p))
+		return policy_is_domain_pattern(q) && strcmp(q + 2, p + 2) == 0;
+	return policy_match(q, p);
+}
+
+/* A group's users: exact names or "*@domain" (the domain lower-cased). */
+static bool
+policy_store_patterns(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	struct ig_rule *r = base;
+	char sb[CFG_SHOW_MAX], epath[CFG_KEYPATH_MAX], norm[IG_USER_MAX + 1];
+	(void)f;
+	if (!policy_want_seq(c, v, path))
+		return false;
+	if (v->n == 0) {
+		config_error(c, v->mark, "'%s' needs at least one entry", path);
+		return false;
+	}
+	r->users = calloc(v->n, sizeof(*r->users));
+	if (r->users == NULL) {
+		config_nomem(c);
+		return false;
+	}
+	r->nusers = v->n;
+	for (size_t i = 0; i < v->n; i++) {
+		const struct cnode *e = v->items[i];
+		if (snprintf(epath, sizeof(epath), "%s[%zu]", path, i) < 0)
+			epath[0] = '\0';
+		if (e->kind == CN_BAD || !config_scalar_ok(c, e, epath))
+			continue;
+		if (!policy_user_name(c, e, path, false, norm))
+			continue;
+		const char *star = strchr(norm, '*');
+		if (star != NULL) {
+			if (strcmp(norm, "*") == 0) {
+				config_error(c, e->mark, "invalid user pattern '*' in '%s': it would match "
+				    "every user; put those settings in policy.defaults", path);
+				continue;
+			}
+			if (!policy_is_domain_pattern(norm) || norm[2] == '\0' ||
+			    strpbrk(norm + 2, "*@") != NULL) {
+				config_error(c, e->mark, "invalid user pattern '%s' in '%s': use an exact "
+				    "name or *@domain", config_show(e->str, e->len, sb), path);
+				continue;
+			}
+		}
+		/* The domain is always compared without case; an exact name is
+		 * folded like the names it is matched against. */
+		bool fold_all = star == NULL && c->policy->fold_case;
+		for (char *q = star != NULL ? norm + 2 : norm; *q; q++)
+			if ((star != NULL || fold_all) && *q >= 'A' && *q <= 'Z')
+				*q = (char)(*q - 'A' + 'a');
+		for (size_t j = 0; j < i; j++) {
+			if (r->users[j] != NULL && strcmp(r->users[j], norm) == 0) {
+				config_warn(c, e->mark, "'%s' is listed twice in '%s' (first at %zu:%zu)",
+				    config_show(norm, strlen(norm), sb), path,
+				    v->items[j]->mark.line + 1, v->items[j]->mark.column + 1);
+				break;
+			}
+		}
+		r->users[i] = strdup(norm);
+		if (r->users[i] == NULL) {
+			config_nomem(c);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void
+policy_release_patterns(const struct field *f, void *base)
+{
+	struct ig_rule *r = base;
+	(void)f;
+	for (size_t i = 0; i < r->nusers; i++)
+		free(r->users[i]);
+	free(r->users);
+	r->users = NULL;
+	r->nusers = 0;
+}
+
+/* The first group with a pattern matching user, or NULL. */
+static const struct ig_rule *
+policy_group_for(const struct ig_policy_conf *p, const char *user)
+{
+	for (size_t i = 0; user != NULL && i < p->ngroups; i++)
+		for (size_t j = 0; j < p->groups[i].nusers; j++)
+			if (p->groups[i].users[j] != NULL && policy_match(p->groups[i].users[j], user))
+				return &p->groups[i];
+	return NULL;
+}
+
+/* The rule a key's value comes from: r, else group g, else the defaults. */
+static const struct ig_rule *
+policy_layer(const struct ig_rule *r, const struct ig_rule *g, const struct ig_rule *d,
+    unsigned bit)
+{
+	if (r->set & bit)
+		return r;
+	if (g != NULL && (g->set & bit))
+		return g;
+	return d;
+}
+
+/*
+ * Cross-key rules of one rule (defaults, group or user entry), run after its
+ * keys were read. Values a rule does not set are those the engine would use:
+ * a user entry's come from its first matching group (groups are read before
+ * user entries), else from policy.defaults (read before both).
+ */
+static void
+policy_check_rule(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
+{
+	const struct ig_rule *r = base;
+	const struct ig_policy_conf *p = c->policy;
+	const struct ig_rule *d = &p->defaults;
+	const struct ig_rule *g = r->kind == IG_RULE_USER ? policy_group_for(p, r->name) : NULL;
+	const struct cnode *k;
+	char sb[CFG_SHOW_MAX];
 	(void)path;
-	if (!p->require_tls)
+
+	if (r->kind == IG_RULE_DEFAULTS && !r->require_tls)
 		config_warn(c, config_node_or(map, "require_tls")->mark,
 		    "policy.defaults.require_tls is false: passwords may be sent before STARTTLS");
+
+	/* In the defaults, n == 0 is "no restriction": "[]" would silently
+	 * mean the opposite of what it says. */
+	bool empty_apf = false;
+	if (r->kind == IG_RULE_DEFAULTS) {
+		static const char *const lists[] = { "allow_plaintext_from", "allow_from" };
+		for (size_t i = 0; i < NFIELDS(lists); i++) {
+			k = config_map_key(map, lists[i]);
+			const struct cnode *lv = config_map_get(map, lists[i]);
+			if (k == NULL || lv->kind != CN_SEQ || lv->n != 0)
+				continue;
+			config_error(c, k->mark, "%s: [] is not allowed in policy.defaults (there "
+			    "an empty list means no restriction); remove the key, or use deny: true "
+			    "to refuse everyone", lists[i]);
+			empty_apf |= i == 0;
+		}
+	}
+
+	const struct ig_rule *tls = policy_layer(r, g, d, IG_RK_REQUIRE_TLS);
+	if (!empty_apf && (r->set & IG_RK_ALLOW_PLAINTEXT_FROM) && tls->require_tls &&
+	    (k = config_map_key(map, "allow_plaintext_from")) != NULL) {
+		if (tls == r)
+			config_error(c, k->mark,
+			    "allow_plaintext_from has no effect while require_tls is true");
+		else if (tls == g)
+			config_error(c, k->mark,
+			    "allow_plaintext_from has no effect while require_tls is true "
+			    "(from group '%s'; add require_tls: false here)",
+			    config_show(g->name, strlen(g->name), sb));
+		else
+			config_error(c, k->mark,
+			    "allow_plaintext_from has no effect while require_tls is true "
+			    "(from policy.defaults; add require_tls: false here)");
+	}
+
+	bool deny = policy_layer(r, g, d, IG_RK_DENY)->deny;
+	/* Nothing overrides a user entry, so its other keys are dead; a mode
+	 * still matters (deny + monitor: report the account, do not block). */
+	if (r->kind == IG_RULE_USER && r->deny) {
+		static const char *const dead[] = {
+			"require_tls", "mechanisms", "login_command", "allow_plaintext_from",
+			"allow_from",
+		};
+		for (size_t i = 0; i + 1 < map->n; i += 2) {
+			k = map->items[i];
+			for (size_t j = 0; k->kind == CN_SCALAR && j < NFIELDS(dead); j++)
+				if (strcmp(k->str, dead[j]) == 0)
+					config_warn(c, k->mark, "'%s' has no effect: this entry has "
+					    "deny: true", dead[j]);
+		}
+	}
+	if (deny)
+		return;
+	if ((r->set & (IG_RK_LOGIN_COMMAND | IG_RK_MECHANISMS)) &&
+	    !policy_layer(r, g, d, IG_RK_LOGIN_COMMAND)->login_command &&
+	    policy_layer(r, g, d, IG_RK_MECHANISMS)->mechanisms == 0) {
+		k = config_map_key(map, (r->set & IG_RK_MECHANISMS) ? "mechanisms" : "login_command");
+		if (k != NULL)
+			config_warn(c, k->mark, "nobody can log in under this rule (no LOGIN command, "
+			    "no mechanism); use deny: true");
+	}
+	const struct cnode *af = config_map_get(map, "allow_from");
+	if (r->kind != IG_RULE_DEFAULTS && af != NULL && af->kind == CN_SEQ && af->n == 0 &&
+	    (k = config_map_key(map, "allow_from")) != NULL)
+		config_warn(c, k->mark, "allow_from is empty: nobody can log in under this rule; "
+		    "use deny: true");
+}
+
+static const struct section group_section;
+static const struct section user_section;
+
+/* The first group before groups[i] that matches every user pattern does,
+ * with the covering pattern in *by_pattern; NULL when none (or no pattern). */
+static const struct ig_rule *
+policy_shadowed_by(const struct ig_policy_conf *p, size_t i, const char *pattern,
+    const char **by_pattern)
+{
+	for (size_t gi = 0; pattern != NULL && gi < i; gi++) {
+		const struct ig_rule *g = &p->groups[gi];
+		for (size_t j = 0; j < g->nusers; j++) {
+			if (g->users[j] != NULL && policy_covers(g->users[j], pattern)) {
+				*by_pattern = g->users[j];
+				return g;
+			}
+		}
+	}
+	return NULL;
+}
+
+
+/* policy.groups: NAME: { users: [...], rule keys }, file order kept. */
+static bool
+policy_store_groups(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	struct ig_policy_conf *p = base;
+	char sb[CFG_SHOW_MAX], sb2[CFG_SHOW_MAX], gpath[CFG_KEYPATH_MAX];
+	(void)f;
+	if (!policy_want_map(c, v, path, "group names"))
+		return config_node_is_null(v);
+	if (v->n < 2)
+		return true;
+	p->groups = calloc(v->n / 2, sizeof(*p->groups));
+	if (p->groups == NULL) {
+		config_nomem(c);
+		return false;
+	}
+	p->ngroups = v->n / 2;
+	for (size_t i = 0; i + 1 < v->n; i += 2) {
+		const struct cnode *k = v->items[i], *e = v->items[i + 1];
+		struct ig_rule *r = &p->groups[i / 2];
+		config_apply_defaults(&group_section, r);
+		r->kind = IG_RULE_GROUP;
+		config_set_pos(&r->line, &r->col, k);
+		if (k->kind == CN_BAD)
+			continue;
+		if (k->kind != CN_SCALAR) {
+			config_error(c, k->mark, "keys must be plain words, not %s", config_kind_str(k));
+			continue;
+		}
+		const struct cnode *first = config_map_earlier(v, i);
+		if (first != NULL) {
+			config_error(c, k->mark, "duplicate group '%s' in '%s' (first at %zu:%zu)",
+			    config_show(k->str, k->len, sb), path, first->mark.line + 1,
+			    first->mark.column + 1);
+			continue;
+		}
+		if (!policy_valid_name(c, k, path, false))
+			continue;
+		r->name = strdup(k->str);
+		if (r->name == NULL) {
+			config_nomem(c);
+			return false;
+		}
+		if (snprintf(gpath, sizeof(gpath), "%s.%s", path, r->name) < 0)
+			gpath[0] = '\0';
+		if (e->kind == CN_BAD)
+			continue;
+		if (e->kind != CN_MAP) {
+			config_error(c, e->mark, "'%s' must be a mapping, not %s", gpath,
+			    config_kind_str(e));
+			continue;
+		}
+		config_walk_map(c, e, &group_section, r, gpath);
+		if (c->nomem)
+			return false;
+	}
+
+	/* The first matching group wins: a pattern that an earlier group
+	 * already covers never selects this one. */
+	for (size_t i = 0; i < p->ngroups; i++) {
+		const struct ig_rule *r = &p->groups[i];
+		const struct cnode *seq = config_map_get(v->items[2 * i + 1], "users");
+		const char *q;
+		size_t valid = 0, shadowed = 0;
+		if (r->name == NULL || seq == NULL || seq->kind != CN_SEQ || seq->n != r->nusers)
+			continue;
+		for (size_t j = 0; j < r->nusers; j++) {
+			valid += r->users[j] != NULL;
+			shadowed += policy_shadowed_by(p, i, r->users[j], &q) != NULL;
+		}
+		if (shadowed > 0 && shadowed == valid) {
+			config_warn(c, v->items[2 * i]->mark, "group '%s' never applies: every user it "
+			    "lists is matched first by an earlier group", r->name);
+			continue;
+		}
+		for (size_t j = 0; shadowed > 0 && j < r->nusers; j++) {
+			const struct ig_rule *by = policy_shadowed_by(p, i, r->users[j], &q);
+			if (by != NULL)
+				config_warn(c, seq->items[j]->mark, "'%s' never selects group '%s': group "
+				    "'%s' (at %u:%u) matches it first with '%s'",
+				    config_show(r->users[j], strlen(r->users[j]), sb), r->name, by->name,
+				    by->line, by->col, config_show(q, strlen(q), sb2));
+		}
+	}
+	return true;
+}
+
+static void
+policy_release_rules(struct ig_rule *v, size_t n, const struct section *sec)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].name);
+		config_free_section(sec, &v[i]);
+	}
+	free(v);
+}
+
+static void
+policy_release_groups(const struct field *f, void *base)
+{
+	struct ig_policy_conf *p = base;
+	(void)f;
+	policy_release_rules(p->groups, p->ngroups, &group_section);
+	p->groups = NULL;
+	p->ngroups = 0;
+}
+
+struct policy_name_ref {
+	const char *name;
+	size_t i; /* index in policy.users */
+};
+
+static int
+policy_name_ref_cmp(const void *a, const void *b)
+{
+	const struct policy_name_ref *x = a, *y = b;
+	int d = strcmp(x->name, y->name);
+	if (d != 0)
+		return d;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* policy.users: exact NAME: { rule keys }; unique after folding. */
+static bool
+policy_store_users(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	struct ig_policy_conf *p = base;
+	char sb[CFG_SHOW_MAX], sb2[CFG_SHOW_MAX], upath[CFG_KEYPATH_MAX], norm[IG_USER_MAX + 1];
+	(void)f;
+	if (!policy_want_map(c, v, path, "user names"))
+		return config_node_is_null(v);
+	if (v->n < 2)
+		return true;
+	p->users = calloc(v->n / 2, sizeof(*p->users));
+	if (p->users == NULL) {
+		config_nomem(c);
+		return false;
+	}
+	p->nusers = v->n / 2;
+	for (size_t i = 0; i + 1 < v->n; i += 2) {
+		const struct cnode *k = v->items[i], *e = v->items[i + 1];
+		struct ig_rule *r = &p->users[i / 2];
+		config_apply_defaults(&user_section, r);
+		r->kind = IG_RULE_USER;
+		config_set_pos(&r->line, &r->col, k);
+		if (k->kind == CN_BAD)
+			continue;
+		if (k->kind != CN_SCALAR) {
+			config_error(c, k->mark, "keys must be plain words, not %s", config_kind_str(k));
+			continue;
+		}
+		if (!policy_user_name(c, k, path, p->fold_case, norm))
+			continue;
+		if (strchr(norm, '*') != NULL) {
+			config_error(c, k->mark, "user entry '%s' in '%s' is a pattern: entries are "
+			    "exact names; put patterns in a group's users",
+			    config_show(k->str, k->len, sb), path);
+			continue;
+		}
+		r->name = strdup(norm);
+		if (r->name == NULL) {
+			config_nomem(c);
+			return false;
+		}
+		if (snprintf(upath, sizeof(upath), "%s.%s", path,
+		    config_show(r->name, strlen(r->name), sb)) < 0)
+			upath[0] = '\0';
+		if (e->kind == CN_BAD)
+			continue;
+		if (e->kind != CN_MAP) {
+			config_error(c, e->mark, "'%s' must be a mapping, not %s", upath,
+			    config_kind_str(e));
+			continue;
+		}
+		config_walk_map(c, e, &user_section, r, upath);
+		if (c->nomem)
+			return false;
+	}
+
+	/* Duplicates after folding ("Alice@x" and "alice@x" are one account
+	 * for the backend): sort, then compare neighbours. */
+	struct policy_name_ref *refs = calloc(p->nusers, sizeof(*refs));
+	size_t nrefs = 0;
+	if (refs == NULL) {
+		config_nomem(c);
+		return false;
+	}
+	for (size_t i = 0; i < p->nusers; i++)
+		if (p->users[i].name != NULL)
+			refs[nrefs++] = (struct policy_name_ref){ p->users[i].name, i };
+	qsort(refs, nrefs, sizeof(*refs), policy_name_ref_cmp);
+	for (size_t i = 1, first = 0; i < nrefs; i++) {
+		if (strcmp(refs[i].name, refs[first].name) != 0) {
+			first = i;
+			continue;
+		}
+		const struct cnode *k = v->items[2 * refs[i].i];
+		const struct cnode *fk = v->items[2 * refs[first].i];
+		if (k->len == fk->len && memcmp(k->str, fk->str, k->len) == 0)
+			config_error(c, k->mark, "duplicate user entry '%s' in '%s' (first at %zu:%zu)",
+			    config_show(k->str, k->len, sb), path, fk->mark.line + 1,
+			    fk->mark.column + 1);
+		else
+			config_error(c, k->mark, "duplicate user entry '%s' in '%s': the same user as "
+			    "'%s' at %zu:%zu once folded to lower case (fold_case)",
+			    config_show(k->str, k->len, sb), path, config_show(fk->str, fk->len, sb2),
+			    fk->mark.line + 1, fk->mark.column + 1);
+	}
+	free(refs);
+	return true;
+}
+
+static void
+policy_release_users(const struct field *f, void *base)
+{
+	struct ig_policy_conf *p = base;
+	(void)f;
+	policy_release_rules(p->users, p->nusers, &user_section);
+	p->users = NULL;
+	p->nusers = 0;
+}
+
+/* After the whole file: the defaults carry every key, and their place. */
+static void
+policy_finish(const struct cnode *root, struct ig_policy_conf *p)
+{
+	const struct cnode *k = config_map_key(config_map_get(root, "policy"), "defaults");
+	p->defaults.kind = IG_RULE_DEFAULTS;
+	p->defaults.name = policy_defaults_name;
+	p->defaults.set = IG_RK_ALL;
+	if (k != NULL)
+		config_set_pos(&p->defaults.line, &p->defaults.col, k);
+	p->require_tls = p->defaults.require_tls;
 }
 
 static void
@@ -1405,6 +2340,7 @@ config_check_root(struct cfgctx *c, const struct cnode *map, void *base, const c
 	for (size_t i = 0; i < cfg->nlisteners; i++)
 		if (cfg->listeners[i].max_sessions == 0)
 			cfg->listeners[i].max_sessions = cfg->limits.max_sessions;
+	policy_finish(map, &cfg->policy);
 }
 
 /* The tables. */
@@ -1455,13 +2391,15 @@ static const struct field listener_fields[] = {
 	    config_v_listener_tls),
 	F_NUM("max_sessions", FT_UINT, struct ig_listener_conf, max_sessions, 0, 1, 1000000),
 };
-static const struct section listener_section = { listener_fields, NFIELDS(listener_fields), NULL };
+static const struct section listener_section = {
+	listener_fields, NFIELDS(listener_fields), NULL, false
+};
 
 static const struct field cert_fields[] = {
 	F_STR("cert", struct ig_cert_pair_conf, cert_path, true, config_v_readable_file),
 	F_STR("key", struct ig_cert_pair_conf, key_path, true, config_v_key_file),
 };
-static const struct section cert_section = { cert_fields, NFIELDS(cert_fields), NULL };
+static const struct section cert_section = { cert_fields, NFIELDS(cert_fields), NULL, false };
 
 static const struct field tls_fields[] = {
 	F_LIST("certificates", struct ig_config, certs, ncerts, false, 0, 256, &cert_section, NULL),
@@ -1469,7 +2407,7 @@ static const struct field tls_fields[] = {
 	F_BOOL("strict_sni", struct ig_config, strict_sni, false),
 };
 /* "tls" fills fields of struct ig_config itself (offset 0). */
-static const struct section tls_section = { tls_fields, NFIELDS(tls_fields), NULL };
+static const struct section tls_section = { tls_fields, NFIELDS(tls_fields), NULL, false };
 
 static const struct field backend_fields[] = {
 	F_STRBUF("address", struct ig_backend_conf, address, true, config_v_backend_address),
@@ -1485,7 +2423,7 @@ static const struct field backend_fields[] = {
 	    60 * SEC, 1, 10 * MIN),
 };
 static const struct section backend_section = {
-	backend_fields, NFIELDS(backend_fields), config_check_backend
+	backend_fields, NFIELDS(backend_fields), config_check_backend, false
 };
 
 static const struct field limits_fields[] = {
@@ -1502,21 +2440,67 @@ static const struct field limits_fields[] = {
 	F_NUM("max_sessions", FT_UINT, struct ig_limits, max_sessions, 10000, 1, 1000000),
 };
 static const struct section limits_section = {
-	limits_fields, NFIELDS(limits_fields), config_check_limits
+	limits_fields, NFIELDS(limits_fields), config_check_limits, false
 };
 
-static const struct field policy_defaults_fields[] = {
-	F_BOOL("require_tls", struct ig_policy_conf, require_tls, true),
+static const struct custom_ops mode_ops = { NULL, policy_store_mode, NULL };
+static const struct custom_ops mechs_ops = { policy_init_mechs, policy_store_mechs, NULL };
+static const struct custom_ops netset_ops = { NULL, policy_store_netset, policy_release_netset };
+static const struct custom_ops patterns_ops = {
+	NULL, policy_store_patterns, policy_release_patterns
 };
-static const struct section policy_defaults_section = {
-	policy_defaults_fields, NFIELDS(policy_defaults_fields), config_check_policy_defaults
+static const struct custom_ops networks_ops = {
+	NULL, policy_store_networks, policy_release_networks
+};
+static const struct custom_ops groups_ops = { NULL, policy_store_groups, policy_release_groups };
+static const struct custom_ops users_ops = { NULL, policy_store_users, policy_release_users };
+
+#define F_RULE(k, t, m, d, o, b) \
+	{ .key = k, .type = t, .off = offsetof(struct ig_rule, m), .def = d, .ops = o, .bit = b }
+/* The keys of a rule: in policy.defaults, each group and each user entry.
+ * The defaults are the built-in ones of policy.defaults. */
+#define RULE_FIELDS \
+	F_RULE("require_tls", FT_BOOL, require_tls, true, NULL, IG_RK_REQUIRE_TLS), \
+	F_RULE("mechanisms", FT_CUSTOM, mechanisms, IG_MECH_ALL, &mechs_ops, IG_RK_MECHANISMS), \
+	F_RULE("login_command", FT_BOOL, login_command, true, NULL, IG_RK_LOGIN_COMMAND), \
+	F_RULE("allow_plaintext_from", FT_CUSTOM, allow_plaintext_from, 0, &netset_ops, \
+	    IG_RK_ALLOW_PLAINTEXT_FROM), \
+	F_RULE("allow_from", FT_CUSTOM, allow_from, 0, &netset_ops, IG_RK_ALLOW_FROM), \
+	F_RULE("deny", FT_BOOL, deny, false, NULL, IG_RK_DENY), \
+	F_RULE("mode", FT_CUSTOM, monitor, false, &mode_ops, IG_RK_MODE)
+
+static const struct field rule_fields[] = { RULE_FIELDS };
+static const struct field group_fields[] = {
+	{ .key = "users", .type = FT_CUSTOM, .required = true, .ops = &patterns_ops },
+	RULE_FIELDS,
+};
+static const struct section defaults_section = {
+	rule_fields, NFIELDS(rule_fields), policy_check_rule, true
+};
+static const struct section group_section = {
+	group_fields, NFIELDS(group_fields), policy_check_rule, true
+};
+static const struct section user_section = {
+	rule_fields, NFIELDS(rule_fields), policy_check_rule, true
 };
 
-/* "defaults" fills struct ig_policy_conf itself (offset 0). */
+/*
+ * Names are resolved while reading, so the keys that others refer to are
+ * read first whatever their place in the file: fold_case and networks, then
+ * the defaults, then the groups (a user entry inherits from its group).
+ */
 static const struct field policy_fields[] = {
-	{ .key = "defaults", .type = FT_SECTION, .off = 0, .sub = &policy_defaults_section },
+	{ .key = "mode", .type = FT_CUSTOM, .off = offsetof(struct ig_policy_conf, monitor),
+	  .ops = &mode_ops },
+	{ .key = "fold_case", .type = FT_BOOL, .off = offsetof(struct ig_policy_conf, fold_case),
+	  .def = true, .early = 3 },
+	{ .key = "networks", .type = FT_CUSTOM, .ops = &networks_ops, .early = 3 },
+	{ .key = "defaults", .type = FT_SECTION, .off = offsetof(struct ig_policy_conf, defaults),
+	  .sub = &defaults_section, .early = 2 },
+	{ .key = "groups", .type = FT_CUSTOM, .ops = &groups_ops, .early = 1 },
+	{ .key = "users", .type = FT_CUSTOM, .ops = &users_ops },
 };
-static const struct section policy_section = { policy_fields, NFIELDS(policy_fields), NULL };
+static const struct section policy_section = { policy_fields, NFIELDS(policy_fields), NULL, false };
 
 static const struct field root_fields[] = {
 	F_ENUM("log_level", struct ig_config, log_level, false, IG_LOG_INFO, log_level_names, NULL),
@@ -1527,7 +2511,9 @@ static const struct field root_fields[] = {
 	F_SECTION("limits", struct ig_config, limits, false, &limits_section),
 	F_SECTION("policy", struct ig_config, policy, false, &policy_section),
 };
-static const struct section root_section = { root_fields, NFIELDS(root_fields), config_check_root };
+static const struct section root_section = {
+	root_fields, NFIELDS(root_fields), config_check_root, false
+};
 
 /* ---------------------------------------------------------------------- */
 /* Entry points */
@@ -1581,6 +2567,7 @@ ig_config_load_string_flags(const char *name, const char *yaml, size_t len, unsi
 		goto done;
 	}
 	config_apply_defaults(&root_section, cfg);
+	c.policy = &cfg->policy;
 	if (root == NULL || config_node_is_null(root))
 		config_error(&c, root != NULL ? root->mark : c.end_mark, "the configuration is empty");
 	else if (root->kind != CN_MAP)

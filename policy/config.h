@@ -113,12 +113,29 @@ enum {
 	IG_RK_ALLOW_FROM = 1u << 4,
 	IG_RK_DENY = 1u << 5,
 	IG_RK_MODE = 1u << 6,
+	IG_RK_ALL = (1u << 7) - 1u,      /* every key: policy.defaults */
 };
 
 /*
  * One policy rule: the defaults, a group or a user entry. Only the keys in
  * `set` are meaningful; the others come from the layer below (user entry
- * over the first matching group over the defaults).
+ * over the first matching group over the defaults). The defaults have every
+ * bit (IG_RK_ALL): built-in values where the file is silent.
+ *
+ * The two address lists distinguish absent from empty in groups and user
+ * entries:
+ *  - bit clear: the key is not in this rule (the layer below decides);
+ *  - bit set and n == 0 (written "[]"): allow_from allows NO address (the
+ *    rule's users cannot log in from anywhere), allow_plaintext_from allows
+ *    cleartext from nowhere;
+ *  - bit set and n > 0: only from these blocks (network names are resolved
+ *    and their blocks copied: each rule owns its sets).
+ * In policy.defaults every bit is set and n == 0 means "no restriction";
+ * the loader refuses an explicit "[]" there, which would read the same.
+ *
+ * Ownership: name, users and the sets are owned by the config, except the
+ * defaults' name, which is static storage. line/col are those of the rule's
+ * key (0 for defaults not written in the file).
  */
 struct ig_rule {
 	enum ig_rule_kind kind;
