@@ -185,10 +185,8 @@ make_addr(const char *s, struct sockaddr_storage *ss)
 }
 
 /* The office policy most rows use. */
-static const struct rule_spec office_defaults = {
-	.name = "defaults", .set = ALL_BITS, .require_tls = true, .mechs = NO_CRAM,
-	.login_command = true, .line = 8,
-};
+#define OFFICE_DEFAULTS { .name = "defaults", .set = ALL_BITS, .require_tls = true, \
+	.mechs = NO_CRAM, .login_command = true, .line = 8 }
 
 static const struct rule_spec office_groups[] = {
 	{ .name = "modern-only", .patterns = "*@modern.example,carol@example.com",
@@ -217,7 +215,7 @@ static const struct rule_spec office_users[] = {
 };
 
 static const struct policy_spec office = {
-	.fold_case = true, .defaults = office_defaults,
+	.fold_case = true, .defaults = OFFICE_DEFAULTS,
 	.groups = office_groups, .ngroups = NROWS(office_groups),
 	.users = office_users, .nusers = NROWS(office_users),
 };
@@ -766,7 +764,7 @@ static const struct rule_spec plainonly_groups[] = {
 	  .login_command = false, .mechs = B(PLAIN), .line = 10 },
 };
 static const struct policy_spec plainonly = {
-	.fold_case = true, .defaults = office_defaults,
+	.fold_case = true, .defaults = OFFICE_DEFAULTS,
 	.groups = plainonly_groups, .ngroups = NROWS(plainonly_groups),
 };
 
