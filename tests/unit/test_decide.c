@@ -476,6 +476,9 @@ static const struct rule_spec permon_users[] = {
 	/* in the monitored group, but its own mechanisms enforce */
 	{ .name = "tom@trial.example", .set = IG_RK_MECHANISMS, .mechs = B(XOAUTH2),
 	  .line = 28 },
+	/* monitor without IG_RK_MODE is not meaningful: enforced */
+	{ .name = "ivy@trial.example", .set = IG_RK_LOGIN_COMMAND, .login_command = false,
+	  .monitor = true, .line = 36 },
 	/* mode: enforce explicitly in a monitored group */
 	{ .name = "una@trial.example", .set = IG_RK_LOGIN_COMMAND | IG_RK_MODE,
 	  .login_command = false, .monitor = false, .line = 32 },
@@ -508,6 +511,8 @@ static const struct decide_row permon_rows[] = {
 	  DENY("CONTACTADMIN", "login-command-blocked", "user:una@trial.example") },
 	{ "una@trial.example", "203.0.113.9", false, IG_MECH_PLAIN,
 	  WOULD("PRIVACYREQUIRED", "tls-required", "group:trial") },
+	{ "ivy@trial.example", "203.0.113.9", true, LOGINCMD,
+	  DENY("CONTACTADMIN", "login-command-blocked", "user:ivy@trial.example") },
 	{ "pat@office.example", "10.2.3.4", true, LOGINCMD,
 	  WOULD("CONTACTADMIN", "login-command-blocked", "user:pat@office.example") },
 	{ "pat@office.example", "192.0.2.1", true, LOGINCMD,
