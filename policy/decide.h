@@ -6,10 +6,45 @@
  *
  * Rule resolution: the settings for a user are taken key by key from the
  * user's entry (policy.users), else from the FIRST group (file order) with a
- * matching pattern, else from policy.defaults. Checks run in this order:
- * deny, allow_from, TLS (require_tls / allow_plaintext_from), the LOGIN
- * command or the SASL mechanism. A refusal by a rule in monitor mode (or
- * with policy.mode: monitor) is reported as would_deny and not enforced.
+ * matching pattern, else from policy.defaults. A key counts in a rule only
+ * when its IG_RK_* bit is set there. Where even the defaults leave a bit
+ * clear, the built-in value applies: deny false, require_tls =
+ * policy.require_tls, every mechanism, LOGIN allowed, no address
+ * restriction. An address set (allow_from, allow_plaintext_from) set by a
+ * user or group restricts to its blocks, and an empty one means "from
+ * nowhere"; in the defaults, which always carry every key, an empty set
+ * means "no restriction" (to refuse everyone, use deny: true).
+ *
+ * Checks run in this order, each with the effective value and the rule it
+ * came from:
+ *  1. deny                 -> NO [CONTACTADMIN] "account-blocked"
+ *  2. allow_from           -> NO [AUTHENTICATIONFAILED] "address-not-allowed",
+ *     worded exactly like a wrong password ("Authentication failed.") so
+ *     that an attacker elsewhere learns nothing about the account or rule
+ *  3. cleartext (no TLS): refused unless require_tls is false and the
+ *     address is in allow_plaintext_from (when set)
+ *                          -> NO [PRIVACYREQUIRED] "tls-required" (rule of
+ *     require_tls) or "plaintext-not-from-network" (rule of
+ *     allow_plaintext_from)
+ *  4. the LOGIN command (login_command) or the SASL mechanism (mechanisms)
+ *                          -> NO [CONTACTADMIN] "login-command-blocked" or
+ *     "mechanism-blocked"
+ * Otherwise ALLOW "allowed", naming the most specific rule that matched
+ * (user entry, else group, else defaults).
+ *
+ * Monitor mode: a failed check whose deciding rule has its own `mode:
+ * monitor` (IG_RK_MODE set and monitor true; not inherited from the layers
+ * below), or any failed check under policy.mode: monitor, is not enforced.
+ * Evaluation then goes on: a later check refused by an enforcing rule still
+ * refuses (a monitored rule never opens what an enforcing rule closes). When
+ * only monitored checks fail, the verdict is ALLOW with would_deny and
+ * code/reason/text/rule describing the first refusal that would have
+ * happened.
+ *
+ * User names: with fold_case the names are folded by the caller; matching
+ * is then case-insensitive anyway, so an unfolded name cannot dodge a rule.
+ * Without fold_case, exact names compare case-sensitively. The domain of a
+ * "*@domain" pattern always compares case-insensitively.
  */
 #ifndef IG_POLICY_DECIDE_H
 #define IG_POLICY_DECIDE_H
@@ -48,15 +83,31 @@ struct ig_decision {
 	                                  "PRIVACYREQUIRED"; NULL for none */
 	const char *reason;            /* stable reason for logs: "allowed",
 	                                  "account-blocked", "address-not-allowed",
-	                                  "tls-required", "login-command-blocked",
-	                                  "mechanism-blocked" */
-	const char *text;              /* human text for the client */
-	const struct ig_rule *rule;    /* the rule whose setting decided, NULL
-	                                  for built-in behaviour */
+	                                  "tls-required",
+	                                  "plaintext-not-from-network",
+	                                  "login-command-blocked",
+	                                  "mechanism-blocked"; static storage */
+	const char *text;              /* human text for the client ("" when
+	                                  allowed); static storage */
+	const struct ig_rule *rule;    /* the rule whose setting decided (points
+	                                  into the policy: valid while it is) */
 	char rule_name[300];           /* "defaults", "group:NAME", "user:NAME" */
 };
 
-/* Decides one attempt. Always fills *out; returns out->verdict. */
+/*
+ * Decides one attempt. Always fills *out; returns out->verdict (never
+ * TEMPFAIL today: rate limits are decided elsewhere).
+ *
+ * With f->user NULL (AUTHENTICATE before the name is seen) only what cannot
+ * depend on the user is judged: the attempt is evaluated on the defaults
+ * alone and refused only when no rule at all could allow it on this
+ * connection (the same candidates as ig_policy_possible(), monitored rules
+ * counting as allowing); the refusal then reports the defaults' failing
+ * check. When the defaults refuse but some group or user entry could allow,
+ * the verdict is ALLOW ("allowed", rule defaults) and the caller decides
+ * again once the user is known. When every rule would refuse and the
+ * defaults' refusal is monitored, the verdict is ALLOW with would_deny.
+ */
 enum ig_verdict ig_policy_decide(const struct ig_policy_conf *p,
     const struct ig_login_facts *f, struct ig_decision *out);
 
@@ -66,26 +117,40 @@ enum ig_verdict ig_policy_decide(const struct ig_policy_conf *p,
  * considering the defaults, every group and every user entry; *login_ok says
  * whether the LOGIN command could. Rules in monitor mode do not restrict.
  * Drives LOGINDISABLED and the AUTH= list.
+ *
+ * The candidates are: the defaults alone; each group on the defaults; each
+ * user entry on its first matching group (else the defaults). For each,
+ * checks 1-4 run with f->addr and f->tls; a failure by a monitored rule (or
+ * under policy.mode: monitor) counts as a pass. Only f->addr and f->tls are
+ * read (f->user, f->mech and f->login_cmd are ignored).
  */
 uint32_t ig_policy_possible(const struct ig_policy_conf *p,
     const struct ig_login_facts *f, bool *login_ok);
 
 /*
  * Which rules apply to user: its entry (or NULL) and the first matching
- * group (or NULL).
+ * group in file order (or NULL). Both NULL when user is NULL. The pointers
+ * point into p.
  */
 void ig_policy_rules_for(const struct ig_policy_conf *p, const char *user,
     const struct ig_rule **user_rule, const struct ig_rule **group_rule);
 
-/* True when user matches pattern (exact, or "*@domain" with the domain
-   compared case-insensitively). */
+/*
+ * True when user matches pattern: an exact name (case-insensitive with
+ * fold_case, case-sensitive without), or "*@domain": user ends in "@domain"
+ * (domain compared case-insensitively) after a non-empty local part. "*@"
+ * with an empty domain matches nothing.
+ */
 bool ig_policy_pattern_match(const char *pattern, const char *user, bool fold_case);
 
 /*
  * Writes a human explanation of the decision to out: the rules considered
  * (which matched and why not), the value of each key and the layer it came
  * from, each check in order, and the verdict. Used by `imapguard explain`.
- * Returns the verdict.
+ * Rule locations print as "(config_path:LINE)", or "(line LINE)" when
+ * config_path is NULL. A monitored refusal ends in "verdict: would deny
+ * (monitor mode), allowed". Returns the verdict, the same as
+ * ig_policy_decide() gives for these facts.
  */
 enum ig_verdict ig_policy_explain(const struct ig_policy_conf *p,
     const struct ig_login_facts *f, const char *config_path, FILE *out);
