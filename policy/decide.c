@@ -840,15 +840,3 @@ ig_policy_explain(const struct ig_policy_conf *p, const struct ig_login_facts *f
 	policy_print_verdict(out, &d);
 	return d.verdict;
 }
-
-enum ig_verdict
-ig_policy_explain(const struct ig_policy_conf *p, const struct ig_login_facts *f,
-    const char *config_path, FILE *out)
-{
-	struct ig_decision d;
-	(void)config_path;
-	enum ig_verdict v = ig_policy_decide(p, f, &d);
-	fprintf(out, "verdict: %s (reason %s, rule %s)\n", ig_verdict_str(v), d.reason,
-	    d.rule_name);
-	return v;
-}
