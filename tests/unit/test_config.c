@@ -62,8 +62,10 @@ teardown(void **state)
 	unlink("cert.pem");
 	unlink("key.pem");
 	unlink("ca.pem");
-	unlink("demo-run/certs/server.pem");
-	unlink("demo-run/certs/server.key");
+	unlink("demo-run/certs/server-ecdsa.pem");
+	unlink("demo-run/certs/server-ecdsa.key");
+	unlink("demo-run/certs/server-rsa.pem");
+	unlink("demo-run/certs/server-rsa.key");
 	rmdir("demo-run/certs");
 	rmdir("demo-run");
 	int rc = chdir(t->oldcwd) == 0 && rmdir(t->path) == 0 ? 0 : -1;
@@ -562,8 +564,10 @@ test_examples(void **state)
 	/* dev.yaml loads as is once its demo certificates exist. */
 	assert_int_equal(mkdir("demo-run", 0700), 0);
 	assert_int_equal(mkdir("demo-run/certs", 0700), 0);
-	touch("demo-run/certs/server.pem", 0644);
-	touch("demo-run/certs/server.key", 0600);
+	touch("demo-run/certs/server-ecdsa.pem", 0644);
+	touch("demo-run/certs/server-ecdsa.key", 0600);
+	touch("demo-run/certs/server-rsa.pem", 0644);
+	touch("demo-run/certs/server-rsa.key", 0600);
 	source_path(path, sizeof(path), "examples/dev.yaml");
 	char *msgs = NULL;
 	size_t size = 0;
