@@ -311,3 +311,24 @@ def test_reload_tightens_policy_without_dropping_sessions(imapguard, devcerts, d
         assert status(running.cmd("e", "NOOP")[1]) == "OK"
     finally:
         running.close()
+
+
+def test_capabilities_hide_mechanisms_no_rule_allows(imapguard, devcerts, dovecot, ca):
+    pol = {"defaults": {"require_tls": True, "mechanisms": ["PLAIN", "XOAUTH2"]},
+           "groups": {"scram-users": {"users": ["*@scram.example.com"],
+                                      "mechanisms": ["SCRAM-SHA-256"]}}}
+    ig = imapguard(policy_config(devcerts, dovecot, pol))
+    t = tls(ig, ca)
+    try:
+        caps = capabilities(t.cmd("a", "CAPABILITY")[0])
+        assert {"AUTH=PLAIN", "AUTH=XOAUTH2", "AUTH=SCRAM-SHA-256"} <= caps
+        assert "AUTH=CRAM-MD5" not in caps and "AUTH=SCRAM-SHA-1" not in caps
+        assert "AUTH=OAUTHBEARER" not in caps and "AUTH=LOGIN" not in caps
+        tagged = untouched(dovecot, lambda: t.cmd("b", "AUTHENTICATE CRAM-MD5")[1])
+        assert status(tagged) == "NO"
+        # SCRAM is offered because one group may use it, but not to alice.
+        tagged = untouched(dovecot, lambda: t.cmd(
+            "c", "AUTHENTICATE SCRAM-SHA-256 " + b64("n,,n=%s,r=abcdefgh" % ALICE))[1])
+        assert status(tagged) == "NO" and resp_code(tagged) == "CONTACTADMIN"
+    finally:
+        t.close()
