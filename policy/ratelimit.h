@@ -4,7 +4,8 @@
  * around each login attempt; it does no I/O except ig_rl_save() and
  * ig_rl_load(), reads no clock (now_ms is passed in: wall-clock milliseconds,
  * so saved state means the same thing after a restart) and never allocates
- * after ig_rl_new() except in ig_rl_set_conf().
+ * after ig_rl_new() except in ig_rl_set_conf() (conf copies) and
+ * ig_rl_load() (the file buffer).
  *
  * What is counted, per failed login (the backend said NO):
  *   address         failures per client address (IPv4 /32 and IPv6 /64 by
