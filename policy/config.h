@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 
 #include "certs/store.h"
+#include "policy/cidr_types.h"
+#include "policy/ratelimit.h"
 #include "proxy/log.h"
 
 enum ig_tls_mode {
@@ -75,19 +77,6 @@ struct ig_limits {
 	                                    (default 35 min: IDLE needs >= 30) */
 	unsigned max_errors;             /* BAD answers before "* BYE" (10) */
 	unsigned max_sessions;           /* per listener default (10000) */
-};
-
-/* One CIDR block: IPv4 (family AF_INET, 4 bytes) or IPv6 (16 bytes). */
-struct ig_cidr {
-	sa_family_t family;
-	uint8_t prefix;                  /* 0..32 or 0..128 */
-	uint8_t addr[16];                /* network address, host bits zero */
-};
-
-/* A set of CIDR blocks (from network names and literals, resolved). */
-struct ig_netset {
-	struct ig_cidr *v;               /* owned */
-	size_t n;
 };
 
 /* policy.networks: a named CIDR set. */
@@ -191,6 +180,16 @@ struct ig_config {
 	struct ig_backend_conf backend;
 	struct ig_limits limits;
 	struct ig_policy_conf policy;
+
+	/*
+	 * ratelimit: brute force and spraying defence (policy/ratelimit.h).
+	 * Defaults from ig_rl_conf_defaults() when the section is absent; the
+	 * exempt and raised netsets and the raised array are owned here.
+	 */
+	struct ig_rl_conf ratelimit;
+	char *ratelimit_state_file;      /* ratelimit.state_file; NULL = none */
+	char *admin_socket;              /* admin.socket: `imapguard ctl`;
+	                                    NULL = no control socket */
 };
 
 /*

@@ -56,7 +56,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "policy/config.h"
+#include "policy/cidr_types.h"
 
 #define IG_RL_SET_SLOTS 16    /* exact distinct members per set */
 #define IG_RL_KNOWN_SLOTS 4   /* known address groups per user */
