@@ -469,6 +469,8 @@ ig_backend_client_line(struct ig_session *s, struct ig_span line)
 	struct ig_attempt *a = &s->att;
 	a->backend_cont_seen = false;
 	bool cancel = line.len == 1 && line.p[0] == '*';
+	if (cancel)
+		a->cancel_sent = true; /* the backend's BAD is no failed login */
 	if (!cancel && !a->user_known && ig_sasl_mech_server_first(a->mech)) {
 		if (!ig_preauth_judge_step(s, line))
 			return;

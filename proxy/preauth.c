@@ -11,6 +11,7 @@
 #include <mbedtls/platform_util.h>
 
 #include "policy/decide.h"
+#include "policy/ratelimit.h"
 #include "proxy/conn.h"
 #include "proxy/err.h"
 #include "proxy/session_types.h"
@@ -177,6 +178,9 @@ attempt_end(struct ig_session *s)
 	a->cmd_len = a->ir_off = a->ir_len = 0;
 	a->send_off = a->send_len = a->tail_off = a->tail_len = 0;
 	a->tail_pending = false;
+	mbedtls_platform_zeroize(a->secret, sizeof(a->secret));
+	a->secret_len = 0;
+	a->has_secret = false;
 	a->active = false;
 	a->user_known = false;
 	a->user[0] = '\0';
@@ -186,6 +190,53 @@ static const char *
 preauth_mech_name(const struct ig_attempt *a)
 {
 	return a->login_cmd ? "LOGIN-command" : ig_sasl_mech_str(a->mech);
+}
+
+static void
+preauth_rl_attempt(struct ig_session *s, struct ig_rl_attempt *ra)
+{
+	struct ig_attempt *a = &s->att;
+	ra->user = a->user_known ? a->user : NULL;
+	ra->addr = (const struct sockaddr *)&s->peer;
+	ra->secret = a->has_secret ? a->secret : NULL;
+	ra->secret_len = a->has_secret ? a->secret_len : 0;
+	ra->now_ms = ig_wall_ms();
+}
+
+/*
+ * The limiter, before any backend contact. Returns true when the attempt
+ * may go on; otherwise answers NO [UNAVAILABLE] (after the tarpit delay)
+ * and ends the attempt. May close the session.
+ */
+static bool
+preauth_ratelimit(struct ig_session *s)
+{
+	struct ig_rl *rl = s->w->rl;
+	if (rl == NULL)
+		return true;
+	struct ig_attempt *a = &s->att;
+	struct ig_rl_attempt ra;
+	preauth_rl_attempt(s, &ra);
+	struct ig_rl_verdict v;
+	ig_rl_check(rl, &ra, &v);
+	if (!v.refuse)
+		return true;
+	uint64_t left_s = v.until_ms > ra.now_ms ? (v.until_ms - ra.now_ms + 999) / 1000 : 0;
+	ig_session_log(s, IG_LOG_WARN,
+	    "event=login-decision verdict=tempfail reason=ratelimit limit=%s count=%u "
+	    "threshold=%u remaining_s=%llu known_address=%s mech=%s",
+	    v.limit, v.count, v.threshold, (unsigned long long)left_s,
+	    v.known_address ? "yes" : "no", preauth_mech_name(a));
+	if (left_s >= 120)
+		ig_session_reply(s, "%s NO [UNAVAILABLE] Too many failed logins, try again in "
+		    "%llu minutes", a->tag, (unsigned long long)((left_s + 59) / 60));
+	else
+		ig_session_reply(s, "%s NO [UNAVAILABLE] Too many failed logins, try again in "
+		    "%llu seconds", a->tag, (unsigned long long)left_s);
+	s->failures++;
+	attempt_end(s);
+	ig_session_tarpit(s, v.delay_ms, s->failures >= ig_rl_max_conn_failures(rl));
+	return false;
 }
 
 /*
@@ -212,6 +263,8 @@ preauth_judge(struct ig_session *s)
 			    "event=login-decision verdict=would-deny mode=monitor mech=%s tls=%s "
 			    "reason=%s rule=%s", preauth_mech_name(a), s->tls_active ? "yes" : "no",
 			    d.reason, d.rule_name);
+		if (!preauth_ratelimit(s))
+			return false;
 		if (a->user_known) {
 			a->decided = true;
 			if (!d.would_deny)
@@ -278,8 +331,6 @@ run_login(struct ig_session *s, const struct ig_imap_cmd *c)
 	}
 	if (!preauth_set_user(s, a->cmd, (size_t)ul))
 		return;
-	if (!preauth_judge(s))
-		return;
 	long pl = ig_imap_unquote(&c->args[1], a->cmd + ul, a->cmd_cap - (size_t)ul);
 	if (pl < 0) {
 		ig_session_reply(s, "%s BAD Password too long", a->tag);
@@ -287,6 +338,13 @@ run_login(struct ig_session *s, const struct ig_imap_cmd *c)
 		attempt_end(s);
 		return;
 	}
+	if ((size_t)pl <= sizeof(a->secret)) {
+		memcpy(a->secret, a->cmd + ul, (size_t)pl);
+		a->secret_len = (size_t)pl;
+		a->has_secret = true;
+	}
+	if (!preauth_judge(s))
+		return;
 	a->ir_off = (size_t)ul;
 	a->ir_len = (size_t)pl;
 	a->cmd_len = (size_t)ul + (size_t)pl;
@@ -327,6 +385,18 @@ preauth_sasl_user(struct ig_session *s, struct ig_span b64)
 	}
 	struct ig_sasl_ident id;
 	rc = ig_sasl_extract_user(a->mech, dec, dlen, &id);
+	if (rc == 0 && a->mech == IG_MECH_PLAIN) {
+		/* authzid NUL authcid NUL password: keep the password for the
+		   limiter's spraying check. */
+		const uint8_t *n1 = memchr(dec, 0, dlen);
+		const uint8_t *n2 = n1 ? memchr(n1 + 1, 0, dlen - (size_t)(n1 + 1 - dec)) : NULL;
+		size_t plen = n2 ? dlen - (size_t)(n2 + 1 - dec) : 0;
+		if (n2 != NULL && plen <= sizeof(a->secret)) {
+			memcpy(a->secret, n2 + 1, plen);
+			a->secret_len = plen;
+			a->has_secret = true;
+		}
+	}
 	mbedtls_platform_zeroize(dec, sizeof(dec));
 	if (rc != 0) {
 		mbedtls_platform_zeroize(&id, sizeof(id));
@@ -531,7 +601,7 @@ preauth_consume(struct ig_session *s, size_t n, bool wipe)
 void
 ig_preauth_process(struct ig_session *s)
 {
-	while (!s->closing && !s->starttls_pending &&
+	while (!s->closing && !s->starttls_pending && !s->tarpit &&
 	    (s->state == IG_SS_PREAUTH || s->state == IG_SS_SASL)) {
 		if (ig_session_reply_room(s) < PREAUTH_REPLY_NEED)
 			return; /* resumes when our replies have drained */
@@ -607,6 +677,9 @@ ig_preauth_login_done(struct ig_session *s, bool ok, bool tempfail)
 {
 	struct ig_attempt *a = &s->att;
 	uint64_t ms = ig_session_now(s) - a->started_ms;
+	struct ig_rl *rl = s->w->rl;
+	struct ig_rl_attempt ra;
+	preauth_rl_attempt(s, &ra);
 	if (tempfail) {
 		ig_session_reply(s, "%s NO [UNAVAILABLE] Backend unavailable, try again later",
 		    a->tag);
@@ -618,6 +691,8 @@ ig_preauth_login_done(struct ig_session *s, bool ok, bool tempfail)
 		    ok ? "ok" : "fail", preauth_mech_name(a), (unsigned long long)ms);
 	}
 	if (ok) {
+		if (rl != NULL && a->user_known)
+			ig_rl_success(rl, &ra);
 		snprintf(s->user, sizeof(s->user), "%s", a->user);
 		attempt_end(s);
 		ig_session_set_state(s, IG_SS_RELAY);
@@ -626,10 +701,25 @@ ig_preauth_login_done(struct ig_session *s, bool ok, bool tempfail)
 		ig_session_log(s, IG_LOG_INFO, "event=relay-start");
 		return;
 	}
-	if (!tempfail)
+	unsigned delay = 0;
+	bool counted = !tempfail && !a->cancel_sent;
+	if (counted) {
 		s->failures++;
+		if (rl != NULL && a->user_known) {
+			struct ig_rl_verdict v;
+			ig_rl_failure(rl, &ra, &v);
+			delay = v.delay_ms;
+			if (v.started)
+				ig_session_log(s, IG_LOG_WARN,
+				    "event=ratelimit-block limit=%s count=%u threshold=%u "
+				    "until_s=%llu", v.limit, v.count, v.threshold,
+				    (unsigned long long)(v.until_ms / 1000));
+		}
+	}
 	attempt_end(s);
 	ig_backend_close(s);
 	ig_session_set_state(s, IG_SS_PREAUTH);
 	ig_session_timer(s, s->gen->cfg->limits.preauth_timeout_ms);
+	if (counted && rl != NULL)
+		ig_session_tarpit(s, delay, s->failures >= ig_rl_max_conn_failures(rl));
 }

@@ -44,6 +44,7 @@ ig_session_state_str(enum ig_session_state st)
 #undef CASE
 
 static void session_timer_cb(uv_timer_t *t);
+static void session_pump(struct ig_session *s);
 static void session_timer_close_cb(uv_handle_t *h);
 static void session_finish_close(struct ig_session *s);
 
@@ -272,6 +273,10 @@ session_pump(struct ig_session *s)
 		ig_relay_pump(s);
 		return;
 	}
+	if (s->tarpit) {
+		ig_conn_update_read(&s->client);
+		return;
+	}
 	if (ig_session_flush_reply(s) < 0) {
 		ig_session_close(s, "client-write-error", false);
 		return;
@@ -304,11 +309,44 @@ ig_session_on_io(struct ig_session *s)
 }
 
 static void
+session_bye_failures(struct ig_session *s)
+{
+	ig_session_log(s, IG_LOG_INFO, "event=refused reason=too-many-failures failures=%u",
+	    s->failures);
+	ig_session_reply(s, "* BYE [UNAVAILABLE] Too many failed logins");
+	ig_session_close(s, "too-many-failures", true);
+}
+
+void
+ig_session_tarpit(struct ig_session *s, unsigned ms, bool bye)
+{
+	if (ms == 0) {
+		if (bye)
+			session_bye_failures(s);
+		return;
+	}
+	s->tarpit = true;
+	s->bye_after_tarpit = bye;
+	ig_session_log(s, IG_LOG_DEBUG, "event=tarpit delay_ms=%u", ms);
+	ig_session_timer(s, ms);
+}
+
+static void
 session_timer_cb(uv_timer_t *t)
 {
 	struct ig_session *s = t->data;
 	if (s->closing) {
 		session_finish_close(s);
+		return;
+	}
+	if (s->tarpit) {
+		s->tarpit = false;
+		if (s->bye_after_tarpit) {
+			session_bye_failures(s);
+			return;
+		}
+		ig_session_timer(s, s->gen->cfg->limits.preauth_timeout_ms);
+		session_pump(s);
 		return;
 	}
 	const struct ig_limits *lim = &s->gen->cfg->limits;

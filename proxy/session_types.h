@@ -79,6 +79,14 @@ struct ig_attempt {
 	size_t send_off, send_len;
 	size_t tail_off, tail_len;
 	bool tail_pending;
+	/*
+	 * The password (LOGIN, PLAIN), kept until the backend's answer only so
+	 * the limiter can hash it (password spraying); wiped at the end of
+	 * the attempt. Longer secrets are not tracked.
+	 */
+	uint8_t secret[512];
+	size_t secret_len;
+	bool has_secret;
 	uint64_t started_ms;
 };
 
@@ -112,6 +120,10 @@ struct ig_session {
 	bool backend_wanted;            /* connect once the old handle closed */
 	bool tls_active;                /* client side TLS is up */
 	bool logged_out;
+	bool tarpit;                    /* holding our answer back (a failed or
+	                                   refused login): no output, no
+	                                   commands until the timer fires */
+	bool bye_after_tarpit;          /* too many failures: close then */
 
 	/* Plaintext buffers. */
 	struct ig_buf cin;              /* from the client: commands, relay */
@@ -150,6 +162,13 @@ int ig_session_reply_raw(struct ig_session *s, const uint8_t *p, size_t len);
 int ig_session_flush_reply(struct ig_session *s);
 /* Free room in the reply buffer. */
 size_t ig_session_reply_room(const struct ig_session *s);
+
+/*
+ * Holds the client's answers back for ms (0: no delay), without blocking
+ * the loop; with bye, the session then says "* BYE" and closes.
+ * May close the session (bye with no delay).
+ */
+void ig_session_tarpit(struct ig_session *s, unsigned ms, bool bye);
 
 /* Arms the session timer for ms from now (the one deadline in force). */
 void ig_session_timer(struct ig_session *s, unsigned ms);

@@ -10,9 +10,12 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <mbedtls/platform_util.h>
 #include <psa/crypto.h>
 
+#include "policy/ratelimit.h"
 #include "proxy/err.h"
 #include "proxy/log.h"
 #include "proxy/probe.h"
@@ -88,6 +91,58 @@ worker_on_connection(uv_stream_t *server, int status)
 		log_warn("listener=%s event=accept-failed error=\"%s\"", l->name, ig_strerror(rc));
 }
 
+uint64_t
+ig_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Creates the limiter from the generation's config; loads saved state. */
+static int
+worker_rl_init(struct ig_worker *w)
+{
+	const struct ig_config *cfg = w->gen->cfg;
+	if (!cfg->ratelimit.enabled) {
+		log_warn("event=ratelimit state=disabled");
+		return 0;
+	}
+	psa_generate_random(w->rl_key, sizeof(w->rl_key));
+	int rc = ig_rl_new(&cfg->ratelimit, w->rl_key, &w->rl);
+	if (rc != 0) {
+		log_error("event=start-failed reason=ratelimit error=\"%s\"", ig_strerror(rc));
+		return rc;
+	}
+	if (cfg->ratelimit_state_file != NULL) {
+		w->rl_state_file = strdup(cfg->ratelimit_state_file);
+		rc = ig_rl_load(w->rl, w->rl_state_file, ig_wall_ms());
+		if (rc == 0)
+			log_info("event=ratelimit-state-loaded file=%s keys=%zu", w->rl_state_file,
+			    ig_rl_count(w->rl));
+		else if (rc != IG_ENOTFOUND)
+			log_warn("event=ratelimit-state-ignored file=%s error=\"%s\"",
+			    w->rl_state_file, ig_strerror(rc));
+	}
+	log_info("event=ratelimit state=enabled max_keys=%zu bytes_per_key=%zu",
+	    cfg->ratelimit.max_keys, ig_rl_entry_size());
+	return 0;
+}
+
+static void
+worker_rl_save(struct ig_worker *w)
+{
+	if (w->rl == NULL || w->rl_state_file == NULL)
+		return;
+	int rc = ig_rl_save(w->rl, w->rl_state_file, ig_wall_ms());
+	if (rc == 0)
+		log_info("event=ratelimit-state-saved file=%s keys=%zu", w->rl_state_file,
+		    ig_rl_count(w->rl));
+	else
+		log_error("event=ratelimit-state-save-failed file=%s error=\"%s\"",
+		    w->rl_state_file, ig_strerror(rc));
+}
+
 void
 ig_worker_session_ended(struct ig_worker *w, struct ig_listener *l)
 {
@@ -131,6 +186,7 @@ worker_stop(struct ig_worker *w, const char *why)
 		}
 	}
 	ig_session_shutdown_all(w);
+	worker_rl_save(w);
 	uv_close((uv_handle_t *)&w->sig_term, worker_handle_close_cb);
 	uv_close((uv_handle_t *)&w->sig_int, worker_handle_close_cb);
 	uv_close((uv_handle_t *)&w->sig_hup, worker_handle_close_cb);
@@ -162,6 +218,15 @@ worker_reload(struct ig_worker *w)
 	for (size_t i = 0; i < w->nlisteners; i++)
 		w->listeners[i].max_sessions = nc->listeners[i].max_sessions ?
 		    nc->listeners[i].max_sessions : nc->limits.max_sessions;
+	if (w->rl != NULL && nc->ratelimit.enabled &&
+	    ig_rl_set_conf(w->rl, &nc->ratelimit) != 0) {
+		log_error("event=reload-failed reason=\"rate limiter configuration refused, "
+		    "keeping the running configuration\"");
+		ig_gen_unref(g);
+		return;
+	}
+	if ((w->rl != NULL) != nc->ratelimit.enabled)
+		log_warn("event=reload-note reason=\"ratelimit.enabled changes at restart\"");
 	ig_log_set_level(nc->log_level);
 	struct ig_gen *old = w->gen;
 	w->gen = g;
@@ -226,6 +291,10 @@ ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path)
 		log_info("event=listening listener=%s listen=%s tls=%s", lc->name, lc->listen,
 		    ig_tls_mode_str(lc->tls));
 	}
+	if (worker_rl_init(w) != 0) {
+		ig_worker_destroy(w);
+		return IG_ECONFIG;
+	}
 	worker_probe(w);
 	uv_signal_init(&w->loop, &w->sig_term);
 	uv_signal_init(&w->loop, &w->sig_int);
@@ -263,6 +332,11 @@ ig_worker_destroy(struct ig_worker *w)
 		log_error("event=loop-close-failed error=\"%s\"", uv_strerror(rc));
 	free(w->listeners);
 	w->listeners = NULL;
+	ig_rl_free(w->rl);
+	w->rl = NULL;
+	free(w->rl_state_file);
+	w->rl_state_file = NULL;
+	mbedtls_platform_zeroize(w->rl_key, sizeof(w->rl_key));
 	ig_gen_unref(w->gen);
 	w->gen = NULL;
 	return rc == 0 ? 0 : IG_EIO;

@@ -19,6 +19,7 @@
 #include "policy/config.h"
 #include "proxy/caps.h"
 
+struct ig_rl;
 struct ig_session;
 struct ig_tls_server;
 struct ig_tls_client;
@@ -71,6 +72,11 @@ struct ig_worker {
 	uint64_t sid_base;             /* random; session ids count up from it */
 	uint64_t sid_next;
 
+	/* The brute-force limiter (NULL when disabled) and its hash key. */
+	struct ig_rl *rl;
+	uint8_t rl_key[32];
+	char *rl_state_file;           /* owned copy: saved at shutdown */
+
 	/* Backend capabilities as last seen (greeting or CAPABILITY). */
 	char backend_caps[IG_CAPS_MAX];
 	bool backend_caps_known;
@@ -86,6 +92,9 @@ int ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_pat
 int ig_worker_run(struct ig_worker *w);
 /* Closes everything and releases the generation; asserts the loop closes. */
 int ig_worker_destroy(struct ig_worker *w);
+
+/* Wall-clock milliseconds (the limiter's time base). */
+uint64_t ig_wall_ms(void);
 
 /* Called by sessions when they end, so the listener can resume accepting. */
 void ig_worker_session_ended(struct ig_worker *w, struct ig_listener *l);
