@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "policy/decide.h"
+#include "proxy/ctl.h"
 #include "proxy/err.h"
 #include "proxy/log.h"
 #include "proxy/tls.h"
@@ -29,6 +30,7 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: imapguard [-t] -c FILE\n"
 	    "       imapguard explain -c FILE --user U --from ADDR [...]\n"
+	    "       imapguard ctl [-c FILE | -s SOCKET] list | lift LIMIT KEY | stats\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (YAML)\n"
 	    "  -t, --test          check the configuration and certificates, then exit\n"
@@ -158,11 +160,61 @@ out:
 	return rc;
 }
 
+/* imapguard ctl [-c FILE | -s SOCKET] COMMAND...: talk to admin.socket. */
+static int
+ctl_main(int argc, char **argv)
+{
+	const char *path = NULL, *sock = NULL;
+	int ch;
+	optind = 1;
+	while ((ch = getopt(argc, argv, "+c:s:h")) != -1) {
+		switch (ch) {
+		case 'c': path = optarg; break;
+		case 's': sock = optarg; break;
+		default:
+			fprintf(ch == 'h' ? stdout : stderr,
+			    "usage: imapguard ctl [-c FILE | -s SOCKET] list | lift LIMIT KEY | stats\n");
+			return ch == 'h' ? 0 : 2;
+		}
+	}
+	if (optind >= argc || (path == NULL) == (sock == NULL)) {
+		fprintf(stderr, "usage: imapguard ctl [-c FILE | -s SOCKET] list | lift LIMIT KEY | stats\n");
+		return 2;
+	}
+	struct ig_config *cfg = NULL;
+	if (path != NULL) {
+		if (ig_config_load(path, &cfg, stderr) != 0)
+			return 2;
+		if (cfg->admin_socket == NULL) {
+			fprintf(stderr, "imapguard ctl: %s has no admin.socket\n", path);
+			ig_config_free(cfg);
+			return 2;
+		}
+		sock = cfg->admin_socket;
+	}
+	char cmd[512] = "";
+	size_t o = 0;
+	for (int i = optind; i < argc; i++) {
+		int n = snprintf(cmd + o, sizeof(cmd) - o, "%s%s", i > optind ? " " : "", argv[i]);
+		if (n < 0 || (size_t)n >= sizeof(cmd) - o) {
+			fprintf(stderr, "imapguard ctl: command too long\n");
+			ig_config_free(cfg);
+			return 2;
+		}
+		o += (size_t)n;
+	}
+	int rc = ig_ctl_client(sock, cmd);
+	ig_config_free(cfg);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "explain") == 0)
 		return explain_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "ctl") == 0)
+		return ctl_main(argc - 1, argv + 1);
 
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },

@@ -16,6 +16,7 @@
 #include <psa/crypto.h>
 
 #include "policy/ratelimit.h"
+#include "proxy/ctl.h"
 #include "proxy/err.h"
 #include "proxy/log.h"
 #include "proxy/probe.h"
@@ -187,6 +188,8 @@ worker_stop(struct ig_worker *w, const char *why)
 	}
 	ig_session_shutdown_all(w);
 	worker_rl_save(w);
+	ig_ctl_stop(w->ctl);
+	w->ctl = NULL;
 	uv_close((uv_handle_t *)&w->sig_term, worker_handle_close_cb);
 	uv_close((uv_handle_t *)&w->sig_int, worker_handle_close_cb);
 	uv_close((uv_handle_t *)&w->sig_hup, worker_handle_close_cb);
@@ -294,6 +297,10 @@ ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path)
 	if (worker_rl_init(w) != 0) {
 		ig_worker_destroy(w);
 		return IG_ECONFIG;
+	}
+	if (cfg->admin_socket != NULL && ig_ctl_start(w, cfg->admin_socket, &w->ctl) != 0) {
+		ig_worker_destroy(w);
+		return IG_EIO;
 	}
 	worker_probe(w);
 	uv_signal_init(&w->loop, &w->sig_term);

@@ -19,6 +19,7 @@
 #include "policy/config.h"
 #include "proxy/caps.h"
 
+struct ig_ctl;
 struct ig_rl;
 struct ig_session;
 struct ig_tls_server;
@@ -76,6 +77,7 @@ struct ig_worker {
 	struct ig_rl *rl;
 	uint8_t rl_key[32];
 	char *rl_state_file;           /* owned copy: saved at shutdown */
+	struct ig_ctl *ctl;            /* admin.socket, or NULL */
 
 	/* Backend capabilities as last seen (greeting or CAPABILITY). */
 	char backend_caps[IG_CAPS_MAX];

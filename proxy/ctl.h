@@ -1,0 +1,31 @@
+/*
+ * The local control socket (admin.socket): a Unix socket, mode 0600, that
+ * `imapguard ctl` talks to. One command line per connection, answered with
+ * text lines and a last line "ok ..." or "error ...":
+ *   list                     active rate-limit blocks, one per line
+ *   lift LIMIT KEY           lift one block (as shown by list)
+ *   stats                    sessions and tracked keys
+ */
+#ifndef IG_PROXY_CTL_H
+#define IG_PROXY_CTL_H
+
+struct ig_worker;
+struct ig_ctl;
+
+/*
+ * Binds path (a stale socket file is replaced) on w's loop. Returns 0 and
+ * *out, or IG_EIO after logging why.
+ */
+int ig_ctl_start(struct ig_worker *w, const char *path, struct ig_ctl **out);
+
+/* Closes the socket and every open control connection; frees in callbacks. */
+void ig_ctl_stop(struct ig_ctl *ctl);
+
+/*
+ * Client side, for `imapguard ctl`: sends one command to the socket at path
+ * and copies the answer to stdout. Returns 0 when the answer ends in "ok",
+ * 1 for "error", 2 when the socket cannot be reached.
+ */
+int ig_ctl_client(const char *path, const char *command);
+
+#endif /* IG_PROXY_CTL_H */
