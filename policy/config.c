@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <yaml.h>
@@ -422,8 +423,9 @@ config_parse_u64(const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-int
-ig_parse_duration_ms(const char *s, unsigned *out_ms)
+/* ig_parse_duration_ms() up to max milliseconds (uint64_t results). */
+static int
+config_parse_duration(const char *s, uint64_t max, uint64_t *out_ms)
 {
 	static const struct {
 		const char *suffix;
@@ -443,12 +445,22 @@ ig_parse_duration_ms(const char *s, unsigned *out_ms)
 		if (strcmp(s + digits, units[i].suffix) != 0)
 			continue;
 		uint64_t v;
-		if (config_parse_u64(num, UINT_MAX, &v) != 0 || v > UINT_MAX / units[i].ms)
+		if (config_parse_u64(num, max, &v) != 0 || v > max / units[i].ms)
 			return IG_EINVAL;
-		*out_ms = (unsigned)(v * units[i].ms);
+		*out_ms = v * units[i].ms;
 		return 0;
 	}
 	return IG_EINVAL;
+}
+
+int
+ig_parse_duration_ms(const char *s, unsigned *out_ms)
+{
+	uint64_t ms;
+	if (config_parse_duration(s, UINT_MAX, &ms) != 0)
+		return IG_EINVAL;
+	*out_ms = (unsigned)ms;
+	return 0;
 }
 
 static int
@@ -667,6 +679,8 @@ enum ftype {
 	FT_SIZE,     /* size_t, in [min, max] */
 	FT_BOOL,     /* bool: true/false */
 	FT_DURATION, /* unsigned milliseconds, in [min, max] */
+	FT_DURATION64, /* uint64_t milliseconds, in [min, max] */
+	FT_U8,       /* uint8_t, in [min, max] (max <= 255) */
 	FT_ENUM,     /* int, from names[] */
 	FT_SECTION,  /* a mapping walked with sub, into the struct at off */
 	FT_LIST,     /* a sequence of mappings: pointer at off, count at count_off */
@@ -731,6 +745,9 @@ struct section {
 	check_fn check;                /* optional */
 	bool rule;                     /* base is a struct ig_rule: present keys
 	                                  set their bit in its set */
+	void (*defaults)(void *base);  /* optional: stores every default of the
+	                                  section (nested sections included)
+	                                  instead of the fields' def values */
 };
 
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
@@ -764,6 +781,10 @@ config_set_int(void *base, size_t off, int v)
 static void
 config_apply_defaults(const struct section *sec, void *base)
 {
+	if (sec->defaults != NULL) {
+		sec->defaults(base);
+		return;
+	}
 	for (size_t i = 0; i < sec->nfields; i++) {
 		const struct field *f = &sec->fields[i];
 		void *p = config_at(base, f->off);
@@ -774,6 +795,12 @@ config_apply_defaults(const struct section *sec, void *base)
 			break;
 		case FT_SIZE:
 			*(size_t *)p = (size_t)f->def;
+			break;
+		case FT_DURATION64:
+			*(uint64_t *)p = f->def;
+			break;
+		case FT_U8:
+			*(uint8_t *)p = (uint8_t)f->def;
 			break;
 		case FT_BOOL:
 			*(bool *)p = f->def != 0;
@@ -828,6 +855,8 @@ config_free_section(const struct section *sec, void *base)
 		case FT_SIZE:
 		case FT_BOOL:
 		case FT_DURATION:
+		case FT_DURATION64:
+		case FT_U8:
 		case FT_ENUM:
 			break;
 		}
@@ -1042,6 +1071,7 @@ config_store_value(struct cfgctx *c, const struct field *f, const struct cnode *
 		return true;
 	case FT_UINT:
 	case FT_SIZE:
+	case FT_U8:
 		if (config_parse_u64(s, UINT64_MAX, &u) != 0) {
 			config_error(c, v->mark, "invalid value '%s' for '%s': expected a whole number",
 			    config_show(s, v->len, sb), path);
@@ -1054,15 +1084,30 @@ config_store_value(struct cfgctx *c, const struct field *f, const struct cnode *
 		}
 		if (f->type == FT_UINT)
 			*(unsigned *)p = (unsigned)u;
+		else if (f->type == FT_U8)
+			*(uint8_t *)p = (uint8_t)u;
 		else
 			*(size_t *)p = (size_t)u;
 		return true;
 	case FT_DURATION:
-		if (ig_parse_duration_ms(s, &ms) != 0) {
+	case FT_DURATION64:
+		if (f->type == FT_DURATION ? ig_parse_duration_ms(s, &ms) != 0 :
+		    config_parse_duration(s, UINT64_MAX, &u) != 0) {
 			config_error(c, v->mark,
 			    "invalid duration '%s' for '%s': expected a number with ms, s, m or h",
 			    config_show(s, v->len, sb), path);
 			return false;
+		}
+		if (f->type == FT_DURATION64) {
+			if (u < f->min || u > f->max) {
+				char lo[24], hi[24];
+				config_error(c, v->mark, "'%s' must be between %s and %s (got %s)", path,
+				    config_fmt_duration(f->min, lo, sizeof(lo)),
+				    config_fmt_duration(f->max, hi, sizeof(hi)), s);
+				return false;
+			}
+			*(uint64_t *)p = u;
+			return true;
 		}
 		if (ms < f->min || ms > f->max) {
 			char lo[24], hi[24];
@@ -2324,6 +2369,144 @@ policy_finish(const struct cnode *root, struct ig_policy_conf *p)
 	p->require_tls = p->defaults.require_tls;
 }
 
+/* ---------------------------------------------------------------------- */
+/* The rate limiter (ratelimit:) and the control socket (admin:) */
+
+#define RL_CFG_THRESHOLD_MAX 65535u  /* the limiter's counters are 16-bit */
+/* Tracked keys: memory is fixed at start, ig_rl_entry_size() bytes each
+ * (about 300) per worker loop, so the cap is about 3 GB per worker. */
+#define RL_CFG_KEYS_MAX 10000000u
+#define RL_CFG_RAISED_MAX 256u
+
+/* The whole section's defaults are those of policy/ratelimit.h. */
+static void
+rl_defaults(void *base)
+{
+	struct ig_config *cfg = base;
+	ig_rl_conf_defaults(&cfg->ratelimit);
+	cfg->ratelimit_state_file = NULL;
+}
+
+/*
+ * A file the proxy creates later (the limiter's state, the control socket):
+ * its directory must exist now, the file itself need not. When it exists it
+ * must be of type want (S_IFREG or S_IFSOCK): a stale socket is replaced,
+ * anything else is refused rather than overwritten.
+ */
+static void
+config_check_new_file(struct cfgctx *c, const struct cnode *v, const char *path, mode_t want)
+{
+	char sb[CFG_SHOW_MAX], sb2[CFG_SHOW_MAX], dir[CFG_PATH_MAX];
+	struct stat st;
+	const char *slash = strrchr(v->str, '/');
+	if (slash != NULL && slash[1] == '\0') {
+		config_error(c, v->mark, "cannot use '%s' for '%s': it names a directory, not a file",
+		    config_show(v->str, v->len, sb), path);
+		return;
+	}
+	/* FT_STR keeps names shorter than CFG_PATH_MAX, so dir fits. */
+	size_t n = slash == NULL ? 0 : slash == v->str ? 1 : (size_t)(slash - v->str);
+	if (n == 0)
+		memcpy(dir, ".", 2);
+	else {
+		memcpy(dir, v->str, n);
+		dir[n] = '\0';
+	}
+	const char *why = stat(dir, &st) != 0 ? strerror(errno) :
+	    !S_ISDIR(st.st_mode) ? "not a directory" : NULL;
+	if (why != NULL) {
+		config_error(c, v->mark, "cannot use '%s' for '%s': directory '%s': %s",
+		    config_show(v->str, v->len, sb), path, config_show(dir, strlen(dir), sb2), why);
+		return;
+	}
+	if (lstat(v->str, &st) == 0 && (st.st_mode & S_IFMT) != want)
+		config_error(c, v->mark, "cannot use '%s' for '%s': it exists and is not a %s",
+		    config_show(v->str, v->len, sb), path,
+		    want == S_IFSOCK ? "socket" : "regular file");
+}
+
+static void
+rl_v_state_file(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	(void)f;
+	(void)base;
+	config_check_new_file(c, v, path, S_IFREG);
+}
+
+static void
+admin_v_socket(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	char sb[CFG_SHOW_MAX];
+	(void)f;
+	(void)base;
+	if (v->len >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		config_error(c, v->mark, "cannot use '%s' for '%s': a socket name has at most %zu "
+		    "bytes", config_show(v->str, v->len, sb), path,
+		    sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+		return;
+	}
+	config_check_new_file(c, v, path, S_IFSOCK);
+}
+
+static void
+rl_check_tarpit(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
+{
+	const struct ig_rl_conf *rl = &((const struct ig_config *)base)->ratelimit;
+	char a[24], b[24];
+	(void)path;
+	if (rl->tarpit_base_ms > rl->tarpit_max_ms)
+		config_error(c, config_node_or(map, config_map_get(map, "base") ? "base" : "max")->mark,
+		    "ratelimit.tarpit.base (%s) must not exceed ratelimit.tarpit.max (%s)",
+		    config_fmt_duration(rl->tarpit_base_ms, a, sizeof(a)),
+		    config_fmt_duration(rl->tarpit_max_ms, b, sizeof(b)));
+}
+
+/* One raised entry: at least one network, and something raised (a value
+ * refused as out of range was reported already). */
+static void
+rl_check_raise(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
+{
+	const struct ig_rl_raise *r = base;
+	const struct cnode *nets = config_map_get(map, "networks");
+	const struct cnode *a = config_map_get(map, "address"), *s = config_map_get(map, "spray");
+	if (nets != NULL && nets->kind == CN_SEQ && nets->n == 0)
+		config_error(c, nets->mark, "'%s.networks' needs at least one entry", path);
+	if (r->address == 0 && r->spray == 0 &&
+	    (a == NULL || (a->kind == CN_SCALAR && strcmp(a->str, "0") == 0)) &&
+	    (s == NULL || (s->kind == CN_SCALAR && strcmp(s->str, "0") == 0)))
+		config_warn(c, map->mark, "'%s' has no effect: set address or spray (or both)", path);
+}
+
+static void
+rl_check(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
+{
+	const struct ig_config *cfg = base;
+	const struct ig_rl_conf *rl = &cfg->ratelimit;
+	(void)path;
+	if (rl->max_known >= rl->max_keys)
+		config_error(c, config_node_or(map, config_map_get(map, "max_known") ? "max_known" :
+		    "max_keys")->mark, "ratelimit.max_known (%zu) must be less than "
+		    "ratelimit.max_keys (%zu)", rl->max_known, rl->max_keys);
+	/* "raised" below the normal threshold makes the network stricter. */
+	const struct cnode *seq = config_map_get(map, "raised");
+	for (size_t i = 0; seq != NULL && seq->kind == CN_SEQ && seq->n == rl->nraised &&
+	    i < rl->nraised; i++) {
+		static const char *const what[] = { "address", "spray" };
+		const unsigned got[] = { rl->raised[i].address, rl->raised[i].spray };
+		const unsigned thr[] = { rl->address.threshold, rl->spray_address.threshold };
+		static const char *const base_key[] = { "address", "spray_address" };
+		for (size_t j = 0; j < NFIELDS(what); j++) {
+			const struct cnode *k = config_map_key(seq->items[i], what[j]);
+			if (k != NULL && got[j] != 0 && thr[j] != 0 && got[j] < thr[j])
+				config_warn(c, k->mark, "ratelimit.raised[%zu].%s (%u) is below "
+				    "ratelimit.%s.threshold (%u): these networks get a lower limit, "
+				    "not a higher one", i, what[j], got[j], base_key[j], thr[j]);
+		}
+	}
+}
+
 static void
 config_check_root(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
 {
@@ -2392,14 +2575,16 @@ static const struct field listener_fields[] = {
 	F_NUM("max_sessions", FT_UINT, struct ig_listener_conf, max_sessions, 0, 1, 1000000),
 };
 static const struct section listener_section = {
-	listener_fields, NFIELDS(listener_fields), NULL, false
+	listener_fields, NFIELDS(listener_fields), NULL, false, NULL
 };
 
 static const struct field cert_fields[] = {
 	F_STR("cert", struct ig_cert_pair_conf, cert_path, true, config_v_readable_file),
 	F_STR("key", struct ig_cert_pair_conf, key_path, true, config_v_key_file),
 };
-static const struct section cert_section = { cert_fields, NFIELDS(cert_fields), NULL, false };
+static const struct section cert_section = {
+	cert_fields, NFIELDS(cert_fields), NULL, false, NULL
+};
 
 static const struct field tls_fields[] = {
 	F_LIST("certificates", struct ig_config, certs, ncerts, false, 0, 256, &cert_section, NULL),
@@ -2407,7 +2592,9 @@ static const struct field tls_fields[] = {
 	F_BOOL("strict_sni", struct ig_config, strict_sni, false),
 };
 /* "tls" fills fields of struct ig_config itself (offset 0). */
-static const struct section tls_section = { tls_fields, NFIELDS(tls_fields), NULL, false };
+static const struct section tls_section = {
+	tls_fields, NFIELDS(tls_fields), NULL, false, NULL
+};
 
 static const struct field backend_fields[] = {
 	F_STRBUF("address", struct ig_backend_conf, address, true, config_v_backend_address),
@@ -2423,7 +2610,7 @@ static const struct field backend_fields[] = {
 	    60 * SEC, 1, 10 * MIN),
 };
 static const struct section backend_section = {
-	backend_fields, NFIELDS(backend_fields), config_check_backend, false
+	backend_fields, NFIELDS(backend_fields), config_check_backend, false, NULL
 };
 
 static const struct field limits_fields[] = {
@@ -2440,7 +2627,7 @@ static const struct field limits_fields[] = {
 	F_NUM("max_sessions", FT_UINT, struct ig_limits, max_sessions, 10000, 1, 1000000),
 };
 static const struct section limits_section = {
-	limits_fields, NFIELDS(limits_fields), config_check_limits, false
+	limits_fields, NFIELDS(limits_fields), config_check_limits, false, NULL
 };
 
 static const struct custom_ops mode_ops = { NULL, policy_store_mode, NULL };
@@ -2475,13 +2662,13 @@ static const struct field group_fields[] = {
 	RULE_FIELDS,
 };
 static const struct section defaults_section = {
-	rule_fields, NFIELDS(rule_fields), policy_check_rule, true
+	rule_fields, NFIELDS(rule_fields), policy_check_rule, true, NULL
 };
 static const struct section group_section = {
-	group_fields, NFIELDS(group_fields), policy_check_rule, true
+	group_fields, NFIELDS(group_fields), policy_check_rule, true, NULL
 };
 static const struct section user_section = {
-	rule_fields, NFIELDS(rule_fields), policy_check_rule, true
+	rule_fields, NFIELDS(rule_fields), policy_check_rule, true, NULL
 };
 
 /*
@@ -2500,7 +2687,83 @@ static const struct field policy_fields[] = {
 	{ .key = "groups", .type = FT_CUSTOM, .ops = &groups_ops, .early = 1 },
 	{ .key = "users", .type = FT_CUSTOM, .ops = &users_ops },
 };
-static const struct section policy_section = { policy_fields, NFIELDS(policy_fields), NULL, false };
+static const struct section policy_section = {
+	policy_fields, NFIELDS(policy_fields), NULL, false, NULL
+};
+
+static const struct field rl_limit_fields[] = {
+	F_NUM("threshold", FT_UINT, struct ig_rl_limit, threshold, 0, 0, RL_CFG_THRESHOLD_MAX),
+	F_NUM("window", FT_DURATION, struct ig_rl_limit, window_ms, 0, 1 * SEC, 24 * HOUR),
+	F_NUM("block", FT_DURATION, struct ig_rl_limit, block_ms, 0, 1 * SEC, 720 * HOUR),
+};
+/* Defaults: the enclosing ratelimit section's (a partial limit keeps the
+ * other fields). */
+static const struct section rl_limit_section = {
+	rl_limit_fields, NFIELDS(rl_limit_fields), NULL, false, NULL
+};
+
+static const struct field rl_tarpit_fields[] = {
+	F_NUM("base", FT_DURATION, struct ig_config, ratelimit.tarpit_base_ms, 0, 0, 60 * SEC),
+	F_NUM("max", FT_DURATION, struct ig_config, ratelimit.tarpit_max_ms, 0, 0, 60 * SEC),
+};
+/* "tarpit" fills fields of struct ig_config (offset 0), like "tls". */
+static const struct section rl_tarpit_section = {
+	rl_tarpit_fields, NFIELDS(rl_tarpit_fields), rl_check_tarpit, false, NULL
+};
+
+static const struct field rl_raise_fields[] = {
+	{ .key = "networks", .type = FT_CUSTOM, .off = offsetof(struct ig_rl_raise, nets),
+	  .required = true, .ops = &netset_ops },
+	F_NUM("address", FT_UINT, struct ig_rl_raise, address, 0, 0, RL_CFG_THRESHOLD_MAX),
+	F_NUM("spray", FT_UINT, struct ig_rl_raise, spray, 0, 0, RL_CFG_THRESHOLD_MAX),
+};
+static const struct section rl_raise_section = {
+	rl_raise_fields, NFIELDS(rl_raise_fields), rl_check_raise, false, NULL
+};
+
+#define F_RL_LIMIT(k, m) \
+	F_SECTION(k, struct ig_config, ratelimit.m, false, &rl_limit_section)
+/*
+ * "ratelimit" fills struct ig_config (offset 0): the limiter's conf and the
+ * state file next to it. Every default is ig_rl_conf_defaults()'s (the F_NUM
+ * defaults below are not used). Network names need policy.networks, which
+ * the root walks first.
+ */
+static const struct field rl_fields[] = {
+	F_BOOL("enabled", struct ig_config, ratelimit.enabled, true),
+	F_RL_LIMIT("address", address),
+	F_RL_LIMIT("spray_address", spray_address),
+	F_RL_LIMIT("user", user),
+	F_RL_LIMIT("user_address", user_address),
+	F_RL_LIMIT("user_circuit", user_circuit),
+	F_RL_LIMIT("password_spray", password_spray),
+	F_NUM("ipv4_prefix", FT_U8, struct ig_config, ratelimit.ipv4_prefix, 0, 0, 32),
+	F_NUM("ipv6_prefix", FT_U8, struct ig_config, ratelimit.ipv6_prefix, 0, 0, 128),
+	{ .key = "exempt", .type = FT_CUSTOM, .off = offsetof(struct ig_config, ratelimit.exempt),
+	  .ops = &netset_ops },
+	F_LIST("raised", struct ig_config, ratelimit.raised, ratelimit.nraised, false, 0,
+	    RL_CFG_RAISED_MAX, &rl_raise_section, NULL),
+	F_NUM("known_address_ttl", FT_DURATION64, struct ig_config, ratelimit.known_ttl_ms, 0,
+	    1 * MIN, 8760ull * HOUR),
+	{ .key = "tarpit", .type = FT_SECTION, .off = 0, .sub = &rl_tarpit_section },
+	F_NUM("max_connection_failures", FT_UINT, struct ig_config, ratelimit.max_conn_failures,
+	    0, 1, 1000),
+	F_NUM("max_keys", FT_SIZE, struct ig_config, ratelimit.max_keys, 0, 16, RL_CFG_KEYS_MAX),
+	F_NUM("max_known", FT_SIZE, struct ig_config, ratelimit.max_known, 0, 0,
+	    RL_CFG_KEYS_MAX - 1),
+	F_STR("state_file", struct ig_config, ratelimit_state_file, false, rl_v_state_file),
+};
+static const struct section rl_section = {
+	rl_fields, NFIELDS(rl_fields), rl_check, false, rl_defaults
+};
+
+static const struct field admin_fields[] = {
+	F_STR("socket", struct ig_config, admin_socket, false, admin_v_socket),
+};
+/* "admin" fills fields of struct ig_config (offset 0). */
+static const struct section admin_section = {
+	admin_fields, NFIELDS(admin_fields), NULL, false, NULL
+};
 
 static const struct field root_fields[] = {
 	F_ENUM("log_level", struct ig_config, log_level, false, IG_LOG_INFO, log_level_names, NULL),
@@ -2509,10 +2772,14 @@ static const struct field root_fields[] = {
 	{ .key = "tls", .type = FT_SECTION, .off = 0, .sub = &tls_section },
 	F_SECTION("backend", struct ig_config, backend, true, &backend_section),
 	F_SECTION("limits", struct ig_config, limits, false, &limits_section),
-	F_SECTION("policy", struct ig_config, policy, false, &policy_section),
+	/* Early: ratelimit refers to policy.networks. */
+	{ .key = "policy", .type = FT_SECTION, .off = offsetof(struct ig_config, policy),
+	  .sub = &policy_section, .early = 1 },
+	{ .key = "ratelimit", .type = FT_SECTION, .off = 0, .sub = &rl_section },
+	{ .key = "admin", .type = FT_SECTION, .off = 0, .sub = &admin_section },
 };
 static const struct section root_section = {
-	root_fields, NFIELDS(root_fields), config_check_root, false
+	root_fields, NFIELDS(root_fields), config_check_root, false, NULL
 };
 
 /* ---------------------------------------------------------------------- */
