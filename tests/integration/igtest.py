@@ -483,6 +483,10 @@ def base_config(certs, backend, listeners=("imaps", "imap"), backend_tls="none")
         "backend": {"address": backend, "tls": backend_tls},
         "limits": {"max_line": 8192, "max_literal": 8192, "preauth_timeout": "60s"},
         "policy": {"defaults": {"require_tls": True}},
+        # The functional tests fail passwords on purpose, many times from
+        # 127.0.0.1: the limiter (on by default) would rightly lock them
+        # out. test_ratelimit.py turns it on and tests it.
+        "ratelimit": {"enabled": False},
     }
 
 

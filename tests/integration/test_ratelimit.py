@@ -1,0 +1,206 @@
+"""Brute-force and password-spraying defence against the real Dovecot:
+failures are learned from Dovecot's NO; refused attempts are answered
+NO [UNAVAILABLE] without the backend seeing them; an address that failed 10
+times is locked; spraying 20 user names from one address is stopped; one
+password across many users and addresses is stopped; a user's known address
+stays usable under attack (no lockout DoS); blocks expire, survive reload
+and restart, and `imapguard ctl` lists and lifts them; a connection is
+dropped after repeated failures; failures are answered with a growing delay.
+Each test runs its own proxy on its own client addresses (127.0.0.x)."""
+
+import copy
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+import igtest
+from igtest import ALICE, ALICE_PW, Raw, status, resp_code
+
+BOB, BOB_PW = "bob@example.com", "bob-secret"
+
+
+def rl_config(devcerts, dovecot, tmpdir, **over):
+    cfg = igtest.base_config(devcerts, dovecot.address)
+    rl = {
+        "tarpit": {"base": "50ms", "max": "200ms"},
+        "max_connection_failures": 100,
+    }
+    rl.update(over)
+    cfg["ratelimit"] = rl
+    cfg["admin"] = {"socket": os.path.join(tmpdir, "ctl.sock")}
+    return cfg
+
+
+@pytest.fixture
+def tmpdir_short():
+    # Unix socket paths must stay short.
+    import tempfile
+    import shutil
+    d = tempfile.mkdtemp(prefix="igrl-", dir="/tmp")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_on_by_default(imapguard, devcerts, dovecot):
+    cfg = igtest.base_config(devcerts, dovecot.address)
+    del cfg["ratelimit"]
+    ig = imapguard(cfg)
+    assert "event=ratelimit state=enabled max_keys=100000" in ig.log_text()
+
+
+def tls(ig, ca, source):
+    return Raw(*ig.addr("imaps"), tls_ctx=igtest.client_context(ca), source=source)
+
+
+def login(ig, ca, source, user, pw):
+    c = tls(ig, ca, source)
+    try:
+        return c.cmd("a", "LOGIN %s %s" % (user, pw))[1]
+    finally:
+        c.close()
+
+
+def untouched(dovecot, fn):
+    before = igtest.imap_login_count(dovecot)
+    out = fn()
+    time.sleep(0.2)
+    assert igtest.imap_login_count(dovecot) == before, "the backend saw the attempt"
+    return out
+
+
+def ctl(ig, *args):
+    sock = ig.config["admin"]["socket"]
+    return subprocess.run([ig.binary, "ctl", "-s", sock] + list(args),
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_ten_failures_lock_the_address(imapguard, devcerts, dovecot, ca, tmpdir_short):
+    ig = imapguard(rl_config(devcerts, dovecot, tmpdir_short,
+                             user_address={"threshold": 0}, user={"threshold": 0}))
+    src = "127.0.0.3"
+    for i in range(10):
+        tagged = login(ig, ca, src, ALICE, "wrong-%d" % i)
+        assert resp_code(tagged) == "AUTHENTICATIONFAILED", (i, tagged)
+    # Locked: even the right password is refused, and Dovecot never sees it.
+    tagged = untouched(dovecot, lambda: login(ig, ca, src, ALICE, ALICE_PW))
+    assert status(tagged) == "NO" and resp_code(tagged) == "UNAVAILABLE", tagged
+    assert "minutes" in tagged or "seconds" in tagged
+    # Other addresses are not affected.
+    assert status(login(ig, ca, "127.0.0.4", ALICE, ALICE_PW)) == "OK"
+    log = ig.log_text()
+    assert "event=ratelimit-block limit=address" in log
+    assert "reason=ratelimit limit=address" in log
+    # The operator sees the block and can lift it.
+    r = ctl(ig, "list")
+    assert r.returncode == 0 and "address\t127.0.0.3\t" in r.stdout, r.stdout + r.stderr
+    r = ctl(ig, "lift", "address", "127.0.0.3")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "event=ratelimit-lifted limit=address" in ig.log_text()
+    assert status(login(ig, ca, src, ALICE, ALICE_PW)) == "OK"
+    r = ctl(ig, "lift", "address", "127.0.0.3")
+    assert r.returncode == 1
+
+
+def test_spraying_user_names_from_one_address(imapguard, devcerts, dovecot, ca, tmpdir_short):
+    # The plain per-address count is raised so that only the distinct-user
+    # (spraying) limit can fire here.
+    ig = imapguard(rl_config(devcerts, dovecot, tmpdir_short, address={"threshold": 100}))
+    src = "127.0.0.5"
+    before = igtest.imap_login_count(dovecot)
+    answers = [login(ig, ca, src, "victim%d@example.com" % i, "pw-%d" % i) for i in range(20)]
+    seen = igtest.imap_login_count(dovecot) - before
+    assert [resp_code(a) for a in answers[:10]] == ["AUTHENTICATIONFAILED"] * 10
+    assert all(resp_code(a) == "UNAVAILABLE" for a in answers[10:]), answers[10:]
+    assert seen == 10, "the backend saw %d attempts" % seen
+    assert "limit=spray-address" in ig.log_text()
+
+
+def test_one_password_across_many_users_and_addresses(imapguard, devcerts, dovecot, ca,
+                                                       tmpdir_short):
+    ig = imapguard(rl_config(devcerts, dovecot, tmpdir_short))
+    # Alice has a known address; she logs in there first.
+    assert status(login(ig, ca, "127.0.1.100", ALICE, ALICE_PW)) == "OK"
+    for i in range(10):
+        tagged = login(ig, ca, "127.0.1.%d" % (i + 1), "target%d@example.com" % i, "Winter2026!")
+        assert resp_code(tagged) == "AUTHENTICATIONFAILED"
+    # The sprayed password is now refused from addresses not known for the user...
+    tagged = untouched(dovecot, lambda: login(ig, ca, "127.0.1.50", BOB, "Winter2026!"))
+    assert resp_code(tagged) == "UNAVAILABLE"
+    assert "limit=password-spray" in ig.log_text()
+    # ...but another password still works, and a user's known address is spared.
+    assert status(login(ig, ca, "127.0.1.51", BOB, BOB_PW)) == "OK"
+    tagged = login(ig, ca, "127.0.1.100", ALICE, "Winter2026!")
+    assert resp_code(tagged) == "AUTHENTICATIONFAILED"
+
+
+def test_known_address_survives_attack_on_user(imapguard, devcerts, dovecot, ca, tmpdir_short):
+    ig = imapguard(rl_config(devcerts, dovecot, tmpdir_short))
+    home = "127.0.0.6"
+    assert status(login(ig, ca, home, ALICE, ALICE_PW)) == "OK"
+    # An attacker fails against alice from several other addresses.
+    for src in ("127.0.0.7", "127.0.0.8", "127.0.0.9"):
+        for i in range(5):
+            login(ig, ca, src, ALICE, "guess-%s-%d" % (src, i))
+    assert "event=ratelimit-block limit=user" in ig.log_text()
+    # Alice is refused from an address never used by her...
+    tagged = untouched(dovecot, lambda: login(ig, ca, "127.0.0.10", ALICE, ALICE_PW))
+    assert resp_code(tagged) == "UNAVAILABLE"
+    # ...but not from where she logged in recently.
+    assert status(login(ig, ca, home, ALICE, ALICE_PW)) == "OK"
+
+
+def test_lock_expires(imapguard, devcerts, dovecot, ca, tmpdir_short):
+    ig = imapguard(rl_config(devcerts, dovecot, tmpdir_short,
+                             address={"threshold": 3, "block": "2s"},
+                             user_address={"threshold": 0}))
+    src = "127.0.0.11"
+    for i in range(3):
+        login(ig, ca, src, BOB, "nope-%d" % i)
+    assert resp_code(login(ig, ca, src, BOB, BOB_PW)) == "UNAVAILABLE"
+    time.sleep(2.5)
+    assert status(login(ig, ca, src, BOB, BOB_PW)) == "OK"
+
+
+def test_block_survives_reload_and_restart(imapguard, devcerts, dovecot, ca, tmpdir_short):
+    state = os.path.join(tmpdir_short, "rl.state")
+    cfg = rl_config(devcerts, dovecot, tmpdir_short, address={"threshold": 3},
+                    user_address={"threshold": 0}, state_file=state)
+    ig = imapguard(cfg)
+    src = "127.0.0.12"
+    for i in range(3):
+        login(ig, ca, src, BOB, "nope-%d" % i)
+    assert resp_code(login(ig, ca, src, BOB, BOB_PW)) == "UNAVAILABLE"
+    ig.proc.send_signal(signal.SIGHUP)
+    igtest.wait_until(lambda: "event=reload-done" in ig.log_text(), 10, "reload")
+    assert resp_code(login(ig, ca, src, BOB, BOB_PW)) == "UNAVAILABLE"
+    ig.stop()
+    assert os.path.exists(state)
+    assert oct(os.stat(state).st_mode & 0o777) == "0o600"
+    ig2 = imapguard(cfg)
+    assert "event=ratelimit-state-loaded" in ig2.log_text()
+    assert resp_code(login(ig2, ca, src, BOB, BOB_PW)) == "UNAVAILABLE"
+    assert status(login(ig2, ca, "127.0.0.13", BOB, BOB_PW)) == "OK"
+
+
+def test_disconnect_after_repeated_failures_with_growing_delay(imapguard, devcerts, dovecot,
+                                                                ca, tmpdir_short):
+    ig = imapguard(rl_config(devcerts, dovecot, tmpdir_short, max_connection_failures=3,
+                             tarpit={"base": "300ms", "max": "2s"}))
+    c = tls(ig, ca, "127.0.0.14")
+    try:
+        times = []
+        for i in range(3):
+            t0 = time.monotonic()
+            tagged = c.cmd("a%d" % i, "LOGIN %s bad%d" % (BOB, i))[1]
+            times.append(time.monotonic() - t0)
+            assert resp_code(tagged) == "AUTHENTICATIONFAILED"
+        # The answer to later failures is held back longer (tarpit).
+        assert times[1] >= 0.25 and times[2] >= 0.55, times
+        data = c.expect_closed()
+        assert b"* BYE" in data
+    finally:
+        c.close()
+    assert "reason=too-many-failures" in ig.log_text()
