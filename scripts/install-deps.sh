@@ -18,6 +18,8 @@ BOOKWORM_PKGS=(
   dovecot-imapd
   python3 python3-pytest
   curl openssl
+  # real IMAP clients driven by tests/integration/test_clients.py
+  fetchmail isync getmail6 offlineimap3 imapfilter mailutils mutt neomutt
 )
 MBEDTLS_PKGS=(libmbedtls-dev libmbedcrypto16 libmbedtls21 libmbedx509-7)
 MBEDTLS_MIN=3.6.0
