@@ -280,6 +280,15 @@ ig_imap_parse(struct ig_imap_parser *p, const uint8_t *buf, size_t len, size_t *
 			} else if (imap_is_atom_char(ch)) {
 				p->tok_start = p->pos;
 				p->state = ST_ATOM;
+			} else if ((ch == '\r' || ch == '\n') && buf[p->pos - 1] == ' ') {
+				/*
+				 * One trailing SP before the line end: Debian's mutt
+				 * sends "AUTHENTICATE CRAM-MD5 \r\n" for an empty
+				 * initial response and Dovecot accepts it.
+				 */
+				if (ch == '\n')
+					return imap_line_end(p, buf, consumed);
+				p->state = ST_LF;
 			} else {
 				imap_fail(p, IG_PARSE_BAD, ch == ' ' ? "Unexpected space" :
 				    "Invalid character in argument");

@@ -488,8 +488,11 @@ run_authenticate(struct ig_session *s, const struct ig_imap_cmd *c)
 	attempt_begin(s, c, false, m);
 	if (!preauth_judge(s))
 		return;
+	/* "=" is an empty initial response (RFC 4959): the same as none for a
+	   mechanism where the server speaks first, as Dovecot treats it. */
+	bool empty_ir = c->nargs == 2 && c->args[1].val.len == 1 && c->args[1].val.p[0] == '=';
 	if (ig_sasl_mech_server_first(m)) {
-		if (c->nargs == 2) {
+		if (c->nargs == 2 && !empty_ir) {
 			ig_session_reply(s, "%s BAD %s does not take an initial response", tag,
 			    ig_sasl_mech_str(m));
 			s->errors++;

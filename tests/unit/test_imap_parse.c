@@ -60,6 +60,13 @@ static const struct row rows[] = {
 	{ "i X ((a) b)\r\n", 0, IG_PARSE_OK, 0, 0, "i", "X", 6,
 	  { "(", "(", "A:a", ")", "A:b", ")" }, 0, 0 },
 	{ "a] LOGIN a]b c\r\n", 0, IG_PARSE_OK, 0, 0, "a]", "LOGIN", 2, { "A:a]b", "A:c" }, 0, 0 },
+	/* One trailing SP before the line end is tolerated (mutt's empty
+	   initial response); two are not, nor a space after "(". */
+	{ "a AUTHENTICATE CRAM-MD5 \r\n", 0, IG_PARSE_OK, 0, 0, "a", "AUTHENTICATE", 1,
+	  { "A:CRAM-MD5" }, 0, 0 },
+	{ "a NOOP \n", 0, IG_PARSE_OK, 0, 0, "a", "NOOP", 0, {0}, 0, 0 },
+	{ "a NOOP  \r\n", 0, IG_PARSE_BAD, 0, 0, "a", NULL, 0, {0}, 0, 0 },
+	{ "a ID (\r\n", 0, IG_PARSE_BAD, 0, 0, "a", NULL, 0, {0}, 0, 0 },
 	/* Pipelining: only the first command is consumed. */
 	{ "a NOOP\r\nb NOOP\r\n", 0, IG_PARSE_OK, 0, 8, "a", "NOOP", 0, {0}, 0, 0 },
 	{ "a LOGIN {1}\r\nx y\r\nb LOGOUT\r\n", 0, IG_PARSE_OK, 1, 18, "a", "LOGIN", 2,
