@@ -640,8 +640,7 @@ ig_preauth_process(struct ig_session *s)
 			preauth_dispatch(s, &s->parser.cmd, &secret);
 			preauth_consume(s, consumed, secret);
 			ig_imap_parser_reset(&s->parser);
-			/* The timer holds the tarpit deadline while there is one. */
-			if (s->state == IG_SS_PREAUTH && !s->closing && !s->tarpit)
+			if (s->state == IG_SS_PREAUTH && !s->closing)
 				ig_session_timer(s, s->gen->cfg->limits.preauth_timeout_ms);
 			continue;
 		case IG_PARSE_BAD:

@@ -122,7 +122,9 @@ ig_session_reply(struct ig_session *s, const char *fmt, ...)
 void
 ig_session_timer(struct ig_session *s, unsigned ms)
 {
-	if (!s->timer_open)
+	/* A tarpit deadline is not replaced: the timer callback re-arms the
+	   idle deadline when the tarpit ends. */
+	if (!s->timer_open || s->tarpit)
 		return;
 	uv_timer_start(&s->timer, session_timer_cb, ms, 0);
 }
@@ -325,10 +327,10 @@ ig_session_tarpit(struct ig_session *s, unsigned ms, bool bye)
 			session_bye_failures(s);
 		return;
 	}
+	ig_session_timer(s, ms);
 	s->tarpit = true;
 	s->bye_after_tarpit = bye;
 	ig_session_log(s, IG_LOG_DEBUG, "event=tarpit delay_ms=%u", ms);
-	ig_session_timer(s, ms);
 }
 
 static void
@@ -570,6 +572,7 @@ ig_session_close(struct ig_session *s, const char *reason, bool graceful)
 	    (unsigned long long)s->client.bytes_in, (unsigned long long)s->client.bytes_out,
 	    (unsigned long long)s->backend.bytes_in, (unsigned long long)s->backend.bytes_out);
 	s->state = IG_SS_CLOSING;
+	s->tarpit = false; /* closing owns the timer now (linger) */
 	mbedtls_platform_zeroize(s->att.cmd, s->att.cmd_cap);
 	mbedtls_platform_zeroize(s->att.stage, s->att.stage_cap);
 	mbedtls_platform_zeroize(s->cin.p, s->cin.cap);
