@@ -55,8 +55,8 @@ struct ig_listener {
 	enum ig_tls_mode tls;
 	unsigned nsessions;            /* live sessions accepted here */
 	unsigned max_sessions;
-	bool open;
-	bool paused;                   /* accept paused (EMFILE or the cap) */
+	bool open;                     /* libuv itself sheds connections on
+	                                  EMFILE (its reserve descriptor) */
 };
 
 struct ig_worker {
@@ -66,7 +66,6 @@ struct ig_worker {
 	struct ig_listener *listeners;
 	size_t nlisteners;
 	uv_signal_t sig_term, sig_int, sig_hup;
-	uv_timer_t accept_retry;       /* resumes paused listeners */
 	struct ig_session *sessions;   /* live sessions (doubly linked) */
 	unsigned nsessions;
 	bool stopping;
