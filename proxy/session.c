@@ -526,7 +526,6 @@ session_free(struct ig_session *s)
 	    IG_REPLY_CAP;
 	mbedtls_platform_zeroize(s, total);
 	free(s);
-	ig_worker_session_ended(w, l);
 }
 
 bool

@@ -144,13 +144,6 @@ worker_rl_save(struct ig_worker *w)
 		    w->rl_state_file, ig_strerror(rc));
 }
 
-void
-ig_worker_session_ended(struct ig_worker *w, struct ig_listener *l)
-{
-	(void)w;
-	(void)l;
-}
-
 static void
 worker_handle_close_cb(uv_handle_t *h)
 {

@@ -97,7 +97,5 @@ int ig_worker_destroy(struct ig_worker *w);
 /* Wall-clock milliseconds (the limiter's time base). */
 uint64_t ig_wall_ms(void);
 
-/* Called by sessions when they end, so the listener can resume accepting. */
-void ig_worker_session_ended(struct ig_worker *w, struct ig_listener *l);
 
 #endif /* IG_PROXY_WORKER_H */
