@@ -19,37 +19,15 @@
 #include <cmocka.h>
 
 #include "policy/config.h"
+#include "config_fixture.h"
 #include "proxy/err.h"
-
-struct tmpdir {
-	char path[64];
-	char oldcwd[4096];
-};
-
-static void
-touch(const char *path, mode_t mode)
-{
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs("placeholder\n", f);
-	fclose(f);
-	assert_int_equal(chmod(path, mode), 0);
-}
 
 static int
 setup(void **state)
 {
-	struct tmpdir *t = calloc(1, sizeof(*t));
+	struct cfgfix *t = cfgfix_enter("igcfg");
 	if (t == NULL)
 		return -1;
-	snprintf(t->path, sizeof(t->path), "/tmp/igcfgXXXXXX");
-	if (getcwd(t->oldcwd, sizeof(t->oldcwd)) == NULL || mkdtemp(t->path) == NULL ||
-	    chdir(t->path) != 0) {
-		free(t);
-		return -1;
-	}
-	touch("cert.pem", 0644);
-	touch("key.pem", 0600);
 	touch("ca.pem", 0644);
 	*state = t;
 	return 0;
@@ -58,9 +36,6 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	struct tmpdir *t = *state;
-	unlink("cert.pem");
-	unlink("key.pem");
 	unlink("ca.pem");
 	unlink("demo-run/certs/server-ecdsa.pem");
 	unlink("demo-run/certs/server-ecdsa.key");
@@ -68,31 +43,7 @@ teardown(void **state)
 	unlink("demo-run/certs/server-rsa.key");
 	rmdir("demo-run/certs");
 	rmdir("demo-run");
-	int rc = chdir(t->oldcwd) == 0 && rmdir(t->path) == 0 ? 0 : -1;
-	free(t);
-	return rc;
-}
-
-/* Loads yaml (named "t.yaml") and returns what was written to errf. */
-static char *
-load(const char *yaml, unsigned flags, int *rc, struct ig_config **out)
-{
-	char *buf = NULL;
-	size_t size = 0;
-	FILE *ef = open_memstream(&buf, &size);
-	assert_non_null(ef);
-	struct ig_config *cfg = NULL;
-	*rc = ig_config_load_string_flags("t.yaml", yaml, strlen(yaml), flags, &cfg, ef);
-	fclose(ef);
-	if (*rc == 0)
-		assert_non_null(cfg);
-	else
-		assert_null(cfg);
-	if (out != NULL)
-		*out = cfg;
-	else
-		ig_config_free(cfg);
-	return buf;
+	return cfgfix_leave(*state);
 }
 
 static const char full_example[] =
@@ -139,7 +90,7 @@ test_full_example(void **state)
 	(void)state;
 	int rc;
 	struct ig_config *cfg;
-	char *msgs = load(full_example, 0, &rc, &cfg);
+	char *msgs = load(full_example, &rc, &cfg);
 	assert_string_equal(msgs, "");
 	assert_int_equal(rc, 0);
 	assert_string_equal(cfg->path, "t.yaml");
@@ -214,7 +165,7 @@ test_defaults(void **state)
 	(void)state;
 	int rc;
 	struct ig_config *cfg;
-	char *msgs = load(BASE, 0, &rc, &cfg);
+	char *msgs = load(BASE, &rc, &cfg);
 	assert_string_equal(msgs, "");
 	assert_int_equal(rc, 0);
 	assert_int_equal(cfg->log_level, IG_LOG_INFO);
@@ -241,7 +192,7 @@ test_defaults(void **state)
 	free(msgs);
 
 	/* Empty sections mean "all defaults". */
-	msgs = load(BASE "limits:\npolicy:\n  defaults:\n", 0, &rc, &cfg);
+	msgs = load(BASE "limits:\npolicy:\n  defaults:\n", &rc, &cfg);
 	assert_string_equal(msgs, "");
 	assert_int_equal(rc, 0);
 	assert_int_equal(cfg->limits.buffer_size, 16384);
@@ -451,7 +402,7 @@ test_error_rows(void **state)
 	unsigned bad = 0;
 	for (size_t i = 0; i < sizeof(err_rows) / sizeof(err_rows[0]); i++) {
 		int rc;
-		char *msgs = load(err_rows[i].yaml, 0, &rc, NULL);
+		char *msgs = load(err_rows[i].yaml, &rc, NULL);
 		if (strcmp(msgs, err_rows[i].want) != 0 || rc != err_rows[i].rc) {
 			print_error("row %zu: rc %d, got:\n%swant:\n%s\n", i, rc, msgs,
 			    err_rows[i].want);
@@ -468,7 +419,7 @@ test_key_mode_warning(void **state)
 	(void)state;
 	int rc;
 	assert_int_equal(chmod("key.pem", 0644), 0);
-	char *msgs = load(BASE, 0, &rc, NULL);
+	char *msgs = load(BASE, &rc, NULL);
 	assert_int_equal(rc, 0);
 	assert_string_equal(msgs,
 	    "t.yaml:8:12: warning: private key 'key.pem' is readable by every user (mode 644)\n");
@@ -489,7 +440,7 @@ test_many_errors_capped(void **state)
 		fprintf(f, "k%d: 1\n", i);
 	fclose(f);
 	int rc;
-	char *msgs = load(yaml, 0, &rc, NULL);
+	char *msgs = load(yaml, &rc, NULL);
 	assert_int_equal(rc, IG_ECONFIG);
 	size_t lines = 0;
 	for (const char *p = msgs; *p; p++)
@@ -511,7 +462,7 @@ test_no_resolve(void **state)
 	    "listeners:\n  - {name: a, listen: \"127.0.0.1:993\", tls: implicit}\n"
 	    "tls:\n  certificates: [{cert: cert.pem, key: key.pem}]\n"
 	    "backend:\n  address: \"imap.invalid:143\"\n  tls: implicit\n";
-	char *msgs = load(yaml, IG_CF_NO_RESOLVE, &rc, &cfg);
+	char *msgs = load_flags(yaml, IG_CF_NO_RESOLVE, &rc, &cfg);
 	assert_string_equal(msgs, "");
 	assert_int_equal(rc, 0);
 	assert_string_equal(cfg->backend.host, "imap.invalid");
@@ -523,7 +474,7 @@ test_no_resolve(void **state)
 	/* localhost comes from /etc/hosts: resolved without DNS. */
 	msgs = load("listeners:\n  - {name: a, listen: \"127.0.0.1:993\", tls: implicit}\n"
 	    "tls:\n  certificates: [{cert: cert.pem, key: key.pem}]\n"
-	    "backend:\n  address: \"localhost:143\"\n", 0, &rc, &cfg);
+	    "backend:\n  address: \"localhost:143\"\n", &rc, &cfg);
 	assert_int_equal(rc, 0);
 	assert_string_equal(cfg->backend.host, "localhost");
 	assert_int_not_equal(cfg->backend.addrlen, 0);
@@ -586,7 +537,7 @@ test_examples(void **state)
 
 	/* imapguard.yaml is valid but for its (absent) production files. */
 	source_path(path, sizeof(path), "examples/imapguard.yaml");
-	msgs = load(slurp(path), IG_CF_NO_RESOLVE, &rc, NULL);
+	msgs = load_flags(slurp(path), IG_CF_NO_RESOLVE, &rc, NULL);
 	assert_int_equal(rc, IG_ECONFIG);
 	assert_string_equal(msgs,
 	    "t.yaml:30:13: cannot use '/etc/imapguard/mail.example.org.pem' for "

@@ -22,42 +22,20 @@
 
 #include "policy/cidr.h"
 #include "policy/config.h"
+#include "config_fixture.h"
 #include "policy/ratelimit.h"
 #include "proxy/err.h"
 
 #define MIN_MS (60u * 1000u)
 
-struct tmpdir {
-	char path[64];
-	char oldcwd[4096];
-};
-
-static void
-touch(const char *path, mode_t mode)
-{
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs("placeholder\n", f);
-	fclose(f);
-	assert_int_equal(chmod(path, mode), 0);
-}
-
 static int
 setup(void **state)
 {
-	struct tmpdir *t = calloc(1, sizeof(*t));
+	struct cfgfix *t = cfgfix_enter("igrl");
 	if (t == NULL)
 		return -1;
-	snprintf(t->path, sizeof(t->path), "/tmp/igrlXXXXXX");
-	if (getcwd(t->oldcwd, sizeof(t->oldcwd)) == NULL || mkdtemp(t->path) == NULL ||
-	    chdir(t->path) != 0) {
-		free(t);
-		return -1;
-	}
-	touch("cert.pem", 0644);
-	touch("key.pem", 0600);
 	if (mkdir("state", 0700) != 0 || mkdir("run", 0700) != 0) {
-		free(t);
+		cfgfix_leave(t);
 		return -1;
 	}
 	*state = t;
@@ -67,38 +45,11 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	struct tmpdir *t = *state;
-	unlink("cert.pem");
-	unlink("key.pem");
 	unlink("state/file");
 	unlink("run/ctl.sock");
 	rmdir("state");
 	rmdir("run");
-	int rc = chdir(t->oldcwd) == 0 && rmdir(t->path) == 0 ? 0 : -1;
-	free(t);
-	return rc;
-}
-
-/* Loads yaml (named "t.yaml") and returns what was written to errf. */
-static char *
-load(const char *yaml, int *rc, struct ig_config **out)
-{
-	char *buf = NULL;
-	size_t size = 0;
-	FILE *ef = open_memstream(&buf, &size);
-	assert_non_null(ef);
-	struct ig_config *cfg = NULL;
-	*rc = ig_config_load_string("t.yaml", yaml, strlen(yaml), &cfg, ef);
-	fclose(ef);
-	if (*rc == 0)
-		assert_non_null(cfg);
-	else
-		assert_null(cfg);
-	if (out != NULL)
-		*out = cfg;
-	else
-		ig_config_free(cfg);
-	return buf;
+	return cfgfix_leave(*state);
 }
 
 /* The smallest valid file: 10 lines, so the next section is line 11. */
