@@ -245,6 +245,17 @@ main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * SIGTERM, SIGINT and SIGHUP wait (blocked) until the worker's handlers
+	 * exist: a stop requested during start-up is then a clean stop, never
+	 * the default action.
+	 */
+	sigset_t stopsigs, oldmask;
+	sigemptyset(&stopsigs);
+	sigaddset(&stopsigs, SIGTERM);
+	sigaddset(&stopsigs, SIGINT);
+	sigaddset(&stopsigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stopsigs, &oldmask);
 	if (ig_tls_global_init() != 0) {
 		fprintf(stderr, "imapguard: PSA crypto initialisation failed\n");
 		return 1;
@@ -263,7 +274,8 @@ main(int argc, char **argv)
 	log_info("event=start version=%s config=%s", IG_VERSION, path);
 	struct ig_worker w;
 	if (ig_worker_init(&w, g, path) != 0)
-		return 1;
+		return 1; /* (signals stay blocked: the exit status is ours) */
+	sigprocmask(SIG_SETMASK, &oldmask, NULL); /* pending signals arrive now */
 	ig_worker_run(&w);
 	int rc = ig_worker_destroy(&w);
 	log_info("event=stopped");

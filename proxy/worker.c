@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <mbedtls/platform_util.h>
 #include <psa/crypto.h>
@@ -256,6 +257,20 @@ ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path)
 	psa_generate_random((uint8_t *)&r, sizeof(r));
 	w->sid_base = r & ~UINT64_C(0xffffff);
 
+	/*
+	 * Signals first: from here a SIGTERM ends the process cleanly (main()
+	 * blocks them until the handlers exist, so one sent during start-up
+	 * waits here instead of killing us).
+	 */
+	uv_signal_init(&w->loop, &w->sig_term);
+	uv_signal_init(&w->loop, &w->sig_int);
+	uv_signal_init(&w->loop, &w->sig_hup);
+	w->sig_term.data = w->sig_int.data = w->sig_hup.data = w;
+	uv_signal_start(&w->sig_term, worker_signal_cb, SIGTERM);
+	uv_signal_start(&w->sig_int, worker_signal_cb, SIGINT);
+	uv_signal_start(&w->sig_hup, worker_signal_cb, SIGHUP);
+
+	/* Bind every listener (a port in use fails here), listen only last. */
 	const struct ig_config *cfg = g->cfg;
 	w->listeners = calloc(cfg->nlisteners, sizeof(*w->listeners));
 	if (w->listeners == NULL) {
@@ -276,17 +291,14 @@ ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path)
 		l->open = true;
 		unsigned flags = lc->addr.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
 		int rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&lc->addr, flags);
-		if (rc == 0)
-			rc = uv_listen((uv_stream_t *)&l->tcp, 511, worker_on_connection);
 		if (rc != 0) {
 			log_error("event=start-failed listener=%s listen=%s error=\"%s\"",
 			    lc->name, lc->listen, uv_strerror(rc));
 			ig_worker_destroy(w);
 			return IG_EIO;
 		}
-		log_info("event=listening listener=%s listen=%s tls=%s", lc->name, lc->listen,
-		    ig_tls_mode_str(lc->tls));
 	}
+	/* Everything else that can fail, fails before a client is accepted. */
 	if (worker_rl_init(w) != 0) {
 		ig_worker_destroy(w);
 		return IG_ECONFIG;
@@ -296,13 +308,19 @@ ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path)
 		return IG_EIO;
 	}
 	worker_probe(w);
-	uv_signal_init(&w->loop, &w->sig_term);
-	uv_signal_init(&w->loop, &w->sig_int);
-	uv_signal_init(&w->loop, &w->sig_hup);
-	w->sig_term.data = w->sig_int.data = w->sig_hup.data = w;
-	uv_signal_start(&w->sig_term, worker_signal_cb, SIGTERM);
-	uv_signal_start(&w->sig_int, worker_signal_cb, SIGINT);
-	uv_signal_start(&w->sig_hup, worker_signal_cb, SIGHUP);
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		const struct ig_listener_conf *lc = &cfg->listeners[i];
+		int rc = uv_listen((uv_stream_t *)&w->listeners[i].tcp, 511, worker_on_connection);
+		if (rc != 0) {
+			log_error("event=start-failed listener=%s listen=%s error=\"%s\"",
+			    lc->name, lc->listen, uv_strerror(rc));
+			ig_worker_destroy(w);
+			return IG_EIO;
+		}
+		log_info("event=listening listener=%s listen=%s tls=%s", lc->name, lc->listen,
+		    ig_tls_mode_str(lc->tls));
+	}
+	log_info("event=ready listeners=%zu pid=%ld", cfg->nlisteners, (long)getpid());
 	return 0;
 }
 
@@ -325,6 +343,8 @@ int
 ig_worker_destroy(struct ig_worker *w)
 {
 	/* Anything still open (a failed start) is closed and run out. */
+	ig_ctl_stop(w->ctl);
+	w->ctl = NULL;
 	uv_walk(&w->loop, worker_walk_close, NULL);
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	int rc = uv_loop_close(&w->loop);

@@ -20,6 +20,9 @@ BOOKWORM_PKGS=(
   curl openssl
   # real IMAP clients driven by tests/integration/test_clients.py
   fetchmail isync getmail6 offlineimap3 imapfilter mailutils mutt neomutt
+  # isync (mbsync) takes its SASL mechanisms from the Cyrus SASL plugins,
+  # a Recommends that --no-install-recommends skips
+  libsasl2-modules
 )
 MBEDTLS_PKGS=(libmbedtls-dev libmbedcrypto16 libmbedtls21 libmbedx509-7)
 MBEDTLS_MIN=3.6.0

@@ -526,15 +526,18 @@ class Imapguard:
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        # Ready means everything that can fail has failed and the listeners
+        # accept: the process says so once ("event=ready"), after listening.
+        before = self.log_text().count(" event=ready ")
         self.proc = spawn([self.binary, "-c", self.config_path], self.log_path, env=env)
 
         def ready():
             if self.proc.poll() is not None:
                 raise RuntimeError("imapguard exited with %s:\n%s" %
                                    (self.proc.returncode, self.log_text()))
-            return all(can_connect(self.hosts[n], p) for n, p in self.ports.items())
+            return self.log_text().count(" event=ready ") > before
         try:
-            wait_until(ready, START_TIMEOUT, "imapguard listeners %s" % self.ports)
+            wait_until(ready, START_TIMEOUT, "imapguard event=ready (listeners %s)" % self.ports)
         except Exception:
             self.exit_code = reap(self.proc, signal.SIGKILL, 5)
             self.proc = None

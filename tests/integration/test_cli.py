@@ -149,3 +149,30 @@ def test_log_never_shows_password(imapguard, devcerts, dovecot, ca):
                    igtest.plain_ir(ALICE, "Sekrit-Pl41n")):
         assert secret not in log, "secret %r in the log" % secret
     assert ALICE in log.lower(), "the user name should be logged"
+
+
+def test_stop_during_startup_is_clean(imapguard_bin, good_cfg, tmp_path):
+    """A SIGTERM that arrives while imapguard is still starting (limiter
+    state not loaded, listeners not open) waits for the handlers: the
+    process exits 0 and saves its limiter state, five times in a row."""
+    state = str(tmp_path / "rl.state")
+    good_cfg["ratelimit"] = {"enabled": True, "state_file": state}
+    path, _ = write_config(tmp_path, good_cfg)
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+    for i in range(5):
+        log = str(tmp_path / ("run%d.log" % i))
+        proc = igtest.spawn([imapguard_bin, "-c", path], log, env=env)
+        try:
+            # "event=start" is logged once the stop signals are held back,
+            # before the limiter, the state file and the listeners.
+            igtest.wait_until(lambda: " event=start " in open(log).read(),
+                              igtest.START_TIMEOUT, "event=start")
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(igtest.START_TIMEOUT)
+        finally:
+            igtest.reap(proc, signal.SIGKILL, 5)
+        text = open(log).read()
+        assert code == 0, "run %d exited %r:\n%s" % (i, code, text)
+        assert "event=ratelimit-state-saved" in text, text
+        assert text.index(" event=ready ") < text.index(" event=shutdown "), text
