@@ -357,6 +357,13 @@ rl_pw_hash(const struct ig_rl *rl, const uint8_t *secret, size_t len,
 	mbedtls_platform_zeroize(&c, sizeof(c));
 }
 
+void
+ig_rl_secret_hash(const struct ig_rl *rl, const uint8_t *secret, size_t len,
+    uint8_t out[IG_RL_SECRET_HASH_LEN])
+{
+	rl_pw_hash(rl, secret, len, out);
+}
+
 static void
 rl_keys(const struct ig_rl *rl, const struct ig_rl_attempt *a, bool want_pw,
     struct rl_keys *k)
@@ -373,9 +380,12 @@ rl_keys(const struct ig_rl *rl, const struct ig_rl_attempt *a, bool want_pw,
 	rl_id(rl, RL_K_USERADDR, k, true, true, NULL, 0, k->ua_id);
 	k->known_id[0] = k->user_id[0];
 	k->known_id[1] = k->user_id[1];
-	if (want_pw && a->secret != NULL) {
+	if (want_pw && (a->secret_hash != NULL || a->secret != NULL)) {
 		k->has_pw = true;
-		rl_pw_hash(rl, a->secret, a->secret_len, k->pw);
+		if (a->secret_hash != NULL)
+			memcpy(k->pw, a->secret_hash, sizeof(k->pw));
+		else
+			rl_pw_hash(rl, a->secret, a->secret_len, k->pw);
 		rl_id(rl, RL_K_PASS, k, false, false, k->pw, sizeof(k->pw),
 		    k->pass_id);
 	}

@@ -114,6 +114,8 @@ struct ig_rl_conf {
 	                                    known addresses */
 };
 
+#define IG_RL_SECRET_HASH_LEN 16
+
 /* Fills c with the defaults above (exempt and raised empty). */
 void ig_rl_conf_defaults(struct ig_rl_conf *c);
 
@@ -154,6 +156,10 @@ struct ig_rl_attempt {
 	                                    password checks); only hashed */
 	size_t secret_len;
 	uint64_t now_ms;                 /* wall clock, milliseconds */
+	const uint8_t *secret_hash;      /* or its ig_rl_secret_hash(), taken
+	                                    early so the secret itself need not
+	                                    be kept (IG_RL_SECRET_HASH_LEN
+	                                    bytes); used when not NULL */
 };
 
 struct ig_rl_verdict {
@@ -172,6 +178,15 @@ struct ig_rl_verdict {
 	bool known_address;              /* the address is known for the user */
 	unsigned delay_ms;               /* wait this long before answering */
 };
+
+/*
+ * The limiter's keyed hash of a secret (HMAC-SHA-256 under the limiter's
+ * key, truncated), for ig_rl_attempt.secret_hash: a caller that hashes the
+ * secret as soon as it reads it can wipe the secret at once. Temporaries are
+ * wiped.
+ */
+void ig_rl_secret_hash(const struct ig_rl *rl, const uint8_t *secret, size_t len,
+    uint8_t out[IG_RL_SECRET_HASH_LEN]);
 
 /*
  * Before contacting the backend. Fills *v: refuse with the limit, its end

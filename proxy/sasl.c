@@ -302,6 +302,7 @@ sasl_plain(const uint8_t *msg, size_t len, struct ig_sasl_ident *out)
 	int rc = sasl_copy_name(c, clen, false, out->authcid);
 	if (rc != 0)
 		return rc;
+	out->secret = (struct ig_span){ pw, pwlen };
 	if (zlen > 0)
 		return sasl_copy_name(msg, zlen, false, out->authzid);
 	return 0;
@@ -407,6 +408,7 @@ sasl_xoauth2(const uint8_t *msg, size_t len, struct ig_sasl_ident *out)
 		return rc;
 	if (!kv.has_user || !kv.has_auth || !sasl_bearer_ok(kv.auth))
 		return IG_EPROTO;
+	out->secret = (struct ig_span){ kv.auth.p + 7, kv.auth.len - 7 };
 	return sasl_copy_name(kv.user.p, kv.user.len, false, out->authcid);
 }
 
@@ -477,6 +479,7 @@ sasl_oauthbearer(const uint8_t *msg, size_t len, struct ig_sasl_ident *out)
 		return rc;
 	if (!kv.has_auth || !sasl_bearer_ok(kv.auth))
 		return IG_EPROTO;
+	out->secret = (struct ig_span){ kv.auth.p + 7, kv.auth.len - 7 };
 	return out->authzid[0] == '\0' ? IG_ENOTFOUND : 0;
 }
 
@@ -570,6 +573,7 @@ ig_sasl_extract_user(enum ig_sasl_mech m, const uint8_t *msg, size_t len,
 		return IG_EINVAL;
 	out->authcid[0] = '\0';
 	out->authzid[0] = '\0';
+	out->secret = (struct ig_span){ NULL, 0 };
 	if (msg == NULL && len != 0)
 		return IG_EINVAL;
 	if (msg == NULL)
@@ -603,6 +607,7 @@ ig_sasl_extract_user(enum ig_sasl_mech m, const uint8_t *msg, size_t len,
 		/* No half-extracted identity survives a refusal. */
 		out->authcid[0] = '\0';
 		out->authzid[0] = '\0';
+		out->secret = (struct ig_span){ NULL, 0 };
 	}
 	return rc;
 }

@@ -66,6 +66,10 @@ int ig_sasl_b64_encode(const uint8_t *in, size_t len, char *out, size_t outsz, s
 struct ig_sasl_ident {
 	char authcid[IG_USER_MAX + 1]; /* authentication identity */
 	char authzid[IG_USER_MAX + 1]; /* authorization identity, "" if none */
+	struct ig_span secret;         /* the reusable secret inside the message
+	                                  (PLAIN password, XOAUTH2/OAUTHBEARER
+	                                  bearer token), pointing into msg, not
+	                                  copied; {NULL, 0} for the others */
 };
 
 /*
@@ -76,6 +80,8 @@ struct ig_sasl_ident {
  * - OAUTHBEARER: GS2 header "n,a=U,..." (authzid = U; authcid empty).
  * - SCRAM-*: client-first "n,[a=Z],n=U,r=..." (authcid U, authzid Z).
  * - CRAM-MD5: the response to the challenge "U SP digest" (authcid U).
+ * For the mechanisms that carry a reusable secret in the same message,
+ * out->secret points at it inside msg (the caller wipes msg after use).
  * Returns 0; IG_EPROTO when msg is malformed for the mechanism (including a
  * NUL, CR or LF inside a name); IG_ENOTFOUND when it carries no user name
  * (OAUTHBEARER without a=); IG_ETOOLONG when a name exceeds IG_USER_MAX.

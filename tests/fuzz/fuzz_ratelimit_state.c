@@ -67,7 +67,7 @@ fz_use(struct ig_rl *rl)
 	for (unsigned u = 0; u < sizeof(users) / sizeof(users[0]); u++) {
 		for (unsigned a = 0; a < 2; a++) {
 			struct ig_rl_attempt at = { users[u], addrs[a],
-			    (const uint8_t *)"pw", 2, FZ_NOW + u };
+			    (const uint8_t *)"pw", 2, FZ_NOW + u, NULL };
 			ig_rl_check(rl, &at, &v);
 			CHECK(!v.refuse || v.limit != NULL);
 			ig_rl_failure(rl, &at, &v);

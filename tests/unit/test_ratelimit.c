@@ -89,7 +89,7 @@ static struct ig_rl_attempt
 att(const char *user, const struct sockaddr *sa, const char *pw, uint64_t now)
 {
 	struct ig_rl_attempt a = { user, sa, (const uint8_t *)pw,
-	    pw != NULL ? strlen(pw) : 0, now };
+	    pw != NULL ? strlen(pw) : 0, now, NULL };
 	return a;
 }
 
@@ -607,6 +607,44 @@ test_password_spray(void **state)
 	ig_rl_free(rl);
 }
 
+/*
+ * A caller may hash the secret as soon as it reads it (a SASL step) and pass
+ * only the hash: the accounting is the same as with the secret itself.
+ */
+static void
+test_secret_hash(void **state)
+{
+	(void)state;
+	struct ig_rl_conf c;
+	ig_rl_conf_defaults(&c);
+	c.max_keys = 4096;
+	c.max_known = 64;
+	struct ig_rl *rl = mk(&c, key1);
+	struct ig_rl_verdict v = { 0 };
+	uint8_t h[IG_RL_SECRET_HASH_LEN], h2[IG_RL_SECRET_HASH_LEN];
+	ig_rl_secret_hash(rl, (const uint8_t *)"Autumn2025!", 11, h);
+	ig_rl_secret_hash(rl, (const uint8_t *)"Autumn2025?", 11, h2);
+	assert_memory_not_equal(h, h2, sizeof(h));
+	/* Five users fail with the secret, five with only its hash. */
+	for (unsigned i = 0; i < 10; i++) {
+		struct ig_rl_attempt a = att(fmt("user%u", i), A(fmt("198.51.100.%u", i + 1)),
+		    i < 5 ? "Autumn2025!" : NULL, T0 + SEC * i);
+		if (i >= 5)
+			a.secret_hash = h;
+		ig_rl_failure(rl, &a, &v);
+	}
+	assert_true(v.refuse && v.started);
+	assert_string_equal(v.limit, "password-spray");
+	struct ig_rl_attempt a = att("alice", A("203.0.113.1"), NULL, T0 + MIN);
+	a.secret_hash = h;
+	ig_rl_check(rl, &a, &v);
+	assert_true(v.refuse);
+	a.secret_hash = h2;
+	ig_rl_check(rl, &a, &v);
+	assert_false(v.refuse);
+	ig_rl_free(rl);
+}
+
 static void
 test_stale_password(void **state)
 {
@@ -966,7 +1004,7 @@ test_disabled(void **state)
 		failed(rl, "alice", "192.0.2.1", fmt("p%u", i), T0 + i);
 	assert_true(check(rl, "alice", "192.0.2.1", NULL, T0 + 200).refuse);
 	/* No user and no address: counted under "unknown", no crash. */
-	struct ig_rl_attempt a = { NULL, NULL, NULL, 0, T0 };
+	struct ig_rl_attempt a = { NULL, NULL, NULL, 0, T0, NULL };
 	struct ig_rl_verdict v;
 	ig_rl_failure(rl, &a, &v);
 	ig_rl_check(rl, &a, &v);
@@ -1008,7 +1046,7 @@ test_million_keys(void **state)
 	for (uint32_t i = 0; i < 1000000; i++) {
 		uint64_t now = T0 + i;
 		snprintf(user, sizeof(user), "u%" PRIu32 "@example.org", i);
-		struct ig_rl_attempt a = { user, NULL, NULL, 0, now };
+		struct ig_rl_attempt a = { user, NULL, NULL, 0, now, NULL };
 		if (i & 1) {
 			s4.sin_addr.s_addr = htonl(0x0a000000u + i);
 			a.addr = (const struct sockaddr *)&s4;
@@ -1039,7 +1077,7 @@ test_million_keys(void **state)
 	assert_int_equal(maxcount, c.max_keys);
 	assert_true(heap1 <= heap0);
 	/* Alice's known address survived the flood. */
-	struct ig_rl_attempt a = { "alice", A("192.0.2.10"), NULL, 0, T0 + 1000001 };
+	struct ig_rl_attempt a = { "alice", A("192.0.2.10"), NULL, 0, T0 + 1000001, NULL };
 	struct ig_rl_verdict v;
 	ig_rl_check(rl, &a, &v);
 	assert_true(v.known_address);
@@ -1059,6 +1097,7 @@ main(void)
 		cmocka_unit_test(test_raised_nat),
 		cmocka_unit_test(test_known_address),
 		cmocka_unit_test(test_password_spray),
+		cmocka_unit_test(test_secret_hash),
 		cmocka_unit_test(test_stale_password),
 		cmocka_unit_test(test_tarpit),
 		cmocka_unit_test(test_lift_foreach),

@@ -351,6 +351,52 @@ test_extract_rows(void **state)
 	}
 }
 
+/* The reusable secret each mechanism's message carries, as a span into it. */
+struct secret_row {
+	enum ig_sasl_mech mech;
+	const char *msg;
+	size_t len;
+	const char *secret; /* NULL: none */
+};
+
+static const struct secret_row secret_rows[] = {
+	{ IG_MECH_PLAIN, S("\0alice\0secret"), "secret" },
+	{ IG_MECH_PLAIN, S("bob\0alice\0p w\r\nd"), "p w\r\nd" },
+	{ IG_MECH_PLAIN, S("alice\0secret"), NULL },               /* malformed */
+	{ IG_MECH_XOAUTH2, S("user=alice\1auth=Bearer ya29.tok\1\1"), "ya29.tok" },
+	{ IG_MECH_XOAUTH2, S("auth=bearer T0K\1user=alice\1\1"), "T0K" },
+	{ IG_MECH_XOAUTH2, S("user=alice\1auth=Basic abc\1\1"), NULL },
+	{ IG_MECH_OAUTHBEARER, S("n,a=alice,\1host=h\1auth=Bearer tok-1\1\1"), "tok-1" },
+	{ IG_MECH_OAUTHBEARER, S("n,,\1auth=Bearer tok-1\1\1"), NULL }, /* no user */
+	{ IG_MECH_LOGIN, S("alice"), NULL },        /* the password is a later step */
+	{ IG_MECH_SCRAM_SHA_256, S("n,,n=alice,r=abcdefgh"), NULL },
+	{ IG_MECH_CRAM_MD5, S("tim " DIGEST), NULL },
+};
+
+static void
+test_extract_secret(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(secret_rows) / sizeof(secret_rows[0]); i++) {
+		const struct secret_row *r = &secret_rows[i];
+		struct ig_sasl_ident id;
+		memset(&id, 'X', sizeof(id));
+		(void)ig_sasl_extract_user(r->mech, (const uint8_t *)r->msg, r->len, &id);
+		if (r->secret == NULL) {
+			if (id.secret.p != NULL || id.secret.len != 0)
+				fail_msg("row %zu: a secret where none is expected", i);
+			continue;
+		}
+		const uint8_t *m = (const uint8_t *)r->msg;
+		if (id.secret.p < m || id.secret.p + id.secret.len > m + r->len)
+			fail_msg("row %zu: secret does not point into the message", i);
+		if (id.secret.len != strlen(r->secret) ||
+		    memcmp(id.secret.p, r->secret, id.secret.len) != 0)
+			fail_msg("row %zu: secret '%.*s', want '%s'", i, (int)id.secret.len,
+			    (const char *)id.secret.p, r->secret);
+	}
+}
+
 /* Builds a name of n bytes ("aaa...") into buf. */
 static void
 fill_name(char *buf, size_t n)
@@ -503,6 +549,7 @@ main(void)
 		cmocka_unit_test(test_b64_encode_rows),
 		cmocka_unit_test(test_extract_rows),
 		cmocka_unit_test(test_extract_lengths),
+		cmocka_unit_test(test_extract_secret),
 		cmocka_unit_test(test_mailbox_user),
 		cmocka_unit_test(test_normalize_rows),
 		cmocka_unit_test(test_normalize_lengths),
