@@ -4,6 +4,7 @@ Fixtures:
   devcerts          directory with ca.pem, server-{ecdsa,rsa}.{pem,key}
   ca                path of the dev CA; client_ctx: an ssl context trusting it
   dovecot           a private plaintext Dovecot (module scope)
+  dovecot_legacy    a private plaintext Dovecot without SASL-IR and LITERAL+
   dovecot_tls       a private Dovecot with ssl = yes: .port offers STARTTLS,
                     .ssl_port implicit TLS (module scope)
   igconfig          base_config(devcerts, dovecot.address), a fresh dict
@@ -114,6 +115,13 @@ def _dovecot(request, **kw):
 @pytest.fixture(scope="module")
 def dovecot(request):
     return _dovecot(request)
+
+
+@pytest.fixture(scope="module")
+def dovecot_legacy(request):
+    """A private Dovecot that advertises neither SASL-IR nor LITERAL+ before
+    login, like many older servers."""
+    return _dovecot(request, extra_conf="imap_capability = IMAP4rev1 ID IDLE\n")
 
 
 @pytest.fixture(scope="module")

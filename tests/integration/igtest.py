@@ -324,15 +324,20 @@ protocol imap {{
 
 class Dovecot:
     """A running private Dovecot. Attributes: dir, conf, host, port,
-    ssl_port (or None), log_path, proc."""
+    ssl_port (or None), log_path, proc. extra_conf is appended to the
+    configuration (e.g. "imap_capability = IMAP4rev1 ID\n" makes a backend
+    that advertises neither SASL-IR nor LITERAL+ before login)."""
 
-    def __init__(self, d, certs=None, ssl_port=False):
+    def __init__(self, d, certs=None, ssl_port=False, extra_conf=""):
         self.dir = d
         self.host = "127.0.0.1"
         self.port = free_port()
         self.ssl_port = free_port() if ssl_port else None
         self.certs = certs
         self.conf = dovecot_config(d, self.port, self.ssl_port, certs)
+        if extra_conf:
+            with open(self.conf, "a") as f:
+                f.write(extra_conf)
         self.log_path = os.path.join(d, "dovecot.log")
         self.proc = None
 
@@ -394,6 +399,33 @@ _CONN_END_RE = re.compile(r"imap-login: (Info: )?(Login: |Disconnected|Aborted l
 def imap_login_count(dovecot):
     """How many authentication attempts Dovecot has seen so far."""
     return len(_AUTH_RE.findall(dovecot.log_text()))
+
+
+def backend_barrier(dovecot):
+    """Sends one failing login straight to Dovecot under a fresh user name
+    and waits until its auth process has logged it. Its log lines come in
+    order, so every authentication attempt Dovecot received before this one
+    is in the log by then: no sleeping to let the log catch up."""
+    user = "barrier-%s" % secrets.token_hex(6)
+    c = Raw(dovecot.host, dovecot.port)
+    try:
+        c.readline()
+        c.cmd("b", "LOGIN %s nothing" % user)
+    finally:
+        c.close()
+    wait_until(lambda: ("(%s," % user) in dovecot.log_text(), IO_TIMEOUT,
+               "Dovecot's auth log line for %s" % user)
+
+
+def backend_untouched(dovecot, fn):
+    """Runs fn and asserts that Dovecot received no authentication attempt
+    meanwhile. Returns what fn returned."""
+    before = imap_login_count(dovecot)
+    out = fn()
+    backend_barrier(dovecot)
+    seen = imap_login_count(dovecot) - before - 1  # the barrier's own
+    assert seen == 0, "the backend saw %d attempt(s)" % seen
+    return out
 
 
 def imap_login_successes(dovecot, user=None):
