@@ -93,6 +93,7 @@ backend_connect(struct ig_session *s)
 void
 ig_backend_start(struct ig_session *s)
 {
+	s->att.backend_used = true;
 	s->bin.off = s->bin.len = 0;
 	if (s->backend.open) {
 		/* The previous attempt's handle is still closing. */
@@ -194,10 +195,10 @@ backend_quotable(const uint8_t *p, size_t len)
 static bool
 stage_add(struct ig_attempt *a, const void *p, size_t len)
 {
-	if (a->stage_cap - a->send_len < len)
+	if (a->stage_cap - a->stage_len < len)
 		return false;
-	memcpy(a->stage + a->send_len, p, len);
-	a->send_len += len;
+	memcpy(a->stage + a->stage_len, p, len);
+	a->stage_len += len;
 	return true;
 }
 
@@ -216,14 +217,38 @@ stage_addf(struct ig_attempt *a, const char *fmt, ...)
 }
 
 /*
- * Appends one astring: quoted when plain printable ASCII, else a LITERAL+
- * literal when the backend has it, else a synchronizing literal whose data
- * (and the rest of the command) becomes the tail sent after "+".
- * Returns false when it does not fit or a second sync literal would be
- * needed.
+ * What is appended from here on is a new segment, sent only after the
+ * backend's next "+". Returns false when there are too many segments.
  */
 static bool
-stage_astring(struct ig_session *s, const uint8_t *p, size_t len, bool last)
+stage_segment(struct ig_attempt *a)
+{
+	if (a->nseg == IG_ATTEMPT_SEGMENTS)
+		return false;
+	a->seg_off[a->nseg++] = a->stage_len;
+	return true;
+}
+
+/* Points send_off..send_len at the next segment. False when none is left. */
+static bool
+stage_next_segment(struct ig_attempt *a)
+{
+	if (a->seg_next >= a->nseg)
+		return false;
+	unsigned i = a->seg_next++;
+	a->send_off = a->seg_off[i];
+	a->send_len = i + 1 < a->nseg ? a->seg_off[i + 1] : a->stage_len;
+	return true;
+}
+
+/*
+ * Appends one astring: quoted when plain printable ASCII, else a LITERAL+
+ * literal when the backend has it, else a synchronizing literal whose data
+ * (and the rest of the command) is a new segment sent after "+".
+ * Returns false when it does not fit.
+ */
+static bool
+stage_astring(struct ig_session *s, const uint8_t *p, size_t len)
 {
 	struct ig_attempt *a = &s->att;
 	if (backend_quotable(p, len)) {
@@ -239,17 +264,50 @@ stage_astring(struct ig_session *s, const uint8_t *p, size_t len, bool last)
 	}
 	if (ig_caps_has(s->bcaps, "LITERAL+"))
 		return stage_addf(a, "{%zu+}\r\n", len) && stage_add(a, p, len);
-	if (a->tail_pending || !last)
+	return stage_addf(a, "{%zu}\r\n", len) && stage_segment(a) && stage_add(a, p, len);
+}
+
+/* Appends one SASL response line (base64, "=" when empty... as a line). */
+static bool
+stage_response(struct ig_attempt *a, size_t off, size_t len)
+{
+	return stage_add(a, a->cmd + off, len) && stage_add(a, "\r\n", 2);
+}
+
+/*
+ * Formats the client's login command into stage. Returns false when it
+ * does not fit.
+ */
+static bool
+backend_format_login(struct ig_session *s)
+{
+	struct ig_attempt *a = &s->att;
+	const char *mech = ig_sasl_mech_str(a->mech);
+	bool sasl_ir = ig_caps_has(s->bcaps, "SASL-IR");
+	a->stage_len = 0;
+	a->nseg = a->seg_next = 0;
+	if (!stage_segment(a))
 		return false;
-	if (!stage_addf(a, "{%zu}\r\n", len))
-		return false;
-	a->tail_off = a->send_len;
-	if (!stage_add(a, p, len))
-		return false;
-	a->tail_len = a->send_len - a->tail_off;
-	a->send_len = a->tail_off; /* the tail waits for "+" */
-	a->tail_pending = true;
-	return true;
+	if (a->login_cmd)
+		return stage_addf(a, "%s LOGIN ", a->tag) &&
+		    stage_astring(s, a->cmd, a->ir_off) && stage_add(a, " ", 1) &&
+		    stage_astring(s, a->cmd + a->ir_off, a->ir_len) && stage_add(a, "\r\n", 2);
+	if (ig_sasl_mech_server_first(a->mech))
+		return stage_addf(a, "%s AUTHENTICATE %s\r\n", a->tag, mech);
+	bool ok;
+	if (sasl_ir) {
+		ok = stage_addf(a, "%s AUTHENTICATE %s ", a->tag, mech) &&
+		    (a->ir_len > 0 ? stage_add(a, a->cmd + a->ir_off, a->ir_len) :
+		    stage_add(a, "=", 1)) && stage_add(a, "\r\n", 2);
+	} else {
+		ok = stage_addf(a, "%s AUTHENTICATE %s\r\n", a->tag, mech) &&
+		    stage_segment(a) && stage_response(a, a->ir_off, a->ir_len);
+	}
+	/* The LOGIN mechanism: the password, read by us, answers the
+	   backend's second prompt. */
+	if (ok && a->mech == IG_MECH_LOGIN && a->sasl_step == 2)
+		ok = stage_segment(a) && stage_response(a, a->pw_off, a->pw_len);
+	return ok;
 }
 
 /* Formats and sends the client's login command. May close the session. */
@@ -257,40 +315,7 @@ static void
 backend_send_login(struct ig_session *s)
 {
 	struct ig_attempt *a = &s->att;
-	a->send_off = a->send_len = 0;
-	a->tail_pending = false;
-	bool ok;
-	if (a->login_cmd) {
-		ok = stage_addf(a, "%s LOGIN ", a->tag) &&
-		    stage_astring(s, a->cmd, a->ir_off, false) && stage_add(a, " ", 1) &&
-		    stage_astring(s, a->cmd + a->ir_off, a->ir_len, true);
-		if (ok && a->tail_pending) {
-			/* "\r\n" ends the tail. */
-			size_t end = a->tail_off + a->tail_len;
-			ok = end + 2 <= a->stage_cap;
-			if (ok) {
-				memcpy(a->stage + end, "\r\n", 2);
-				a->tail_len += 2;
-			}
-		} else if (ok) {
-			ok = stage_add(a, "\r\n", 2);
-		}
-	} else if (ig_sasl_mech_server_first(a->mech)) {
-		ok = stage_addf(a, "%s AUTHENTICATE %s\r\n", a->tag, ig_sasl_mech_str(a->mech));
-	} else if (ig_caps_has(s->bcaps, "SASL-IR")) {
-		ok = stage_addf(a, "%s AUTHENTICATE %s ", a->tag, ig_sasl_mech_str(a->mech)) &&
-		    (a->ir_len > 0 ? stage_add(a, a->cmd + a->ir_off, a->ir_len) :
-		    stage_add(a, "=", 1)) && stage_add(a, "\r\n", 2);
-	} else {
-		ok = stage_addf(a, "%s AUTHENTICATE %s\r\n", a->tag, ig_sasl_mech_str(a->mech));
-		a->tail_off = a->send_len;
-		ok = ok && stage_add(a, a->cmd + a->ir_off, a->ir_len) && stage_add(a, "\r\n", 2);
-		if (ok) {
-			a->tail_len = a->send_len - a->tail_off;
-			a->send_len = a->tail_off;
-			a->tail_pending = true;
-		}
-	}
+	bool ok = backend_format_login(s);
 	mbedtls_platform_zeroize(a->cmd, a->cmd_cap);
 	if (!ok) {
 		ig_session_log(s, IG_LOG_WARN, "event=login-refused reason=command-too-long");
@@ -299,6 +324,7 @@ backend_send_login(struct ig_session *s)
 		ig_preauth_login_done(s, false, false);
 		return;
 	}
+	stage_next_segment(a);
 	s->backend.wipe_writes = true;
 	backend_set(s, IG_BS_AUTH);
 	ig_session_set_state(s, IG_SS_BACKEND_AUTH);
@@ -408,10 +434,7 @@ backend_line(struct ig_session *s, struct ig_span line, size_t consumed)
 
 	/* The login is with the backend. */
 	if (line.len >= 1 && line.p[0] == '+') {
-		if (a->tail_pending) {
-			a->tail_pending = false;
-			a->send_off = a->tail_off;
-			a->send_len = a->tail_off + a->tail_len;
+		if (a->send_off == a->send_len && stage_next_segment(a)) {
 			if (backend_push(s) != 0)
 				backend_fail(s, "write", NULL);
 			return;
@@ -425,6 +448,8 @@ backend_line(struct ig_session *s, struct ig_span line, size_t consumed)
 	if (line.len > tl && memcmp(line.p, a->tag, tl) == 0 && line.p[tl] == ' ') {
 		struct ig_span st = { line.p + tl + 1, line.len - tl - 1 };
 		bool ok = backend_line_is(st, "OK");
+		if (ok && !ig_preauth_recheck(s))
+			return;
 		ig_session_reply_raw(s, line.p, consumed);
 		ig_preauth_login_done(s, ok, false);
 		return;
@@ -475,15 +500,15 @@ ig_backend_client_line(struct ig_session *s, struct ig_span line)
 		if (!ig_preauth_judge_step(s, line))
 			return;
 	}
-	a->send_off = 0;
-	a->send_len = 0;
+	a->send_off = a->send_len = 0;
+	a->stage_len = a->nseg = a->seg_next = 0;
 	if (line.len + 2 > a->stage_cap) {
 		backend_fail(s, "sasl-line-too-long", NULL);
 		return;
 	}
 	memcpy(a->stage, line.p, line.len);
 	memcpy(a->stage + line.len, "\r\n", 2);
-	a->send_len = line.len + 2;
+	a->send_len = a->stage_len = line.len + 2;
 	ig_session_timer(s, s->gen->cfg->backend.auth_timeout_ms);
 	if (backend_push(s) != 0)
 		backend_fail(s, "write", NULL);

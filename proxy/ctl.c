@@ -18,6 +18,7 @@
 #include "policy/ratelimit.h"
 #include "proxy/err.h"
 #include "proxy/log.h"
+#include "proxy/session.h"
 #include "proxy/worker.h"
 
 #define CTL_LINE_MAX 512
@@ -173,12 +174,22 @@ ctl_exec(struct ctl_conn *c, char *line)
 				ctl_out(c, "error no such block: %s %s\n", arg, key);
 			}
 		}
+	} else if (strcmp(line, "kick") == 0 && arg != NULL) {
+		unsigned n = 0;
+		char esc[300];
+		ig_log_escape((const uint8_t *)arg, strlen(arg), esc, sizeof(esc));
+		if (ig_session_kick_user(w, arg, &n) != 0) {
+			ctl_out(c, "error invalid user name\n");
+		} else {
+			log_info("event=kick user=\"%s\" sessions=%u by=ctl", esc, n);
+			ctl_out(c, "ok kicked %u session%s\n", n, n == 1 ? "" : "s");
+		}
 	} else if (strcmp(line, "stats") == 0 && arg == NULL) {
 		ctl_out(c, "sessions\t%u\n", w->nsessions);
 		ctl_out(c, "ratelimit_keys\t%zu\n", w->rl ? ig_rl_count(w->rl) : (size_t)0);
 		ctl_out(c, "ok\n");
 	} else {
-		ctl_out(c, "error unknown command (list, lift LIMIT KEY, stats)\n");
+		ctl_out(c, "error unknown command (list, lift LIMIT KEY, kick USER, stats)\n");
 	}
 	uv_buf_t b = uv_buf_init(c->out, (unsigned)c->outlen);
 	c->wr.data = c;

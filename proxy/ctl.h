@@ -4,6 +4,7 @@
  * text lines and a last line "ok ..." or "error ...":
  *   list                     active rate-limit blocks, one per line
  *   lift LIMIT KEY           lift one block (as shown by list)
+ *   kick USER                end USER's sessions ("* BYE [UNAVAILABLE]")
  *   stats                    sessions and tracked keys
  */
 #ifndef IG_PROXY_CTL_H

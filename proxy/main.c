@@ -30,7 +30,7 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: imapguard [-t] -c FILE\n"
 	    "       imapguard explain -c FILE --user U --from ADDR [...]\n"
-	    "       imapguard ctl [-c FILE | -s SOCKET] list | lift LIMIT KEY | stats\n"
+	    "       imapguard ctl [-c FILE | -s SOCKET] list | lift LIMIT KEY | kick USER | stats\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (YAML)\n"
 	    "  -t, --test          check the configuration and certificates, then exit\n"
@@ -173,12 +173,12 @@ ctl_main(int argc, char **argv)
 		case 's': sock = optarg; break;
 		default:
 			fprintf(ch == 'h' ? stdout : stderr,
-			    "usage: imapguard ctl [-c FILE | -s SOCKET] list | lift LIMIT KEY | stats\n");
+			    "usage: imapguard ctl [-c FILE | -s SOCKET] list | lift LIMIT KEY | kick USER | stats\n");
 			return ch == 'h' ? 0 : 2;
 		}
 	}
 	if (optind >= argc || (path == NULL) == (sock == NULL)) {
-		fprintf(stderr, "usage: imapguard ctl [-c FILE | -s SOCKET] list | lift LIMIT KEY | stats\n");
+		fprintf(stderr, "usage: imapguard ctl [-c FILE | -s SOCKET] list | lift LIMIT KEY | kick USER | stats\n");
 		return 2;
 	}
 	struct ig_config *cfg = NULL;

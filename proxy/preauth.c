@@ -175,12 +175,13 @@ attempt_end(struct ig_session *s)
 	struct ig_attempt *a = &s->att;
 	mbedtls_platform_zeroize(a->cmd, a->cmd_cap);
 	mbedtls_platform_zeroize(a->stage, a->stage_cap);
-	a->cmd_len = a->ir_off = a->ir_len = 0;
-	a->send_off = a->send_len = a->tail_off = a->tail_len = 0;
-	a->tail_pending = false;
-	mbedtls_platform_zeroize(a->secret, sizeof(a->secret));
-	a->secret_len = 0;
-	a->has_secret = false;
+	a->cmd_len = a->ir_off = a->ir_len = a->pw_off = a->pw_len = 0;
+	a->send_off = a->send_len = a->stage_len = 0;
+	a->nseg = a->seg_next = 0;
+	a->sasl_step = 0;
+	mbedtls_platform_zeroize(a->secret_hash, sizeof(a->secret_hash));
+	a->has_secret_hash = false;
+	a->backend_used = false;
 	a->active = false;
 	a->user_known = false;
 	a->user[0] = '\0';
@@ -198,9 +199,21 @@ preauth_rl_attempt(struct ig_session *s, struct ig_rl_attempt *ra)
 	struct ig_attempt *a = &s->att;
 	ra->user = a->user_known ? a->user : NULL;
 	ra->addr = (const struct sockaddr *)&s->peer;
-	ra->secret = a->has_secret ? a->secret : NULL;
-	ra->secret_len = a->has_secret ? a->secret_len : 0;
+	ra->secret = NULL;
+	ra->secret_len = 0;
+	ra->secret_hash = a->has_secret_hash ? a->secret_hash : NULL;
 	ra->now_ms = ig_wall_ms();
+}
+
+/* Keeps the limiter's hash of a password or token just read. */
+static void
+preauth_keep_secret(struct ig_session *s, const uint8_t *p, size_t len)
+{
+	struct ig_attempt *a = &s->att;
+	if (s->w->rl == NULL || len == 0)
+		return;
+	ig_rl_secret_hash(s->w->rl, p, len, a->secret_hash);
+	a->has_secret_hash = true;
 }
 
 /*
@@ -256,7 +269,9 @@ preauth_judge(struct ig_session *s)
 		.listener = s->l->name,
 	};
 	struct ig_decision d;
-	enum ig_verdict v = ig_policy_decide(&s->gen->cfg->policy, &f, &d);
+	/* Always the newest policy: a reload that denies a user applies to
+	   connections opened before it. */
+	enum ig_verdict v = ig_policy_decide(ig_session_policy(s), &f, &d);
 	if (v == IG_VERDICT_ALLOW) {
 		if (d.would_deny)
 			ig_session_log(s, IG_LOG_WARN,
@@ -267,6 +282,7 @@ preauth_judge(struct ig_session *s)
 			return false;
 		if (a->user_known) {
 			a->decided = true;
+			a->decided_gen = s->w->gen_seq;
 			if (!d.would_deny)
 				ig_session_log(s, IG_LOG_INFO,
 				    "event=login-decision verdict=allow mech=%s tls=%s reason=%s "
@@ -293,7 +309,7 @@ static bool
 preauth_set_user(struct ig_session *s, const uint8_t *name, size_t len)
 {
 	struct ig_attempt *a = &s->att;
-	int rc = ig_user_normalize(name, len, s->gen->cfg->policy.fold_case, a->user,
+	int rc = ig_user_normalize(name, len, ig_session_policy(s)->fold_case, a->user,
 	    sizeof(a->user));
 	if (rc != 0) {
 		ig_session_log(s, IG_LOG_INFO, "event=login-refused reason=bad-user-name");
@@ -338,11 +354,7 @@ run_login(struct ig_session *s, const struct ig_imap_cmd *c)
 		attempt_end(s);
 		return;
 	}
-	if ((size_t)pl <= sizeof(a->secret)) {
-		memcpy(a->secret, a->cmd + ul, (size_t)pl);
-		a->secret_len = (size_t)pl;
-		a->has_secret = true;
-	}
+	preauth_keep_secret(s, a->cmd + ul, (size_t)pl);
 	if (!preauth_judge(s))
 		return;
 	a->ir_off = (size_t)ul;
@@ -385,18 +397,10 @@ preauth_sasl_user(struct ig_session *s, struct ig_span b64)
 	}
 	struct ig_sasl_ident id;
 	rc = ig_sasl_extract_user(a->mech, dec, dlen, &id);
-	if (rc == 0 && a->mech == IG_MECH_PLAIN) {
-		/* authzid NUL authcid NUL password: keep the password for the
-		   limiter's spraying check. */
-		const uint8_t *n1 = memchr(dec, 0, dlen);
-		const uint8_t *n2 = n1 ? memchr(n1 + 1, 0, dlen - (size_t)(n1 + 1 - dec)) : NULL;
-		size_t plen = n2 ? dlen - (size_t)(n2 + 1 - dec) : 0;
-		if (n2 != NULL && plen <= sizeof(a->secret)) {
-			memcpy(a->secret, n2 + 1, plen);
-			a->secret_len = plen;
-			a->has_secret = true;
-		}
-	}
+	/* A password or bearer token in the same response (PLAIN, XOAUTH2,
+	   OAUTHBEARER) feeds the limiter's spraying count, hashed now. */
+	if (rc == 0 && id.secret.p != NULL)
+		preauth_keep_secret(s, id.secret.p, id.secret.len);
 	mbedtls_platform_zeroize(dec, sizeof(dec));
 	if (rc != 0) {
 		mbedtls_platform_zeroize(&id, sizeof(id));
@@ -412,7 +416,7 @@ preauth_sasl_user(struct ig_session *s, struct ig_span b64)
 	if (ok && id.authzid[0] != '\0' && id.authcid[0] != '\0') {
 		char authc[IG_USER_MAX + 1];
 		if (ig_user_normalize((const uint8_t *)id.authcid, strlen(id.authcid),
-		        s->gen->cfg->policy.fold_case, authc, sizeof(authc)) != 0 ||
+		        ig_session_policy(s)->fold_case, authc, sizeof(authc)) != 0 ||
 		    strcmp(authc, a->user) != 0) {
 			/* A different authorization identity is a master-user
 			   login: refused unless configured (not yet). */
@@ -450,6 +454,52 @@ preauth_sasl_first(struct ig_session *s, struct ig_span b64)
 	a->ir_off = 0;
 	a->ir_len = b64.len;
 	a->cmd_len = b64.len;
+	if (a->mech == IG_MECH_LOGIN) {
+		/* The password comes in the next response: read it here, so
+		   the limiter sees it before the backend does. */
+		a->sasl_step = 1;
+		ig_session_reply(s, "+ UGFzc3dvcmQ6"); /* "Password:" */
+		ig_session_set_state(s, IG_SS_SASL);
+		return;
+	}
+	ig_session_set_state(s, IG_SS_BACKEND_CONNECT);
+	ig_backend_start(s);
+}
+
+/*
+ * The LOGIN mechanism's second response, the password: hashed for the
+ * limiter (spraying), checked against it, then the attempt goes to the
+ * backend with both responses.
+ */
+static void
+preauth_sasl_password(struct ig_session *s, struct ig_span b64)
+{
+	struct ig_attempt *a = &s->att;
+	uint8_t dec[4096];
+	size_t dlen = 0;
+	int rc = ig_sasl_b64_decode(b64, dec, sizeof(dec), &dlen);
+	if (rc == 0)
+		preauth_keep_secret(s, dec, dlen);
+	mbedtls_platform_zeroize(dec, sizeof(dec));
+	if (rc != 0) {
+		ig_session_reply(s, "%s BAD Invalid base64 in SASL response", a->tag);
+		s->errors++;
+		attempt_end(s);
+		return;
+	}
+	if (b64.len > a->cmd_cap - a->cmd_len) {
+		ig_session_reply(s, "%s BAD SASL response too long", a->tag);
+		s->errors++;
+		attempt_end(s);
+		return;
+	}
+	a->pw_off = a->cmd_len;
+	a->pw_len = b64.len;
+	memcpy(a->cmd + a->pw_off, b64.p, b64.len);
+	a->cmd_len += b64.len;
+	a->sasl_step = 2;
+	if (!preauth_ratelimit(s))
+		return;
 	ig_session_set_state(s, IG_SS_BACKEND_CONNECT);
 	ig_backend_start(s);
 }
@@ -514,6 +564,21 @@ run_authenticate(struct ig_session *s, const struct ig_imap_cmd *c)
 	ig_session_set_state(s, IG_SS_SASL);
 }
 
+/* Answers BAD; after limits.max_errors of them, "* BYE". May close. */
+static void
+preauth_bad(struct ig_session *s, const char *tag, const char *text)
+{
+	s->errors++;
+	if (s->errors > s->gen->cfg->limits.max_errors) {
+		ig_session_log(s, IG_LOG_INFO, "event=refused reason=too-many-errors errors=%u",
+		    s->errors);
+		ig_session_reply(s, "* BYE [CLIENTBUG] Too many invalid commands");
+		ig_session_close(s, "too-many-errors", true);
+		return;
+	}
+	ig_session_reply(s, "%s BAD %s", tag, text);
+}
+
 /* One line from the client while in IG_SS_SASL. Returns bytes consumed. */
 static size_t
 preauth_sasl_line(struct ig_session *s)
@@ -531,10 +596,15 @@ preauth_sasl_line(struct ig_session *s)
 	}
 	ig_session_set_state(s, IG_SS_PREAUTH);
 	if (line.len == 1 && line.p[0] == '*') {
-		ig_session_reply(s, "%s BAD Authentication cancelled", s->att.tag);
+		/* A BAD answer like any other: it counts towards max_errors. */
+		char tag[sizeof(s->att.tag)];
+		memcpy(tag, s->att.tag, sizeof(tag));
 		ig_session_log(s, IG_LOG_INFO, "event=login-cancelled mech=%s",
 		    ig_sasl_mech_str(s->att.mech));
 		attempt_end(s);
+		preauth_bad(s, tag, "Authentication cancelled");
+	} else if (s->att.mech == IG_MECH_LOGIN && s->att.sasl_step == 1) {
+		preauth_sasl_password(s, line);
 	} else {
 		preauth_sasl_first(s, line);
 	}
@@ -550,20 +620,6 @@ static const struct preauth_cmd preauth_cmds[] = {
 	{ "LOGIN", check_login, run_login, true },
 	{ "AUTHENTICATE", check_authenticate, run_authenticate, true },
 };
-
-static void
-preauth_bad(struct ig_session *s, const char *tag, const char *text)
-{
-	s->errors++;
-	if (s->errors > s->gen->cfg->limits.max_errors) {
-		ig_session_log(s, IG_LOG_INFO, "event=refused reason=too-many-errors errors=%u",
-		    s->errors);
-		ig_session_reply(s, "* BYE [CLIENTBUG] Too many invalid commands");
-		ig_session_close(s, "too-many-errors", true);
-		return;
-	}
-	ig_session_reply(s, "%s BAD %s", tag, text);
-}
 
 static void
 preauth_dispatch(struct ig_session *s, const struct ig_imap_cmd *c, bool *secret)
@@ -584,9 +640,10 @@ preauth_dispatch(struct ig_session *s, const struct ig_imap_cmd *c, bool *secret
 		pc->run(s, c);
 		return;
 	}
-	char name[64];
-	ig_log_escape(c->name.p, c->name.len, name, sizeof(name));
-	ig_session_log(s, IG_LOG_DEBUG, "event=command name=\"%s\" result=unknown", name);
+	/* Only known command names are logged: an unknown word may be a
+	   password typed in the wrong place. */
+	ig_session_log(s, IG_LOG_DEBUG, "event=command result=unknown name_len=%zu",
+	    c->name.len);
 	preauth_bad(s, tag, "Command unknown or not valid before login");
 }
 
@@ -675,6 +732,85 @@ ig_preauth_process(struct ig_session *s)
 	}
 }
 
+/* Logs a block that a failure just started. */
+static void
+preauth_log_block(struct ig_session *s, const struct ig_rl_verdict *v)
+{
+	if (v->started)
+		ig_session_log(s, IG_LOG_WARN,
+		    "event=ratelimit-block limit=%s count=%u threshold=%u until_s=%llu",
+		    v->limit, v->count, v->threshold, (unsigned long long)(v->until_ms / 1000));
+}
+
+/*
+ * An attempt that cost a backend connection and ended without a verdict
+ * from the backend (cancelled with "*", or abandoned by the client) counts
+ * as a failure of the address: start-and-cancel loops cannot open backend
+ * connections for free. Returns the tarpit delay.
+ */
+static unsigned
+preauth_count_abandoned(struct ig_session *s, const char *what)
+{
+	struct ig_attempt *a = &s->att;
+	struct ig_rl *rl = s->w->rl;
+	ig_session_log(s, IG_LOG_INFO, "event=login-%s mech=%s cost=backend-connection",
+	    what, preauth_mech_name(a));
+	if (rl == NULL)
+		return 0;
+	struct ig_rl_attempt ra;
+	preauth_rl_attempt(s, &ra);
+	ra.user = NULL; /* nobody's password was tried */
+	ra.secret_hash = NULL;
+	struct ig_rl_verdict v;
+	ig_rl_failure(rl, &ra, &v);
+	preauth_log_block(s, &v);
+	return v.delay_ms;
+}
+
+void
+ig_preauth_abandon(struct ig_session *s)
+{
+	if (s->att.active && s->att.backend_used && !s->w->stopping)
+		(void)preauth_count_abandoned(s, "aborted");
+}
+
+bool
+ig_preauth_recheck(struct ig_session *s)
+{
+	struct ig_attempt *a = &s->att;
+	if (a->decided_gen == s->w->gen_seq)
+		return true;
+	struct ig_login_facts f = {
+		.user = a->user_known ? a->user : NULL,
+		.mech = a->login_cmd ? IG_MECH_COUNT : a->mech,
+		.login_cmd = a->login_cmd,
+		.tls = s->tls_active,
+		.addr = (const struct sockaddr *)&s->peer,
+		.listener = s->l->name,
+	};
+	struct ig_decision d;
+	if (ig_policy_decide(ig_session_policy(s), &f, &d) == IG_VERDICT_ALLOW) {
+		a->decided_gen = s->w->gen_seq;
+		return true;
+	}
+	/* The policy was reloaded while the backend checked the password,
+	   and no longer allows this login: the backend's OK is dropped. */
+	ig_session_log(s, IG_LOG_INFO,
+	    "event=login-decision verdict=%s mech=%s tls=%s reason=%s rule=%s "
+	    "phase=after-reload", ig_verdict_str(d.verdict), preauth_mech_name(a),
+	    s->tls_active ? "yes" : "no", d.reason, d.rule_name);
+	if (d.code != NULL)
+		ig_session_reply(s, "%s NO [%s] %s", a->tag, d.code, d.text);
+	else
+		ig_session_reply(s, "%s NO %s", a->tag, d.text);
+	s->failures++;
+	attempt_end(s);
+	ig_backend_close(s);
+	ig_session_set_state(s, IG_SS_PREAUTH);
+	ig_session_timer(s, s->gen->cfg->limits.preauth_timeout_ms);
+	return false;
+}
+
 void
 ig_preauth_login_done(struct ig_session *s, bool ok, bool tempfail)
 {
@@ -691,12 +827,15 @@ ig_preauth_login_done(struct ig_session *s, bool ok, bool tempfail)
 		    (unsigned long long)ms);
 	} else {
 		ig_session_log(s, IG_LOG_INFO, "event=login-result result=%s mech=%s ms=%llu",
-		    ok ? "ok" : "fail", preauth_mech_name(a), (unsigned long long)ms);
+		    ok ? "ok" : a->cancel_sent ? "cancelled" : "fail", preauth_mech_name(a),
+		    (unsigned long long)ms);
 	}
 	if (ok) {
 		if (rl != NULL && a->user_known)
 			ig_rl_success(rl, &ra);
 		snprintf(s->user, sizeof(s->user), "%s", a->user);
+		s->login_cmd = a->login_cmd;
+		s->login_mech = a->mech;
 		attempt_end(s);
 		ig_session_set_state(s, IG_SS_RELAY);
 		s->last_activity_ms = ig_session_now(s);
@@ -705,24 +844,31 @@ ig_preauth_login_done(struct ig_session *s, bool ok, bool tempfail)
 		return;
 	}
 	unsigned delay = 0;
-	bool counted = !tempfail && !a->cancel_sent;
-	if (counted) {
+	bool failed = !tempfail && !a->cancel_sent;
+	bool cancelled = !tempfail && a->cancel_sent;
+	if (failed) {
 		s->failures++;
 		if (rl != NULL && a->user_known) {
 			struct ig_rl_verdict v;
 			ig_rl_failure(rl, &ra, &v);
 			delay = v.delay_ms;
-			if (v.started)
-				ig_session_log(s, IG_LOG_WARN,
-				    "event=ratelimit-block limit=%s count=%u threshold=%u "
-				    "until_s=%llu", v.limit, v.count, v.threshold,
-				    (unsigned long long)(v.until_ms / 1000));
+			preauth_log_block(s, &v);
 		}
+	} else if (cancelled) {
+		s->errors++; /* the backend's BAD, forwarded */
+		delay = preauth_count_abandoned(s, "cancelled");
 	}
 	attempt_end(s);
 	ig_backend_close(s);
 	ig_session_set_state(s, IG_SS_PREAUTH);
 	ig_session_timer(s, s->gen->cfg->limits.preauth_timeout_ms);
-	if (counted && rl != NULL)
+	if (cancelled && s->errors > s->gen->cfg->limits.max_errors) {
+		ig_session_log(s, IG_LOG_INFO, "event=refused reason=too-many-errors errors=%u",
+		    s->errors);
+		ig_session_reply(s, "* BYE [CLIENTBUG] Too many invalid commands");
+		ig_session_close(s, "too-many-errors", true);
+		return;
+	}
+	if ((failed || cancelled) && rl != NULL)
 		ig_session_tarpit(s, delay, s->failures >= ig_rl_max_conn_failures(rl));
 }

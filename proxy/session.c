@@ -48,6 +48,12 @@ static void session_pump(struct ig_session *s);
 static void session_timer_close_cb(uv_handle_t *h);
 static void session_finish_close(struct ig_session *s);
 
+const struct ig_policy_conf *
+ig_session_policy(const struct ig_session *s)
+{
+	return &s->w->gen->cfg->policy;
+}
+
 uint64_t
 ig_session_now(const struct ig_session *s)
 {
@@ -140,7 +146,7 @@ ig_session_caps(struct ig_session *s, char *out, size_t outsz)
 		.listener = s->l->name,
 	};
 	bool login_ok = false;
-	uint32_t mechs = ig_policy_possible(&s->gen->cfg->policy, &f, &login_ok);
+	uint32_t mechs = ig_policy_possible(ig_session_policy(s), &f, &login_ok);
 	struct ig_caps_view v = {
 		.starttls_offered = s->l->tls == IG_TLS_STARTTLS && !s->tls_active,
 		.login_allowed = login_ok,
@@ -572,6 +578,7 @@ ig_session_close(struct ig_session *s, const char *reason, bool graceful)
 	    (unsigned long long)s->backend.bytes_in, (unsigned long long)s->backend.bytes_out);
 	s->state = IG_SS_CLOSING;
 	s->tarpit = false; /* closing owns the timer now (linger) */
+	ig_preauth_abandon(s);
 	mbedtls_platform_zeroize(s->att.cmd, s->att.cmd_cap);
 	mbedtls_platform_zeroize(s->att.stage, s->att.stage_cap);
 	mbedtls_platform_zeroize(s->cin.p, s->cin.cap);
@@ -612,4 +619,68 @@ ig_session_shutdown_all(struct ig_worker *w)
 	   the list can be walked while sessions are closed. */
 	for (struct ig_session *s = w->sessions; s != NULL; s = s->next)
 		ig_session_shutdown(s);
+}
+
+/* Ends a session the administrator took access from: "* BYE", then close. */
+static void
+session_revoke(struct ig_session *s, const char *reason, const char *text)
+{
+	ig_session_reply(s, "* BYE [UNAVAILABLE] %s", text);
+	ig_session_close(s, reason, true);
+}
+
+unsigned
+ig_session_recheck_all(struct ig_worker *w)
+{
+	unsigned n = 0;
+	/* Closing never frees synchronously: the walk stays valid. */
+	for (struct ig_session *s = w->sessions; s != NULL; s = s->next) {
+		if (s->closing || s->state != IG_SS_RELAY || s->user[0] == '\0')
+			continue;
+		struct ig_login_facts f = {
+			.user = s->user,
+			.mech = s->login_cmd ? IG_MECH_COUNT : s->login_mech,
+			.login_cmd = s->login_cmd,
+			.tls = s->tls_active,
+			.addr = (const struct sockaddr *)&s->peer,
+			.listener = s->l->name,
+		};
+		struct ig_decision d;
+		if (ig_policy_decide(ig_session_policy(s), &f, &d) == IG_VERDICT_ALLOW) {
+			if (d.would_deny)
+				ig_session_log(s, IG_LOG_WARN,
+				    "event=session-revoked verdict=would-deny mode=monitor "
+				    "reason=%s rule=%s", d.reason, d.rule_name);
+			continue;
+		}
+		ig_session_log(s, IG_LOG_WARN,
+		    "event=session-revoked by=reload verdict=%s reason=%s rule=%s",
+		    ig_verdict_str(d.verdict), d.reason, d.rule_name);
+		session_revoke(s, "policy-revoked", "Access revoked by the administrator");
+		n++;
+	}
+	return n;
+}
+
+int
+ig_session_kick_user(struct ig_worker *w, const char *user, unsigned *count)
+{
+	char u[IG_USER_MAX + 1];
+	*count = 0;
+	if (ig_user_normalize((const uint8_t *)user, strlen(user),
+	        w->gen->cfg->policy.fold_case, u, sizeof(u)) != 0)
+		return IG_EINVAL;
+	for (struct ig_session *s = w->sessions; s != NULL; s = s->next) {
+		if (s->closing)
+			continue;
+		bool in_relay = s->state == IG_SS_RELAY && strcmp(s->user, u) == 0;
+		bool trying = s->att.active && s->att.user_known && strcmp(s->att.user, u) == 0;
+		if (!in_relay && !trying)
+			continue;
+		ig_session_log(s, IG_LOG_WARN, "event=session-kicked by=ctl state=%s",
+		    ig_session_state_str(s->state) + 6);
+		session_revoke(s, "kicked", "Session ended by the administrator");
+		(*count)++;
+	}
+	return 0;
 }

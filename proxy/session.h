@@ -57,4 +57,20 @@ void ig_session_shutdown(struct ig_session *s);
 /* Shuts down every session of w. */
 void ig_session_shutdown_all(struct ig_worker *w);
 
+/*
+ * After a reload: judges every logged-in session again with the newest
+ * policy (its user, mechanism, TLS state, address and listener) and ends
+ * those it no longer allows with "* BYE [UNAVAILABLE]" (a rule in monitor
+ * mode only logs). Returns how many were ended.
+ */
+unsigned ig_session_recheck_all(struct ig_worker *w);
+
+/*
+ * `imapguard ctl kick USER`: ends every session logged in as user (and
+ * every login attempt for it under way) with "* BYE [UNAVAILABLE]". The
+ * name is normalised as logins are. Returns 0 and *count, or IG_EINVAL for
+ * a name no login could have.
+ */
+int ig_session_kick_user(struct ig_worker *w, const char *user, unsigned *count);
+
 #endif /* IG_PROXY_SESSION_H */

@@ -16,6 +16,7 @@
 
 #include <uv.h>
 
+#include "policy/ratelimit.h"
 #include "proxy/caps.h"
 #include "proxy/conn_types.h"
 #include "proxy/imap_parse.h"
@@ -25,6 +26,7 @@
 
 struct ig_gen;
 struct ig_listener;
+struct ig_policy_conf;
 struct ig_worker;
 
 /* A fixed buffer: bytes [off..len) are pending. */
@@ -48,6 +50,10 @@ enum ig_backend_state {
 };
 const char *ig_backend_state_str(enum ig_backend_state st);
 
+/* Most segments a login command is sent in (LOGIN mechanism without
+   SASL-IR: the command, then the user and the password after each "+"). */
+#define IG_ATTEMPT_SEGMENTS 3
+
 /* The login attempt being carried to the backend. */
 struct ig_attempt {
 	char tag[128];                /* the client's tag (copied) */
@@ -57,11 +63,16 @@ struct ig_attempt {
 	char user[IG_USER_MAX + 1];   /* normalised user, "" until known */
 	bool user_known;
 	bool decided;                 /* policy consulted and allowed */
+	uint64_t decided_gen;         /* worker's generation number then */
 	bool cancel_sent;             /* "*" sent to the backend */
 	bool backend_cont_seen;       /* backend sent a "+" continuation */
+	bool backend_used;            /* a backend connection was opened for
+	                                 this attempt (it cost the backend) */
+	unsigned sasl_step;           /* LOGIN mechanism: responses read so far
+	                                 (1: user, 2: password) */
 	/*
-	 * The command line (or the first SASL response) to send once the
-	 * backend is ready. Holds credentials: wiped as soon as it is sent.
+	 * The command line (or the SASL responses) to send once the backend
+	 * is ready. Holds credentials: wiped as soon as it is sent.
 	 */
 	uint8_t *cmd;                 /* buffer of cmd_cap bytes */
 	size_t cmd_cap;
@@ -69,24 +80,29 @@ struct ig_attempt {
 	size_t ir_off, ir_len;        /* LOGIN: the password within cmd (the
 	                                 user is cmd[0..ir_off)); SASL: the
 	                                 base64 initial response */
+	size_t pw_off, pw_len;        /* LOGIN mechanism: the base64 password
+	                                 response within cmd */
 	/*
-	 * What goes to the backend, formatted: stage[send_off..send_len) is
-	 * still to be written; stage[tail_off..tail_off+tail_len) waits for
-	 * the backend's "+" (synchronizing literal, or no SASL-IR).
+	 * What goes to the backend, formatted in stage[0..stage_len): the
+	 * first segment is written at once, each later one after a "+" from
+	 * the backend (a synchronizing literal, a response without SASL-IR).
+	 * stage[send_off..send_len) is what is being written now.
 	 */
 	uint8_t *stage;
 	size_t stage_cap;
+	size_t stage_len;
+	size_t seg_off[IG_ATTEMPT_SEGMENTS]; /* where each segment starts */
+	unsigned nseg;                /* segments formatted */
+	unsigned seg_next;            /* next segment to send */
 	size_t send_off, send_len;
-	size_t tail_off, tail_len;
-	bool tail_pending;
 	/*
-	 * The password (LOGIN, PLAIN), kept until the backend's answer only so
-	 * the limiter can hash it (password spraying); wiped at the end of
-	 * the attempt. Longer secrets are not tracked.
+	 * The limiter's hash of the password or token (LOGIN, PLAIN, the
+	 * LOGIN mechanism's second response, XOAUTH2, OAUTHBEARER), taken when
+	 * it was read so the secret need not be kept: password spraying is
+	 * counted over every mechanism that carries one.
 	 */
-	uint8_t secret[512];
-	size_t secret_len;
-	bool has_secret;
+	uint8_t secret_hash[IG_RL_SECRET_HASH_LEN];
+	bool has_secret_hash;
 	uint64_t started_ms;
 };
 
@@ -137,8 +153,18 @@ struct ig_session {
 	char bcaps[IG_CAPS_MAX];        /* the backend's capabilities, this
 	                                   connection */
 	char user[IG_USER_MAX + 1];     /* who logged in (for the close line) */
+	bool login_cmd;                 /* how: the LOGIN command, or ... */
+	enum ig_sasl_mech login_mech;   /* ... AUTHENTICATE with this (judged
+	                                   again when the policy is reloaded) */
 	char close_reason[64];
 };
+
+/*
+ * The policy logins are judged by: always the newest generation's (a
+ * reload applies to connections opened before it), while buffers, limits
+ * and TLS stay those of the generation the session started with (s->gen).
+ */
+const struct ig_policy_conf *ig_session_policy(const struct ig_session *s);
 
 /* Milliseconds on the loop's clock. */
 uint64_t ig_session_now(const struct ig_session *s);
@@ -181,6 +207,18 @@ void ig_session_caps(struct ig_session *s, char *out, size_t outsz);
 void ig_preauth_process(struct ig_session *s);
 /* The backend answered the login (ok: tagged OK). May close the session. */
 void ig_preauth_login_done(struct ig_session *s, bool ok, bool tempfail);
+/*
+ * The backend said OK: if the policy was reloaded since the attempt was
+ * judged, judges it again with the newest one. Returns true when the login
+ * may complete; false when it was refused (the client has been answered,
+ * the backend connection closed, the session is back in PREAUTH).
+ */
+bool ig_preauth_recheck(struct ig_session *s);
+/*
+ * The session is closing with an attempt under way: one that cost a backend
+ * connection counts as a failure of the address.
+ */
+void ig_preauth_abandon(struct ig_session *s);
 /*
  * A server-first mechanism (CRAM-MD5): the client's answer to the challenge
  * carries the user. Extracts and judges it. Returns true when the attempt

@@ -227,9 +227,12 @@ worker_reload(struct ig_worker *w)
 	ig_log_set_level(nc->log_level);
 	struct ig_gen *old = w->gen;
 	w->gen = g;
+	w->gen_seq++;
 	ig_gen_unref(old);
 	worker_probe(w);
-	log_info("event=reload-done sessions=%u", w->nsessions);
+	/* A user the new policy refuses loses the sessions it has open. */
+	unsigned revoked = ig_session_recheck_all(w);
+	log_info("event=reload-done sessions=%u revoked=%u", w->nsessions, revoked);
 }
 
 static void

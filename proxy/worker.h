@@ -62,6 +62,8 @@ struct ig_listener {
 struct ig_worker {
 	uv_loop_t loop;
 	struct ig_gen *gen;            /* current generation (one reference) */
+	uint64_t gen_seq;              /* counts reloads: which generation a
+	                                  login was judged by */
 	const char *config_path;
 	struct ig_listener *listeners;
 	size_t nlisteners;

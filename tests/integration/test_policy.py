@@ -1,8 +1,8 @@
 """The YAML policy against real clients and the real Dovecot: per-user
 plaintext bans, cleartext allowed only from a network (127.0.0.2 plays the
 office), token-only groups, blocked accounts, allow_from, monitor mode
-(global and per rule), the explain command, and a SIGHUP reload that
-tightens the policy under a running session."""
+(global and per rule), the explain command, a SIGHUP reload that ends the
+sessions of a user it denies, and `imapguard ctl kick`."""
 
 import copy
 import signal
@@ -65,13 +65,7 @@ def tls(ig, ca, source=ELSEWHERE):
     return Raw(*ig.addr("imaps"), tls_ctx=igtest.client_context(ca), source=source)
 
 
-def untouched(dovecot, fn):
-    """Runs fn and asserts Dovecot saw no authentication attempt meanwhile."""
-    before = igtest.imap_login_count(dovecot)
-    out = fn()
-    time.sleep(0.2)
-    assert igtest.imap_login_count(dovecot) == before, "the backend saw the attempt"
-    return out
+untouched = igtest.backend_untouched
 
 
 # ---- cleartext only from the office ------------------------------------------
@@ -272,45 +266,133 @@ def test_per_rule_monitor_mode(imapguard, devcerts, dovecot, ca):
 
 # ---- reload ----------------------------------------------------------------------
 
-def test_reload_tightens_policy_without_dropping_sessions(imapguard, devcerts, dovecot, ca):
+def write_policy(ig, policy):
+    cfg = copy.deepcopy(ig.config)
+    cfg["policy"] = policy
+    with open(ig.config_path, "w") as f:
+        f.write(igtest.to_yaml(cfg) + "\n")
+
+
+def reload(ig, what="event=reload-done"):
+    n = ig.log_text().count(what)
+    ig.proc.send_signal(signal.SIGHUP)
+    igtest.wait_until(lambda: ig.log_text().count(what) > n, 10, what)
+
+
+def test_reload_ends_sessions_of_a_denied_user(imapguard, devcerts, dovecot, ca):
+    """An emergency deny reaches everything opened before the reload: the
+    user's running sessions end with * BYE [UNAVAILABLE], a connection
+    opened before the reload is judged by the new policy, other users'
+    sessions go on; a broken file keeps the policy in force."""
     ig = imapguard(policy_config(devcerts, dovecot, {"defaults": {"require_tls": True}}))
-    running = tls(ig, ca)
+    alice1, alice2, bob, early = tls(ig, ca), tls(ig, ca), tls(ig, ca), tls(ig, ca)
     try:
-        assert status(running.cmd("a", "LOGIN %s %s" % (ALICE, ALICE_PW))[1]) == "OK"
-        assert status(running.cmd("b", "SELECT INBOX")[1]) == "OK"
+        assert status(alice1.cmd("a", "LOGIN %s %s" % (ALICE, ALICE_PW))[1]) == "OK"
+        assert status(alice1.cmd("b", "SELECT INBOX")[1]) == "OK"
+        assert status(alice2.cmd("a", "AUTHENTICATE PLAIN " +
+                                 igtest.plain_ir(ALICE, ALICE_PW))[1]) == "OK"
+        assert status(bob.cmd("a", "LOGIN %s %s" % (BOB, BOB_PW))[1]) == "OK"
+        assert status(early.cmd("a", "CAPABILITY")[1]) == "OK"  # pre-auth, opened now
 
-        tighter = copy.deepcopy(ig.config)
-        tighter["policy"] = {"defaults": {"require_tls": True},
-                             "users": {ALICE: {"deny": True}}}
-        with open(ig.config_path, "w") as f:
-            f.write(igtest.to_yaml(tighter) + "\n")
-        ig.proc.send_signal(signal.SIGHUP)
-        igtest.wait_until(lambda: "event=reload-done" in ig.log_text(), 10, "reload")
+        write_policy(ig, {"defaults": {"require_tls": True},
+                          "users": {ALICE: {"deny": True}}})
+        reload(ig)
+        assert "revoked=2" in ig.log_text()
 
-        # New connections get the new policy...
+        for c in (alice1, alice2):
+            data = c.expect_closed()
+            assert b"* BYE [UNAVAILABLE]" in data, data
+        assert ig.log_text().count("event=session-revoked by=reload verdict=deny") == 2
+        # The connection opened before the reload gets the new policy.
+        assert resp_code(early.cmd("b", "LOGIN %s %s" % (ALICE, ALICE_PW))[1]) == "CONTACTADMIN"
+        # New connections too, and bob is untouched.
         t = tls(ig, ca)
         try:
             assert resp_code(t.cmd("a", "LOGIN %s %s" % (ALICE, ALICE_PW))[1]) == "CONTACTADMIN"
         finally:
             t.close()
-        # ...the running session is untouched.
-        assert status(running.cmd("c", "NOOP")[1]) == "OK"
-        assert status(running.cmd("d", "SELECT INBOX")[1]) == "OK"
+        assert status(bob.cmd("c", "NOOP")[1]) == "OK"
+        assert status(bob.cmd("d", "SELECT INBOX")[1]) == "OK"
 
         # A broken file is reported with its location; the policy in force stays.
+        with open(ig.config_path) as f:
+            text = f.read()
         with open(ig.config_path, "w") as f:
-            f.write(igtest.to_yaml(tighter).replace("deny: true", "deny: true\n      denny: 1") + "\n")
-        ig.proc.send_signal(signal.SIGHUP)
-        igtest.wait_until(lambda: "event=reload-failed" in ig.log_text(), 10, "failed reload")
+            f.write(text.replace("deny: true", "deny: true\n      denny: 1"))
+        reload(ig, "event=reload-failed")
         assert "imapguard.yaml:" in ig.log_text() and "denny" in ig.log_text()
         t = tls(ig, ca)
         try:
             assert resp_code(t.cmd("a", "LOGIN %s %s" % (ALICE, ALICE_PW))[1]) == "CONTACTADMIN"
         finally:
             t.close()
-        assert status(running.cmd("e", "NOOP")[1]) == "OK"
+        assert status(bob.cmd("e", "NOOP")[1]) == "OK"
     finally:
-        running.close()
+        for c in (alice1, alice2, bob, early):
+            c.close()
+
+
+def test_reload_that_takes_away_an_address_or_mechanism(imapguard, devcerts, dovecot, ca):
+    """Taking away the address a user logs in from, or the mechanism used,
+    ends the sessions that used it; a monitored rule only logs."""
+    ig = imapguard(policy_config(devcerts, dovecot, {"defaults": {"require_tls": True}}))
+    from_office = tls(ig, ca, source=OFFICE)
+    from_elsewhere = tls(ig, ca)
+    by_plain = tls(ig, ca)
+    watched = tls(ig, ca)
+    try:
+        assert status(from_office.cmd("a", "LOGIN %s %s" % (BOB, BOB_PW))[1]) == "OK"
+        assert status(from_elsewhere.cmd("a", "LOGIN %s %s" % (BOB, BOB_PW))[1]) == "OK"
+        assert status(by_plain.cmd("a", "AUTHENTICATE PLAIN " +
+                                   igtest.plain_ir("user12", "pass12"))[1]) == "OK"
+        assert status(watched.cmd("a", "LOGIN user11 pass11")[1]) == "OK"
+        write_policy(ig, {
+            "networks": {"office": [OFFICE + "/32"]},
+            "defaults": {"require_tls": True},
+            "users": {BOB: {"allow_from": ["office"]},
+                      "user12": {"mechanisms": ["SCRAM-SHA-256"]},
+                      "user11": {"deny": True, "mode": "monitor"}},
+        })
+        reload(ig)
+        data = from_elsewhere.expect_closed()
+        assert b"* BYE [UNAVAILABLE]" in data, data
+        data = by_plain.expect_closed()
+        assert b"* BYE [UNAVAILABLE]" in data, data
+        assert status(from_office.cmd("b", "NOOP")[1]) == "OK"
+        assert status(watched.cmd("b", "NOOP")[1]) == "OK"
+        assert "event=session-revoked verdict=would-deny mode=monitor" in ig.log_text()
+    finally:
+        for c in (from_office, from_elsewhere, by_plain, watched):
+            c.close()
+
+
+def test_ctl_kick(imapguard, devcerts, dovecot, ca, tmp_path):
+    """imapguard ctl kick USER ends that user's sessions (the name typed in
+    any case) and nobody else's."""
+    cfg = policy_config(devcerts, dovecot, {"defaults": {"require_tls": True}})
+    sock = str(tmp_path / "ctl.sock")
+    cfg["admin"] = {"socket": sock}
+    ig = imapguard(cfg)
+    a1, a2, b = tls(ig, ca), tls(ig, ca), tls(ig, ca)
+    try:
+        assert status(a1.cmd("a", "LOGIN %s %s" % (ALICE, ALICE_PW))[1]) == "OK"
+        assert status(a2.cmd("a", "LOGIN %s %s" % (ALICE, ALICE_PW))[1]) == "OK"
+        assert status(b.cmd("a", "LOGIN %s %s" % (BOB, BOB_PW))[1]) == "OK"
+        r = subprocess.run([ig.binary, "ctl", "-s", sock, "kick", ALICE.upper()],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "ok kicked 2 sessions" in r.stdout
+        for c in (a1, a2):
+            data = c.expect_closed()
+            assert b"* BYE [UNAVAILABLE]" in data, data
+        assert status(b.cmd("b", "NOOP")[1]) == "OK"
+        r = subprocess.run([ig.binary, "ctl", "-s", sock, "kick", "nobody@example.com"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and "ok kicked 0 sessions" in r.stdout, r.stdout
+        assert ig.log_text().count("event=session-kicked by=ctl") == 2
+    finally:
+        for c in (a1, a2, b):
+            c.close()
 
 
 def test_capabilities_hide_mechanisms_no_rule_allows(imapguard, devcerts, dovecot, ca):
