@@ -44,6 +44,8 @@ struct ig_conn {
 	bool tls;                /* ssl is set up and in use */
 	bool tls_done;           /* handshake complete */
 	bool tls_close_notify;   /* close_notify received */
+	int tls_last_error;      /* mbedTLS code of the read or write that
+	                            failed with IG_ETLS, 0 if none */
 	size_t tls_wpending;     /* length of a plaintext write that returned
 	                            WANT_WRITE: retried with the same length */
 	char *sni;               /* server side: where the SNI name goes */

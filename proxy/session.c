@@ -295,7 +295,14 @@ session_pump(struct ig_session *s)
 			return;
 	}
 	if (rc < 0 && !s->starttls_pending) {
-		ig_session_close(s, rc == IG_EEOF ? "client-closed" : "client-error", false);
+		if (rc == IG_ETLS) {
+			char err[256];
+			ig_tls_last_error(&s->client, err, sizeof(err));
+			ig_session_log(s, IG_LOG_WARN, "event=tls-error side=client reason=\"%s\"",
+			    err);
+		}
+		ig_session_close(s, rc == IG_EEOF ? "client-closed" :
+		    rc == IG_ETLS ? "client-tls-error" : "client-error", false);
 		return;
 	}
 	ig_conn_update_read(&s->client);

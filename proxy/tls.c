@@ -362,8 +362,21 @@ ig_tls_read(struct ig_conn *c, uint8_t *buf, size_t len)
 		}
 		if (ret == MBEDTLS_ERR_SSL_CONN_EOF || ret == MBEDTLS_ERR_NET_CONN_RESET)
 			return IG_EEOF;
+		c->tls_last_error = ret;
 		return IG_ETLS;
 	}
+}
+
+void
+ig_tls_last_error(const struct ig_conn *c, char *err, size_t errsz)
+{
+	int ret = c->tls_last_error;
+	/* mbedTLS 3.6 has no TLS 1.3 KeyUpdate: it refuses one as an
+	   unexpected message (Mbed-TLS/mbedtls#10881). Say so. */
+	bool keyupdate = ret == MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE &&
+	    mbedtls_ssl_get_version_number(&c->ssl) == MBEDTLS_SSL_VERSION_TLS1_3;
+	tls_strerror(ret, keyupdate ? "after the handshake (a TLS 1.3 KeyUpdate? "
+	    "mbedTLS 3.6 does not support it)" : "after the handshake", err, errsz);
 }
 
 long

@@ -76,4 +76,10 @@ void ig_tls_free(struct ig_conn *c);
 const char *ig_tls_version(const struct ig_conn *c);
 const char *ig_tls_cipher(const struct ig_conn *c);
 
+/*
+ * Describes the mbedTLS error behind the last IG_ETLS from ig_tls_read()
+ * (text and code) into err.
+ */
+void ig_tls_last_error(const struct ig_conn *c, char *err, size_t errsz);
+
 #endif /* IG_PROXY_TLS_H */

@@ -6,6 +6,7 @@ and retry, pipelining, TLS hygiene, and real clients (imaplib, curl,
 openssl s_client)."""
 
 import imaplib
+import os
 import re
 import socket
 import ssl
@@ -384,6 +385,49 @@ def test_openssl_s_client_implicit(ig, ca):
     assert re.search(r"^a OK", out, re.M), out + r.stderr.decode()
     assert re.search(r"^b OK", out, re.M), out
     assert re.search(r"^\* BYE", out, re.M) and re.search(r"^c OK", out, re.M), out
+
+
+def test_tls13_keyupdate_ends_the_session_with_a_reason(ig, ca):
+    """mbedTLS 3.6 does not implement TLS 1.3 KeyUpdate (README, TLS): a
+    client that sends one (openssl s_client's "k") has its connection
+    closed, and the log says why. This pins the documented limitation: if a
+    later mbedTLS answers KeyUpdate, this test fails and the README changes."""
+    import select
+    import time
+    host, port = ig.addr("imaps")
+    p = subprocess.Popen(["openssl", "s_client", "-connect", "%s:%d" % (host, port),
+                          "-CAfile", ca, "-servername", "localhost", "-tls1_3", "-crlf"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    out = b""
+
+    def read_until(pattern, timeout=igtest.IO_TIMEOUT):
+        nonlocal out
+        deadline = time.monotonic() + timeout
+        while not re.search(pattern, out, re.M):
+            left = deadline - time.monotonic()
+            assert left > 0, "no %r from s_client: %r" % (pattern, out)
+            r, _, _ = select.select([p.stdout], [], [], left)
+            if r:
+                chunk = os.read(p.stdout.fileno(), 65536)
+                assert chunk, "s_client ended early: %r" % out
+                out += chunk
+    try:
+        read_until(rb"^\* OK")
+        p.stdin.write(b"a NOOP\n")
+        p.stdin.flush()
+        read_until(rb"^a OK")
+        p.stdin.write(b"k\n")  # KeyUpdate, update_requested
+        p.stdin.flush()
+        p.wait(igtest.IO_TIMEOUT)  # the proxy closes the connection
+    finally:
+        p.kill()
+        p.wait()
+    igtest.wait_until(lambda: "reason=client-tls-error" in ig.log_text(), igtest.IO_TIMEOUT,
+                      "the close line")
+    assert re.search(r'event=tls-error side=client reason="after the handshake '
+                     r'\(a TLS 1\.3 KeyUpdate\? mbedTLS 3\.6 does not support it\)',
+                     ig.log_text()), ig.log_text()[-3000:]
 
 
 def test_scram_cancel_mid_exchange_is_bad(conn):
