@@ -47,7 +47,20 @@ fz_extract(const uint8_t *data, size_t size)
 		CHECK(fz_name_ok(id.authcid) && fz_name_ok(id.authzid));
 		if (rc != 0) {
 			CHECK(id.authcid[0] == '\0' && id.authzid[0] == '\0');
+			CHECK(id.secret.p == NULL && id.secret.len == 0);
 			continue;
+		}
+		/* A secret, when found, lies inside the message and is not
+		   empty; only the mechanisms that carry one report one. */
+		if (id.secret.p != NULL) {
+			CHECK(id.secret.p >= data && id.secret.len > 0 &&
+			    id.secret.len <= size - (size_t)(id.secret.p - data));
+			CHECK(m == IG_MECH_PLAIN || m == IG_MECH_XOAUTH2 ||
+			    m == IG_MECH_OAUTHBEARER);
+		} else {
+			CHECK(id.secret.len == 0);
+			CHECK(m != IG_MECH_PLAIN && m != IG_MECH_XOAUTH2 &&
+			    m != IG_MECH_OAUTHBEARER);
 		}
 		const char *mu = ig_sasl_mailbox_user(&id);
 		CHECK(mu == id.authcid || mu == id.authzid);
