@@ -1306,7 +1306,6 @@ ig_rl_lift(struct ig_rl *rl, const char *limit, const char *key_text,
 #define RL_MAGIC "IGRLSTAT"
 #define RL_VERSION 1u
 #define RL_HDR_SIZE 72
-#define RL_FILE_MAX ((size_t)1 << 30)
 
 struct rl_hdr {
 	uint32_t version, entry_size, set_slots, known_slots, pw_slots, nentries;
@@ -1606,6 +1605,12 @@ ig_rl_load_buf(struct ig_rl *rl, const uint8_t *buf, size_t len,
 	return rc;
 }
 
+size_t
+ig_rl_state_max_size(const struct ig_rl *rl)
+{
+	return RL_HDR_SIZE + rl->cap * sizeof(struct rl_entry) + 32;
+}
+
 int
 ig_rl_load(struct ig_rl *rl, const char *path, uint64_t now_ms)
 {
@@ -1617,9 +1622,11 @@ ig_rl_load(struct ig_rl *rl, const char *path, uint64_t now_ms)
 		close(fd);
 		return IG_EIO;
 	}
-	if (st.st_size < 0 || (uint64_t)st.st_size > RL_FILE_MAX) {
+	/* Checked before reading: a file larger than any this limiter could
+	 * have written is refused without costing its size in time or memory. */
+	if (st.st_size < 0 || (uint64_t)st.st_size > ig_rl_state_max_size(rl)) {
 		close(fd);
-		return IG_EINVAL;
+		return IG_ETOOLONG;
 	}
 	size_t len = (size_t)st.st_size;
 	uint8_t *buf = malloc(len > 0 ? len : 1);

@@ -229,17 +229,29 @@ int ig_rl_lift(struct ig_rl *rl, const char *limit, const char *key_text,
 int ig_rl_save(const struct ig_rl *rl, const char *path, uint64_t now_ms);
 
 /*
+ * The largest state file this limiter loads: the header, max_keys entries
+ * and the checksum, i.e. any file it could have written itself. A state
+ * saved by a limiter with a larger max_keys may exceed it.
+ */
+size_t ig_rl_state_max_size(const struct ig_rl *rl);
+
+/*
  * Loads a state saved by ig_rl_save() into an empty limiter (IG_EINVAL if
  * it already tracks keys) and adopts the saved table key, so the saved
  * keyed hashes keep their meaning. Every field is validated (magic, layout,
  * checksum, kinds, limits, counts, text); a file from another build layout
  * or a corrupt or truncated one is refused with IG_EINVAL and the limiter
- * stays empty. Returns 0, IG_ENOTFOUND when the file does not exist, IG_EIO
- * or IG_EINVAL. Keys beyond max_keys are dropped, oldest first.
+ * stays empty. A file larger than ig_rl_state_max_size() is refused with
+ * IG_ETOOLONG before anything is read from it, so its size costs neither
+ * time nor memory. Returns 0, IG_ENOTFOUND when the file does not exist,
+ * IG_EIO, IG_ENOMEM, IG_ETOOLONG or IG_EINVAL.
  */
 int ig_rl_load(struct ig_rl *rl, const char *path, uint64_t now_ms);
 
-/* Same from a buffer (the fuzz target's entry point). */
+/*
+ * Same from a buffer (the fuzz target's entry point), without the size
+ * limit: keys beyond max_keys are dropped, oldest first.
+ */
 int ig_rl_load_buf(struct ig_rl *rl, const uint8_t *buf, size_t len,
     uint64_t now_ms);
 

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -117,11 +118,17 @@ worker_rl_init(struct ig_worker *w)
 		return rc;
 	}
 	if (cfg->ratelimit_state_file != NULL) {
+		struct stat st;
 		w->rl_state_file = strdup(cfg->ratelimit_state_file);
 		rc = ig_rl_load(w->rl, w->rl_state_file, ig_wall_ms());
 		if (rc == 0)
 			log_info("event=ratelimit-state-loaded file=%s keys=%zu", w->rl_state_file,
 			    ig_rl_count(w->rl));
+		else if (rc == IG_ETOOLONG && stat(w->rl_state_file, &st) == 0)
+			log_warn("event=ratelimit-state-ignored file=%s reason=too-large "
+			    "bytes=%lld max_bytes=%zu error=\"larger than any state max_keys "
+			    "%zu writes; not read\"", w->rl_state_file, (long long)st.st_size,
+			    ig_rl_state_max_size(w->rl), cfg->ratelimit.max_keys);
 		else if (rc != IG_ENOTFOUND)
 			log_warn("event=ratelimit-state-ignored file=%s error=\"%s\"",
 			    w->rl_state_file, ig_strerror(rc));

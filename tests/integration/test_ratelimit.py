@@ -71,6 +71,16 @@ def untouched(dovecot, fn):
     return out
 
 
+def log_stamp(log, needle):
+    """The time (seconds) of the first log line containing needle."""
+    import datetime
+    for line in log.splitlines():
+        if needle in line:
+            t = datetime.datetime.strptime(line.split(" ", 1)[0], "%Y-%m-%dT%H:%M:%S.%fZ")
+            return t.timestamp()
+    raise AssertionError("no %r in the log" % needle)
+
+
 def ctl(ig, *args):
     sock = ig.config["admin"]["socket"]
     return subprocess.run([ig.binary, "ctl", "-s", sock] + list(args),
@@ -204,3 +214,30 @@ def test_disconnect_after_repeated_failures_with_growing_delay(imapguard, devcer
     finally:
         c.close()
     assert "reason=too-many-failures" in ig.log_text()
+
+
+def test_oversized_state_file_is_refused_unread(imapguard, devcerts, dovecot, ca, tmpdir_short):
+    """A state file larger than any the limiter writes (a sparse gigabyte
+    here) is refused from its size, without reading it: the proxy starts at
+    once, empty, says why, and its next save replaces the file."""
+    state = os.path.join(tmpdir_short, "rl.state")
+    with open(state, "wb") as f:
+        f.truncate(1 << 30)
+    cfg = rl_config(devcerts, dovecot, tmpdir_short, max_keys=1000, max_known=100,
+                    address={"threshold": 3}, user_address={"threshold": 0},
+                    state_file=state)
+    ig = imapguard(cfg)
+    log = ig.log_text()
+    assert "event=ratelimit-state-ignored file=%s reason=too-large bytes=%d" % (
+        state, 1 << 30) in log, log
+    assert "event=ratelimit-state-loaded" not in log
+    # From the start line to the verdict on the file: no gigabyte read.
+    took = log_stamp(log, " event=ratelimit-state-ignored ") - log_stamp(log, " event=start ")
+    assert took < 2.0, "judging the state file took %.1f s" % took
+    # The limiter works from empty.
+    src = "127.0.0.15"
+    for i in range(3):
+        login(ig, ca, src, BOB, "nope-%d" % i)
+    assert resp_code(login(ig, ca, src, BOB, BOB_PW)) == "UNAVAILABLE"
+    ig.stop()
+    assert os.path.getsize(state) < 1 << 20

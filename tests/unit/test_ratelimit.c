@@ -912,6 +912,78 @@ test_save_load(void **state)
 	rmdir(dir);
 }
 
+/*
+ * The state file's size is checked before it is read: a file larger than
+ * any this limiter could have written (header, max_keys entries, checksum)
+ * is refused at once, whether it is a sparse gigabyte or a valid state
+ * saved with a larger max_keys; the largest file it could write loads.
+ */
+static void
+test_state_size_limit(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/test_ratelimit.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[128];
+	snprintf(path, sizeof(path), "%s/state", dir);
+
+	struct ig_rl_conf c;
+	ig_rl_conf_defaults(&c);
+	c.max_keys = 16;
+	c.max_known = 4;
+	struct ig_rl *rl = mk(&c, key1);
+	const size_t esz = ig_rl_entry_size() - 2 * sizeof(uint32_t);
+	assert_int_equal(ig_rl_state_max_size(rl), 72 + 16 * esz + 32);
+
+	/* A sparse gigabyte: refused without being read. */
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(ftruncate(fileno(f), (off_t)1 << 30), 0);
+	fclose(f);
+	assert_int_equal(ig_rl_load(rl, path, T0), IG_ETOOLONG);
+	assert_int_equal(ig_rl_count(rl), 0);
+	/* One byte over the limit. */
+	assert_int_equal(truncate(path, (off_t)ig_rl_state_max_size(rl) + 1), 0);
+	assert_int_equal(ig_rl_load(rl, path, T0), IG_ETOOLONG);
+
+	/* A valid state from a larger limiter: refused by size as a file, still
+	 * taken (newest keys) from a buffer. */
+	struct ig_rl_conf big = c;
+	big.max_keys = 64;
+	struct ig_rl *rl2 = mk(&big, key2);
+	for (unsigned i = 0; i < 40; i++)
+		failed(rl2, NULL, fmt("192.0.2.%u", i + 1), NULL, T0 + i);
+	assert_int_equal(ig_rl_save(rl2, path, T0 + SEC), 0);
+	ig_rl_free(rl2);
+	assert_int_equal(ig_rl_load(rl, path, T0 + SEC), IG_ETOOLONG);
+	assert_int_equal(ig_rl_count(rl), 0);
+	size_t len;
+	uint8_t *buf = slurp(path, &len);
+	assert_true(len > ig_rl_state_max_size(rl));
+	assert_int_equal(ig_rl_load_buf(rl, buf, len, T0 + SEC), 0);
+	assert_int_equal(ig_rl_count(rl), 16);
+	free(buf);
+	ig_rl_free(rl);
+
+	/* The largest file a limiter writes (max_keys saved entries) loads. */
+	rl = mk(&c, key1);
+	for (unsigned i = 0; i < 40; i++)
+		failed(rl, NULL, fmt("198.51.100.%u", i + 1), NULL, T0 + i);
+	assert_int_equal(ig_rl_count(rl), 16);
+	assert_int_equal(ig_rl_save(rl, path, T0 + SEC), 0);
+	ig_rl_free(rl);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	rl = mk(&c, key2);
+	assert_int_equal((size_t)st.st_size, ig_rl_state_max_size(rl));
+	assert_int_equal(ig_rl_load(rl, path, T0 + SEC), 0);
+	assert_int_equal(ig_rl_count(rl), 16);
+	ig_rl_free(rl);
+
+	unlink(path);
+	rmdir(dir);
+}
+
 /* ---- eviction --------------------------------------------------------- */
 
 static void
@@ -1063,6 +1135,7 @@ main(void)
 		cmocka_unit_test(test_tarpit),
 		cmocka_unit_test(test_lift_foreach),
 		cmocka_unit_test(test_save_load),
+		cmocka_unit_test(test_state_size_limit),
 		cmocka_unit_test(test_eviction_keeps_blocks_and_known),
 		cmocka_unit_test(test_disabled),
 		cmocka_unit_test(test_million_keys),
