@@ -1472,6 +1472,8 @@ rl_write_all(int fd, const uint8_t *b, size_t n)
 		ssize_t w = write(fd, b, n);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w == 0)
+			errno = EIO;
 		if (w <= 0)
 			return IG_EIO;
 		b += w;
@@ -1511,9 +1513,14 @@ ig_rl_snapshot_write(struct ig_rl_snapshot *snap, const char *path)
 	char tmp[PATH_MAX];
 	size_t len;
 	const uint8_t *b = ig_rl_snapshot_bytes(snap, &len);
-	if (b == NULL ||
-	    snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+	if (b == NULL) {
+		errno = EIO;
 		return IG_EIO;
+	}
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return IG_EIO;
+	}
 	/* One fixed temporary name: a save cut short by a crash leaves at
 	 * most one stale file, which the next save replaces. Never followed
 	 * if something else put a link there. */
@@ -1531,10 +1538,13 @@ ig_rl_snapshot_write(struct ig_rl_snapshot *snap, const char *path)
 		rc = IG_EIO;
 	if (rc == 0 && rename(tmp, path) != 0)
 		rc = IG_EIO;
-	if (rc != 0)
+	if (rc != 0) {
+		int e = errno; /* the reason, for the caller's log */
 		unlink(tmp);
-	else
+		errno = e;
+	} else {
 		rl_sync_dir(path);
+	}
 	return rc;
 }
 

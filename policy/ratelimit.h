@@ -255,7 +255,8 @@ int ig_rl_snapshot(const struct ig_rl *rl, uint64_t now_ms,
  * anew, never through a link), fsync, rename over path, fsync of the
  * directory. Saves to one path must not overlap (the temporary name is
  * fixed, so a crash leaves at most one stale temporary behind, which the
- * next save replaces). Returns 0 or IG_EIO (the temporary is removed).
+ * next save replaces). Returns 0, or IG_EIO with errno telling why (the
+ * temporary is removed).
  */
 int ig_rl_snapshot_write(struct ig_rl_snapshot *snap, const char *path);
 

@@ -176,6 +176,13 @@ ctl_exec(struct ctl_conn *c, char *line)
 	} else if (strcmp(line, "stats") == 0 && arg == NULL) {
 		ctl_out(c, "sessions\t%u\n", w->nsessions);
 		ctl_out(c, "ratelimit_keys\t%zu\n", w->rl ? ig_rl_count(w->rl) : (size_t)0);
+		ctl_out(c, "ratelimit_changes\t%llu\n",
+		    (unsigned long long)(w->rl ? ig_rl_changes(w->rl) : 0));
+		if (w->rl_state_file != NULL) {
+			ctl_out(c, "ratelimit_state_saved_changes\t%llu\n",
+			    (unsigned long long)w->rl_saved_changes);
+			ctl_out(c, "ratelimit_state_save_failures\t%u\n", w->rl_save_failures);
+		}
 		ctl_out(c, "ok\n");
 	} else {
 		ctl_out(c, "error unknown command (list, lift LIMIT KEY, stats)\n");
@@ -251,10 +258,13 @@ int
 ig_ctl_start(struct ig_worker *w, const char *path, struct ig_ctl **out)
 {
 	struct ig_ctl *ctl = calloc(1, sizeof(*ctl));
-	if (ctl == NULL)
+	if (ctl == NULL || (ctl->path = strdup(path)) == NULL) {
+		free(ctl);
+		log_error("event=start-failed reason=admin-socket path=%s error=\"%s\"", path,
+		    ig_strerror(IG_ENOMEM));
 		return IG_ENOMEM;
+	}
 	ctl->w = w;
-	ctl->path = strdup(path);
 	uv_pipe_init(&w->loop, &ctl->server, 0);
 	ctl->server.data = ctl;
 	ctl->open = 1;

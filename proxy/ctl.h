@@ -4,7 +4,9 @@
  * text lines and a last line "ok ..." or "error ...":
  *   list                     active rate-limit blocks, one per line
  *   lift LIMIT KEY           lift one block (as shown by list)
- *   stats                    sessions and tracked keys
+ *   stats                    sessions, tracked keys, limiter changes, and
+ *                            with a state file how many of them it holds
+ *                            and the failed saves since the last good one
  */
 #ifndef IG_PROXY_CTL_H
 #define IG_PROXY_CTL_H

@@ -7,6 +7,7 @@
 #include "proxy/worker.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,7 +103,10 @@ ig_wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Creates the limiter from the generation's config; loads saved state. */
+static void worker_rl_sync_cb(uv_timer_t *t);
+
+/* Creates the limiter from the generation's config; loads the saved state
+ * and starts saving it. Returns 0 or an IG_E* after logging. */
 static int
 worker_rl_init(struct ig_worker *w)
 {
@@ -120,6 +124,11 @@ worker_rl_init(struct ig_worker *w)
 	if (cfg->ratelimit_state_file != NULL) {
 		struct stat st;
 		w->rl_state_file = strdup(cfg->ratelimit_state_file);
+		if (w->rl_state_file == NULL) {
+			log_error("event=start-failed reason=ratelimit error=\"%s\"",
+			    ig_strerror(IG_ENOMEM));
+			return IG_ENOMEM;
+		}
 		rc = ig_rl_load(w->rl, w->rl_state_file, ig_wall_ms());
 		if (rc == 0)
 			log_info("event=ratelimit-state-loaded file=%s keys=%zu", w->rl_state_file,
@@ -132,24 +141,121 @@ worker_rl_init(struct ig_worker *w)
 		else if (rc != IG_ENOTFOUND)
 			log_warn("event=ratelimit-state-ignored file=%s error=\"%s\"",
 			    w->rl_state_file, ig_strerror(rc));
+		w->rl_saved_changes = ig_rl_changes(w->rl);
+		w->rl_sync_ms = cfg->ratelimit_state_sync_ms;
+		uv_timer_init(&w->loop, &w->rl_sync);
+		w->rl_sync.data = w;
+		w->rl_sync_on = true;
+		uv_timer_start(&w->rl_sync, worker_rl_sync_cb, w->rl_sync_ms, w->rl_sync_ms);
 	}
 	log_info("event=ratelimit state=enabled max_keys=%zu bytes_per_key=%zu",
 	    cfg->ratelimit.max_keys, ig_rl_entry_size());
 	return 0;
 }
 
+/*
+ * A save failed: counted, and logged at once the first time, then at most
+ * once a minute while it keeps failing (a full disk would otherwise log
+ * every state_sync). The state stays in memory and the next change retries.
+ */
+static void
+worker_rl_save_failed(struct ig_worker *w, int rc, int err)
+{
+	uint64_t now = uv_now(&w->loop);
+	w->rl_save_failures++;
+	if (w->rl_save_failures > 1 && now - w->rl_fail_logged_ms < 60 * 1000)
+		return;
+	w->rl_fail_logged_ms = now;
+	log_error("event=ratelimit-state-save-failed file=%s error=\"%s%s%s\" failures=%u",
+	    w->rl_state_file, ig_strerror(rc), err != 0 ? ": " : "", err != 0 ? strerror(err) : "",
+	    w->rl_save_failures);
+}
+
+static void
+worker_rl_saved(struct ig_worker *w, uint64_t changes, size_t keys, const char *trigger)
+{
+	if (w->rl_save_failures > 0)
+		log_warn("event=ratelimit-state-save-recovered file=%s failures=%u",
+		    w->rl_state_file, w->rl_save_failures);
+	w->rl_save_failures = 0;
+	w->rl_saved_changes = changes;
+	ig_log(strcmp(trigger, "sync") == 0 ? IG_LOG_DEBUG : IG_LOG_INFO,
+	    "event=ratelimit-state-saved file=%s keys=%zu changes=%llu trigger=%s",
+	    w->rl_state_file, keys, (unsigned long long)changes, trigger);
+}
+
+/* The final save at shutdown: synchronous, whatever changed. */
 static void
 worker_rl_save(struct ig_worker *w)
 {
 	if (w->rl == NULL || w->rl_state_file == NULL)
 		return;
+	uint64_t changes = ig_rl_changes(w->rl);
 	int rc = ig_rl_save(w->rl, w->rl_state_file, ig_wall_ms());
 	if (rc == 0)
-		log_info("event=ratelimit-state-saved file=%s keys=%zu", w->rl_state_file,
-		    ig_rl_count(w->rl));
+		worker_rl_saved(w, changes, ig_rl_count(w->rl), "shutdown");
 	else
-		log_error("event=ratelimit-state-save-failed file=%s error=\"%s\"",
-		    w->rl_state_file, ig_strerror(rc));
+		log_error("event=ratelimit-state-save-failed file=%s error=\"%s%s%s\" "
+		    "trigger=shutdown", w->rl_state_file, ig_strerror(rc),
+		    rc == IG_EIO ? ": " : "", rc == IG_EIO ? strerror(errno) : "");
+}
+
+/* On libuv's thread pool: touches only the snapshot and the file. */
+static void
+worker_rl_save_work(uv_work_t *req)
+{
+	struct ig_worker *w = req->data;
+	w->rl_snap_rc = ig_rl_snapshot_write(w->rl_snap, w->rl_state_file);
+	w->rl_snap_errno = w->rl_snap_rc != 0 ? errno : 0;
+}
+
+static void
+worker_rl_save_done(uv_work_t *req, int status)
+{
+	struct ig_worker *w = req->data;
+	int rc = status == 0 ? w->rl_snap_rc : IG_EIO;
+	ig_rl_snapshot_free(w->rl_snap);
+	w->rl_snap = NULL;
+	if (rc == 0)
+		worker_rl_saved(w, w->rl_snap_changes, w->rl_snap_keys, "sync");
+	else
+		worker_rl_save_failed(w, rc, status == 0 ? w->rl_snap_errno : 0);
+	if (w->rl_final_pending) {
+		w->rl_final_pending = false;
+		worker_rl_save(w);
+	}
+}
+
+/*
+ * Every state_sync: when the limiter changed since the last good save and
+ * no save is in flight, copy it (on the loop: memory speed) and write the
+ * copy on the thread pool (checksum, write, fsync, rename: disk speed), so
+ * a crash loses at most state_sync plus one write of changes.
+ */
+static void
+worker_rl_sync_cb(uv_timer_t *t)
+{
+	struct ig_worker *w = t->data;
+	if (w->stopping || w->rl_snap != NULL)
+		return;
+	uint64_t changes = ig_rl_changes(w->rl);
+	if (changes == w->rl_saved_changes)
+		return;
+	int rc = ig_rl_snapshot(w->rl, ig_wall_ms(), &w->rl_snap);
+	if (rc != 0) {
+		worker_rl_save_failed(w, rc, 0);
+		return;
+	}
+	w->rl_snap_changes = changes;
+	w->rl_snap_keys = ig_rl_count(w->rl);
+	w->rl_save_req.data = w;
+	int uvrc = uv_queue_work(&w->loop, &w->rl_save_req, worker_rl_save_work,
+	    worker_rl_save_done);
+	if (uvrc != 0) {
+		ig_rl_snapshot_free(w->rl_snap);
+		w->rl_snap = NULL;
+		worker_rl_save_failed(w, IG_EIO, -uvrc);
+	}
 }
 
 static void
@@ -188,7 +294,16 @@ worker_stop(struct ig_worker *w, const char *why)
 		}
 	}
 	ig_session_shutdown_all(w);
-	worker_rl_save(w);
+	if (w->rl_sync_on) {
+		w->rl_sync_on = false;
+		uv_close((uv_handle_t *)&w->rl_sync, worker_handle_close_cb);
+	}
+	/* Last word on the state file: after the save in flight, if any (the
+	 * request keeps the loop running until its callback). */
+	if (w->rl_snap != NULL)
+		w->rl_final_pending = true;
+	else
+		worker_rl_save(w);
 	ig_ctl_stop(w->ctl);
 	w->ctl = NULL;
 	uv_close((uv_handle_t *)&w->sig_term, worker_handle_close_cb);
@@ -231,6 +346,13 @@ worker_reload(struct ig_worker *w)
 	}
 	if ((w->rl != NULL) != nc->ratelimit.enabled)
 		log_warn("event=reload-note reason=\"ratelimit.enabled changes at restart\"");
+	if (w->rl_sync_on && nc->ratelimit_state_sync_ms != w->rl_sync_ms) {
+		w->rl_sync_ms = nc->ratelimit_state_sync_ms;
+		uv_timer_start(&w->rl_sync, worker_rl_sync_cb, w->rl_sync_ms, w->rl_sync_ms);
+	}
+	if (w->rl_state_file != NULL && (nc->ratelimit_state_file == NULL ||
+	    strcmp(nc->ratelimit_state_file, w->rl_state_file) != 0))
+		log_warn("event=reload-note reason=\"ratelimit.state_file changes at restart\"");
 	ig_log_set_level(nc->log_level);
 	struct ig_gen *old = w->gen;
 	w->gen = g;
@@ -359,6 +481,8 @@ ig_worker_destroy(struct ig_worker *w)
 		log_error("event=loop-close-failed error=\"%s\"", uv_strerror(rc));
 	free(w->listeners);
 	w->listeners = NULL;
+	ig_rl_snapshot_free(w->rl_snap); /* (none: the loop ran them out) */
+	w->rl_snap = NULL;
 	ig_rl_free(w->rl);
 	w->rl = NULL;
 	free(w->rl_state_file);

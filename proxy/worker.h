@@ -21,6 +21,7 @@
 
 struct ig_ctl;
 struct ig_rl;
+struct ig_rl_snapshot;
 struct ig_session;
 struct ig_tls_server;
 struct ig_tls_client;
@@ -75,7 +76,27 @@ struct ig_worker {
 	/* The brute-force limiter (NULL when disabled) and its hash key. */
 	struct ig_rl *rl;
 	uint8_t rl_key[32];
-	char *rl_state_file;           /* owned copy: saved at shutdown */
+	/*
+	 * Its state file: saved within
+	 * state_sync of a change (snapshot on the loop, write on libuv's thread
+	 * pool, one save at a time) and at shutdown (synchronously, last).
+	 */
+	char *rl_state_file;           /* owned copy, or NULL */
+	uv_timer_t rl_sync;            /* repeats every rl_sync_ms */
+	bool rl_sync_on;               /* rl_sync initialised and not closed */
+	unsigned rl_sync_ms;
+	uv_work_t rl_save_req;
+	struct ig_rl_snapshot *rl_snap;/* the save in flight, or NULL; the pool
+	                                  thread reads it, nobody else touches
+	                                  it until the after-work callback */
+	int rl_snap_rc;                /* its result, written on the pool */
+	int rl_snap_errno;
+	uint64_t rl_snap_changes;      /* ig_rl_changes() at its snapshot */
+	size_t rl_snap_keys;
+	uint64_t rl_saved_changes;     /* ig_rl_changes() in the file */
+	bool rl_final_pending;         /* shutdown waits for the save in flight */
+	unsigned rl_save_failures;     /* since the last good save */
+	uint64_t rl_fail_logged_ms;    /* loop time of the last failure logged */
 	struct ig_ctl *ctl;            /* admin.socket, or NULL */
 
 	/* Backend capabilities as last seen (greeting or CAPABILITY). */

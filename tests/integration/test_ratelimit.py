@@ -241,3 +241,85 @@ def test_oversized_state_file_is_refused_unread(imapguard, devcerts, dovecot, ca
     assert resp_code(login(ig, ca, src, BOB, BOB_PW)) == "UNAVAILABLE"
     ig.stop()
     assert os.path.getsize(state) < 1 << 20
+
+
+@pytest.fixture
+def unmanaged(imapguard_bin, devcerts, tmpdir_short):
+    """Instances a test crashes or expects to be refused: made, not started;
+    the test starts them. At the end they are stopped (killed if need be)
+    without the clean-exit check."""
+    made = []
+
+    def make(cfg, name):
+        d = os.path.join(tmpdir_short, name)
+        os.mkdir(d)
+        ig = igtest.Imapguard(imapguard_bin, d, cfg, certs=devcerts)
+        made.append(ig)
+        return ig
+    yield make
+    for ig in made:
+        ig.stop(check=False)
+
+
+def stats(ig):
+    r = ctl(ig, "stats")
+    assert r.returncode == 0, r.stdout + r.stderr
+    return dict(line.split("\t", 1) for line in r.stdout.splitlines() if "\t" in line)
+
+
+def test_block_survives_a_crash(imapguard, unmanaged, devcerts, dovecot, ca, tmpdir_short):
+    """Blocks reach the state file within state_sync of their start, not
+    only at a clean shutdown: after kill -9 and a restart on the same file,
+    the locked address is still refused without Dovecot seeing it."""
+    state = os.path.join(tmpdir_short, "rl.state")
+    cfg = rl_config(devcerts, dovecot, tmpdir_short, address={"threshold": 3},
+                    user_address={"threshold": 0}, state_file=state, state_sync="200ms")
+    ig = unmanaged(cfg, "crashing").start()
+    src = "127.0.0.16"
+    for i in range(3):
+        login(ig, ca, src, BOB, "nope-%d" % i)
+    assert resp_code(login(ig, ca, src, BOB, BOB_PW)) == "UNAVAILABLE"
+    # Nothing changes the limiter from here on: wait for a save that has
+    # every change so far (the save runs off the event loop).
+    changes = int(stats(ig)["ratelimit_changes"])
+    assert changes >= 3
+    igtest.wait_until(lambda: int(stats(ig)["ratelimit_state_saved_changes"]) >= changes,
+                      10, "the state file to hold %d changes" % changes)
+    assert "event=ratelimit-state-saved file=%s" % state in ig.log_text()
+    assert oct(os.stat(state).st_mode & 0o777) == "0o600"
+    ig.proc.kill()
+    assert ig.proc.wait(10) == -signal.SIGKILL
+    ig.stop(check=False)
+    assert "event=shutdown" not in ig.log_text()
+
+    ig2 = imapguard(cfg)
+    assert "event=ratelimit-state-loaded file=%s" % state in ig2.log_text()
+    tagged = untouched(dovecot, lambda: login(ig2, ca, src, BOB, BOB_PW))
+    assert status(tagged) == "NO" and resp_code(tagged) == "UNAVAILABLE", tagged
+    assert status(login(ig2, ca, "127.0.0.17", BOB, BOB_PW)) == "OK"
+    ig2.stop()
+
+
+def test_failing_saves_are_logged_sparingly(imapguard, devcerts, dovecot, ca, tmpdir_short):
+    """A state file that cannot be written (here its temporary name is taken
+    by a directory) does not stop the proxy: the first failure is logged,
+    the retries at every state_sync are counted but not logged again within
+    a minute, and the next good save says it recovered."""
+    state = os.path.join(tmpdir_short, "rl.state")
+    cfg = rl_config(devcerts, dovecot, tmpdir_short, state_file=state, state_sync="100ms")
+    ig = imapguard(cfg)
+    os.mkdir(state + ".tmp")
+    login(ig, ca, "127.0.0.19", BOB, "nope")
+    igtest.wait_until(lambda: int(stats(ig)["ratelimit_state_save_failures"]) >= 3, 10,
+                      "three failed saves")
+    log = ig.log_text()
+    assert log.count("event=ratelimit-state-save-failed") == 1, log
+    assert "event=ratelimit-state-save-failed file=%s error=\"I/O error: " % state in log
+    assert status(login(ig, ca, "127.0.0.20", BOB, BOB_PW)) == "OK"
+    os.rmdir(state + ".tmp")
+    igtest.wait_until(lambda: "event=ratelimit-state-save-recovered" in ig.log_text(), 10,
+                      "a good save")
+    assert stats(ig)["ratelimit_state_save_failures"] == "0"
+    ig.stop()
+    assert "trigger=shutdown" in ig.log_text()
+    assert not os.path.exists(state + ".tmp")
