@@ -15,8 +15,10 @@ struct ig_worker;
 struct ig_ctl;
 
 /*
- * Binds path (a stale socket file is replaced) on w's loop. Returns 0 and
- * *out, or IG_EIO after logging why.
+ * Binds path on w's loop. A socket file there is replaced only when it is
+ * stale (connecting to it is refused); when a process answers on it (a
+ * running instance), nothing is touched and IG_EIO is returned. Returns 0
+ * and *out, or IG_EIO or IG_ENOMEM after logging why.
  */
 int ig_ctl_start(struct ig_worker *w, const char *path, struct ig_ctl **out);
 

@@ -8,9 +8,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -103,10 +106,61 @@ ig_wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/*
+ * Takes the state file's lock, rl_state_file.lock, for the process's life:
+ * two instances saving one state file would overwrite each other's blocks.
+ * (The state file itself is replaced by rename at each save, so it cannot
+ * carry the lock.) The holder's pid is written into the lock file for the
+ * refusal to name it. Returns 0 or IG_EIO after logging why.
+ */
+static int
+worker_rl_lock(struct ig_worker *w)
+{
+	char path[PATH_MAX], holder[24] = "unknown";
+	if (snprintf(path, sizeof(path), "%s.lock", w->rl_state_file) >= (int)sizeof(path)) {
+		log_error("event=start-failed reason=state-file-lock file=%s error=\"name too "
+		    "long\"", w->rl_state_file);
+		return IG_EIO;
+	}
+	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_error("event=start-failed reason=state-file-lock file=%s lock=%s error=\"%s\"",
+		    w->rl_state_file, path, strerror(errno));
+		return IG_EIO;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		ssize_t n = e == EWOULDBLOCK ? pread(fd, holder, sizeof(holder) - 1, 0) : -1;
+		size_t digits = 0;
+		while (n > 0 && digits < (size_t)n && holder[digits] >= '0' && holder[digits] <= '9')
+			digits++;
+		if (digits > 0)
+			holder[digits] = '\0';
+		else
+			snprintf(holder, sizeof(holder), "unknown");
+		if (e == EWOULDBLOCK)
+			log_error("event=start-failed reason=state-file-in-use file=%s lock=%s "
+			    "holder_pid=%s error=\"another imapguard is running with this "
+			    "ratelimit.state_file\"", w->rl_state_file, path, holder);
+		else
+			log_error("event=start-failed reason=state-file-lock file=%s lock=%s "
+			    "error=\"%s\"", w->rl_state_file, path, strerror(e));
+		close(fd);
+		return IG_EIO;
+	}
+	char pid[24];
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+		log_warn("event=state-file-lock-note lock=%s error=\"cannot record our pid: %s\"",
+		    path, strerror(errno));
+	w->rl_lock_fd = fd;
+	return 0;
+}
+
 static void worker_rl_sync_cb(uv_timer_t *t);
 
-/* Creates the limiter from the generation's config; loads the saved state
- * and starts saving it. Returns 0 or an IG_E* after logging. */
+/* Creates the limiter from the generation's config; locks and loads the
+ * saved state and starts saving it. Returns 0 or an IG_E* after logging. */
 static int
 worker_rl_init(struct ig_worker *w)
 {
@@ -129,6 +183,8 @@ worker_rl_init(struct ig_worker *w)
 			    ig_strerror(IG_ENOMEM));
 			return IG_ENOMEM;
 		}
+		if ((rc = worker_rl_lock(w)) != 0)
+			return rc;
 		rc = ig_rl_load(w->rl, w->rl_state_file, ig_wall_ms());
 		if (rc == 0)
 			log_info("event=ratelimit-state-loaded file=%s keys=%zu", w->rl_state_file,
@@ -375,6 +431,7 @@ int
 ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path)
 {
 	memset(w, 0, sizeof(*w));
+	w->rl_lock_fd = -1;
 	w->gen = g;
 	w->config_path = config_path;
 	if (uv_loop_init(&w->loop) != 0) {
@@ -485,6 +542,9 @@ ig_worker_destroy(struct ig_worker *w)
 	w->rl_snap = NULL;
 	ig_rl_free(w->rl);
 	w->rl = NULL;
+	if (w->rl_lock_fd >= 0)
+		close(w->rl_lock_fd); /* releases the state file to a successor */
+	w->rl_lock_fd = -1;
 	free(w->rl_state_file);
 	w->rl_state_file = NULL;
 	mbedtls_platform_zeroize(w->rl_key, sizeof(w->rl_key));

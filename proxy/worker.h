@@ -77,11 +77,12 @@ struct ig_worker {
 	struct ig_rl *rl;
 	uint8_t rl_key[32];
 	/*
-	 * Its state file: saved within
+	 * Its state file: locked for the process's life, saved within
 	 * state_sync of a change (snapshot on the loop, write on libuv's thread
 	 * pool, one save at a time) and at shutdown (synchronously, last).
 	 */
 	char *rl_state_file;           /* owned copy, or NULL */
+	int rl_lock_fd;                /* flock on rl_state_file.lock, or -1 */
 	uv_timer_t rl_sync;            /* repeats every rl_sync_ms */
 	bool rl_sync_on;               /* rl_sync initialised and not closed */
 	unsigned rl_sync_ms;
@@ -106,8 +107,11 @@ struct ig_worker {
 
 /*
  * Sets up the worker on its own loop with generation g (takes the caller's
- * reference), binds every listener. Returns 0, or IG_EIO after logging
- * which listener could not be bound (nothing is left open then).
+ * reference): binds every listener, creates the limiter (locking and
+ * loading its state file), opens the admin socket, then listens. Returns 0,
+ * or an IG_E* after logging event=start-failed with the reason (a listener
+ * that cannot be bound, a state file or admin socket another instance
+ * uses, ...); nothing is left open then and nothing was accepted.
  */
 int ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path);
 /* Runs the loop until SIGTERM/SIGINT and a clean shutdown. Returns 0. */

@@ -300,6 +300,81 @@ def test_block_survives_a_crash(imapguard, unmanaged, devcerts, dovecot, ca, tmp
     ig2.stop()
 
 
+def second_config(cfg, **over):
+    cfg2 = copy.deepcopy(cfg)
+    cfg2["ratelimit"].update(over)
+    return cfg2
+
+
+def test_second_instance_on_the_same_admin_socket_is_refused(imapguard, unmanaged, devcerts,
+                                                              dovecot, tmpdir_short):
+    """Another instance (other ports) configured with a running instance's
+    admin.socket refuses to start and leaves the socket alone: the first
+    stays reachable by `imapguard ctl`, also after the second is gone."""
+    cfg = rl_config(devcerts, dovecot, tmpdir_short,
+                    state_file=os.path.join(tmpdir_short, "one.state"))
+    ig = imapguard(cfg)
+    sock = cfg["admin"]["socket"]
+    inode = os.stat(sock).st_ino
+    ig2 = unmanaged(second_config(cfg, state_file=os.path.join(tmpdir_short, "two.state")),
+                    "second")
+    with pytest.raises(RuntimeError):
+        ig2.start()
+    assert ig2.exit_code not in (0, None), ig2.exit_code
+    log2 = ig2.log_text()
+    assert "event=start-failed reason=admin-socket-in-use path=%s" % sock in log2, log2
+    assert " event=ready " not in log2
+    assert not igtest.can_connect(*ig2.addr("imaps"))
+    assert os.stat(sock).st_ino == inode
+    assert stats(ig)["sessions"] == "0"
+    ig.stop()
+
+
+def test_second_instance_on_the_same_state_file_is_refused(imapguard, unmanaged, devcerts,
+                                                            dovecot, ca, tmpdir_short):
+    """Another instance with the same ratelimit.state_file and its own
+    admin socket refuses to start, naming the holder: two writers would
+    overwrite each other's blocks. The first keeps saving its state."""
+    state = os.path.join(tmpdir_short, "rl.state")
+    cfg = rl_config(devcerts, dovecot, tmpdir_short, state_file=state,
+                    address={"threshold": 3}, user_address={"threshold": 0})
+    ig = imapguard(cfg)
+    cfg2 = copy.deepcopy(cfg)
+    cfg2["admin"]["socket"] = os.path.join(tmpdir_short, "ctl2.sock")
+    ig2 = unmanaged(cfg2, "second")
+    with pytest.raises(RuntimeError):
+        ig2.start()
+    assert ig2.exit_code not in (0, None), ig2.exit_code
+    log2 = ig2.log_text()
+    assert ("event=start-failed reason=state-file-in-use file=%s lock=%s.lock holder_pid=%d"
+            % (state, state, ig.pid)) in log2, log2
+    assert " event=ready " not in log2
+    assert not os.path.exists(cfg2["admin"]["socket"])
+    # The first instance is untouched and still owns the file.
+    src = "127.0.0.18"
+    for i in range(3):
+        login(ig, ca, src, BOB, "nope-%d" % i)
+    ig.stop()
+    ig3 = imapguard(cfg2)
+    assert "event=ratelimit-state-loaded file=%s" % state in ig3.log_text()
+    assert resp_code(login(ig3, ca, src, BOB, BOB_PW)) == "UNAVAILABLE"
+    ig3.stop()
+
+
+def test_stale_admin_socket_is_replaced(imapguard, devcerts, dovecot, tmpdir_short):
+    """A socket file nobody listens on (left by a crash) is replaced."""
+    import socket
+    cfg = rl_config(devcerts, dovecot, tmpdir_short)
+    sock = cfg["admin"]["socket"]
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(sock)
+    s.close()
+    assert os.path.exists(sock)
+    ig = imapguard(cfg)
+    assert "event=admin-socket path=%s" % sock in ig.log_text()
+    assert stats(ig)["sessions"] == "0"
+
+
 def test_failing_saves_are_logged_sparingly(imapguard, devcerts, dovecot, ca, tmpdir_short):
     """A state file that cannot be written (here its temporary name is taken
     by a directory) does not stop the proxy: the first failure is logged,
