@@ -2377,6 +2377,8 @@ policy_finish(const struct cnode *root, struct ig_policy_conf *p)
  * (about 300) per worker loop, so the cap is about 3 GB per worker. */
 #define RL_CFG_KEYS_MAX 10000000u
 #define RL_CFG_RAISED_MAX 256u
+/* ratelimit.state_sync: how soon a change reaches the state file. */
+#define RL_CFG_STATE_SYNC_MS (2u * SEC)
 
 /* The whole section's defaults are those of policy/ratelimit.h. */
 static void
@@ -2385,6 +2387,7 @@ rl_defaults(void *base)
 	struct ig_config *cfg = base;
 	ig_rl_conf_defaults(&cfg->ratelimit);
 	cfg->ratelimit_state_file = NULL;
+	cfg->ratelimit_state_sync_ms = RL_CFG_STATE_SYNC_MS;
 }
 
 /*
@@ -2752,6 +2755,8 @@ static const struct field rl_fields[] = {
 	F_NUM("max_known", FT_SIZE, struct ig_config, ratelimit.max_known, 0, 0,
 	    RL_CFG_KEYS_MAX - 1),
 	F_STR("state_file", struct ig_config, ratelimit_state_file, false, rl_v_state_file),
+	F_NUM("state_sync", FT_DURATION, struct ig_config, ratelimit_state_sync_ms,
+	    RL_CFG_STATE_SYNC_MS, 100, HOUR),
 };
 static const struct section rl_section = {
 	rl_fields, NFIELDS(rl_fields), rl_check, false, rl_defaults

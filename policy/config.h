@@ -188,6 +188,8 @@ struct ig_config {
 	 */
 	struct ig_rl_conf ratelimit;
 	char *ratelimit_state_file;      /* ratelimit.state_file; NULL = none */
+	unsigned ratelimit_state_sync_ms;/* ratelimit.state_sync: a change is
+	                                    saved within this (2 s) */
 	char *admin_socket;              /* admin.socket: `imapguard ctl`;
 	                                    NULL = no control socket */
 };

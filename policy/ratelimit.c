@@ -145,6 +145,8 @@ struct ig_rl {
 	mbedtls_sha256_context hm_out;  /* HMAC state after key ^ opad */
 	uint32_t pin[RL_PINS];          /* entries in use by this operation */
 	unsigned npin;
+	uint64_t changes;               /* mutations worth saving (see
+	                                   ig_rl_changes()) */
 };
 
 /* The keys of one attempt. */
@@ -710,6 +712,18 @@ rl_pw_repeat(struct rl_entry *u, uint32_t fp, uint64_t now, unsigned window)
 	return false;
 }
 
+/*
+ * How far a known address's last success must move before the change is
+ * worth saving: a sixteenth of known_ttl_ms, at most an hour. Every other
+ * success at a known address changes nothing that a crash could lose.
+ */
+static uint64_t
+rl_known_refresh(const struct ig_rl_conf *c)
+{
+	uint64_t r = c->known_ttl_ms / 16;
+	return r < 3600u * 1000u ? r : 3600u * 1000u;
+}
+
 static bool
 rl_is_known(const struct ig_rl *rl, const struct rl_keys *k, uint64_t now)
 {
@@ -1031,6 +1045,12 @@ ig_rl_count(const struct ig_rl *rl)
 	return rl->cap - rl->list[RL_FREE].n;
 }
 
+uint64_t
+ig_rl_changes(const struct ig_rl *rl)
+{
+	return rl->changes;
+}
+
 size_t
 ig_rl_entry_size(void)
 {
@@ -1068,6 +1088,7 @@ ig_rl_failure(struct ig_rl *rl, const struct ig_rl_attempt *a,
 	struct rl_keys k;
 	rl_keys(rl, a, true, &k);
 	rl->npin = 0;
+	rl->changes++; /* counters at least */
 	bool known = rl_is_known(rl, &k, now);
 	v->known_address = known;
 
@@ -1184,6 +1205,7 @@ ig_rl_success(struct ig_rl *rl, const struct ig_rl_attempt *a)
 	struct rl_keys k;
 	rl_keys(rl, a, false, &k);
 	uint64_t now = a->now_ms;
+	bool changed = false;
 	rl->npin = 0;
 	if (k.has_user && k.family != 0 && rl->conf.max_known > 0) {
 		uint32_t i = rl_get(rl, RL_K_KNOWN, k.known_id, &k, now);
@@ -1196,17 +1218,26 @@ ig_rl_success(struct ig_rl *rl, const struct ig_rl_attempt *a)
 				if (e->u.known.t[s] < e->u.known.t[oldest])
 					oldest = s;
 			}
-			if (s == e->n2)
+			if (s == e->n2) {
 				s = e->n2 < IG_RL_KNOWN_SLOTS ? e->n2++ : oldest;
+				changed = true; /* a new known address */
+			} else if (now > e->u.known.t[s] &&
+			    now - e->u.known.t[s] >= rl_known_refresh(&rl->conf)) {
+				changed = true;
+			}
 			e->u.known.fp[s] = k.addr_id[1];
 			e->u.known.t[s] = now;
 		}
 	}
 	if (k.has_user) {
 		uint32_t i = rl_find(rl, RL_K_USERADDR, k.ua_id);
-		if (i != RL_NIL)
+		if (i != RL_NIL) {
 			rl_remove(rl, i);
+			changed = true; /* forgiven */
+		}
 	}
+	if (changed)
+		rl->changes++;
 	rl->npin = 0;
 	rl_keys_wipe(&k);
 }
@@ -1298,6 +1329,7 @@ ig_rl_lift(struct ig_rl *rl, const char *limit, const char *key_text,
 				    e->kind == RL_K_PASS)
 					e->nset = 0;
 				rl_touch(rl, i);
+				rl->changes++;
 				return 0;
 			}
 		}
@@ -1316,7 +1348,6 @@ ig_rl_lift(struct ig_rl *rl, const char *limit, const char *key_text,
 #define RL_MAGIC "IGRLSTAT"
 #define RL_VERSION 1u
 #define RL_HDR_SIZE 72
-#define RL_FILE_MAX ((size_t)1 << 30)
 
 struct rl_hdr {
 	uint32_t version, entry_size, set_slots, known_slots, pw_slots, nentries;
@@ -1378,16 +1409,81 @@ rl_save_copy(const struct rl_entry *e, struct rl_entry *o)
 	}
 }
 
-static int
-rl_write_all(int fd, const void *p, size_t n, mbedtls_sha256_context *sha)
+struct ig_rl_snapshot {
+	uint8_t *buf;                   /* the whole file: header, entries,
+	                                   checksum (ig_rl_snapshot_bytes()) */
+	size_t len;
+	bool sealed;                    /* the checksum is in place */
+};
+
+int
+ig_rl_snapshot(const struct ig_rl *rl, uint64_t now_ms,
+    struct ig_rl_snapshot **out)
 {
-	const uint8_t *b = p;
-	if (sha != NULL)
-		mbedtls_sha256_update(sha, b, n);
+	static const enum rl_list order[] = { RL_KNOWN, RL_FAIL, RL_BLOCKED };
+	const size_t esz = sizeof(struct rl_entry);
+	*out = NULL;
+	struct rl_hdr h = { RL_VERSION, (uint32_t)esz, IG_RL_SET_SLOTS,
+	    IG_RL_KNOWN_SLOTS, IG_RL_PW_SLOTS, 0, now_ms, { 0 } };
+	for (size_t l = 0; l < sizeof(order) / sizeof(order[0]); l++)
+		for (uint32_t i = rl->list[order[l]].head; i != RL_NIL; i = rl->e[i].lnext)
+			if (rl_saved_kind(&rl->e[i]))
+				h.nentries++;
+	memcpy(h.tkey, rl->tkey, sizeof(h.tkey));
+
+	struct ig_rl_snapshot *snap = calloc(1, sizeof(*snap));
+	if (snap == NULL)
+		return IG_ENOMEM;
+	snap->len = RL_HDR_SIZE + (size_t)h.nentries * esz + 32;
+	snap->buf = malloc(snap->len);
+	if (snap->buf == NULL) {
+		free(snap);
+		mbedtls_platform_zeroize(&h, sizeof(h));
+		return IG_ENOMEM;
+	}
+	rl_hdr_encode(&h, snap->buf);
+	mbedtls_platform_zeroize(&h, sizeof(h));
+	/* Oldest first, so that loading (which pushes at the head) keeps the
+	 * recency order and drops the oldest when the capacity is smaller. */
+	uint8_t *p = snap->buf + RL_HDR_SIZE;
+	for (size_t l = 0; l < sizeof(order) / sizeof(order[0]); l++) {
+		for (uint32_t i = rl->list[order[l]].tail; i != RL_NIL;
+		    i = rl->e[i].lprev) {
+			struct rl_entry o;
+			if (!rl_saved_kind(&rl->e[i]))
+				continue;
+			rl_save_copy(&rl->e[i], &o);
+			memcpy(p, &o, esz);
+			p += esz;
+		}
+	}
+	memset(p, 0, 32);
+	*out = snap;
+	return 0;
+}
+
+const uint8_t *
+ig_rl_snapshot_bytes(struct ig_rl_snapshot *snap, size_t *len)
+{
+	if (!snap->sealed) {
+		if (mbedtls_sha256(snap->buf, snap->len - 32,
+		    snap->buf + snap->len - 32, 0) != 0)
+			return NULL;
+		snap->sealed = true;
+	}
+	*len = snap->len;
+	return snap->buf;
+}
+
+static int
+rl_write_all(int fd, const uint8_t *b, size_t n)
+{
 	while (n > 0) {
 		ssize_t w = write(fd, b, n);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w == 0)
+			errno = EIO;
 		if (w <= 0)
 			return IG_EIO;
 		b += w;
@@ -1396,59 +1492,91 @@ rl_write_all(int fd, const void *p, size_t n, mbedtls_sha256_context *sha)
 	return 0;
 }
 
-int
-ig_rl_save(const struct ig_rl *rl, const char *path, uint64_t now_ms)
+/* Makes a rename in path's directory durable; best effort (some file
+ * systems refuse fsync on a directory, and the rename is done anyway). */
+static void
+rl_sync_dir(const char *path)
 {
-	static const enum rl_list order[] = { RL_KNOWN, RL_FAIL, RL_BLOCKED };
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	if (slash == NULL) {
+		snprintf(dir, sizeof(dir), ".");
+	} else if (slash == path) {
+		snprintf(dir, sizeof(dir), "/");
+	} else {
+		size_t n = (size_t)(slash - path);
+		if (n >= sizeof(dir))
+			return;
+		memcpy(dir, path, n);
+		dir[n] = '\0';
+	}
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	(void)fsync(fd);
+	close(fd);
+}
+
+int
+ig_rl_snapshot_write(struct ig_rl_snapshot *snap, const char *path)
+{
 	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp))
+	size_t len;
+	const uint8_t *b = ig_rl_snapshot_bytes(snap, &len);
+	if (b == NULL) {
+		errno = EIO;
 		return IG_EIO;
-	int fd = mkstemp(tmp);
+	}
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return IG_EIO;
+	}
+	/* One fixed temporary name: a save cut short by a crash leaves at
+	 * most one stale file, which the next save replaces. Never followed
+	 * if something else put a link there. */
+	if (unlink(tmp) != 0 && errno != ENOENT)
+		return IG_EIO;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return IG_EIO;
 	int rc = fchmod(fd, 0600) == 0 ? 0 : IG_EIO;
-
-	struct rl_hdr h = { RL_VERSION, (uint32_t)sizeof(struct rl_entry),
-	    IG_RL_SET_SLOTS, IG_RL_KNOWN_SLOTS, IG_RL_PW_SLOTS, 0, now_ms, { 0 } };
-	for (size_t l = 0; l < sizeof(order) / sizeof(order[0]); l++)
-		for (uint32_t i = rl->list[order[l]].head; i != RL_NIL; i = rl->e[i].lnext)
-			if (rl_saved_kind(&rl->e[i]))
-				h.nentries++;
-	memcpy(h.tkey, rl->tkey, sizeof(h.tkey));
-
-	mbedtls_sha256_context sha;
-	mbedtls_sha256_init(&sha);
-	mbedtls_sha256_starts(&sha, 0);
-	uint8_t hb[RL_HDR_SIZE];
-	rl_hdr_encode(&h, hb);
 	if (rc == 0)
-		rc = rl_write_all(fd, hb, sizeof(hb), &sha);
-	/* Oldest first, so that loading (which pushes at the head) keeps the
-	 * recency order and drops the oldest when the capacity is smaller. */
-	for (size_t l = 0; rc == 0 && l < sizeof(order) / sizeof(order[0]); l++) {
-		for (uint32_t i = rl->list[order[l]].tail; rc == 0 && i != RL_NIL;
-		    i = rl->e[i].lprev) {
-			struct rl_entry o;
-			if (!rl_saved_kind(&rl->e[i]))
-				continue;
-			rl_save_copy(&rl->e[i], &o);
-			rc = rl_write_all(fd, &o, sizeof(o), &sha);
-		}
-	}
-	uint8_t digest[32];
-	mbedtls_sha256_finish(&sha, digest);
-	mbedtls_sha256_free(&sha);
-	if (rc == 0)
-		rc = rl_write_all(fd, digest, sizeof(digest), NULL);
+		rc = rl_write_all(fd, b, len);
 	if (rc == 0 && fsync(fd) != 0)
 		rc = IG_EIO;
 	if (close(fd) != 0 && rc == 0)
 		rc = IG_EIO;
 	if (rc == 0 && rename(tmp, path) != 0)
 		rc = IG_EIO;
-	if (rc != 0)
+	if (rc != 0) {
+		int e = errno; /* the reason, for the caller's log */
 		unlink(tmp);
-	mbedtls_platform_zeroize(hb, sizeof(hb));
+		errno = e;
+	} else {
+		rl_sync_dir(path);
+	}
+	return rc;
+}
+
+void
+ig_rl_snapshot_free(struct ig_rl_snapshot *snap)
+{
+	if (snap == NULL)
+		return;
+	mbedtls_platform_zeroize(snap->buf, snap->len);
+	free(snap->buf);
+	free(snap);
+}
+
+int
+ig_rl_save(const struct ig_rl *rl, const char *path, uint64_t now_ms)
+{
+	struct ig_rl_snapshot *snap;
+	int rc = ig_rl_snapshot(rl, now_ms, &snap);
+	if (rc != 0)
+		return rc;
+	rc = ig_rl_snapshot_write(snap, path);
+	ig_rl_snapshot_free(snap);
 	return rc;
 }
 
@@ -1616,6 +1744,12 @@ ig_rl_load_buf(struct ig_rl *rl, const uint8_t *buf, size_t len,
 	return rc;
 }
 
+size_t
+ig_rl_state_max_size(const struct ig_rl *rl)
+{
+	return RL_HDR_SIZE + rl->cap * sizeof(struct rl_entry) + 32;
+}
+
 int
 ig_rl_load(struct ig_rl *rl, const char *path, uint64_t now_ms)
 {
@@ -1627,9 +1761,11 @@ ig_rl_load(struct ig_rl *rl, const char *path, uint64_t now_ms)
 		close(fd);
 		return IG_EIO;
 	}
-	if (st.st_size < 0 || (uint64_t)st.st_size > RL_FILE_MAX) {
+	/* Checked before reading: a file larger than any this limiter could
+	 * have written is refused without costing its size in time or memory. */
+	if (st.st_size < 0 || (uint64_t)st.st_size > ig_rl_state_max_size(rl)) {
 		close(fd);
-		return IG_EINVAL;
+		return IG_ETOOLONG;
 	}
 	size_t len = (size_t)st.st_size;
 	uint8_t *buf = malloc(len > 0 ? len : 1);

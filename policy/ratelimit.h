@@ -1,11 +1,12 @@
 /*
  * The brute-force and password-spraying limiter: the only mutable policy
  * state. One limiter per worker loop, updated by the caller (the session)
- * around each login attempt; it does no I/O except ig_rl_save() and
- * ig_rl_load(), reads no clock (now_ms is passed in: wall-clock milliseconds,
- * so saved state means the same thing after a restart) and never allocates
- * after ig_rl_new() except in ig_rl_set_conf() (conf copies) and
- * ig_rl_load() (the file buffer).
+ * around each login attempt; it does no I/O except ig_rl_save(),
+ * ig_rl_snapshot_write() and ig_rl_load(), reads no clock (now_ms is passed
+ * in: wall-clock milliseconds, so saved state means the same thing after a
+ * restart) and never allocates after ig_rl_new() except in ig_rl_set_conf()
+ * (conf copies), ig_rl_snapshot() (the file image) and ig_rl_load() (the
+ * file buffer).
  *
  * What is counted, per failed login (the backend said NO):
  *   address         failures per client address (IPv4 /32 and IPv6 /64 by
@@ -235,13 +236,67 @@ int ig_rl_lift(struct ig_rl *rl, const char *limit, const char *key_text,
     uint64_t now_ms);
 
 /*
- * Saves the state to path atomically (a 0600 temporary in the same
- * directory, fsync, rename). Password-derived data (password-spray keys and
- * the recent failed-password hashes) is not saved, so the file reveals
- * nothing about passwords; the table key is saved (the file must stay
- * private). Returns 0 or IG_EIO.
+ * How many changes worth saving the limiter has seen since ig_rl_new(): a
+ * counter that only grows, for the caller to save the state when it moved
+ * (the limiter does no I/O by itself). Bumped by every counted failure, by
+ * a success that adds a known address, moves a known address's last
+ * success by more than min(known_ttl_ms / 16, 1 h) or forgives a (user,
+ * address) pair, and by a lift. Not by ig_rl_check(), ig_rl_set_conf() or
+ * ig_rl_load(), nor by blocks running out: a block's end is saved as a
+ * wall-clock time, so an expired one needs no save.
+ */
+uint64_t ig_rl_changes(const struct ig_rl *rl);
+
+/*
+ * Saving in two steps, so that the slow part can leave the event loop:
+ * ig_rl_snapshot() copies the state into a file image it allocates (on the
+ * limiter's thread; time and memory proportional to the tracked keys, about
+ * ig_rl_entry_size() bytes each), and ig_rl_snapshot_write() computes its
+ * checksum and writes it (on any thread: it touches only the snapshot and
+ * the file system, never the limiter).
+ *
+ * Password-derived data (password-spray keys and the recent failed-password
+ * hashes) is not saved, so the file reveals nothing about passwords; the
+ * table key is saved (the file must stay private).
+ */
+struct ig_rl_snapshot;
+
+/* Returns 0 and *out (free with ig_rl_snapshot_free()), or IG_ENOMEM. */
+int ig_rl_snapshot(const struct ig_rl *rl, uint64_t now_ms,
+    struct ig_rl_snapshot **out);
+
+/*
+ * Writes the snapshot to path atomically: path.tmp (mode 0600, created
+ * anew, never through a link), fsync, rename over path, fsync of the
+ * directory. Saves to one path must not overlap (the temporary name is
+ * fixed, so a crash leaves at most one stale temporary behind, which the
+ * next save replaces). Returns 0, or IG_EIO with errno telling why (the
+ * temporary is removed).
+ */
+int ig_rl_snapshot_write(struct ig_rl_snapshot *snap, const char *path);
+
+/*
+ * The file image with its checksum (computed on first use), as
+ * ig_rl_load_buf() takes it; *len is its size. The bytes live as long as
+ * the snapshot. NULL only if hashing failed.
+ */
+const uint8_t *ig_rl_snapshot_bytes(struct ig_rl_snapshot *snap, size_t *len);
+
+/* Wipes and frees; NULL is a no-op. */
+void ig_rl_snapshot_free(struct ig_rl_snapshot *snap);
+
+/*
+ * ig_rl_snapshot() and ig_rl_snapshot_write() in one call, on the caller's
+ * thread. Returns 0, IG_ENOMEM or IG_EIO.
  */
 int ig_rl_save(const struct ig_rl *rl, const char *path, uint64_t now_ms);
+
+/*
+ * The largest state file this limiter loads: the header, max_keys entries
+ * and the checksum, i.e. any file it could have written itself. A state
+ * saved by a limiter with a larger max_keys may exceed it.
+ */
+size_t ig_rl_state_max_size(const struct ig_rl *rl);
 
 /*
  * Loads a state saved by ig_rl_save() into an empty limiter (IG_EINVAL if
@@ -249,12 +304,17 @@ int ig_rl_save(const struct ig_rl *rl, const char *path, uint64_t now_ms);
  * keyed hashes keep their meaning. Every field is validated (magic, layout,
  * checksum, kinds, limits, counts, text); a file from another build layout
  * or a corrupt or truncated one is refused with IG_EINVAL and the limiter
- * stays empty. Returns 0, IG_ENOTFOUND when the file does not exist, IG_EIO
- * or IG_EINVAL. Keys beyond max_keys are dropped, oldest first.
+ * stays empty. A file larger than ig_rl_state_max_size() is refused with
+ * IG_ETOOLONG before anything is read from it, so its size costs neither
+ * time nor memory. Returns 0, IG_ENOTFOUND when the file does not exist,
+ * IG_EIO, IG_ENOMEM, IG_ETOOLONG or IG_EINVAL.
  */
 int ig_rl_load(struct ig_rl *rl, const char *path, uint64_t now_ms);
 
-/* Same from a buffer (the fuzz target's entry point). */
+/*
+ * Same from a buffer (the fuzz target's entry point), without the size
+ * limit: keys beyond max_keys are dropped, oldest first.
+ */
 int ig_rl_load_buf(struct ig_rl *rl, const uint8_t *buf, size_t len,
     uint64_t now_ms);
 

@@ -187,6 +187,13 @@ ctl_exec(struct ctl_conn *c, char *line)
 	} else if (strcmp(line, "stats") == 0 && arg == NULL) {
 		ctl_out(c, "sessions\t%u\n", w->nsessions);
 		ctl_out(c, "ratelimit_keys\t%zu\n", w->rl ? ig_rl_count(w->rl) : (size_t)0);
+		ctl_out(c, "ratelimit_changes\t%llu\n",
+		    (unsigned long long)(w->rl ? ig_rl_changes(w->rl) : 0));
+		if (w->rl_state_file != NULL) {
+			ctl_out(c, "ratelimit_state_saved_changes\t%llu\n",
+			    (unsigned long long)w->rl_saved_changes);
+			ctl_out(c, "ratelimit_state_save_failures\t%u\n", w->rl_save_failures);
+		}
 		ctl_out(c, "ok\n");
 	} else {
 		ctl_out(c, "error unknown command (list, lift LIMIT KEY, kick USER, stats)\n");
@@ -258,20 +265,61 @@ ctl_server_closed(uv_handle_t *h)
 	ctl_maybe_free(ctl);
 }
 
+/*
+ * Does a process answer on the socket at path? 0: nobody (no file, or a
+ * stale socket left by a process that died), 1: somebody is listening
+ * (even with a full backlog), or a negative errno when we cannot tell.
+ */
+static int
+ctl_probe(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int rc = 1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		rc = errno == ECONNREFUSED || errno == ENOENT ? 0 :
+		    errno == EAGAIN ? 1 : -errno;
+	close(fd);
+	return rc;
+}
+
 int
 ig_ctl_start(struct ig_worker *w, const char *path, struct ig_ctl **out)
 {
+	struct stat st;
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		/* Replaced only when nobody answers: taking a running
+		 * instance's socket would leave it unreachable. */
+		int live = ctl_probe(path);
+		if (live > 0) {
+			log_error("event=start-failed reason=admin-socket-in-use path=%s "
+			    "error=\"another process answers on it (is imapguard already "
+			    "running?)\"", path);
+			return IG_EIO;
+		}
+		if (live < 0) {
+			log_error("event=start-failed reason=admin-socket path=%s error=\"cannot "
+			    "tell whether a process answers on it: %s\"", path, strerror(-live));
+			return IG_EIO;
+		}
+		unlink(path); /* stale socket from an earlier run */
+	}
 	struct ig_ctl *ctl = calloc(1, sizeof(*ctl));
-	if (ctl == NULL)
+	if (ctl == NULL || (ctl->path = strdup(path)) == NULL) {
+		free(ctl);
+		log_error("event=start-failed reason=admin-socket path=%s error=\"%s\"", path,
+		    ig_strerror(IG_ENOMEM));
 		return IG_ENOMEM;
+	}
 	ctl->w = w;
-	ctl->path = strdup(path);
 	uv_pipe_init(&w->loop, &ctl->server, 0);
 	ctl->server.data = ctl;
 	ctl->open = 1;
-	struct stat st;
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(path); /* stale socket from an earlier run */
 	mode_t old = umask(0177);
 	int rc = uv_pipe_bind(&ctl->server, path);
 	umask(old);

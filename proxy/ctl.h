@@ -5,7 +5,9 @@
  *   list                     active rate-limit blocks, one per line
  *   lift LIMIT KEY           lift one block (as shown by list)
  *   kick USER                end USER's sessions ("* BYE [UNAVAILABLE]")
- *   stats                    sessions and tracked keys
+ *   stats                    sessions, tracked keys, limiter changes, and
+ *                            with a state file how many of them it holds
+ *                            and the failed saves since the last good one
  */
 #ifndef IG_PROXY_CTL_H
 #define IG_PROXY_CTL_H
@@ -14,8 +16,10 @@ struct ig_worker;
 struct ig_ctl;
 
 /*
- * Binds path (a stale socket file is replaced) on w's loop. Returns 0 and
- * *out, or IG_EIO after logging why.
+ * Binds path on w's loop. A socket file there is replaced only when it is
+ * stale (connecting to it is refused); when a process answers on it (a
+ * running instance), nothing is touched and IG_EIO is returned. Returns 0
+ * and *out, or IG_EIO or IG_ENOMEM after logging why.
  */
 int ig_ctl_start(struct ig_worker *w, const char *path, struct ig_ctl **out);
 

@@ -7,9 +7,14 @@
 #include "proxy/worker.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -101,7 +106,61 @@ ig_wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Creates the limiter from the generation's config; loads saved state. */
+/*
+ * Takes the state file's lock, rl_state_file.lock, for the process's life:
+ * two instances saving one state file would overwrite each other's blocks.
+ * (The state file itself is replaced by rename at each save, so it cannot
+ * carry the lock.) The holder's pid is written into the lock file for the
+ * refusal to name it. Returns 0 or IG_EIO after logging why.
+ */
+static int
+worker_rl_lock(struct ig_worker *w)
+{
+	char path[PATH_MAX], holder[24] = "unknown";
+	if (snprintf(path, sizeof(path), "%s.lock", w->rl_state_file) >= (int)sizeof(path)) {
+		log_error("event=start-failed reason=state-file-lock file=%s error=\"name too "
+		    "long\"", w->rl_state_file);
+		return IG_EIO;
+	}
+	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_error("event=start-failed reason=state-file-lock file=%s lock=%s error=\"%s\"",
+		    w->rl_state_file, path, strerror(errno));
+		return IG_EIO;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		ssize_t n = e == EWOULDBLOCK ? pread(fd, holder, sizeof(holder) - 1, 0) : -1;
+		size_t digits = 0;
+		while (n > 0 && digits < (size_t)n && holder[digits] >= '0' && holder[digits] <= '9')
+			digits++;
+		if (digits > 0)
+			holder[digits] = '\0';
+		else
+			snprintf(holder, sizeof(holder), "unknown");
+		if (e == EWOULDBLOCK)
+			log_error("event=start-failed reason=state-file-in-use file=%s lock=%s "
+			    "holder_pid=%s error=\"another imapguard is running with this "
+			    "ratelimit.state_file\"", w->rl_state_file, path, holder);
+		else
+			log_error("event=start-failed reason=state-file-lock file=%s lock=%s "
+			    "error=\"%s\"", w->rl_state_file, path, strerror(e));
+		close(fd);
+		return IG_EIO;
+	}
+	char pid[24];
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+		log_warn("event=state-file-lock-note lock=%s error=\"cannot record our pid: %s\"",
+		    path, strerror(errno));
+	w->rl_lock_fd = fd;
+	return 0;
+}
+
+static void worker_rl_sync_cb(uv_timer_t *t);
+
+/* Creates the limiter from the generation's config; locks and loads the
+ * saved state and starts saving it. Returns 0 or an IG_E* after logging. */
 static int
 worker_rl_init(struct ig_worker *w)
 {
@@ -117,32 +176,142 @@ worker_rl_init(struct ig_worker *w)
 		return rc;
 	}
 	if (cfg->ratelimit_state_file != NULL) {
+		struct stat st;
 		w->rl_state_file = strdup(cfg->ratelimit_state_file);
+		if (w->rl_state_file == NULL) {
+			log_error("event=start-failed reason=ratelimit error=\"%s\"",
+			    ig_strerror(IG_ENOMEM));
+			return IG_ENOMEM;
+		}
+		if ((rc = worker_rl_lock(w)) != 0)
+			return rc;
 		rc = ig_rl_load(w->rl, w->rl_state_file, ig_wall_ms());
 		if (rc == 0)
 			log_info("event=ratelimit-state-loaded file=%s keys=%zu", w->rl_state_file,
 			    ig_rl_count(w->rl));
+		else if (rc == IG_ETOOLONG && stat(w->rl_state_file, &st) == 0)
+			log_warn("event=ratelimit-state-ignored file=%s reason=too-large "
+			    "bytes=%lld max_bytes=%zu error=\"larger than any state max_keys "
+			    "%zu writes; not read\"", w->rl_state_file, (long long)st.st_size,
+			    ig_rl_state_max_size(w->rl), cfg->ratelimit.max_keys);
 		else if (rc != IG_ENOTFOUND)
 			log_warn("event=ratelimit-state-ignored file=%s error=\"%s\"",
 			    w->rl_state_file, ig_strerror(rc));
+		w->rl_saved_changes = ig_rl_changes(w->rl);
+		w->rl_sync_ms = cfg->ratelimit_state_sync_ms;
+		uv_timer_init(&w->loop, &w->rl_sync);
+		w->rl_sync.data = w;
+		w->rl_sync_on = true;
+		uv_timer_start(&w->rl_sync, worker_rl_sync_cb, w->rl_sync_ms, w->rl_sync_ms);
 	}
 	log_info("event=ratelimit state=enabled max_keys=%zu bytes_per_key=%zu",
 	    cfg->ratelimit.max_keys, ig_rl_entry_size());
 	return 0;
 }
 
+/*
+ * A save failed: counted, and logged at once the first time, then at most
+ * once a minute while it keeps failing (a full disk would otherwise log
+ * every state_sync). The state stays in memory and the next change retries.
+ */
+static void
+worker_rl_save_failed(struct ig_worker *w, int rc, int err)
+{
+	uint64_t now = uv_now(&w->loop);
+	w->rl_save_failures++;
+	if (w->rl_save_failures > 1 && now - w->rl_fail_logged_ms < 60 * 1000)
+		return;
+	w->rl_fail_logged_ms = now;
+	log_error("event=ratelimit-state-save-failed file=%s error=\"%s%s%s\" failures=%u",
+	    w->rl_state_file, ig_strerror(rc), err != 0 ? ": " : "", err != 0 ? strerror(err) : "",
+	    w->rl_save_failures);
+}
+
+static void
+worker_rl_saved(struct ig_worker *w, uint64_t changes, size_t keys, const char *trigger)
+{
+	if (w->rl_save_failures > 0)
+		log_warn("event=ratelimit-state-save-recovered file=%s failures=%u",
+		    w->rl_state_file, w->rl_save_failures);
+	w->rl_save_failures = 0;
+	w->rl_saved_changes = changes;
+	ig_log(strcmp(trigger, "sync") == 0 ? IG_LOG_DEBUG : IG_LOG_INFO,
+	    "event=ratelimit-state-saved file=%s keys=%zu changes=%llu trigger=%s",
+	    w->rl_state_file, keys, (unsigned long long)changes, trigger);
+}
+
+/* The final save at shutdown: synchronous, whatever changed. */
 static void
 worker_rl_save(struct ig_worker *w)
 {
 	if (w->rl == NULL || w->rl_state_file == NULL)
 		return;
+	uint64_t changes = ig_rl_changes(w->rl);
 	int rc = ig_rl_save(w->rl, w->rl_state_file, ig_wall_ms());
 	if (rc == 0)
-		log_info("event=ratelimit-state-saved file=%s keys=%zu", w->rl_state_file,
-		    ig_rl_count(w->rl));
+		worker_rl_saved(w, changes, ig_rl_count(w->rl), "shutdown");
 	else
-		log_error("event=ratelimit-state-save-failed file=%s error=\"%s\"",
-		    w->rl_state_file, ig_strerror(rc));
+		log_error("event=ratelimit-state-save-failed file=%s error=\"%s%s%s\" "
+		    "trigger=shutdown", w->rl_state_file, ig_strerror(rc),
+		    rc == IG_EIO ? ": " : "", rc == IG_EIO ? strerror(errno) : "");
+}
+
+/* On libuv's thread pool: touches only the snapshot and the file. */
+static void
+worker_rl_save_work(uv_work_t *req)
+{
+	struct ig_worker *w = req->data;
+	w->rl_snap_rc = ig_rl_snapshot_write(w->rl_snap, w->rl_state_file);
+	w->rl_snap_errno = w->rl_snap_rc != 0 ? errno : 0;
+}
+
+static void
+worker_rl_save_done(uv_work_t *req, int status)
+{
+	struct ig_worker *w = req->data;
+	int rc = status == 0 ? w->rl_snap_rc : IG_EIO;
+	ig_rl_snapshot_free(w->rl_snap);
+	w->rl_snap = NULL;
+	if (rc == 0)
+		worker_rl_saved(w, w->rl_snap_changes, w->rl_snap_keys, "sync");
+	else
+		worker_rl_save_failed(w, rc, status == 0 ? w->rl_snap_errno : 0);
+	if (w->rl_final_pending) {
+		w->rl_final_pending = false;
+		worker_rl_save(w);
+	}
+}
+
+/*
+ * Every state_sync: when the limiter changed since the last good save and
+ * no save is in flight, copy it (on the loop: memory speed) and write the
+ * copy on the thread pool (checksum, write, fsync, rename: disk speed), so
+ * a crash loses at most state_sync plus one write of changes.
+ */
+static void
+worker_rl_sync_cb(uv_timer_t *t)
+{
+	struct ig_worker *w = t->data;
+	if (w->stopping || w->rl_snap != NULL)
+		return;
+	uint64_t changes = ig_rl_changes(w->rl);
+	if (changes == w->rl_saved_changes)
+		return;
+	int rc = ig_rl_snapshot(w->rl, ig_wall_ms(), &w->rl_snap);
+	if (rc != 0) {
+		worker_rl_save_failed(w, rc, 0);
+		return;
+	}
+	w->rl_snap_changes = changes;
+	w->rl_snap_keys = ig_rl_count(w->rl);
+	w->rl_save_req.data = w;
+	int uvrc = uv_queue_work(&w->loop, &w->rl_save_req, worker_rl_save_work,
+	    worker_rl_save_done);
+	if (uvrc != 0) {
+		ig_rl_snapshot_free(w->rl_snap);
+		w->rl_snap = NULL;
+		worker_rl_save_failed(w, IG_EIO, -uvrc);
+	}
 }
 
 static void
@@ -181,7 +350,16 @@ worker_stop(struct ig_worker *w, const char *why)
 		}
 	}
 	ig_session_shutdown_all(w);
-	worker_rl_save(w);
+	if (w->rl_sync_on) {
+		w->rl_sync_on = false;
+		uv_close((uv_handle_t *)&w->rl_sync, worker_handle_close_cb);
+	}
+	/* Last word on the state file: after the save in flight, if any (the
+	 * request keeps the loop running until its callback). */
+	if (w->rl_snap != NULL)
+		w->rl_final_pending = true;
+	else
+		worker_rl_save(w);
 	ig_ctl_stop(w->ctl);
 	w->ctl = NULL;
 	uv_close((uv_handle_t *)&w->sig_term, worker_handle_close_cb);
@@ -224,6 +402,13 @@ worker_reload(struct ig_worker *w)
 	}
 	if ((w->rl != NULL) != nc->ratelimit.enabled)
 		log_warn("event=reload-note reason=\"ratelimit.enabled changes at restart\"");
+	if (w->rl_sync_on && nc->ratelimit_state_sync_ms != w->rl_sync_ms) {
+		w->rl_sync_ms = nc->ratelimit_state_sync_ms;
+		uv_timer_start(&w->rl_sync, worker_rl_sync_cb, w->rl_sync_ms, w->rl_sync_ms);
+	}
+	if (w->rl_state_file != NULL && (nc->ratelimit_state_file == NULL ||
+	    strcmp(nc->ratelimit_state_file, w->rl_state_file) != 0))
+		log_warn("event=reload-note reason=\"ratelimit.state_file changes at restart\"");
 	ig_log_set_level(nc->log_level);
 	struct ig_gen *old = w->gen;
 	w->gen = g;
@@ -249,6 +434,7 @@ int
 ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path)
 {
 	memset(w, 0, sizeof(*w));
+	w->rl_lock_fd = -1;
 	w->gen = g;
 	w->config_path = config_path;
 	if (uv_loop_init(&w->loop) != 0) {
@@ -355,8 +541,13 @@ ig_worker_destroy(struct ig_worker *w)
 		log_error("event=loop-close-failed error=\"%s\"", uv_strerror(rc));
 	free(w->listeners);
 	w->listeners = NULL;
+	ig_rl_snapshot_free(w->rl_snap); /* (none: the loop ran them out) */
+	w->rl_snap = NULL;
 	ig_rl_free(w->rl);
 	w->rl = NULL;
+	if (w->rl_lock_fd >= 0)
+		close(w->rl_lock_fd); /* releases the state file to a successor */
+	w->rl_lock_fd = -1;
 	free(w->rl_state_file);
 	w->rl_state_file = NULL;
 	mbedtls_platform_zeroize(w->rl_key, sizeof(w->rl_key));

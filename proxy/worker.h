@@ -21,6 +21,7 @@
 
 struct ig_ctl;
 struct ig_rl;
+struct ig_rl_snapshot;
 struct ig_session;
 struct ig_tls_server;
 struct ig_tls_client;
@@ -77,7 +78,28 @@ struct ig_worker {
 	/* The brute-force limiter (NULL when disabled) and its hash key. */
 	struct ig_rl *rl;
 	uint8_t rl_key[32];
-	char *rl_state_file;           /* owned copy: saved at shutdown */
+	/*
+	 * Its state file: locked for the process's life, saved within
+	 * state_sync of a change (snapshot on the loop, write on libuv's thread
+	 * pool, one save at a time) and at shutdown (synchronously, last).
+	 */
+	char *rl_state_file;           /* owned copy, or NULL */
+	int rl_lock_fd;                /* flock on rl_state_file.lock, or -1 */
+	uv_timer_t rl_sync;            /* repeats every rl_sync_ms */
+	bool rl_sync_on;               /* rl_sync initialised and not closed */
+	unsigned rl_sync_ms;
+	uv_work_t rl_save_req;
+	struct ig_rl_snapshot *rl_snap;/* the save in flight, or NULL; the pool
+	                                  thread reads it, nobody else touches
+	                                  it until the after-work callback */
+	int rl_snap_rc;                /* its result, written on the pool */
+	int rl_snap_errno;
+	uint64_t rl_snap_changes;      /* ig_rl_changes() at its snapshot */
+	size_t rl_snap_keys;
+	uint64_t rl_saved_changes;     /* ig_rl_changes() in the file */
+	bool rl_final_pending;         /* shutdown waits for the save in flight */
+	unsigned rl_save_failures;     /* since the last good save */
+	uint64_t rl_fail_logged_ms;    /* loop time of the last failure logged */
 	struct ig_ctl *ctl;            /* admin.socket, or NULL */
 
 	/* Backend capabilities as last seen (greeting or CAPABILITY). */
@@ -87,8 +109,11 @@ struct ig_worker {
 
 /*
  * Sets up the worker on its own loop with generation g (takes the caller's
- * reference), binds every listener. Returns 0, or IG_EIO after logging
- * which listener could not be bound (nothing is left open then).
+ * reference): binds every listener, creates the limiter (locking and
+ * loading its state file), opens the admin socket, then listens. Returns 0,
+ * or an IG_E* after logging event=start-failed with the reason (a listener
+ * that cannot be bound, a state file or admin socket another instance
+ * uses, ...); nothing is left open then and nothing was accepted.
  */
 int ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path);
 /* Runs the loop until SIGTERM/SIGINT and a clean shutdown. Returns 0. */

@@ -3,8 +3,9 @@
  * the bytes are loaded as they are and again with the trailing SHA-256
  * fixed up, so the fuzzer gets past the checksum into the field checks.
  * Whatever is accepted must be usable: listing and lifting blocks,
- * checking, failing and succeeding logins, all within max_keys. Any
- * violation abort()s, so the replay build catches it too.
+ * checking, failing and succeeding logins, all within max_keys, and saving
+ * again into an image that loads. Any violation abort()s, so the replay
+ * build catches it too.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -90,6 +91,18 @@ fz_load(const struct ig_rl_conf *c, const uint8_t *data, size_t size)
 		CHECK(ig_rl_count(rl) == 0);
 	CHECK(ig_rl_count(rl) <= FZ_MAX_KEYS);
 	fz_use(rl);
+	/* Whatever it holds now saves, and the image loads again. */
+	struct ig_rl_snapshot *snap = NULL;
+	CHECK(ig_rl_snapshot(rl, FZ_NOW, &snap) == 0);
+	size_t len = 0;
+	const uint8_t *img = ig_rl_snapshot_bytes(snap, &len);
+	CHECK(img != NULL);
+	struct ig_rl *again = NULL;
+	CHECK(ig_rl_new(c, key, &again) == 0);
+	CHECK(ig_rl_load_buf(again, img, len, FZ_NOW) == 0);
+	CHECK(ig_rl_count(again) <= ig_rl_count(rl));
+	ig_rl_free(again);
+	ig_rl_snapshot_free(snap);
 	ig_rl_free(rl);
 }
 

@@ -87,6 +87,7 @@ static const char rl_example[] = BASE
     "  max_keys: 200000\n"
     "  max_known: 50000\n"
     "  state_file: state/file\n"
+    "  state_sync: 5s\n"
     "admin:\n"
     "  socket: run/ctl.sock\n"
     "policy:\n"
@@ -152,6 +153,7 @@ test_example(void **state)
 	assert_int_equal(rl->max_keys, 200000);
 	assert_int_equal(rl->max_known, 50000);
 	assert_string_equal(cfg->ratelimit_state_file, "state/file");
+	assert_int_equal(cfg->ratelimit_state_sync_ms, 5000);
 	assert_string_equal(cfg->admin_socket, "run/ctl.sock");
 
 	/* The limiter takes it as is. */
@@ -189,6 +191,7 @@ assert_defaults(const struct ig_config *cfg)
 	assert_int_equal(rl->max_keys, d.max_keys);
 	assert_int_equal(rl->max_known, d.max_known);
 	assert_null(cfg->ratelimit_state_file);
+	assert_int_equal(cfg->ratelimit_state_sync_ms, 2000);
 	assert_null(cfg->admin_socket);
 }
 
@@ -440,6 +443,20 @@ test_checks(void **state)
 	    "t.yaml:14:11: cannot use '%.*s...' for 'admin.socket': a socket name has at most "
 	    "%zu bytes\n", 68, long_name, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 	assert_string_equal(msgs, want);
+	free(msgs);
+
+	/* state_sync: from 100ms to 1h. */
+	msgs = load(BASE
+	    "ratelimit:\n"
+	    "  state_sync: 50ms\n", &rc, NULL);
+	assert_int_equal(rc, IG_ECONFIG);
+	assert_string_equal(msgs,
+	    "t.yaml:12:15: 'ratelimit.state_sync' must be between 100ms and 1h (got 50ms)\n");
+	free(msgs);
+	msgs = load(BASE "ratelimit: { state_sync: 61m }\n", &rc, NULL);
+	assert_int_equal(rc, IG_ECONFIG);
+	assert_string_equal(msgs,
+	    "t.yaml:11:26: 'ratelimit.state_sync' must be between 100ms and 1h (got 61m)\n");
 	free(msgs);
 
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);

@@ -950,6 +950,258 @@ test_save_load(void **state)
 	rmdir(dir);
 }
 
+/*
+ * The state file's size is checked before it is read: a file larger than
+ * any this limiter could have written (header, max_keys entries, checksum)
+ * is refused at once, whether it is a sparse gigabyte or a valid state
+ * saved with a larger max_keys; the largest file it could write loads.
+ */
+static void
+test_state_size_limit(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/test_ratelimit.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[128];
+	snprintf(path, sizeof(path), "%s/state", dir);
+
+	struct ig_rl_conf c;
+	ig_rl_conf_defaults(&c);
+	c.max_keys = 16;
+	c.max_known = 4;
+	struct ig_rl *rl = mk(&c, key1);
+	const size_t esz = ig_rl_entry_size() - 2 * sizeof(uint32_t);
+	assert_int_equal(ig_rl_state_max_size(rl), 72 + 16 * esz + 32);
+
+	/* A sparse gigabyte: refused without being read. */
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(ftruncate(fileno(f), (off_t)1 << 30), 0);
+	fclose(f);
+	assert_int_equal(ig_rl_load(rl, path, T0), IG_ETOOLONG);
+	assert_int_equal(ig_rl_count(rl), 0);
+	/* One byte over the limit. */
+	assert_int_equal(truncate(path, (off_t)ig_rl_state_max_size(rl) + 1), 0);
+	assert_int_equal(ig_rl_load(rl, path, T0), IG_ETOOLONG);
+
+	/* A valid state from a larger limiter: refused by size as a file, still
+	 * taken (newest keys) from a buffer. */
+	struct ig_rl_conf big = c;
+	big.max_keys = 64;
+	struct ig_rl *rl2 = mk(&big, key2);
+	for (unsigned i = 0; i < 40; i++)
+		failed(rl2, NULL, fmt("192.0.2.%u", i + 1), NULL, T0 + i);
+	assert_int_equal(ig_rl_save(rl2, path, T0 + SEC), 0);
+	ig_rl_free(rl2);
+	assert_int_equal(ig_rl_load(rl, path, T0 + SEC), IG_ETOOLONG);
+	assert_int_equal(ig_rl_count(rl), 0);
+	size_t len;
+	uint8_t *buf = slurp(path, &len);
+	assert_true(len > ig_rl_state_max_size(rl));
+	assert_int_equal(ig_rl_load_buf(rl, buf, len, T0 + SEC), 0);
+	assert_int_equal(ig_rl_count(rl), 16);
+	free(buf);
+	ig_rl_free(rl);
+
+	/* The largest file a limiter writes (max_keys saved entries) loads. */
+	rl = mk(&c, key1);
+	for (unsigned i = 0; i < 40; i++)
+		failed(rl, NULL, fmt("198.51.100.%u", i + 1), NULL, T0 + i);
+	assert_int_equal(ig_rl_count(rl), 16);
+	assert_int_equal(ig_rl_save(rl, path, T0 + SEC), 0);
+	ig_rl_free(rl);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	rl = mk(&c, key2);
+	assert_int_equal((size_t)st.st_size, ig_rl_state_max_size(rl));
+	assert_int_equal(ig_rl_load(rl, path, T0 + SEC), 0);
+	assert_int_equal(ig_rl_count(rl), 16);
+	ig_rl_free(rl);
+
+	unlink(path);
+	rmdir(dir);
+}
+
+/*
+ * The change counter moves with what a crash would lose, and only then:
+ * one row per operation, applied in order to one limiter.
+ */
+enum chg_op { CHG_CHECK, CHG_FAIL, CHG_OK, CHG_LIFT, CHG_SNAPSHOT, CHG_SETCONF };
+
+static const struct {
+	const char *what;
+	enum chg_op op;
+	const char *user, *addr;
+	uint64_t at;                    /* ms after T0 */
+	bool moves;
+} chg_rows[] = {
+	{ "a check", CHG_CHECK, "alice", "192.0.2.1", 0, false },
+	{ "a failure", CHG_FAIL, "alice", "192.0.2.1", 1, true },
+	{ "a check after it", CHG_CHECK, "alice", "192.0.2.1", 2, false },
+	{ "a repeated failure", CHG_FAIL, "alice", "192.0.2.1", 3, true },
+	{ "a success forgiving the pair", CHG_OK, "alice", "192.0.2.1", 4, true },
+	{ "a success again", CHG_OK, "alice", "192.0.2.1", 5, false },
+	{ "a success a minute later", CHG_OK, "alice", "192.0.2.1", MIN, false },
+	{ "a success at a new address", CHG_OK, "alice", "192.0.2.2", MIN, true },
+	{ "a success two hours later", CHG_OK, "alice", "192.0.2.1", 120 * MIN, true },
+	{ "a success without address", CHG_OK, "alice", NULL, 121 * MIN, false },
+	{ "a failure from an exempt address", CHG_FAIL, "bob", "10.1.2.3", 122 * MIN, false },
+	{ "a snapshot", CHG_SNAPSHOT, NULL, NULL, 122 * MIN, false },
+	{ "a reload", CHG_SETCONF, NULL, NULL, 122 * MIN, false },
+	{ "the failure that blocks", CHG_FAIL, "bob", "198.51.100.1", 123 * MIN, true },
+	{ "a refused check", CHG_CHECK, "bob", "198.51.100.1", 124 * MIN, false },
+	{ "a lift", CHG_LIFT, "bob", "198.51.100.1", 125 * MIN, true },
+	{ "a lift of nothing", CHG_LIFT, "bob", "198.51.100.1", 126 * MIN, false },
+	{ "the block running out", CHG_CHECK, "carol", "203.0.113.9", 127 * MIN, false },
+};
+
+static void
+test_changes(void **state)
+{
+	(void)state;
+	struct ig_rl_conf c;
+	ig_rl_conf_defaults(&c);
+	c.max_keys = 64;
+	c.max_known = 8;
+	c.address.threshold = 100;
+	c.user_address.threshold = 1; /* bob blocked at once, for 15 min */
+	struct ig_cidr ex;
+	assert_int_equal(ig_cidr_parse("10.0.0.0/8", &ex), 0);
+	c.exempt.v = &ex;
+	c.exempt.n = 1;
+	struct ig_rl *rl = mk(&c, key1);
+	assert_true(ig_rl_changes(rl) == 0);
+	/* carol's block, started long before the rows, runs out in them. */
+	failed(rl, "carol", "203.0.113.9", NULL, T0 + 100 * MIN);
+	assert_true(check(rl, "carol", "203.0.113.9", NULL, T0 + 101 * MIN).refuse);
+
+	for (size_t r = 0; r < sizeof(chg_rows) / sizeof(chg_rows[0]); r++) {
+		uint64_t before = ig_rl_changes(rl), now = T0 + chg_rows[r].at;
+		struct ig_rl_snapshot *snap;
+		struct ig_rl_attempt a = att(chg_rows[r].user,
+		    chg_rows[r].addr ? A(chg_rows[r].addr) : NULL, "pw", now);
+		struct ig_rl_verdict v;
+		switch (chg_rows[r].op) {
+		case CHG_CHECK:
+			ig_rl_check(rl, &a, &v);
+			break;
+		case CHG_FAIL:
+			ig_rl_failure(rl, &a, &v);
+			break;
+		case CHG_OK:
+			ig_rl_success(rl, &a);
+			break;
+		case CHG_LIFT:
+			ig_rl_lift(rl, "user-address", "bob 198.51.100.1", now);
+			break;
+		case CHG_SNAPSHOT:
+			assert_int_equal(ig_rl_snapshot(rl, now, &snap), 0);
+			ig_rl_snapshot_free(snap);
+			break;
+		case CHG_SETCONF:
+			assert_int_equal(ig_rl_set_conf(rl, &c), 0);
+			break;
+		}
+		uint64_t after = ig_rl_changes(rl);
+		if (chg_rows[r].moves ? after <= before : after != before)
+			fail_msg("row %zu (%s): changes %" PRIu64 " -> %" PRIu64,
+			    r, chg_rows[r].what, before, after);
+	}
+	assert_false(check(rl, "carol", "203.0.113.9", NULL, T0 + 127 * MIN).refuse);
+	ig_rl_free(rl);
+}
+
+/*
+ * Saving in two steps gives the same file as ig_rl_save(); the image loads
+ * from memory; the write is atomic through one fixed temporary that a
+ * crash may leave behind (replaced) or an attacker may plant as a link
+ * (never followed).
+ */
+static void
+test_snapshot(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/test_ratelimit.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[128], tmp[128], other[128], victim[128];
+	snprintf(path, sizeof(path), "%s/state", dir);
+	snprintf(tmp, sizeof(tmp), "%s/state.tmp", dir);
+	snprintf(other, sizeof(other), "%s/other", dir);
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+
+	struct ig_rl_conf c;
+	ig_rl_conf_defaults(&c);
+	c.max_keys = 512;
+	c.max_known = 32;
+	struct ig_rl *rl = mk(&c, key1);
+	state_fixture(rl);
+	uint64_t now = T0 + MIN;
+	struct ig_rl_snapshot *snap;
+	assert_int_equal(ig_rl_snapshot(rl, now, &snap), 0);
+	/* The limiter moves on; the snapshot does not. */
+	for (unsigned i = 0; i < 20; i++)
+		failed(rl, fmt("later%u", i), "192.0.2.77", NULL, now + i);
+
+	/* A stale temporary from a crash is replaced. */
+	spit(tmp, (const uint8_t *)"crashed mid-save", 16);
+	assert_int_equal(ig_rl_snapshot_write(snap, path), 0);
+	assert_int_equal(access(tmp, F_OK), -1);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	size_t len, blen;
+	uint8_t *file = slurp(path, &len);
+	const uint8_t *bytes = ig_rl_snapshot_bytes(snap, &blen);
+	assert_non_null(bytes);
+	assert_int_equal(blen, len);
+	assert_memory_equal(bytes, file, len);
+	ig_rl_snapshot_free(snap);
+
+	/* The image loads as it is, without the later keys. */
+	struct ig_rl *rl2 = mk(&c, key2);
+	assert_int_equal(ig_rl_load_buf(rl2, file, len, now), 0);
+	assert_int_equal(nblocks(rl2, now), 3);
+	assert_false(check(rl2, "x", "192.0.2.77", NULL, now).refuse);
+	ig_rl_free(rl2);
+	/* Same bytes as a one-step save of the same history. */
+	rl2 = mk(&c, key1);
+	state_fixture(rl2);
+	assert_int_equal(ig_rl_save(rl2, other, now), 0);
+	ig_rl_free(rl2);
+	size_t len2;
+	uint8_t *file2 = slurp(other, &len2);
+	assert_int_equal(len2, len);
+	assert_memory_equal(file2, file, len);
+	free(file2);
+	free(file);
+
+	/* A link planted at the temporary name is not followed. */
+	spit(victim, (const uint8_t *)"keep", 4);
+	assert_int_equal(symlink(victim, tmp), 0);
+	assert_int_equal(ig_rl_save(rl, path, now), 0);
+	size_t vlen;
+	uint8_t *v = slurp(victim, &vlen);
+	assert_int_equal(vlen, 4);
+	assert_memory_equal(v, "keep", 4);
+	free(v);
+	rl2 = mk(&c, key2);
+	assert_int_equal(ig_rl_load(rl2, path, now), 0);
+	assert_true(check(rl2, "x", "192.0.2.77", NULL, now + 30).refuse);
+	ig_rl_free(rl2);
+
+	/* A failed write reports it and leaves the old file. */
+	char nodir[160];
+	snprintf(nodir, sizeof(nodir), "%s/absent/state", dir);
+	assert_int_equal(ig_rl_save(rl, nodir, now), IG_EIO);
+	ig_rl_free(rl);
+
+	unlink(path);
+	unlink(other);
+	unlink(victim);
+	unlink(tmp);
+	rmdir(dir);
+}
+
 /* ---- eviction --------------------------------------------------------- */
 
 static void
@@ -1102,6 +1354,9 @@ main(void)
 		cmocka_unit_test(test_tarpit),
 		cmocka_unit_test(test_lift_foreach),
 		cmocka_unit_test(test_save_load),
+		cmocka_unit_test(test_state_size_limit),
+		cmocka_unit_test(test_changes),
+		cmocka_unit_test(test_snapshot),
 		cmocka_unit_test(test_eviction_keeps_blocks_and_known),
 		cmocka_unit_test(test_disabled),
 		cmocka_unit_test(test_million_keys),
