@@ -24,6 +24,19 @@ def imaps(ig, ca, timeout=30):
                              timeout=timeout)
 
 
+def read_to_tagged(f, tag, timeout=60):
+    """Lines from the file object f up to the one starting with tag (bytes,
+    with its trailing space). Fails at once when the connection ends
+    first, and after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        line = f.readline()
+        assert line, "connection closed before the %r answer" % tag
+        if line.startswith(tag):
+            return line
+        assert time.monotonic() < deadline, "no %r answer in %ds" % (tag, timeout)
+
+
 def test_append_fetch_5mb_byte_identical(ig, ca):
     msg = igtest.make_message(5 * 1024 * 1024, subject="five megabytes")
     m = imaps(ig, ca, timeout=60)
@@ -195,11 +208,9 @@ def test_slow_reader_large_fetch_memory_bounded(ig, ca):
         f = s.makefile("rb")
         f.readline()  # greeting
         s.sendall(b"a LOGIN %s %s\r\n" % (ALICE.encode(), ALICE_PW.encode()))
-        while not f.readline().startswith(b"a "):
-            pass
+        read_to_tagged(f, b"a ")
         s.sendall(b"b SELECT INBOX\r\n")
-        while not f.readline().startswith(b"b "):
-            pass
+        read_to_tagged(f, b"b ")
         before = ig.rss_kb()
         s.sendall(b"c UID FETCH %s (BODY.PEEK[])\r\n" % uid.encode())
         peak = before
@@ -219,8 +230,7 @@ def test_slow_reader_large_fetch_memory_bounded(ig, ca):
             h.update(chunk)
             left -= len(chunk)
         assert h.hexdigest() == hashlib.sha256(msg).hexdigest()
-        while not f.readline().startswith(b"c "):
-            pass
+        read_to_tagged(f, b"c ")
         s.sendall(b"d LOGOUT\r\n")
     finally:
         s.close()
