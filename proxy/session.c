@@ -47,6 +47,7 @@ static void session_timer_cb(uv_timer_t *t);
 static void session_pump(struct ig_session *s);
 static void session_timer_close_cb(uv_handle_t *h);
 static void session_finish_close(struct ig_session *s);
+static void session_linger(struct ig_session *s);
 
 uint64_t
 ig_session_now(const struct ig_session *s)
@@ -299,10 +300,8 @@ void
 ig_session_on_io(struct ig_session *s)
 {
 	if (s->closing) {
-		if (s->close_graceful && ig_conn_drained(&s->client) && s->reply.len == 0)
-			session_finish_close(s);
-		else if (s->close_graceful && s->reply.len > 0)
-			(void)ig_session_flush_reply(s);
+		if (s->close_graceful)
+			session_linger(s);
 		return;
 	}
 	session_pump(s);
@@ -576,23 +575,53 @@ ig_session_close(struct ig_session *s, const char *reason, bool graceful)
 	mbedtls_platform_zeroize(s->att.stage, s->att.stage_cap);
 	mbedtls_platform_zeroize(s->cin.p, s->cin.cap);
 	ig_backend_close(s);
-	if (s->client.open && !s->client.closing && s->client.error == 0) {
-		if (graceful)
-			(void)ig_session_flush_reply(s);
-		ig_tls_close_notify(&s->client);
-		(void)ig_conn_flush(&s->client);
-	}
-	if (graceful && s->client.open && s->client.error == 0 &&
-	    !(ig_conn_drained(&s->client) && s->reply.len == 0)) {
+	struct ig_conn *c = &s->client;
+	bool usable = c->open && !c->closing && c->connected && c->error == 0;
+	if (graceful && usable) {
 		s->close_graceful = true;
-		if (s->client.reading) {
-			uv_read_stop((uv_stream_t *)&s->client.tcp);
-			s->client.reading = false;
-		}
 		ig_session_timer(s, IG_LINGER_MS);
+		session_linger(s);
 		return;
 	}
+	if (usable && !c->shut_wanted && c->tls_wpending == 0) {
+		/* Best effort: the handle closes right after. */
+		(void)ig_tls_close_notify(c);
+		(void)ig_conn_flush(c);
+	}
 	session_finish_close(s);
+}
+
+/*
+ * Graceful close, step by step (called again on every I/O until done): our
+ * remaining replies go out, then close_notify and a TCP shutdown of the
+ * client's write side; the handles close once the shutdown has completed
+ * and the client has closed its side too. Whatever the client sends
+ * meanwhile is read and dropped: closing a socket with unread input makes
+ * the kernel reset the connection and throw away what we sent that is
+ * still in flight (our last words). The linger timer bounds all of it.
+ * May close the session's handles.
+ */
+static void
+session_linger(struct ig_session *s)
+{
+	struct ig_conn *c = &s->client;
+	if (!c->open || c->closing || c->error != 0) {
+		session_finish_close(s);
+		return;
+	}
+	ig_conn_discard_input(c);
+	if (ig_session_flush_reply(s) < 0) {
+		session_finish_close(s);
+		return;
+	}
+	if (s->reply.len > 0)
+		return;
+	if (ig_conn_shutdown(c) < 0) {
+		session_finish_close(s);
+		return;
+	}
+	if (c->shut_done && c->eof)
+		session_finish_close(s);
 }
 
 void
