@@ -263,35 +263,70 @@ session_pump(struct ig_session *s)
 	}
 
 	/* Not authenticated yet: our own command loop, maybe a backend login. */
-	int rc = session_read_client(s);
-	if (s->state == IG_SS_PREAUTH || s->state == IG_SS_SASL)
-		ig_preauth_process(s);
-	if (s->closing)
-		return;
-	if (s->state == IG_SS_BACKEND_CONNECT || s->state == IG_SS_BACKEND_AUTH)
-		ig_backend_pump(s);
-	if (s->closing)
-		return;
-	if (s->state == IG_SS_RELAY) {
-		ig_relay_pump(s);
-		return;
+	int rc = 0;
+	if (s->client_end == 0) {
+		rc = session_read_client(s);
+		if (rc == IG_EEOF) {
+			/* The client will send nothing more; what it sent (a
+			   pipelined LOGIN and commands, say) is still answered. */
+			s->client_end = IG_EEOF;
+			rc = 0;
+		}
 	}
-	if (s->tarpit) {
-		ig_conn_update_read(&s->client);
-		return;
-	}
-	if (ig_session_flush_reply(s) < 0) {
-		ig_session_close(s, "client-write-error", false);
-		return;
-	}
-	if (s->starttls_pending && s->reply.len == 0) {
-		session_begin_starttls(s);
+	bool probing = false;
+	size_t left = 0;
+	for (;;) {
+		if (s->state == IG_SS_PREAUTH || s->state == IG_SS_SASL)
+			ig_preauth_process(s);
 		if (s->closing)
 			return;
-	}
-	if (rc < 0 && !s->starttls_pending) {
-		ig_session_close(s, rc == IG_EEOF ? "client-closed" : "client-error", false);
-		return;
+		if (probing && s->reply.len == 0 && !s->tarpit && !s->starttls_pending &&
+		    (s->state == IG_SS_PREAUTH || s->state == IG_SS_SASL) &&
+		    s->cin.len - s->cin.off == left) {
+			/* Input over, every complete command answered. */
+			ig_session_close(s, "client-closed", true);
+			return;
+		}
+		if (s->state == IG_SS_BACKEND_CONNECT || s->state == IG_SS_BACKEND_AUTH)
+			ig_backend_pump(s);
+		if (s->closing)
+			return;
+		if (s->state == IG_SS_RELAY) {
+			ig_relay_pump(s);
+			return;
+		}
+		if (s->tarpit) {
+			ig_conn_update_read(&s->client);
+			return;
+		}
+		if (ig_session_flush_reply(s) < 0) {
+			ig_session_close(s, "client-write-error", false);
+			return;
+		}
+		if (s->starttls_pending && s->reply.len == 0) {
+			session_begin_starttls(s);
+			if (s->closing)
+				return;
+			if (s->client_end != 0) {
+				/* No handshake can follow the end of the input. */
+				ig_session_close(s, "client-closed", false);
+				return;
+			}
+		}
+		if (rc < 0 && !s->starttls_pending) {
+			ig_session_close(s, "client-error", false);
+			return;
+		}
+		/*
+		 * Input over and our answers handed to the socket: go round once
+		 * more in case the command loop had stopped for room in the
+		 * reply buffer; if it finds nothing to answer, close.
+		 */
+		if (s->client_end == 0 || s->starttls_pending || s->reply.len > 0 ||
+		    (s->state != IG_SS_PREAUTH && s->state != IG_SS_SASL))
+			break;
+		probing = true;
+		left = s->cin.len - s->cin.off;
 	}
 	ig_conn_update_read(&s->client);
 }
