@@ -16,6 +16,7 @@
 static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void conn_write_cb(uv_write_t *req, int status);
+static void conn_shutdown_cb(uv_shutdown_t *req, int status);
 static void conn_close_cb(uv_handle_t *h);
 
 int
@@ -136,6 +137,8 @@ ig_conn_write_raw(struct ig_conn *c, const uint8_t *buf, size_t len)
 		return c->error;
 	if (!c->open || c->closing)
 		return IG_EIO;
+	if (c->shut_sent)
+		return IG_EINVAL; /* nothing goes out after the shutdown */
 	size_t room = c->wcap - c->wlen;
 	size_t n = room < len ? room : len;
 	if (n > 0) {
@@ -149,6 +152,8 @@ long
 ig_conn_write(struct ig_conn *c, const uint8_t *buf, size_t len)
 {
 	long n;
+	if (c->shut_wanted)
+		return IG_EINVAL;
 	if (c->tls)
 		n = ig_tls_write(c, buf, len);
 	else
@@ -159,6 +164,71 @@ ig_conn_write(struct ig_conn *c, const uint8_t *buf, size_t len)
 	if (rc < 0)
 		return rc;
 	return n;
+}
+
+/*
+ * Advances a requested shutdown: queues the close_notify (retried while the
+ * output is full), then shuts the write side down once everything queued
+ * has been written. Returns 0 or a negative IG_E*.
+ */
+static int
+conn_shutdown_step(struct ig_conn *c)
+{
+	if (!c->shut_wanted || c->shut_sent || !c->open || c->closing || !c->connected)
+		return 0;
+	if (c->error)
+		return c->error;
+	if (!c->shut_notified) {
+		int rc = ig_tls_close_notify(c);
+		if (rc < 0)
+			return rc;
+		c->shut_notified = rc > 0;
+		rc = ig_conn_flush(c);
+		if (rc < 0)
+			return rc;
+		if (!c->shut_notified)
+			return 0; /* the write callback calls again */
+	}
+	if (!ig_conn_drained(c))
+		return 0; /* the write callback calls again */
+	c->sreq.data = c;
+	if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, conn_shutdown_cb) != 0) {
+		c->error = IG_EIO;
+		return IG_EIO;
+	}
+	c->shut_sent = true;
+	ig_session_handle_opened(c->s); /* the request holds the session */
+	return 0;
+}
+
+int
+ig_conn_shutdown(struct ig_conn *c)
+{
+	if (!c->open || c->closing || !c->connected)
+		return IG_EIO;
+	if (c->error)
+		return c->error;
+	if (!c->shut_wanted) {
+		if (c->tls && c->tls_wpending > 0)
+			return IG_EINVAL;
+		c->shut_wanted = true;
+	}
+	return conn_shutdown_step(c);
+}
+
+static void
+conn_shutdown_cb(uv_shutdown_t *req, int status)
+{
+	struct ig_conn *c = req->data;
+	struct ig_session *s = c->s;
+	c->shut_done = true;
+	/* UV_ECANCELED: the handle is closing; nothing to report. */
+	if (status < 0 && status != UV_ECANCELED && c->error == 0)
+		c->error = IG_EIO;
+	if (!ig_session_handle_closed(s)) /* false: s was freed */
+		return;
+	/* may close the session */
+	ig_session_on_io(s);
 }
 
 int
@@ -195,8 +265,11 @@ conn_write_cb(uv_write_t *req, int status)
 	c->wflight = 0;
 	if (status < 0 && c->error == 0)
 		c->error = IG_EIO;
-	if (status == 0 && !c->closing)
+	if (status == 0 && !c->closing) {
 		ig_conn_flush(c);
+		if (conn_shutdown_step(c) < 0 && c->error == 0)
+			c->error = IG_EIO;
+	}
 	if (!ig_session_handle_closed(s)) /* false: s was freed */
 		return;
 	/* may close the session */

@@ -34,10 +34,22 @@ long ig_conn_read(struct ig_conn *c, uint8_t *buf, size_t len);
 /*
  * Writes up to len plaintext bytes. Returns >0 bytes accepted, 0 when the
  * output is full (call again with the same bytes once it drains), or a
- * negative IG_E*. A TLS write that returned 0 must be retried with the same
- * buf and at least the same len.
+ * negative IG_E* (IG_EINVAL after ig_conn_shutdown()). A TLS write that
+ * returned 0 must be retried with the same buf and at least the same len.
  */
 long ig_conn_write(struct ig_conn *c, const uint8_t *buf, size_t len);
+
+/*
+ * Ends our output on c, keeping its input open (a half-close): plaintext
+ * writes are refused from now on (IG_EINVAL); a TLS close_notify is queued
+ * behind the bytes already queued, and once everything has been written the
+ * TCP write side is shut down. The remaining steps run from the write
+ * callbacks; c->shut_done says when the shutdown has completed, and the
+ * session is told through ig_session_on_io(). Idempotent. Returns 0, or a
+ * negative IG_E*: IG_EINVAL when a TLS write still waits to be retried (end
+ * the plaintext first), IG_EIO or IG_ETLS on failure.
+ */
+int ig_conn_shutdown(struct ig_conn *c);
 
 /* Starts a uv_write of queued bytes if none is in flight. Returns 0 or IG_EIO. */
 int ig_conn_flush(struct ig_conn *c);

@@ -32,6 +32,18 @@ struct ig_conn {
 	uv_write_t wreq;
 	bool wipe_writes;        /* zeroize written bytes (credentials inside) */
 
+	/*
+	 * Ending our output (ig_conn_shutdown): no plaintext is written once
+	 * shut_wanted is set; a TLS close_notify goes behind what is queued,
+	 * and the TCP write side is shut down when everything has been written.
+	 */
+	bool shut_wanted;        /* our output is over */
+	bool shut_notified;      /* close_notify queued in wbuf (or no TLS) */
+	bool shut_sent;          /* uv_shutdown() issued: wbuf takes nothing more */
+	bool shut_done;          /* its callback came */
+	uv_shutdown_t sreq;      /* data = this conn; holds a session reference
+	                            until its callback */
+
 	bool open;               /* tcp initialised and not closed */
 	bool closing;            /* uv_close() called, close_cb pending */
 	bool connected;          /* usable for I/O */

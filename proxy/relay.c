@@ -27,22 +27,24 @@ relay_compact(struct ig_buf *b)
 /*
  * Moves what it can from one connection through buf to the other.
  * Returns >0 on progress, 0 for none, <0 (IG_E*) on a write error.
- * *in_eof is set when the source has closed.
+ * When the source's input ends, *ended records why (IG_EEOF, or a read
+ * error) and the source is not read again; what buf holds still goes out.
  */
 static int
 relay_move(struct ig_session *s, struct ig_conn *from, struct ig_buf *buf,
-    struct ig_conn *to, bool *in_eof)
+    struct ig_conn *to, int *ended)
 {
 	int progress = 0;
 	relay_compact(buf);
-	if (buf->len < buf->cap && !*in_eof) {
+	if (buf->len < buf->cap && *ended == 0) {
 		long n = ig_conn_read(from, buf->p + buf->len, buf->cap - buf->len);
 		if (n > 0) {
 			buf->len += (size_t)n;
 			s->last_activity_ms = ig_session_now(s);
 			progress = 1;
 		} else if (n < 0) {
-			*in_eof = true;
+			*ended = (int)n;
+			progress = 1;
 		}
 	}
 	if (buf->off < buf->len) {
@@ -58,15 +60,26 @@ relay_move(struct ig_session *s, struct ig_conn *from, struct ig_buf *buf,
 	return progress;
 }
 
+/*
+ * Half-close: a client whose input ends (a TCP FIN, with or without a TLS
+ * close_notify) still gets every answer. What it sent goes to the backend,
+ * then the backend's side is ended the same way (close_notify when it is
+ * TLS, then a TCP shutdown), and the backend's bytes keep flowing to the
+ * client until the backend closes too (or the idle timeout). When the
+ * backend ends first, what it sent is delivered, and the session closes
+ * gracefully: close_notify and a shutdown to the client, then the close.
+ */
 void
 ig_relay_pump(struct ig_session *s)
 {
-	bool cl_eof = false, be_eof = false;
 	for (;;) {
-		int p1 = relay_move(s, &s->client, &s->cin, &s->backend, &cl_eof);
-		if (p1 < 0) {
-			ig_session_close(s, "backend-write-error", false);
-			return;
+		int p1 = 0;
+		if (!s->backend.shut_wanted) {
+			p1 = relay_move(s, &s->client, &s->cin, &s->backend, &s->client_end);
+			if (p1 < 0) {
+				ig_session_close(s, "backend-write-error", false);
+				return;
+			}
 		}
 		/* Our own last words (the forwarded tagged OK) go first. */
 		int p2 = 0;
@@ -78,7 +91,7 @@ ig_relay_pump(struct ig_session *s)
 			}
 			p2 = (s->reply.len - s->reply.off) != before;
 		} else {
-			p2 = relay_move(s, &s->backend, &s->bin, &s->client, &be_eof);
+			p2 = relay_move(s, &s->backend, &s->bin, &s->client, &s->backend_end);
 			if (p2 < 0) {
 				ig_session_close(s, "client-write-error", false);
 				return;
@@ -87,13 +100,23 @@ ig_relay_pump(struct ig_session *s)
 		if (p1 == 0 && p2 == 0)
 			break;
 	}
-	if (be_eof && s->bin.off == s->bin.len && s->reply.len == 0) {
-		ig_session_close(s, "backend-closed", true);
+	if (s->client_end != 0 && s->client_end != IG_EEOF) {
+		/* A broken client connection: nothing can reach it any more. */
+		ig_session_close(s, "client-error", false);
 		return;
 	}
-	if (cl_eof && s->cin.off == s->cin.len) {
-		ig_session_close(s, "client-closed", false);
+	if (s->backend_end != 0 && s->bin.off == s->bin.len && s->reply.len == 0) {
+		const char *why = s->client_end != 0 ? "client-closed" :
+		    s->backend_end == IG_EEOF ? "backend-closed" : "backend-error";
+		ig_session_close(s, why, true);
 		return;
+	}
+	if (s->client_end != 0 && s->cin.off == s->cin.len && !s->backend.shut_wanted) {
+		ig_session_log(s, IG_LOG_INFO, "event=half-close from=client");
+		if (ig_conn_shutdown(&s->backend) < 0) {
+			ig_session_close(s, "backend-write-error", false);
+			return;
+		}
 	}
 	ig_conn_update_read(&s->client);
 	ig_conn_update_read(&s->backend);

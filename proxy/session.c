@@ -47,6 +47,7 @@ static void session_timer_cb(uv_timer_t *t);
 static void session_pump(struct ig_session *s);
 static void session_timer_close_cb(uv_handle_t *h);
 static void session_finish_close(struct ig_session *s);
+static void session_linger(struct ig_session *s);
 
 const struct ig_policy_conf *
 ig_session_policy(const struct ig_session *s)
@@ -268,42 +269,77 @@ session_pump(struct ig_session *s)
 	}
 
 	/* Not authenticated yet: our own command loop, maybe a backend login. */
-	int rc = session_read_client(s);
-	if (s->state == IG_SS_PREAUTH || s->state == IG_SS_SASL)
-		ig_preauth_process(s);
-	if (s->closing)
-		return;
-	if (s->state == IG_SS_BACKEND_CONNECT || s->state == IG_SS_BACKEND_AUTH)
-		ig_backend_pump(s);
-	if (s->closing)
-		return;
-	if (s->state == IG_SS_RELAY) {
-		ig_relay_pump(s);
-		return;
+	int rc = 0;
+	if (s->client_end == 0) {
+		rc = session_read_client(s);
+		if (rc == IG_EEOF) {
+			/* The client will send nothing more; what it sent (a
+			   pipelined LOGIN and commands, say) is still answered. */
+			s->client_end = IG_EEOF;
+			rc = 0;
+		}
 	}
-	if (s->tarpit) {
-		ig_conn_update_read(&s->client);
-		return;
-	}
-	if (ig_session_flush_reply(s) < 0) {
-		ig_session_close(s, "client-write-error", false);
-		return;
-	}
-	if (s->starttls_pending && s->reply.len == 0) {
-		session_begin_starttls(s);
+	bool probing = false;
+	size_t left = 0;
+	for (;;) {
+		if (s->state == IG_SS_PREAUTH || s->state == IG_SS_SASL)
+			ig_preauth_process(s);
 		if (s->closing)
 			return;
-	}
-	if (rc < 0 && !s->starttls_pending) {
-		if (rc == IG_ETLS) {
-			char err[256];
-			ig_tls_last_error(&s->client, err, sizeof(err));
-			ig_session_log(s, IG_LOG_WARN, "event=tls-error side=client reason=\"%s\"",
-			    err);
+		if (probing && s->reply.len == 0 && !s->tarpit && !s->starttls_pending &&
+		    (s->state == IG_SS_PREAUTH || s->state == IG_SS_SASL) &&
+		    s->cin.len - s->cin.off == left) {
+			/* Input over, every complete command answered. */
+			ig_session_close(s, "client-closed", true);
+			return;
 		}
-		ig_session_close(s, rc == IG_EEOF ? "client-closed" :
-		    rc == IG_ETLS ? "client-tls-error" : "client-error", false);
-		return;
+		if (s->state == IG_SS_BACKEND_CONNECT || s->state == IG_SS_BACKEND_AUTH)
+			ig_backend_pump(s);
+		if (s->closing)
+			return;
+		if (s->state == IG_SS_RELAY) {
+			ig_relay_pump(s);
+			return;
+		}
+		if (s->tarpit) {
+			ig_conn_update_read(&s->client);
+			return;
+		}
+		if (ig_session_flush_reply(s) < 0) {
+			ig_session_close(s, "client-write-error", false);
+			return;
+		}
+		if (s->starttls_pending && s->reply.len == 0) {
+			session_begin_starttls(s);
+			if (s->closing)
+				return;
+			if (s->client_end != 0) {
+				/* No handshake can follow the end of the input. */
+				ig_session_close(s, "client-closed", false);
+				return;
+			}
+		}
+		if (rc < 0 && !s->starttls_pending) {
+			if (rc == IG_ETLS) {
+				char err[256];
+				ig_tls_last_error(&s->client, err, sizeof(err));
+				ig_session_log(s, IG_LOG_WARN,
+				    "event=tls-error side=client reason=\"%s\"", err);
+			}
+			ig_session_close(s, rc == IG_ETLS ? "client-tls-error" : "client-error",
+			    false);
+			return;
+		}
+		/*
+		 * Input over and our answers handed to the socket: go round once
+		 * more in case the command loop had stopped for room in the
+		 * reply buffer; if it finds nothing to answer, close.
+		 */
+		if (s->client_end == 0 || s->starttls_pending || s->reply.len > 0 ||
+		    (s->state != IG_SS_PREAUTH && s->state != IG_SS_SASL))
+			break;
+		probing = true;
+		left = s->cin.len - s->cin.off;
 	}
 	ig_conn_update_read(&s->client);
 }
@@ -312,10 +348,8 @@ void
 ig_session_on_io(struct ig_session *s)
 {
 	if (s->closing) {
-		if (s->close_graceful && ig_conn_drained(&s->client) && s->reply.len == 0)
-			session_finish_close(s);
-		else if (s->close_graceful && s->reply.len > 0)
-			(void)ig_session_flush_reply(s);
+		if (s->close_graceful)
+			session_linger(s);
 		return;
 	}
 	session_pump(s);
@@ -590,23 +624,53 @@ ig_session_close(struct ig_session *s, const char *reason, bool graceful)
 	mbedtls_platform_zeroize(s->att.stage, s->att.stage_cap);
 	mbedtls_platform_zeroize(s->cin.p, s->cin.cap);
 	ig_backend_close(s);
-	if (s->client.open && !s->client.closing && s->client.error == 0) {
-		if (graceful)
-			(void)ig_session_flush_reply(s);
-		ig_tls_close_notify(&s->client);
-		(void)ig_conn_flush(&s->client);
-	}
-	if (graceful && s->client.open && s->client.error == 0 &&
-	    !(ig_conn_drained(&s->client) && s->reply.len == 0)) {
+	struct ig_conn *c = &s->client;
+	bool usable = c->open && !c->closing && c->connected && c->error == 0;
+	if (graceful && usable) {
 		s->close_graceful = true;
-		if (s->client.reading) {
-			uv_read_stop((uv_stream_t *)&s->client.tcp);
-			s->client.reading = false;
-		}
 		ig_session_timer(s, IG_LINGER_MS);
+		session_linger(s);
 		return;
 	}
+	if (usable && !c->shut_wanted && c->tls_wpending == 0) {
+		/* Best effort: the handle closes right after. */
+		(void)ig_tls_close_notify(c);
+		(void)ig_conn_flush(c);
+	}
 	session_finish_close(s);
+}
+
+/*
+ * Graceful close, step by step (called again on every I/O until done): our
+ * remaining replies go out, then close_notify and a TCP shutdown of the
+ * client's write side; the handles close once the shutdown has completed
+ * and the client has closed its side too. Whatever the client sends
+ * meanwhile is read and dropped: closing a socket with unread input makes
+ * the kernel reset the connection and throw away what we sent that is
+ * still in flight (our last words). The linger timer bounds all of it.
+ * May close the session's handles.
+ */
+static void
+session_linger(struct ig_session *s)
+{
+	struct ig_conn *c = &s->client;
+	if (!c->open || c->closing || c->error != 0) {
+		session_finish_close(s);
+		return;
+	}
+	ig_conn_discard_input(c);
+	if (ig_session_flush_reply(s) < 0) {
+		session_finish_close(s);
+		return;
+	}
+	if (s->reply.len > 0)
+		return;
+	if (ig_conn_shutdown(c) < 0) {
+		session_finish_close(s);
+		return;
+	}
+	if (c->shut_done && c->eof)
+		session_finish_close(s);
 }
 
 void

@@ -140,6 +140,12 @@ struct ig_session {
 	                                   refused login): no output, no
 	                                   commands until the timer fires */
 	bool bye_after_tarpit;          /* too many failures: close then */
+	int client_end;                 /* 0 while the client may still send;
+	                                   then why its input ended: IG_EEOF
+	                                   (closed, with or without
+	                                   close_notify) or an error. What it
+	                                   sent before is still answered. */
+	int backend_end;                /* the same for the backend, in relay */
 
 	/* Plaintext buffers. */
 	struct ig_buf cin;              /* from the client: commands, relay */

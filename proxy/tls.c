@@ -406,11 +406,21 @@ ig_tls_write(struct ig_conn *c, const uint8_t *buf, size_t len)
 	return c->error ? c->error : IG_ETLS;
 }
 
-void
+int
 ig_tls_close_notify(struct ig_conn *c)
 {
-	if (c->tls && c->tls_done)
-		(void)mbedtls_ssl_close_notify(&c->ssl);
+	if (!c->tls || !c->tls_done)
+		return 1;
+	/*
+	 * A record that did not fit is kept by mbedTLS (out_left); the next
+	 * call flushes it instead of building another alert.
+	 */
+	int ret = mbedtls_ssl_close_notify(&c->ssl);
+	if (ret == 0)
+		return 1;
+	if (ret == MBEDTLS_ERR_SSL_WANT_WRITE || ret == MBEDTLS_ERR_SSL_WANT_READ)
+		return 0;
+	return c->error ? c->error : IG_ETLS;
 }
 
 void

@@ -66,8 +66,14 @@ int ig_tls_handshake(struct ig_conn *c, char *err, size_t errsz);
 long ig_tls_read(struct ig_conn *c, uint8_t *buf, size_t len);
 long ig_tls_write(struct ig_conn *c, const uint8_t *buf, size_t len);
 
-/* Queues a close_notify alert, best effort. */
-void ig_tls_close_notify(struct ig_conn *c);
+/*
+ * Queues a close_notify alert in c's output. Returns 1 when it has been
+ * queued (or c has no established TLS session: nothing to send), 0 when the
+ * output is full: call again once it has drained, which finishes the same
+ * alert rather than sending a second one. Returns IG_ETLS (or c's socket
+ * error) on failure. No plaintext write may be pending a retry.
+ */
+int ig_tls_close_notify(struct ig_conn *c);
 
 /* Frees the per-connection context (idempotent). */
 void ig_tls_free(struct ig_conn *c);

@@ -1,17 +1,21 @@
 """After a successful login the session is Dovecot's, byte for byte: large
 literals both ways, IDLE with another client's APPEND, literals that
-would be refused before login, and a clean LOGOUT."""
+would be refused before login, a clean LOGOUT, and a client that
+half-closes (ends its side, with or without a TLS close_notify) still
+getting every answer."""
 
 import hashlib
 import imaplib
 import re
+import socket
+import ssl
 import threading
 import time
 
 import pytest
 
 import igtest
-from igtest import ALICE, ALICE_PW, Raw, status
+from igtest import ALICE, ALICE_PW, Closed, Raw, status
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +26,155 @@ def ig(imapguard_mod, devcerts, dovecot):
 def imaps(ig, ca, timeout=30):
     return imaplib.IMAP4_SSL(*ig.addr("imaps"), ssl_context=igtest.client_context(ca),
                              timeout=timeout)
+
+
+def read_to_tagged(f, tag, timeout=60):
+    """Lines from the file object f up to the one starting with tag (bytes,
+    with its trailing space). Fails at once when the connection ends
+    first, and after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        line = f.readline()
+        assert line, "connection closed before the %r answer" % tag
+        if line.startswith(tag):
+            return line
+        assert time.monotonic() < deadline, "no %r answer in %ds" % (tag, timeout)
+
+
+class HalfCloser:
+    """An IMAP client that ends its side of the connection and then reads
+    until the server ends its side. TLS runs through ssl.MemoryBIO so the
+    test decides what goes out before the FIN: an ssl.SSLSocket cannot do
+    this (its shutdown() drops the TLS layer, unwrap() waits for the
+    peer's close_notify)."""
+
+    def __init__(self, host, port, ctx=None, timeout=igtest.IO_TIMEOUT):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.timeout = timeout
+        self.tls = None
+        self.buf = b""
+        self.close_notify_seen = False  # the server ended TLS cleanly
+        if ctx is not None:
+            self.starttls(ctx)
+
+    def starttls(self, ctx):
+        assert not self.buf, "unread bytes before the TLS handshake: %r" % self.buf
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ctx.wrap_bio(self.inc, self.out, server_hostname="localhost")
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._push(tls)
+                if not self._feed(deadline):
+                    raise Closed("EOF during the TLS handshake")
+        self._push(tls)
+        self.tls = tls
+
+    def _push(self, tls):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _feed(self, deadline):
+        """Raw bytes from the socket into the TLS layer; False at EOF."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("nothing from the server in %.0fs; have %r" %
+                                 (self.timeout, self.buf[-300:]))
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(1 << 16)
+        except socket.timeout:
+            raise AssertionError("nothing from the server in %.0fs; have %r" %
+                                 (self.timeout, self.buf[-300:]))
+        if data:
+            self.inc.write(data)
+        else:
+            self.inc.write_eof()
+        return bool(data)
+
+    def _more(self, deadline):
+        """Reads more plaintext into buf. False at the server's EOF."""
+        if self.tls is None:
+            left = deadline - time.monotonic()
+            assert left > 0, "nothing from the server in time; have %r" % self.buf[-300:]
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(1 << 16)
+            except socket.timeout:
+                raise AssertionError("nothing from the server in time; have %r" %
+                                     self.buf[-300:])
+            self.buf += data
+            return bool(data)
+        while True:
+            try:
+                data = self.tls.read(1 << 16)
+            except ssl.SSLWantReadError:
+                self._feed(deadline)
+                continue
+            except ssl.SSLZeroReturnError:  # close_notify, after ours
+                self.close_notify_seen = True
+                return False
+            except ssl.SSLEOFError:  # a FIN without close_notify
+                return False
+            if not data:  # close_notify (we had not sent ours)
+                self.close_notify_seen = True
+                return False
+            self.buf += data
+            return True
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        if self.tls is None:
+            self.sock.sendall(data)
+        else:
+            self.tls.write(data)
+            self._push(self.tls)
+
+    def readline(self):
+        deadline = time.monotonic() + self.timeout
+        while b"\n" not in self.buf:
+            if not self._more(deadline):
+                raise Closed("connection closed by peer; unread %r" % self.buf)
+        i = self.buf.index(b"\n") + 1
+        line, self.buf = self.buf[:i], self.buf[i:]
+        return line
+
+    def read_to_tagged(self, tag):
+        while True:
+            line = self.readline()
+            if line.startswith(tag.encode() + b" "):
+                return line.decode().rstrip()
+
+    def half_close(self, close_notify):
+        """Ends our side: a TLS close_notify first if asked, then the FIN
+        (shutdown of the socket's write side). Reading goes on."""
+        if close_notify:
+            try:
+                self.tls.unwrap()  # sends close_notify; the peer's is not awaited
+            except ssl.SSLWantReadError:
+                pass
+            self._push(self.tls)
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def read_to_eof(self, timeout):
+        """Everything the server sends until it ends its side (bytes).
+        Fails after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while self._more(deadline):
+            pass
+        data, self.buf = self.buf, b""
+        return data
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
 def test_append_fetch_5mb_byte_identical(ig, ca):
@@ -195,11 +348,9 @@ def test_slow_reader_large_fetch_memory_bounded(ig, ca):
         f = s.makefile("rb")
         f.readline()  # greeting
         s.sendall(b"a LOGIN %s %s\r\n" % (ALICE.encode(), ALICE_PW.encode()))
-        while not f.readline().startswith(b"a "):
-            pass
+        read_to_tagged(f, b"a ")
         s.sendall(b"b SELECT INBOX\r\n")
-        while not f.readline().startswith(b"b "):
-            pass
+        read_to_tagged(f, b"b ")
         before = ig.rss_kb()
         s.sendall(b"c UID FETCH %s (BODY.PEEK[])\r\n" % uid.encode())
         peak = before
@@ -219,8 +370,222 @@ def test_slow_reader_large_fetch_memory_bounded(ig, ca):
             h.update(chunk)
             left -= len(chunk)
         assert h.hexdigest() == hashlib.sha256(msg).hexdigest()
-        while not f.readline().startswith(b"c "):
-            pass
+        read_to_tagged(f, b"c ")
         s.sendall(b"d LOGOUT\r\n")
     finally:
         s.close()
+
+
+# --------------------------------------------------------------------------
+# Half-close: a client that ends its side still reads every answer.
+
+@pytest.fixture(scope="module")
+def ig_clear(imapguard_mod, devcerts, dovecot):
+    """A proxy that takes logins over cleartext (require_tls off), for the
+    plain TCP half-close."""
+    cfg = igtest.base_config(devcerts, dovecot.address, listeners=("imap",))
+    cfg["policy"]["defaults"]["require_tls"] = False
+    return imapguard_mod(cfg)
+
+
+def half_closer(request, kind, ca):
+    """A greeted HalfCloser. kind: "imaps" (implicit TLS), "starttls" (after
+    STARTTLS), "clear" (plain TCP to a proxy that allows it) or "dovecot"
+    (Dovecot itself, the reference). Returns (client, proxy or None)."""
+    ctx = igtest.client_context(ca)
+    ig = None
+    if kind == "dovecot":
+        dv = request.getfixturevalue("dovecot")
+        c = HalfCloser(dv.host, dv.port)
+    elif kind == "clear":
+        ig = request.getfixturevalue("ig_clear")
+        c = HalfCloser(*ig.addr("imap"))
+    else:
+        ig = request.getfixturevalue("ig")
+        c = HalfCloser(*ig.addr(kind if kind == "imaps" else "imap"),
+                       ctx=ctx if kind == "imaps" else None)
+    assert c.readline().startswith(b"* OK")
+    if kind == "starttls":
+        c.send("s STARTTLS\r\n")
+        assert status(c.read_to_tagged("s")) == "OK"
+        c.starttls(ctx)
+    return c, ig
+
+
+def close_count(ig, reason):
+    return ig.log_text().count(" event=close reason=%s " % reason)
+
+
+def tagged(data, tag):
+    """The tagged line for tag in data (bytes), or None."""
+    m = re.search(rb"^%s (OK|NO|BAD)\b[^\r\n]*" % re.escape(tag.encode()), data, re.M)
+    return m.group(0).decode() if m else None
+
+
+HALF_CLOSE_KINDS = [
+    ("imaps", False), ("imaps", True),
+    ("starttls", False), ("starttls", True),
+    ("clear", False),
+    ("dovecot", False),
+]
+HALF_CLOSE_IDS = ["%s-%s" % (k, "close_notify+fin" if cn else "fin")
+                  for k, cn in HALF_CLOSE_KINDS]
+
+
+@pytest.mark.parametrize("kind,close_notify", HALF_CLOSE_KINDS, ids=HALF_CLOSE_IDS)
+def test_half_close_after_login_gets_every_answer(request, ca, kind, close_notify):
+    """Logged in, two commands in one write, then the client ends its side
+    (a FIN, with or without a close_notify before it): both answers
+    arrive, then the proxy ends its side too (close_notify first over TLS)
+    and logs client-closed. Dovecot itself answers both the same way."""
+    c, ig = half_closer(request, kind, ca)
+    try:
+        c.send("a LOGIN user11 pass11\r\n")
+        assert status(c.read_to_tagged("a")) == "OK"
+        before = ig and close_count(ig, "client-closed")
+        c.send("a1 NOOP\r\na2 SELECT INBOX\r\n")
+        c.half_close(close_notify)
+        rest = c.read_to_eof(20)
+    finally:
+        c.close()
+    assert status(tagged(rest, "a1") or "a1 none") == "OK", rest
+    assert status(tagged(rest, "a2") or "a2 none") == "OK", rest
+    if kind in ("imaps", "starttls"):
+        assert c.close_notify_seen, "the proxy ended TLS without close_notify"
+    if ig is not None:
+        igtest.wait_until(lambda: close_count(ig, "client-closed") > before, 10,
+                          "event=close reason=client-closed")
+
+
+@pytest.mark.parametrize("kind,close_notify", HALF_CLOSE_KINDS, ids=HALF_CLOSE_IDS)
+def test_half_close_with_pipelined_login_gets_every_answer(request, ca, kind, close_notify):
+    """Before login: LOGIN and two commands in one write, then the client
+    ends its side. As Dovecot does, the login still goes through and the
+    commands pipelined behind it are answered by the backend."""
+    c, ig = half_closer(request, kind, ca)
+    try:
+        c.send("a LOGIN user11 pass11\r\na1 NOOP\r\na2 SELECT INBOX\r\n")
+        c.half_close(close_notify)
+        rest = c.read_to_eof(20)
+    finally:
+        c.close()
+    for tag in ("a", "a1", "a2"):
+        assert status(tagged(rest, tag) or tag + " none") == "OK", rest
+    if kind in ("imaps", "starttls"):
+        assert c.close_notify_seen, "the proxy ended TLS without close_notify"
+
+
+@pytest.mark.parametrize("script,want", [
+    ("a1 CAPABILITY\r\na2 NOOP\r\n", {"a1": "OK", "a2": "OK"}),
+    ("a LOGIN user11 wrong-password\r\na1 NOOP\r\n", {"a": "NO", "a1": "OK"}),
+    ("a1 NOOP\r\na2 LOGIN user11", {"a1": "OK"}),
+], ids=["commands", "failed-login", "unfinished-command"])
+def test_half_close_before_login_answers_then_closes(ig, ca, script, want):
+    """Commands the proxy answers itself, then the end of the client's
+    input: every complete command is answered (a failed login included,
+    after the backend's NO), then the proxy closes (client-closed)."""
+    before = close_count(ig, "client-closed")
+    c = HalfCloser(*ig.addr("imaps"), ctx=igtest.client_context(ca))
+    try:
+        assert c.readline().startswith(b"* OK")
+        c.send(script)
+        c.half_close(False)
+        rest = c.read_to_eof(20)
+    finally:
+        c.close()
+    for tag, st in want.items():
+        assert status(tagged(rest, tag) or tag + " none") == st, rest
+    assert tagged(rest, "a2") is None or "a2" in want, rest
+    assert c.close_notify_seen
+    igtest.wait_until(lambda: close_count(ig, "client-closed") > before, 10,
+                      "event=close reason=client-closed")
+
+
+def test_half_close_large_fetch_arrives_complete(ig, ca):
+    """A FETCH of a 1 MB message (64 times the proxy's relay buffer) sent
+    just before the client's FIN: the whole body and the tagged OK arrive,
+    byte for byte, before the proxy closes. Not much larger: Dovecot itself
+    aborts a command blocked on output once it has seen its client's FIN
+    (state=wait-output), which happens directly as through the proxy once
+    more than its socket buffers (measured: about 4 MB on loopback) wait."""
+    msg = igtest.make_message(1024 * 1024, subject="half-close fetch")
+    m = imaps(ig, ca, timeout=60)
+    try:
+        assert m.login("user12", "pass12")[0] == "OK"
+        typ, data = m.append("INBOX", None, None, msg)
+        assert typ == "OK", data
+        uid = re.search(rb"\[APPENDUID \d+ (\d+)\]", data[0]).group(1).decode()
+    finally:
+        m.logout()
+    c = HalfCloser(*ig.addr("imaps"), ctx=igtest.client_context(ca), timeout=30)
+    try:
+        assert c.readline().startswith(b"* OK")
+        c.send("a LOGIN user12 pass12\r\n")
+        assert status(c.read_to_tagged("a")) == "OK"
+        c.send("b SELECT INBOX\r\nc UID FETCH %s (BODY.PEEK[])\r\n" % uid)
+        c.half_close(False)
+        rest = c.read_to_eof(60)
+    finally:
+        c.close()
+    head = re.search(rb"\* \d+ FETCH \(UID %s BODY\[\] \{(\d+)\}\r\n" % uid.encode(), rest)
+    assert head, rest[:2000]
+    size = int(head.group(1))
+    body = rest[head.end():head.end() + size]
+    assert size == len(msg) and len(body) == size, (size, len(body), len(msg))
+    assert hashlib.sha256(body).digest() == hashlib.sha256(msg).digest()
+    assert status(tagged(rest[head.end() + size:], "c") or "c none") == "OK", rest[-500:]
+    assert c.close_notify_seen
+
+
+@pytest.mark.parametrize("close_notify", [False, True], ids=["fin", "close_notify+fin"])
+@pytest.mark.parametrize("mode", ["implicit", "starttls"])
+def test_half_close_to_tls_backend(imapguard, devcerts, ca, dovecot_tls, mode, close_notify):
+    """With TLS to the backend, the client's half-close goes on to Dovecot
+    as a close_notify and a FIN; Dovecot closes, and the proxy ends the
+    client side cleanly. The answers are read before the half-close:
+    Dovecot over TLS, unlike over plaintext, drops the answers to commands
+    that arrive together with the end of its input (its TLS layer closes
+    both ways), directly as through the proxy."""
+    port = dovecot_tls.port if mode == "starttls" else dovecot_tls.ssl_port
+    cfg = igtest.base_config(devcerts, "127.0.0.1:%d" % port, backend_tls=mode)
+    cfg["backend"]["ca"] = devcerts + "/ca.pem"
+    cfg["backend"]["server_name"] = "localhost"
+    ig = imapguard(cfg)
+    c = HalfCloser(*ig.addr("imaps"), ctx=igtest.client_context(ca))
+    try:
+        assert c.readline().startswith(b"* OK")
+        c.send("a LOGIN user11 pass11\r\n")
+        assert status(c.read_to_tagged("a")) == "OK"
+        c.send("a1 NOOP\r\na2 SELECT INBOX\r\n")
+        assert status(c.read_to_tagged("a2")) == "OK"
+        c.half_close(close_notify)
+        rest = c.read_to_eof(20)
+    finally:
+        c.close()
+    assert rest == b"", rest
+    assert c.close_notify_seen
+    igtest.wait_until(lambda: " event=half-close from=client" in ig.log_text() and
+                      close_count(ig, "client-closed") == 1, 10,
+                      "event=half-close, then event=close reason=client-closed")
+
+
+def test_backend_ends_first_client_side_ended_cleanly(ig, ca):
+    """LOGOUT: Dovecot answers and closes first; the proxy delivers all of
+    it, then ends the client side with close_notify and a FIN (the client
+    has not closed anything) and logs backend-closed."""
+    before = close_count(ig, "backend-closed")
+    c = HalfCloser(*ig.addr("imaps"), ctx=igtest.client_context(ca))
+    try:
+        assert c.readline().startswith(b"* OK")
+        c.send("a LOGIN user11 pass11\r\n")
+        assert status(c.read_to_tagged("a")) == "OK"
+        c.send("b NOOP\r\nz LOGOUT\r\n")
+        rest = c.read_to_eof(20)
+    finally:
+        c.close()
+    assert status(tagged(rest, "b") or "b none") == "OK", rest
+    assert re.search(rb"^\* BYE", rest, re.M), rest
+    assert status(tagged(rest, "z") or "z none") == "OK", rest
+    assert c.close_notify_seen
+    igtest.wait_until(lambda: close_count(ig, "backend-closed") > before, 10,
+                      "event=close reason=backend-closed")
