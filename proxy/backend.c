@@ -473,8 +473,13 @@ backend_client_lines(struct ig_session *s)
 		size_t consumed = 0;
 		enum ig_parse_result r = ig_imap_parse_line(s->cin.p + s->cin.off,
 		    s->cin.len - s->cin.off, s->gen->cfg->limits.max_line, &line, &consumed);
-		if (r == IG_PARSE_AGAIN)
+		if (r == IG_PARSE_AGAIN) {
+			/* The client's input ended in the middle of the exchange:
+			   nobody will answer the backend. */
+			if (s->client_end != 0)
+				ig_session_close(s, "client-closed", false);
 			return;
+		}
 		if (r != IG_PARSE_OK) {
 			ig_session_reply(s, "* BYE [CLIENTBUG] SASL response too long");
 			ig_session_close(s, "sasl-line-too-long", true);
