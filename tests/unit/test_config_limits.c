@@ -21,6 +21,7 @@
 #include "policy/cidr.h"
 #include "policy/config.h"
 #include "config_fixture.h"
+#include "proxy/conncount.h"
 #include "proxy/err.h"
 
 static int
@@ -127,6 +128,12 @@ test_example(void **state)
 	assert_cidr(&l->raised[1].nets.v[0], "2001:db8:99::/48");
 	assert_int_equal(l->raised[1].max_conn_per_address, 50);
 
+	/* What the session asks at accept. */
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	inet_pton(AF_INET, "10.20.3.4", &sin.sin_addr);
+	assert_int_equal(ig_cc_limit(l, (struct sockaddr *)&sin), 500);
+	inet_pton(AF_INET, "192.0.2.11", &sin.sin_addr);
+	assert_int_equal(ig_cc_limit(l, (struct sockaddr *)&sin), 20);
 	ig_config_free(cfg);
 	free(msgs);
 }
