@@ -17,6 +17,7 @@
 #include <psa/crypto.h>
 
 #include "policy/ratelimit.h"
+#include "proxy/conncount.h"
 #include "proxy/ctl.h"
 #include "proxy/err.h"
 #include "proxy/log.h"
@@ -256,6 +257,16 @@ ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path)
 	uint64_t r = 0;
 	psa_generate_random((uint8_t *)&r, sizeof(r));
 	w->sid_base = r & ~UINT64_C(0xffffff);
+	uint8_t cc_key[16];
+	psa_generate_random(cc_key, sizeof(cc_key));
+	int cc_rc = ig_cc_new(cc_key, &w->cc);
+	mbedtls_platform_zeroize(cc_key, sizeof(cc_key));
+	if (cc_rc != 0) {
+		log_error("event=start-failed reason=connection-table error=\"%s\"",
+		    ig_strerror(cc_rc));
+		ig_worker_destroy(w);
+		return cc_rc;
+	}
 
 	/*
 	 * Signals first: from here a SIGTERM ends the process cleanly (main()
@@ -352,6 +363,8 @@ ig_worker_destroy(struct ig_worker *w)
 		log_error("event=loop-close-failed error=\"%s\"", uv_strerror(rc));
 	free(w->listeners);
 	w->listeners = NULL;
+	ig_cc_free(w->cc); /* every session is freed by now */
+	w->cc = NULL;
 	ig_rl_free(w->rl);
 	w->rl = NULL;
 	free(w->rl_state_file);

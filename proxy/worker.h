@@ -19,6 +19,7 @@
 #include "policy/config.h"
 #include "proxy/caps.h"
 
+struct ig_cc;
 struct ig_ctl;
 struct ig_rl;
 struct ig_session;
@@ -71,6 +72,8 @@ struct ig_worker {
 	bool stopping;
 	uint64_t sid_base;             /* random; session ids count up from it */
 	uint64_t sid_next;
+	struct ig_cc *cc;              /* live connections per address group
+	                                  (limits.max_connections_per_address) */
 
 	/* The brute-force limiter (NULL when disabled) and its hash key. */
 	struct ig_rl *rl;
