@@ -16,6 +16,7 @@
 #include "policy/decide.h"
 #include "proxy/conn.h"
 #include "proxy/err.h"
+#include "proxy/listener.h"
 #include "proxy/session_types.h"
 #include "proxy/tls.h"
 #include "proxy/worker.h"
@@ -645,6 +646,8 @@ session_free(struct ig_session *s)
 	    IG_REPLY_CAP;
 	mbedtls_platform_zeroize(s, total);
 	free(s);
+	/* Its descriptors are closed (close callbacks ran): room for one more. */
+	ig_listener_session_freed(w);
 }
 
 bool
