@@ -474,9 +474,10 @@ session_refuse_early(struct ig_session *s, const char *reason, const char *text)
 }
 
 /*
- * Counts the session in the worker's per-address table. Returns false when
- * its address group is over limits.max_connections_per_address (or the
- * table could not grow): the caller refuses it.
+ * Counts the session in the worker's per-address table. Returns true when
+ * it may go on; false when its address group is over
+ * limits.max_connections_per_address (or the table could not grow): then it
+ * has been refused and is closing.
  */
 static bool
 session_count_address(struct ig_session *s)
@@ -490,6 +491,7 @@ session_count_address(struct ig_session *s)
 	if (rc != 0) {
 		ig_session_log(s, IG_LOG_ERROR, "event=refused reason=connection-table error=\"%s\"",
 		    ig_strerror(rc));
+		session_refuse_early(s, "connection-table", "Server busy, try later");
 		return false;
 	}
 	s->cc_counted = true;
@@ -501,6 +503,8 @@ session_count_address(struct ig_session *s)
 	ig_session_log(s, IG_LOG_WARN,
 	    "event=refused reason=max-connections-per-address address=%s count=%u limit=%u",
 	    group, count, limit);
+	session_refuse_early(s, "max-connections-per-address",
+	    "Too many connections from your address");
 	return false;
 }
 
@@ -590,8 +594,6 @@ ig_session_accept(struct ig_worker *w, struct ig_listener *l)
 
 	ig_session_log(s, IG_LOG_INFO, "event=connect tls=%s", ig_tls_mode_str(l->tls));
 	if (!session_count_address(s)) {
-		session_refuse_early(s, "max-connections-per-address",
-		    "Too many connections from your address");
 		ig_session_handle_closed(s);
 		return 0;
 	}
