@@ -268,7 +268,12 @@ ig_listener_session_freed(struct ig_worker *w)
 	uv_timer_start(&g->timer, listener_timer_cb, 0, 0);
 }
 
-/* Accept errors, one line per few seconds with the number left out. */
+/*
+ * Accept errors, one line per few seconds with the number left out. EMFILE
+ * and ENFILE arrive here only when libuv's reserve-descriptor trick could
+ * not run (uv__server_io: when it drains the backlog it says nothing); a
+ * busy loop of them must not flood the log.
+ */
 static void
 listener_accept_error(struct ig_worker *w, struct ig_listener *l, int status)
 {

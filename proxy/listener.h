@@ -13,7 +13,9 @@
  * backlog, neither accepted nor reset. uv_accept() on the held connection
  * later starts polling again. Running out for real is worse: libuv then
  * accepts and closes every pending connection (its reserve-descriptor
- * trick), which resets clients.
+ * trick), which resets clients, and (libuv 1.44) calls the connection
+ * callback with the error only when that trick itself fails: the budget is
+ * what keeps clients from being reset, the error log is a last resort.
  */
 #ifndef IG_PROXY_LISTENER_H
 #define IG_PROXY_LISTENER_H
