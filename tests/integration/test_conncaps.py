@@ -189,6 +189,34 @@ def test_preauth_lifetime_ends_a_busy_session(imapguard, devcerts, dovecot, ca, 
                       "event=refused reason=preauth-lifetime")
 
 
+def test_preauth_lifetime_cuts_a_tarpit(imapguard, devcerts, dovecot, ca):
+    """A tarpit holding a failed login's answer past the lifetime does not
+    extend it: the session ends at the lifetime (the held answer, then the
+    BYE), not when the tarpit would have."""
+    cfg = caps_config(devcerts, dovecot, preauth_timeout="3s", preauth_lifetime="3s")
+    cfg["ratelimit"] = {"enabled": True, "tarpit": {"base": "8s", "max": "10s"},
+                        "max_connection_failures": 100}
+    ig = imapguard(cfg)
+    t0 = time.monotonic()
+    c = tls(ig, ca, "127.0.0.5")
+    try:
+        assert status(c.cmd("a", "LOGIN %s wrong-1" % ALICE)[1]) == "NO"
+        # The second failure's answer would wait 8 s.
+        c.send("b LOGIN %s wrong-2\r\n" % ALICE)
+        line = c.readline()
+        secs = time.monotonic() - t0
+        if line.startswith(b"b "):
+            assert status(line.decode()) == "NO", line
+            line = c.readline()
+        assert line.rstrip() == b"* BYE [UNAVAILABLE] Too long without logging in", line
+        c.expect_closed()
+    finally:
+        c.close()
+    assert 3.0 <= secs < 8, secs
+    igtest.wait_until(lambda: refusals(ig, "preauth-lifetime") == 1, 10,
+                      "event=refused reason=preauth-lifetime")
+
+
 def test_preauth_lifetime_spares_logged_in_sessions(imapguard, devcerts, dovecot, ca):
     ig = imapguard(caps_config(devcerts, dovecot, preauth_timeout="1s",
                                preauth_lifetime="2s"))
