@@ -1463,10 +1463,21 @@ config_check_backend(struct cfgctx *c, const struct cnode *map, void *base, cons
 	}
 }
 
+/* One limits.raised entry: its networks list is not empty. */
+static void
+limits_check_raise(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
+{
+	(void)base;
+	const struct cnode *nets = config_map_get(map, "networks");
+	if (nets != NULL && nets->kind == CN_SEQ && nets->n == 0)
+		config_error(c, nets->mark, "'%s.networks' needs at least one entry", path);
+}
+
 static void
 config_check_limits(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
 {
 	const struct ig_limits *l = base;
+	char a[24], b[24];
 	(void)path;
 	/* Point at buffer_size when it was written, else at the other key. */
 	const char *bs = config_map_get(map, "buffer_size") != NULL ? "buffer_size" : NULL;
@@ -1482,6 +1493,28 @@ config_check_limits(struct cfgctx *c, const struct cnode *map, void *base, const
 		config_warn(c, config_node_or(map, "idle_timeout")->mark,
 		    "limits.idle_timeout is below 30m: clients in IMAP IDLE (RFC 2177) "
 		    "will be disconnected");
+	if (l->preauth_lifetime_ms < l->preauth_timeout_ms)
+		config_error(c, config_node_or(map, config_map_get(map, "preauth_lifetime") ?
+		    "preauth_lifetime" : "preauth_timeout")->mark,
+		    "limits.preauth_lifetime (%s) must be at least limits.preauth_timeout (%s): "
+		    "the lifetime bounds the whole time before login, the timeout one idle "
+		    "stretch of it",
+		    config_fmt_duration(l->preauth_lifetime_ms, a, sizeof(a)),
+		    config_fmt_duration(l->preauth_timeout_ms, b, sizeof(b)));
+	/* A raised entry with no cap to raise, or one that lowers it. */
+	const struct cnode *seq = config_map_get(map, "raised");
+	if (seq != NULL && seq->kind == CN_SEQ && seq->n > 0 && l->max_conn_per_address == 0)
+		config_warn(c, seq->mark, "limits.raised has no effect: "
+		    "limits.max_connections_per_address is 0 (no cap)");
+	for (size_t i = 0; seq != NULL && seq->kind == CN_SEQ && seq->n == l->nraised &&
+	    l->max_conn_per_address != 0 && i < l->nraised; i++) {
+		const struct cnode *v = config_map_get(seq->items[i], "max_connections_per_address");
+		unsigned got = l->raised[i].max_conn_per_address;
+		if (v != NULL && got != 0 && got < l->max_conn_per_address)
+			config_warn(c, v->mark, "limits.raised[%zu].max_connections_per_address (%u) is "
+			    "below limits.max_connections_per_address (%u): these networks get a "
+			    "lower cap, not a higher one", i, got, l->max_conn_per_address);
+	}
 }
 
 /* ---------------------------------------------------------------------- */
@@ -2616,6 +2649,21 @@ static const struct section backend_section = {
 	backend_fields, NFIELDS(backend_fields), config_check_backend, false, NULL
 };
 
+#define LIMITS_RAISED_MAX 256u
+
+/* Defined with the policy's value types below. */
+static const struct custom_ops netset_ops;
+
+static const struct field conn_raise_fields[] = {
+	{ .key = "networks", .type = FT_CUSTOM, .off = offsetof(struct ig_conn_raise, nets),
+	  .required = true, .ops = &netset_ops },
+	{ .key = "max_connections_per_address", .type = FT_UINT, .required = true,
+	  .off = offsetof(struct ig_conn_raise, max_conn_per_address), .min = 1, .max = 1000000 },
+};
+static const struct section conn_raise_section = {
+	conn_raise_fields, NFIELDS(conn_raise_fields), limits_check_raise, false, NULL
+};
+
 static const struct field limits_fields[] = {
 	F_NUM("max_line", FT_SIZE, struct ig_limits, max_line, 8192, 256, MIB),
 	F_NUM("max_literal", FT_SIZE, struct ig_limits, max_literal, 8192, 256, MIB),
@@ -2628,6 +2676,15 @@ static const struct field limits_fields[] = {
 	    35 * MIN, 1, 24 * HOUR),
 	F_NUM("max_errors", FT_UINT, struct ig_limits, max_errors, 10, 1, 1000),
 	F_NUM("max_sessions", FT_UINT, struct ig_limits, max_sessions, 10000, 1, 1000000),
+	F_NUM("preauth_lifetime", FT_DURATION, struct ig_limits, preauth_lifetime_ms,
+	    5 * MIN, 1 * SEC, 24 * HOUR),
+	F_NUM("max_preauth_commands", FT_UINT, struct ig_limits, max_preauth_commands, 100, 1,
+	    100000),
+	F_NUM("max_connections_per_address", FT_UINT, struct ig_limits, max_conn_per_address,
+	    100, 0, 1000000),
+	F_NUM("address_ipv6_prefix", FT_U8, struct ig_limits, conn_ipv6_prefix, 64, 0, 128),
+	F_LIST("raised", struct ig_limits, raised, nraised, false, 0, LIMITS_RAISED_MAX,
+	    &conn_raise_section, NULL),
 };
 static const struct section limits_section = {
 	limits_fields, NFIELDS(limits_fields), config_check_limits, false, NULL

@@ -65,6 +65,15 @@ struct ig_backend_conf {
 	unsigned auth_timeout_ms;        /* waiting for the login result */
 };
 
+/*
+ * limits.raised: a higher (or lower) per-address connection cap for networks
+ * many users share (an office behind NAT, a webmail server).
+ */
+struct ig_conn_raise {
+	struct ig_netset nets;           /* names resolved, blocks owned */
+	unsigned max_conn_per_address;   /* the cap there (>= 1) */
+};
+
 struct ig_limits {
 	size_t max_line;                 /* pre-auth line, bytes (default 8192) */
 	size_t max_literal;              /* pre-auth literal (default 8192) */
@@ -77,6 +86,17 @@ struct ig_limits {
 	                                    (default 35 min: IDLE needs >= 30) */
 	unsigned max_errors;             /* BAD answers before "* BYE" (10) */
 	unsigned max_sessions;           /* per listener default (10000) */
+	unsigned preauth_lifetime_ms;    /* absolute time to log in, however
+	                                    active the client (default 5 min);
+	                                    >= preauth_timeout */
+	unsigned max_preauth_commands;   /* commands before login (100) */
+	unsigned max_conn_per_address;   /* live connections per client
+	                                    address group, all listeners
+	                                    together (100); 0 = no cap */
+	uint8_t conn_ipv6_prefix;        /* that group for IPv6 (64); IPv4 is
+	                                    always one address */
+	struct ig_conn_raise *raised;    /* first match wins; owned */
+	size_t nraised;
 };
 
 /* policy.networks: a named CIDR set. */

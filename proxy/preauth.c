@@ -694,6 +694,8 @@ ig_preauth_process(struct ig_session *s)
 			continue;
 		case IG_PARSE_OK:
 			s->last_activity_ms = ig_session_now(s);
+			if (!ig_session_preauth_command(s))
+				return; /* too many: closing */
 			preauth_dispatch(s, &s->parser.cmd, &secret);
 			preauth_consume(s, consumed, secret);
 			ig_imap_parser_reset(&s->parser);

@@ -16,6 +16,7 @@
 #include "policy/decide.h"
 #include "proxy/conn.h"
 #include "proxy/err.h"
+#include "proxy/listener.h"
 #include "proxy/session_types.h"
 #include "proxy/tls.h"
 #include "proxy/worker.h"
@@ -126,6 +127,34 @@ ig_session_reply(struct ig_session *s, const char *fmt, ...)
 	return ig_session_reply_raw(s, (const uint8_t *)line, len);
 }
 
+/* Not logged in yet: limits.preauth_lifetime runs. */
+static bool
+session_before_login(const struct ig_session *s)
+{
+	switch (s->state) {
+	case IG_SS_TLS_HANDSHAKE:
+	case IG_SS_PREAUTH:
+	case IG_SS_SASL:
+	case IG_SS_BACKEND_CONNECT:
+	case IG_SS_BACKEND_AUTH:
+		return true;
+	case IG_SS_RELAY:
+	case IG_SS_CLOSING:
+	case IG_SS_COUNT:
+		break;
+	}
+	return false;
+}
+
+/* Milliseconds left of the pre-login lifetime (0 once it is over). */
+static uint64_t
+session_lifetime_left(const struct ig_session *s)
+{
+	uint64_t end = s->started_ms + s->gen->cfg->limits.preauth_lifetime_ms;
+	uint64_t now = ig_session_now(s);
+	return end > now ? end - now : 0;
+}
+
 void
 ig_session_timer(struct ig_session *s, unsigned ms)
 {
@@ -133,7 +162,27 @@ ig_session_timer(struct ig_session *s, unsigned ms)
 	   idle deadline when the tarpit ends. */
 	if (!s->timer_open || s->tarpit)
 		return;
+	/* Before login no deadline lies past the lifetime, so nothing the
+	   client sends can extend it; the callback tells which one fired. */
+	if (session_before_login(s)) {
+		uint64_t left = session_lifetime_left(s);
+		if (left < ms)
+			ms = (unsigned)left;
+	}
 	uv_timer_start(&s->timer, session_timer_cb, ms, 0);
+}
+
+bool
+ig_session_preauth_command(struct ig_session *s)
+{
+	unsigned max = s->gen->cfg->limits.max_preauth_commands;
+	if (++s->preauth_commands <= max)
+		return true;
+	ig_session_log(s, IG_LOG_INFO, "event=refused reason=too-many-commands count=%u limit=%u",
+	    s->preauth_commands, max);
+	ig_session_reply(s, "* BYE [CLIENTBUG] Too many commands before login");
+	ig_session_close(s, "too-many-commands", true);
+	return false;
 }
 
 void
@@ -380,12 +429,33 @@ ig_session_tarpit(struct ig_session *s, unsigned ms, bool bye)
 	ig_session_log(s, IG_LOG_DEBUG, "event=tarpit delay_ms=%u", ms);
 }
 
+/* limits.preauth_lifetime is over: "* BYE" (unless mid-handshake), close. */
+static void
+session_lifetime_over(struct ig_session *s)
+{
+	const struct ig_limits *lim = &s->gen->cfg->limits;
+	ig_session_log(s, IG_LOG_INFO,
+	    "event=refused reason=preauth-lifetime lifetime_ms=%u state=%s commands=%u",
+	    lim->preauth_lifetime_ms, ig_session_state_str(s->state) + 6, s->preauth_commands);
+	if (s->state == IG_SS_TLS_HANDSHAKE) {
+		ig_session_close(s, "preauth-lifetime", false);
+		return;
+	}
+	ig_session_reply(s, "* BYE [UNAVAILABLE] Too long without logging in");
+	ig_session_close(s, "preauth-lifetime", true);
+}
+
 static void
 session_timer_cb(uv_timer_t *t)
 {
 	struct ig_session *s = t->data;
 	if (s->closing) {
 		session_finish_close(s);
+		return;
+	}
+	/* First: the lifetime ends a tarpit and a backend exchange too. */
+	if (session_before_login(s) && session_lifetime_left(s) == 0) {
+		session_lifetime_over(s);
 		return;
 	}
 	if (s->tarpit) {
@@ -431,6 +501,58 @@ session_timer_cb(uv_timer_t *t)
 	case IG_SS_COUNT:
 		break;
 	}
+}
+
+/*
+ * Refuses a session just accepted, before any TLS: "* BYE [UNAVAILABLE]"
+ * with text on a STARTTLS listener (its greeting is cleartext), a plain
+ * close on an implicit TLS one. Closes the session.
+ */
+static void
+session_refuse_early(struct ig_session *s, const char *reason, const char *text)
+{
+	if (s->l->tls == IG_TLS_IMPLICIT) {
+		ig_session_close(s, reason, false);
+		return;
+	}
+	ig_session_reply(s, "* BYE [UNAVAILABLE] %s", text);
+	ig_session_flush_reply(s);
+	ig_session_close(s, reason, true);
+}
+
+/*
+ * Counts the session in the worker's per-address table. Returns true when
+ * it may go on; false when its address group is over
+ * limits.max_connections_per_address (or the table could not grow): then it
+ * has been refused and is closing.
+ */
+static bool
+session_count_address(struct ig_session *s)
+{
+	const struct ig_limits *lim = &s->gen->cfg->limits;
+	const struct sockaddr *sa = (const struct sockaddr *)&s->peer;
+	if (!ig_cc_key_from_addr(sa, lim->conn_ipv6_prefix, &s->cc_key))
+		return true; /* no address: nothing to count */
+	unsigned count = 0;
+	int rc = ig_cc_add(s->w->cc, &s->cc_key, &count);
+	if (rc != 0) {
+		ig_session_log(s, IG_LOG_ERROR, "event=refused reason=connection-table error=\"%s\"",
+		    ig_strerror(rc));
+		session_refuse_early(s, "connection-table", "Server busy, try later");
+		return false;
+	}
+	s->cc_counted = true;
+	unsigned limit = ig_cc_limit(lim, sa);
+	if (limit == 0 || count <= limit)
+		return true;
+	char group[64];
+	ig_cc_key_format(&s->cc_key, group, sizeof(group));
+	ig_session_log(s, IG_LOG_WARN,
+	    "event=refused reason=max-connections-per-address address=%s count=%u limit=%u",
+	    group, count, limit);
+	session_refuse_early(s, "max-connections-per-address",
+	    "Too many connections from your address");
+	return false;
 }
 
 int
@@ -518,16 +640,14 @@ ig_session_accept(struct ig_worker *w, struct ig_listener *l)
 	}
 
 	ig_session_log(s, IG_LOG_INFO, "event=connect tls=%s", ig_tls_mode_str(l->tls));
+	if (!session_count_address(s)) {
+		ig_session_handle_closed(s);
+		return 0;
+	}
 	if (l->max_sessions && l->nsessions > l->max_sessions) {
 		ig_session_log(s, IG_LOG_WARN, "event=refused reason=max-sessions limit=%u",
 		    l->max_sessions);
-		if (l->tls == IG_TLS_IMPLICIT) {
-			ig_session_close(s, "max-sessions", false);
-		} else {
-			ig_session_reply(s, "* BYE [UNAVAILABLE] Too many connections, try later");
-			ig_session_flush_reply(s);
-			ig_session_close(s, "max-sessions", true);
-		}
+		session_refuse_early(s, "max-sessions", "Too many connections, try later");
 		ig_session_handle_closed(s);
 		return 0;
 	}
@@ -568,11 +688,15 @@ session_free(struct ig_session *s)
 		s->next->prev = s->prev;
 	w->nsessions--;
 	l->nsessions--;
+	if (s->cc_counted)
+		ig_cc_remove(w->cc, &s->cc_key);
 	ig_gen_unref(s->gen);
 	size_t total = sizeof(struct ig_session) + 8 * s->cin.cap + IG_STAGE_EXTRA +
 	    IG_REPLY_CAP;
 	mbedtls_platform_zeroize(s, total);
 	free(s);
+	/* Its descriptors are closed (close callbacks ran): room for one more. */
+	ig_listener_session_freed(w);
 }
 
 bool

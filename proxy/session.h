@@ -30,7 +30,8 @@ const char *ig_session_state_str(enum ig_session_state st);
 /*
  * Accepts one connection from l's server handle and starts the session.
  * Returns 0, or a negative IG_E* when the connection could not be accepted
- * (nothing is left allocated).
+ * (nothing is left allocated). IG_ENOMEM means the session could not be
+ * allocated and the connection was not taken: it still waits in l.
  */
 int ig_session_accept(struct ig_worker *w, struct ig_listener *l);
 

@@ -19,6 +19,7 @@
 #include "policy/ratelimit.h"
 #include "proxy/caps.h"
 #include "proxy/conn_types.h"
+#include "proxy/conncount.h"
 #include "proxy/imap_parse.h"
 #include "proxy/log.h"
 #include "proxy/sasl.h"
@@ -154,6 +155,11 @@ struct ig_session {
 
 	struct ig_imap_parser parser;
 	unsigned errors;                /* BAD answers so far */
+	unsigned preauth_commands;      /* commands run before login */
+	struct ig_cc_key cc_key;        /* address group, as counted in the
+	                                   worker's table at accept */
+	bool cc_counted;                /* cc_key is in the table: removed
+	                                   when the session is freed */
 	unsigned failures;              /* failed logins on this connection */
 	struct ig_attempt att;
 	char bcaps[IG_CAPS_MAX];        /* the backend's capabilities, this
@@ -202,8 +208,19 @@ size_t ig_session_reply_room(const struct ig_session *s);
  */
 void ig_session_tarpit(struct ig_session *s, unsigned ms, bool bye);
 
-/* Arms the session timer for ms from now (the one deadline in force). */
+/*
+ * Arms the session timer for ms from now (the one deadline in force), or
+ * for the end of limits.preauth_lifetime when that comes first and the
+ * session has not logged in. A tarpit deadline is never replaced.
+ */
 void ig_session_timer(struct ig_session *s, unsigned ms);
+
+/*
+ * Counts one command before login against limits.max_preauth_commands.
+ * Returns true when it may run; false when the cap is passed: the session
+ * has said "* BYE" and is closing (the caller returns).
+ */
+bool ig_session_preauth_command(struct ig_session *s);
 
 /* Builds the capability list for this connection now. */
 void ig_session_caps(struct ig_session *s, char *out, size_t outsz);

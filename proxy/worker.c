@@ -22,8 +22,10 @@
 #include <psa/crypto.h>
 
 #include "policy/ratelimit.h"
+#include "proxy/conncount.h"
 #include "proxy/ctl.h"
 #include "proxy/err.h"
+#include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/probe.h"
 #include "proxy/session.h"
@@ -80,22 +82,6 @@ ig_gen_unref(struct ig_gen *g)
 	ig_certstore_free(g->certs);
 	ig_config_free(g->cfg);
 	free(g);
-}
-
-static void
-worker_on_connection(uv_stream_t *server, int status)
-{
-	struct ig_listener *l = server->data;
-	struct ig_worker *w = l->w;
-	if (status < 0) {
-		log_warn("listener=%s event=accept-error error=\"%s\"", l->name, uv_strerror(status));
-		return;
-	}
-	if (w->stopping)
-		return;
-	int rc = ig_session_accept(w, l);
-	if (rc != 0)
-		log_warn("listener=%s event=accept-failed error=\"%s\"", l->name, ig_strerror(rc));
 }
 
 uint64_t
@@ -349,6 +335,7 @@ worker_stop(struct ig_worker *w, const char *why)
 			uv_close((uv_handle_t *)&w->listeners[i].tcp, worker_handle_close_cb);
 		}
 	}
+	ig_listener_gate_close(w);
 	ig_session_shutdown_all(w);
 	if (w->rl_sync_on) {
 		w->rl_sync_on = false;
@@ -437,14 +424,26 @@ ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path)
 	w->rl_lock_fd = -1;
 	w->gen = g;
 	w->config_path = config_path;
+	ig_listener_raise_fd_limit();
 	if (uv_loop_init(&w->loop) != 0) {
 		log_error("event=start-failed reason=loop-init");
 		ig_gen_unref(g);
 		return IG_EIO;
 	}
+	ig_listener_gate_init(w);
 	uint64_t r = 0;
 	psa_generate_random((uint8_t *)&r, sizeof(r));
 	w->sid_base = r & ~UINT64_C(0xffffff);
+	uint8_t cc_key[16];
+	psa_generate_random(cc_key, sizeof(cc_key));
+	int cc_rc = ig_cc_new(cc_key, &w->cc);
+	mbedtls_platform_zeroize(cc_key, sizeof(cc_key));
+	if (cc_rc != 0) {
+		log_error("event=start-failed reason=connection-table error=\"%s\"",
+		    ig_strerror(cc_rc));
+		ig_worker_destroy(w);
+		return cc_rc;
+	}
 
 	/*
 	 * Signals first: from here a SIGTERM ends the process cleanly (main()
@@ -497,9 +496,14 @@ ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path)
 		return IG_EIO;
 	}
 	worker_probe(w);
+	if (ig_listener_fd_budget(w) != 0) {
+		ig_worker_destroy(w);
+		return IG_EIO;
+	}
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		const struct ig_listener_conf *lc = &cfg->listeners[i];
-		int rc = uv_listen((uv_stream_t *)&w->listeners[i].tcp, 511, worker_on_connection);
+		int rc = uv_listen((uv_stream_t *)&w->listeners[i].tcp, 511,
+		    ig_listener_on_connection);
 		if (rc != 0) {
 			log_error("event=start-failed listener=%s listen=%s error=\"%s\"",
 			    lc->name, lc->listen, uv_strerror(rc));
@@ -532,6 +536,7 @@ int
 ig_worker_destroy(struct ig_worker *w)
 {
 	/* Anything still open (a failed start) is closed and run out. */
+	ig_listener_gate_close(w);
 	ig_ctl_stop(w->ctl);
 	w->ctl = NULL;
 	uv_walk(&w->loop, worker_walk_close, NULL);
@@ -543,6 +548,8 @@ ig_worker_destroy(struct ig_worker *w)
 	w->listeners = NULL;
 	ig_rl_snapshot_free(w->rl_snap); /* (none: the loop ran them out) */
 	w->rl_snap = NULL;
+	ig_cc_free(w->cc); /* every session is freed by now */
+	w->cc = NULL;
 	ig_rl_free(w->rl);
 	w->rl = NULL;
 	if (w->rl_lock_fd >= 0)

@@ -18,7 +18,9 @@
 #include "certs/store.h"
 #include "policy/config.h"
 #include "proxy/caps.h"
+#include "proxy/listener_types.h"
 
+struct ig_cc;
 struct ig_ctl;
 struct ig_rl;
 struct ig_rl_snapshot;
@@ -56,8 +58,9 @@ struct ig_listener {
 	enum ig_tls_mode tls;
 	unsigned nsessions;            /* live sessions accepted here */
 	unsigned max_sessions;
-	bool open;                     /* libuv itself sheds connections on
-	                                  EMFILE (its reserve descriptor) */
+	bool open;                     /* tcp not closed */
+	bool paused;                   /* holds one accepted connection, not
+	                                  polled (proxy/listener.c) */
 };
 
 struct ig_worker {
@@ -74,6 +77,9 @@ struct ig_worker {
 	bool stopping;
 	uint64_t sid_base;             /* random; session ids count up from it */
 	uint64_t sid_next;
+	struct ig_cc *cc;              /* live connections per address group
+	                                  (limits.max_connections_per_address) */
+	struct ig_accept_gate gate;    /* descriptor budget, paused accepts */
 
 	/* The brute-force limiter (NULL when disabled) and its hash key. */
 	struct ig_rl *rl;

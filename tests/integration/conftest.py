@@ -8,8 +8,9 @@ Fixtures:
   dovecot_tls       a private Dovecot with ssl = yes: .port offers STARTTLS,
                     .ssl_port implicit TLS (module scope)
   igconfig          base_config(devcerts, dovecot.address), a fresh dict
-  imapguard         factory: imapguard(config_dict) -> started Imapguard,
-                    stopped at test end with a clean-exit check
+  imapguard         factory: imapguard(config_dict, **kw) -> started
+                    Imapguard (kw: igtest.Imapguard's, e.g. rlimits), stopped
+                    at test end with a clean-exit check
   imapguard_mod     the same factory, with module scope
 On a failing test, the tails of the Dovecot and imapguard logs are attached
 to the report.
@@ -137,8 +138,8 @@ def igconfig(devcerts, dovecot):
 def _factory(request, binary, devcerts):
     started = []
 
-    def start(config):
-        ig = igtest.Imapguard(binary, _mkdir("imapguard-"), config, certs=devcerts)
+    def start(config, **kw):
+        ig = igtest.Imapguard(binary, _mkdir("imapguard-"), config, certs=devcerts, **kw)
         started.append((ig, _watch("imapguard", ig)))
         return ig.start()
 

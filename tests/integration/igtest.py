@@ -71,13 +71,28 @@ def _die_with_parent():
         pass
 
 
-def spawn(argv, log_path, env=None, cwd=None):
-    """Start argv in a new session (own process group), output to log_path."""
+def _rlimits_then(rlimits):
+    """A preexec_fn: _die_with_parent, then setrlimit for each
+    {resource.RLIMIT_X: (soft, hard)} (lowering only, no privilege needed)."""
+    import resource
+
+    def pre():
+        _die_with_parent()
+        for res, limits in (rlimits or {}).items():
+            resource.setrlimit(res, limits)
+    return pre
+
+
+def spawn(argv, log_path, env=None, cwd=None, rlimits=None):
+    """Start argv in a new session (own process group), output to log_path,
+    with the given resource limits ({resource.RLIMIT_X: (soft, hard)})."""
     logf = open(log_path, "ab")
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
                                 stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                start_new_session=True, preexec_fn=_die_with_parent)
+                                start_new_session=True,
+                                preexec_fn=_rlimits_then(rlimits) if rlimits
+                                else _die_with_parent)
     finally:
         logf.close()
     _live[proc.pid] = proc
@@ -529,13 +544,15 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
 class Imapguard:
     """A running imapguard. Listener ports given as 0 in the config are
     replaced by free ports. Attributes: ports (name -> port), hosts,
-    config_path, log_path, proc, certs (dir, if known)."""
+    config_path, log_path, proc, certs (dir, if known), rlimits (resource
+    limits the process starts with: {resource.RLIMIT_X: (soft, hard)})."""
 
-    def __init__(self, binary, d, config, certs=None):
+    def __init__(self, binary, d, config, certs=None, rlimits=None):
         import copy
         self.binary = binary
         self.dir = d
         self.certs = certs
+        self.rlimits = rlimits
         self.config = copy.deepcopy(config)
         self.ports = {}
         self.hosts = {}
@@ -561,7 +578,8 @@ class Imapguard:
         # Ready means everything that can fail has failed and the listeners
         # accept: the process says so once ("event=ready"), after listening.
         before = self.log_text().count(" event=ready ")
-        self.proc = spawn([self.binary, "-c", self.config_path], self.log_path, env=env)
+        self.proc = spawn([self.binary, "-c", self.config_path], self.log_path, env=env,
+                          rlimits=self.rlimits)
 
         def ready():
             if self.proc.poll() is not None:

@@ -1,0 +1,47 @@
+/*
+ * The worker's accept state (proxy/listener.c), embedded in struct
+ * ig_worker: the descriptor budget and the paused listeners.
+ */
+#ifndef IG_PROXY_LISTENER_TYPES_H
+#define IG_PROXY_LISTENER_TYPES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+/* Descriptors kept apart from sessions: the limiter's state file, control
+ * socket connections, a reload (configuration, certificates, resolver) and
+ * the backend probe. */
+#define IG_FD_RESERVE 32u
+/* Descriptors one session may hold: the client's and the backend's. */
+#define IG_FD_PER_SESSION 2u
+
+/* Why accepting stopped. */
+enum ig_pause_reason {
+	IG_PAUSE_FD_LIMIT,             /* the descriptor budget is spent */
+	IG_PAUSE_NO_MEMORY,            /* a session could not be allocated */
+	IG_PAUSE_REASON_COUNT
+};
+
+/* The worker's accept state; embedded in struct ig_worker. */
+struct ig_accept_gate {
+	uint64_t fd_limit;             /* soft RLIMIT_NOFILE in force */
+	unsigned fd_in_use;            /* open when the budget was set */
+	unsigned max_sessions;         /* sessions the budget allows */
+	uv_timer_t timer;              /* resumes from the loop, never from
+	                                  inside a session's teardown */
+	bool timer_open;
+	unsigned npaused;              /* listeners holding a connection */
+	size_t next;                   /* where resuming starts (fairness) */
+	enum ig_pause_reason reason;   /* of the current pause */
+	uint64_t paused_at_ms;         /* loop time the pause began */
+	bool pause_logged;             /* the resume is logged too */
+	uint64_t pause_log_ms;         /* last accept-paused line */
+	unsigned pauses_unlogged;      /* pauses since, not logged */
+	uint64_t error_log_ms;         /* last accept-error line */
+	unsigned errors_unlogged;      /* accept errors since, not logged */
+};
+
+#endif /* IG_PROXY_LISTENER_TYPES_H */
