@@ -14,6 +14,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 BOOKWORM_PKGS=(
   cmake make gcc clang pkg-config git ca-certificates
+  # clang's sanitizer and libFuzzer runtimes (a Recommends of clang-14)
+  libclang-rt-14-dev
   libuv1-dev libyaml-dev libcmocka-dev
   dovecot-imapd
   python3 python3-pytest
