@@ -77,6 +77,20 @@ cidr_match_bytes(const uint8_t *net, const uint8_t *a, unsigned prefix)
 	return (net[full] & mask) == (a[full] & mask);
 }
 
+void
+ig_cidr_mask(uint8_t *a, unsigned nbytes, unsigned prefix)
+{
+	for (unsigned i = 0; i < nbytes; i++) {
+		unsigned bit = i * 8;
+		if (prefix >= bit + 8)
+			continue;
+		if (prefix <= bit)
+			a[i] = 0;
+		else
+			a[i] &= (uint8_t)(0xffu << (8 - (prefix - bit)));
+	}
+}
+
 bool
 ig_cidr_contains(const struct ig_cidr *c, const struct sockaddr *addr)
 {

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "policy/config.h"
@@ -20,6 +21,13 @@ int ig_cidr_parse(const char *s, struct ig_cidr *out);
 
 /* Formats c as "a.b.c.d/n" or "x::y/n" into out (size >= 50). */
 void ig_cidr_format(const struct ig_cidr *c, char *out, size_t outsz);
+
+/*
+ * Clears every bit of the address a[0..nbytes) after the first prefix bits
+ * (a network's address from a host's: the limiter's and the connection
+ * counter's address groups).
+ */
+void ig_cidr_mask(uint8_t *a, unsigned nbytes, unsigned prefix);
 
 /* True when addr (AF_INET or AF_INET6 sockaddr) lies in c. */
 bool ig_cidr_contains(const struct ig_cidr *c, const struct sockaddr *addr);

@@ -292,20 +292,6 @@ rl_secs(uint64_t ms)
 	return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
 }
 
-static void
-rl_mask(uint8_t *a, unsigned nbytes, unsigned prefix)
-{
-	for (unsigned i = 0; i < nbytes; i++) {
-		unsigned bit = i * 8;
-		if (prefix >= bit + 8)
-			continue;
-		if (prefix <= bit)
-			a[i] = 0;
-		else
-			a[i] &= (uint8_t)(0xffu << (8 - (prefix - bit)));
-	}
-}
-
 /* The address group of sa; family 0 when there is no usable address. */
 static void
 rl_group(const struct ig_rl_conf *c, const struct sockaddr *sa,
@@ -321,19 +307,19 @@ rl_group(const struct ig_rl_conf *c, const struct sockaddr *sa,
 		memcpy(k->ga, &s4->sin_addr, 4);
 		k->family = AF_INET;
 		k->plen = c->ipv4_prefix;
-		rl_mask(k->ga, 4, k->plen);
+		ig_cidr_mask(k->ga, 4, k->plen);
 	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
 		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
 			memcpy(k->ga, s6->sin6_addr.s6_addr + 12, 4);
 			k->family = AF_INET;
 			k->plen = c->ipv4_prefix;
-			rl_mask(k->ga, 4, k->plen);
+			ig_cidr_mask(k->ga, 4, k->plen);
 		} else {
 			memcpy(k->ga, s6->sin6_addr.s6_addr, 16);
 			k->family = AF_INET6;
 			k->plen = c->ipv6_prefix;
-			rl_mask(k->ga, 16, k->plen);
+			ig_cidr_mask(k->ga, 16, k->plen);
 		}
 	}
 }
@@ -1626,7 +1612,7 @@ rl_entry_valid(const struct ig_rl *rl, const struct rl_entry *e, uint64_t now)
 		}
 		uint8_t m[16];
 		memcpy(m, e->addr, sizeof(m));
-		rl_mask(m, e->family == AF_INET ? 4 : 16, e->plen);
+		ig_cidr_mask(m, e->family == AF_INET ? 4 : 16, e->plen);
 		if (memcmp(m, e->addr, sizeof(m)) != 0)
 			return false;
 	} else if (e->family != 0 || e->plen != 0 ||

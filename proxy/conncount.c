@@ -84,20 +84,6 @@ cc_siphash(uint64_t k0, uint64_t k1, const uint8_t *in, size_t len)
 
 /* ---- keys -------------------------------------------------------------- */
 
-static void
-cc_mask(uint8_t *a, unsigned nbytes, unsigned prefix)
-{
-	for (unsigned i = 0; i < nbytes; i++) {
-		unsigned bit = i * 8;
-		if (prefix >= bit + 8)
-			continue;
-		if (prefix <= bit)
-			a[i] = 0;
-		else
-			a[i] &= (uint8_t)(0xffu << (8 - (prefix - bit)));
-	}
-}
-
 bool
 ig_cc_key_from_addr(const struct sockaddr *sa, uint8_t ipv6_prefix, struct ig_cc_key *out)
 {
@@ -123,7 +109,7 @@ ig_cc_key_from_addr(const struct sockaddr *sa, uint8_t ipv6_prefix, struct ig_cc
 	memcpy(out->addr, s6->sin6_addr.s6_addr, 16);
 	out->family = AF_INET6;
 	out->plen = ipv6_prefix > 128 ? 128 : ipv6_prefix;
-	cc_mask(out->addr, 16, out->plen);
+	ig_cidr_mask(out->addr, 16, out->plen);
 	return true;
 }
 

@@ -252,6 +252,21 @@ preauth_ratelimit(struct ig_session *s)
 	return false;
 }
 
+/* What the policy judges this attempt by. */
+static void
+preauth_facts(const struct ig_session *s, struct ig_login_facts *f)
+{
+	const struct ig_attempt *a = &s->att;
+	*f = (struct ig_login_facts){
+		.user = a->user_known ? a->user : NULL,
+		.mech = a->login_cmd ? IG_MECH_COUNT : a->mech,
+		.login_cmd = a->login_cmd,
+		.tls = s->tls_active,
+		.addr = (const struct sockaddr *)&s->peer,
+		.listener = s->l->name,
+	};
+}
+
 /*
  * Judges the attempt (a->user set if known). On refusal answers the client
  * and ends the attempt. Returns true when the attempt may go on.
@@ -260,14 +275,8 @@ static bool
 preauth_judge(struct ig_session *s)
 {
 	struct ig_attempt *a = &s->att;
-	struct ig_login_facts f = {
-		.user = a->user_known ? a->user : NULL,
-		.mech = a->login_cmd ? IG_MECH_COUNT : a->mech,
-		.login_cmd = a->login_cmd,
-		.tls = s->tls_active,
-		.addr = (const struct sockaddr *)&s->peer,
-		.listener = s->l->name,
-	};
+	struct ig_login_facts f;
+	preauth_facts(s, &f);
 	struct ig_decision d;
 	/* Always the newest policy: a reload that denies a user applies to
 	   connections opened before it. */
@@ -782,14 +791,8 @@ ig_preauth_recheck(struct ig_session *s)
 	struct ig_attempt *a = &s->att;
 	if (a->decided_gen == s->w->gen_seq)
 		return true;
-	struct ig_login_facts f = {
-		.user = a->user_known ? a->user : NULL,
-		.mech = a->login_cmd ? IG_MECH_COUNT : a->mech,
-		.login_cmd = a->login_cmd,
-		.tls = s->tls_active,
-		.addr = (const struct sockaddr *)&s->peer,
-		.listener = s->l->name,
-	};
+	struct ig_login_facts f;
+	preauth_facts(s, &f);
 	struct ig_decision d;
 	if (ig_policy_decide(ig_session_policy(s), &f, &d) == IG_VERDICT_ALLOW) {
 		a->decided_gen = s->w->gen_seq;

@@ -100,4 +100,20 @@ load(const char *yaml, int *rc, struct ig_config **out)
 	return load_flags(yaml, 0, rc, out);
 }
 
+/*
+ * The smallest valid configuration: 10 lines, so a section appended to it
+ * starts at line 11 (tests check error positions against that).
+ */
+#define CFGFIX_BASE \
+    "listeners:\n" \
+    "  - name: imaps\n" \
+    "    listen: \"127.0.0.1:993\"\n" \
+    "    tls: implicit\n" \
+    "tls:\n" \
+    "  certificates:\n" \
+    "    - cert: cert.pem\n" \
+    "      key: key.pem\n" \
+    "backend:\n" \
+    "  address: \"127.0.0.1:1143\"\n"
+
 #endif /* IG_TESTS_UNIT_CONFIG_FIXTURE_H */

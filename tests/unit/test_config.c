@@ -146,18 +146,6 @@ test_full_example(void **state)
 	free(msgs);
 }
 
-/* The smallest valid file: 9 lines, so appended sections start at line 10. */
-#define BASE \
-    "listeners:\n" \
-    "  - name: imaps\n" \
-    "    listen: \"127.0.0.1:993\"\n" \
-    "    tls: implicit\n" \
-    "tls:\n" \
-    "  certificates:\n" \
-    "    - cert: cert.pem\n" \
-    "      key: key.pem\n" \
-    "backend:\n" \
-    "  address: \"127.0.0.1:1143\"\n"
 
 static void
 test_defaults(void **state)
@@ -165,7 +153,7 @@ test_defaults(void **state)
 	(void)state;
 	int rc;
 	struct ig_config *cfg;
-	char *msgs = load(BASE, &rc, &cfg);
+	char *msgs = load(CFGFIX_BASE, &rc, &cfg);
 	assert_string_equal(msgs, "");
 	assert_int_equal(rc, 0);
 	assert_int_equal(cfg->log_level, IG_LOG_INFO);
@@ -192,7 +180,7 @@ test_defaults(void **state)
 	free(msgs);
 
 	/* Empty sections mean "all defaults". */
-	msgs = load(BASE "limits:\npolicy:\n  defaults:\n", &rc, &cfg);
+	msgs = load(CFGFIX_BASE "limits:\npolicy:\n  defaults:\n", &rc, &cfg);
 	assert_string_equal(msgs, "");
 	assert_int_equal(rc, 0);
 	assert_int_equal(cfg->limits.buffer_size, 16384);
@@ -220,7 +208,7 @@ static const struct err_row err_rows[] = {
 	{ "a: \"\\q\"\n", IG_ECONFIG,
 	  "t.yaml:1:5: found unknown escape character (while parsing a quoted scalar at 1:4)\n" },
 	{ "a: \xff\n", IG_ECONFIG, "t.yaml:1:4: invalid leading UTF-8 octet (byte offset 3)\n" },
-	{ BASE "---\nx: 1\n", IG_ECONFIG,
+	{ CFGFIX_BASE "---\nx: 1\n", IG_ECONFIG,
 	  "t.yaml:11:1: only one YAML document is allowed in a configuration file\n" },
 	/* Required keys. */
 	{ "log_level: info\n", IG_ECONFIG,
@@ -237,67 +225,67 @@ static const struct err_row err_rows[] = {
 	  "t.yaml:2:5: missing required key 'name' in 'listeners[0]'\n"
 	  "t.yaml:2:5: missing required key 'tls' in 'listeners[0]'\n"
 	  "t.yaml:4:17: 'tls.certificates' needs at least one certificate (every listener uses TLS)\n" },
-	{ BASE "tls:\n  certificates:\n    - cert: cert.pem\n", IG_ECONFIG,
+	{ CFGFIX_BASE "tls:\n  certificates:\n    - cert: cert.pem\n", IG_ECONFIG,
 	  "t.yaml:11:1: duplicate key 'tls' (first at 5:1)\n" },
 	/* Unknown keys, with a suggestion for typos. */
-	{ BASE "policy:\n  defaults:\n    requre_tls: false\n", IG_ECONFIG,
+	{ CFGFIX_BASE "policy:\n  defaults:\n    requre_tls: false\n", IG_ECONFIG,
 	  "t.yaml:13:5: unknown key 'requre_tls' in 'policy.defaults' (did you mean 'require_tls'?)\n" },
-	{ BASE "policy:\n  mode: strict\n", IG_ECONFIG,
+	{ CFGFIX_BASE "policy:\n  mode: strict\n", IG_ECONFIG,
 	  "t.yaml:12:9: invalid value 'strict' for 'policy.mode': expected one of enforce, monitor\n" },
-	{ BASE "policy:\n  strict: true\n", IG_ECONFIG,
+	{ CFGFIX_BASE "policy:\n  strict: true\n", IG_ECONFIG,
 	  "t.yaml:12:3: unknown key 'strict' in 'policy'\n" },
-	{ BASE "backends:\n  x: 1\n", IG_ECONFIG,
+	{ CFGFIX_BASE "backends:\n  x: 1\n", IG_ECONFIG,
 	  "t.yaml:11:1: unknown key 'backends' (did you mean 'backend'?)\n" },
-	{ BASE "limits:\n  max_line: 1024\n  max_line: 2048\n", IG_ECONFIG,
+	{ CFGFIX_BASE "limits:\n  max_line: 1024\n  max_line: 2048\n", IG_ECONFIG,
 	  "t.yaml:13:3: duplicate key 'max_line' in 'limits' (first at 12:3)\n" },
-	{ BASE "limits:\n  foo: 1\n  foo: 2\n", IG_ECONFIG,
+	{ CFGFIX_BASE "limits:\n  foo: 1\n  foo: 2\n", IG_ECONFIG,
 	  "t.yaml:12:3: unknown key 'foo' in 'limits'\n"
 	  "t.yaml:13:3: duplicate key 'foo' in 'limits' (first at 12:3)\n" },
-	{ BASE "? [a]\n: 1\n", IG_ECONFIG,
+	{ CFGFIX_BASE "? [a]\n: 1\n", IG_ECONFIG,
 	  "t.yaml:11:3: keys must be plain words, not a sequence\n" },
 	/* Types. */
-	{ BASE "log_level: verbose\n", IG_ECONFIG,
+	{ CFGFIX_BASE "log_level: verbose\n", IG_ECONFIG,
 	  "t.yaml:11:12: invalid value 'verbose' for 'log_level': "
 	  "expected one of error, warn, info, debug\n" },
-	{ BASE "limits:\n  max_line: 8k\n", IG_ECONFIG,
+	{ CFGFIX_BASE "limits:\n  max_line: 8k\n", IG_ECONFIG,
 	  "t.yaml:12:13: invalid value '8k' for 'limits.max_line': expected a whole number\n" },
-	{ BASE "limits:\n  max_errors: -1\n", IG_ECONFIG,
+	{ CFGFIX_BASE "limits:\n  max_errors: -1\n", IG_ECONFIG,
 	  "t.yaml:12:15: invalid value '-1' for 'limits.max_errors': expected a whole number\n" },
-	{ BASE "limits:\n  max_sessions: 99999999999999999999999\n", IG_ECONFIG,
+	{ CFGFIX_BASE "limits:\n  max_sessions: 99999999999999999999999\n", IG_ECONFIG,
 	  "t.yaml:12:17: invalid value '99999999999999999999999' for 'limits.max_sessions': "
 	  "expected a whole number\n" },
-	{ BASE "limits: [1]\n", IG_ECONFIG,
+	{ CFGFIX_BASE "limits: [1]\n", IG_ECONFIG,
 	  "t.yaml:11:9: 'limits' must be a mapping, not a sequence\n" },
-	{ BASE "log_level: [info]\n", IG_ECONFIG,
+	{ CFGFIX_BASE "log_level: [info]\n", IG_ECONFIG,
 	  "t.yaml:11:12: 'log_level' must be a single value, not a sequence\n" },
-	{ BASE "log_level:\n", IG_ECONFIG, "t.yaml:11:11: 'log_level' has no value\n" },
-	{ BASE "tls:\n  strict_sni: yes\n", IG_ECONFIG,
+	{ CFGFIX_BASE "log_level:\n", IG_ECONFIG, "t.yaml:11:11: 'log_level' has no value\n" },
+	{ CFGFIX_BASE "tls:\n  strict_sni: yes\n", IG_ECONFIG,
 	  "t.yaml:11:1: duplicate key 'tls' (first at 5:1)\n" },
 	{ "listeners:\n  - name: a\n    listen: \"127.0.0.1:993\"\n    tls: implicit\n"
 	  "tls:\n  certificates: [{cert: cert.pem, key: key.pem}]\n  strict_sni: yes\n"
 	  "  min_version: 1.1\nbackend:\n  address: \"127.0.0.1:1143\"\n", IG_ECONFIG,
 	  "t.yaml:7:15: invalid value 'yes' for 'tls.strict_sni': expected true or false\n"
 	  "t.yaml:8:16: invalid value '1.1' for 'tls.min_version': expected one of 1.2, 1.3\n" },
-	{ BASE "  connect_timeout: 10x\n", IG_ECONFIG,
+	{ CFGFIX_BASE "  connect_timeout: 10x\n", IG_ECONFIG,
 	  "t.yaml:11:20: invalid duration '10x' for 'backend.connect_timeout': "
 	  "expected a number with ms, s, m or h\n" },
-	{ BASE "listeners2: \"a\\0b\"\n", IG_ECONFIG,
+	{ CFGFIX_BASE "listeners2: \"a\\0b\"\n", IG_ECONFIG,
 	  "t.yaml:11:1: unknown key 'listeners2' (did you mean 'listeners'?)\n" },
-	{ BASE "  server_name: \"a\\0b\"\n", IG_ECONFIG,
+	{ CFGFIX_BASE "  server_name: \"a\\0b\"\n", IG_ECONFIG,
 	  "t.yaml:11:16: 'backend.server_name' must not contain NUL bytes\n"
 	  "t.yaml:11:16: warning: 'backend.server_name' has no effect with backend.tls: none\n" },
 	/* Ranges and cross-field rules. */
-	{ BASE "limits:\n  max_line: 100\n  handshake_timeout: 0\n  preauth_timeout: 2h\n",
+	{ CFGFIX_BASE "limits:\n  max_line: 100\n  handshake_timeout: 0\n  preauth_timeout: 2h\n",
 	  IG_ECONFIG,
 	  "t.yaml:12:13: 'limits.max_line' must be between 256 and 1048576 (got 100)\n"
 	  "t.yaml:13:22: 'limits.handshake_timeout' must be between 1ms and 10m (got 0)\n"
 	  "t.yaml:14:20: 'limits.preauth_timeout' must be between 1ms and 1h (got 2h)\n" },
-	{ BASE "limits:\n  buffer_size: 2000000\n", IG_ECONFIG,
+	{ CFGFIX_BASE "limits:\n  buffer_size: 2000000\n", IG_ECONFIG,
 	  "t.yaml:12:16: 'limits.buffer_size' must be between 1024 and 1048576 (got 2000000)\n" },
-	{ BASE "limits:\n  max_line: 8192\n  buffer_size: 4096\n", IG_ECONFIG,
+	{ CFGFIX_BASE "limits:\n  max_line: 8192\n  buffer_size: 4096\n", IG_ECONFIG,
 	  "t.yaml:13:16: limits.buffer_size (4096) must be at least limits.max_line (8192)\n"
 	  "t.yaml:13:16: limits.buffer_size (4096) must be at least limits.max_literal (8192)\n" },
-	{ BASE "limits:\n  max_line: 32768\n", IG_ECONFIG,
+	{ CFGFIX_BASE "limits:\n  max_line: 32768\n", IG_ECONFIG,
 	  "t.yaml:12:13: limits.buffer_size (16384) must be at least limits.max_line (32768)\n" },
 	/* Listeners. */
 	{ "listeners:\n  - name: a\n    listen: \"127.0.0.1:993\"\n    tls: none\n"
@@ -353,7 +341,7 @@ static const struct err_row err_rows[] = {
 	  "t.yaml:9:7: missing required key 'cert' in 'tls.certificates[1]'\n"
 	  "t.yaml:13:7: cannot use 'nope.pem' for 'backend.ca': No such file or directory\n" },
 	/* Backend. */
-	{ BASE "  tls: tls\n", IG_ECONFIG,
+	{ CFGFIX_BASE "  tls: tls\n", IG_ECONFIG,
 	  "t.yaml:11:8: invalid value 'tls' for 'backend.tls': "
 	  "expected one of none, starttls, implicit\n" },
 	{ "listeners:\n  - {name: a, listen: \"127.0.0.1:993\", tls: implicit}\n"
@@ -376,7 +364,7 @@ static const struct err_row err_rows[] = {
 	  "backend:\n  address: \"127.0.0.1:1143\"\n", IG_ECONFIG,
 	  "t.yaml:3:5: aliases are not supported (*l)\n" },
 	/* Warnings alone do not fail the load. */
-	{ BASE "  verify: false\n  ca: ca.pem\nlimits:\n  idle_timeout: 29m\n"
+	{ CFGFIX_BASE "  verify: false\n  ca: ca.pem\nlimits:\n  idle_timeout: 29m\n"
 	  "policy:\n  defaults:\n    require_tls: false\n", 0,
 	  "t.yaml:11:11: warning: 'backend.verify' has no effect with backend.tls: none\n"
 	  "t.yaml:12:7: warning: 'backend.ca' has no effect with backend.tls: none\n"
@@ -419,7 +407,7 @@ test_key_mode_warning(void **state)
 	(void)state;
 	int rc;
 	assert_int_equal(chmod("key.pem", 0644), 0);
-	char *msgs = load(BASE, &rc, NULL);
+	char *msgs = load(CFGFIX_BASE, &rc, NULL);
 	assert_int_equal(rc, 0);
 	assert_string_equal(msgs,
 	    "t.yaml:8:12: warning: private key 'key.pem' is readable by every user (mode 644)\n");
@@ -435,7 +423,7 @@ test_many_errors_capped(void **state)
 	size_t size = 0;
 	FILE *f = open_memstream(&yaml, &size);
 	assert_non_null(f);
-	fputs(BASE, f);
+	fputs(CFGFIX_BASE, f);
 	for (int i = 0; i < 150; i++)
 		fprintf(f, "k%d: 1\n", i);
 	fclose(f);

@@ -40,18 +40,6 @@ teardown(void **state)
 	return cfgfix_leave(*state);
 }
 
-/* The smallest valid file: 10 lines, so the next section is line 11. */
-#define BASE \
-    "listeners:\n" \
-    "  - name: imaps\n" \
-    "    listen: \"127.0.0.1:993\"\n" \
-    "    tls: implicit\n" \
-    "tls:\n" \
-    "  certificates:\n" \
-    "    - cert: cert.pem\n" \
-    "      key: key.pem\n" \
-    "backend:\n" \
-    "  address: \"127.0.0.1:1143\"\n"
 
 static void
 assert_cidr(const struct ig_cidr *c, const char *text)
@@ -66,9 +54,9 @@ test_defaults(void **state)
 {
 	(void)state;
 	static const char *const yamls[] = {
-		BASE,
-		BASE "limits:\n",
-		BASE "limits:\n  raised: []\n",
+		CFGFIX_BASE,
+		CFGFIX_BASE "limits:\n",
+		CFGFIX_BASE "limits:\n  raised: []\n",
 	};
 	for (size_t i = 0; i < sizeof(yamls) / sizeof(yamls[0]); i++) {
 		int rc;
@@ -95,7 +83,7 @@ test_example(void **state)
 	(void)state;
 	int rc;
 	struct ig_config *cfg;
-	char *msgs = load(BASE
+	char *msgs = load(CFGFIX_BASE
 	    "limits:\n"
 	    "  preauth_timeout: 30s\n"
 	    "  preauth_lifetime: 2m\n"
@@ -145,7 +133,7 @@ test_edges(void **state)
 	(void)state;
 	int rc;
 	struct ig_config *cfg;
-	char *msgs = load(BASE
+	char *msgs = load(CFGFIX_BASE
 	    "limits:\n"
 	    "  preauth_timeout: 2s\n"
 	    "  preauth_lifetime: 2s\n"
@@ -166,7 +154,7 @@ test_errors(void **state)
 {
 	(void)state;
 	int rc;
-	char *msgs = load(BASE
+	char *msgs = load(CFGFIX_BASE
 	    "limits:\n"                                                  /* 11 */
 	    "  preauth_timeout: 10m\n"
 	    "  preauth_lifetime: 5m\n"
@@ -207,7 +195,7 @@ test_errors(void **state)
 	free(msgs);
 
 	/* The lifetime left at its default, the timeout raised above it. */
-	msgs = load(BASE "limits:\n  preauth_timeout: 10m\n", &rc, NULL);
+	msgs = load(CFGFIX_BASE "limits:\n  preauth_timeout: 10m\n", &rc, NULL);
 	assert_int_equal(rc, IG_ECONFIG);
 	assert_string_equal(msgs,
 	    "t.yaml:12:20: limits.preauth_lifetime (5m) must be at least "
@@ -224,7 +212,7 @@ test_warnings(void **state)
 	(void)state;
 	int rc;
 	struct ig_config *cfg;
-	char *msgs = load(BASE
+	char *msgs = load(CFGFIX_BASE
 	    "limits:\n"
 	    "  max_connections_per_address: 50\n"
 	    "  raised:\n"
@@ -239,7 +227,7 @@ test_warnings(void **state)
 	ig_config_free(cfg);
 	free(msgs);
 
-	msgs = load(BASE
+	msgs = load(CFGFIX_BASE
 	    "limits:\n"
 	    "  max_connections_per_address: 0\n"
 	    "  raised:\n"

@@ -35,21 +35,9 @@ teardown(void **state)
 	return cfgfix_leave(*state);
 }
 
-/* The smallest valid file: 10 lines, so "policy:" is line 10. */
-#define BASE \
-    "listeners:\n" \
-    "  - name: imaps\n" \
-    "    listen: \"127.0.0.1:993\"\n" \
-    "    tls: implicit\n" \
-    "tls:\n" \
-    "  certificates:\n" \
-    "    - cert: cert.pem\n" \
-    "      key: key.pem\n" \
-    "backend:\n" \
-    "  address: \"127.0.0.1:1143\"\n"
 
 /* The example of the policy documentation, from line 11. */
-static const char policy_example[] = BASE
+static const char policy_example[] = CFGFIX_BASE
     "policy:\n"
     "  mode: enforce                  # enforce | monitor (log \"would refuse\", allow)\n"
     "  fold_case: true                # default true: names folded to lower case\n"
@@ -187,7 +175,7 @@ test_policy_builtin(void **state)
 	int rc;
 	struct ig_config *cfg;
 	/* No policy section at all. */
-	char *msgs = load(BASE, &rc, &cfg);
+	char *msgs = load(CFGFIX_BASE, &rc, &cfg);
 	assert_string_equal(msgs, "");
 	assert_int_equal(rc, 0);
 	const struct ig_policy_conf *p = &cfg->policy;
@@ -215,7 +203,7 @@ test_policy_builtin(void **state)
 	free(msgs);
 
 	/* Empty sections, policy-wide monitor, an empty mechanism list. */
-	msgs = load(BASE "policy:\n  mode: monitor\n  networks:\n  groups:\n  users:\n"
+	msgs = load(CFGFIX_BASE "policy:\n  mode: monitor\n  networks:\n  groups:\n  users:\n"
 	    "  defaults:\n    mechanisms: []\n    require_tls: false\n    mode: monitor\n",
 	    &rc, &cfg);
 	assert_string_equal(msgs, "t.yaml:18:18: warning: policy.defaults.require_tls is false: "
@@ -240,7 +228,7 @@ test_policy_file_order(void **state)
 	(void)state;
 	int rc;
 	struct ig_config *cfg;
-	char *msgs = load(BASE "policy:\n"
+	char *msgs = load(CFGFIX_BASE "policy:\n"
 	    "  users:\n"
 	    "    Bob@Example.COM: {allow_from: [lab]}\n"
 	    "    eve@example.com: {allow_plaintext_from: [lab]}\n"
@@ -277,7 +265,7 @@ test_policy_fold_case_false(void **state)
 	(void)state;
 	int rc;
 	struct ig_config *cfg;
-	char *msgs = load(BASE "policy:\n"
+	char *msgs = load(CFGFIX_BASE "policy:\n"
 	    "  fold_case: false\n"
 	    "  groups:\n"
 	    "    g:\n"
@@ -300,7 +288,7 @@ test_policy_fold_case_false(void **state)
 	free(msgs);
 
 	/* The same with fold_case (the default): one user, twice. */
-	msgs = load(BASE "policy:\n"
+	msgs = load(CFGFIX_BASE "policy:\n"
 	    "  users:\n"
 	    "    Alice@X: {deny: true}\n"
 	    "    alice@x: {mode: monitor}\n", &rc, NULL);
@@ -311,7 +299,7 @@ test_policy_fold_case_false(void **state)
 }
 
 struct err_row {
-	const char *yaml; /* appended to BASE "policy:\n": its first line is 12 */
+	const char *yaml; /* appended to CFGFIX_BASE "policy:\n": its first line is 12 */
 	int rc;
 	const char *want; /* everything written to errf */
 };
@@ -544,7 +532,7 @@ test_policy_error_rows(void **state)
 	for (size_t i = 0; i < sizeof(err_rows) / sizeof(err_rows[0]); i++) {
 		char yaml[4096];
 		int rc;
-		snprintf(yaml, sizeof(yaml), "%spolicy:\n%s", BASE, err_rows[i].yaml);
+		snprintf(yaml, sizeof(yaml), "%spolicy:\n%s", CFGFIX_BASE, err_rows[i].yaml);
 		char *msgs = load(yaml, &rc, NULL);
 		if (strcmp(msgs, err_rows[i].want) != 0 || rc != err_rows[i].rc) {
 			print_error("row %zu: rc %d, got:\n%swant:\n%s\n", i, rc, msgs,
@@ -566,7 +554,7 @@ test_policy_many_users(void **state)
 	size_t size = 0;
 	FILE *f = open_memstream(&yaml, &size);
 	assert_non_null(f);
-	fputs(BASE "policy:\n  users:\n", f);
+	fputs(CFGFIX_BASE "policy:\n  users:\n", f);
 	for (int i = 0; i < 5000; i++)
 		fprintf(f, "    u%d@example.com: {deny: true}\n", i);
 	fputs("    U17@Example.com: {deny: true}\n", f);         /* line 5013 */

@@ -52,21 +52,9 @@ teardown(void **state)
 	return cfgfix_leave(*state);
 }
 
-/* The smallest valid file: 10 lines, so the next section is line 11. */
-#define BASE \
-    "listeners:\n" \
-    "  - name: imaps\n" \
-    "    listen: \"127.0.0.1:993\"\n" \
-    "    tls: implicit\n" \
-    "tls:\n" \
-    "  certificates:\n" \
-    "    - cert: cert.pem\n" \
-    "      key: key.pem\n" \
-    "backend:\n" \
-    "  address: \"127.0.0.1:1143\"\n"
 
 /* The documented shape, every key, from line 11; policy comes after it. */
-static const char rl_example[] = BASE
+static const char rl_example[] = CFGFIX_BASE
     "ratelimit:\n"
     "  enabled: true\n"
     "  address:        { threshold: 11, window: 9m, block: 14m }\n"
@@ -200,10 +188,10 @@ test_defaults(void **state)
 {
 	(void)state;
 	static const char *const yamls[] = {
-		BASE,
-		BASE "ratelimit:\nadmin:\n",
-		BASE "ratelimit: {}\nadmin: {}\n",
-		BASE "ratelimit:\n  address:\n  tarpit: {}\n  raised: []\n",
+		CFGFIX_BASE,
+		CFGFIX_BASE "ratelimit:\nadmin:\n",
+		CFGFIX_BASE "ratelimit: {}\nadmin: {}\n",
+		CFGFIX_BASE "ratelimit:\n  address:\n  tarpit: {}\n  raised: []\n",
 	};
 	for (size_t i = 0; i < sizeof(yamls) / sizeof(yamls[0]); i++) {
 		int rc;
@@ -224,7 +212,7 @@ test_partial(void **state)
 	(void)state;
 	int rc;
 	struct ig_config *cfg;
-	char *msgs = load(BASE
+	char *msgs = load(CFGFIX_BASE
 	    "ratelimit:\n"
 	    "  enabled: false\n"
 	    "  user_address: { threshold: 0 }\n"
@@ -259,7 +247,7 @@ test_raised_policy_network(void **state)
 	(void)state;
 	int rc;
 	struct ig_config *cfg;
-	char *msgs = load(BASE
+	char *msgs = load(CFGFIX_BASE
 	    "policy:\n"
 	    "  networks:\n"
 	    "    webmail: [198.51.100.0/28, \"2001:db8:1::/64\"]\n"
@@ -298,7 +286,7 @@ test_errors(void **state)
 {
 	(void)state;
 	int rc;
-	char *msgs = load(BASE
+	char *msgs = load(CFGFIX_BASE
 	    "ratelimit:\n"                                               /* 11 */
 	    "  enabeld: true\n"
 	    "  address: { threshold: 70000, window: 0, block: 1d }\n"
@@ -393,7 +381,7 @@ test_checks(void **state)
 	long_name[sizeof(long_name) - 1] = '\0';
 	touch("state/file", 0600);
 
-	char *msgs = load(BASE
+	char *msgs = load(CFGFIX_BASE
 	    "ratelimit:\n"
 	    "  tarpit: { base: 5s, max: 2s }\n"
 	    "  max_keys: 1000\n"
@@ -409,7 +397,7 @@ test_checks(void **state)
 	free(msgs);
 
 	/* The other key of the pair when only it was written. */
-	msgs = load(BASE
+	msgs = load(CFGFIX_BASE
 	    "ratelimit:\n"
 	    "  tarpit: { max: 500ms }\n"
 	    "  max_keys: 16\n"
@@ -429,7 +417,7 @@ test_checks(void **state)
 	/* A socket name longer than sun_path; a file's "directory" that is a
 	 * file; an existing state file and socket are fine. */
 	char yaml[1024];
-	snprintf(yaml, sizeof(yaml), BASE
+	snprintf(yaml, sizeof(yaml), CFGFIX_BASE
 	    "ratelimit:\n"
 	    "  state_file: cert.pem/x\n"
 	    "admin:\n"
@@ -446,14 +434,14 @@ test_checks(void **state)
 	free(msgs);
 
 	/* state_sync: from 100ms to 1h. */
-	msgs = load(BASE
+	msgs = load(CFGFIX_BASE
 	    "ratelimit:\n"
 	    "  state_sync: 50ms\n", &rc, NULL);
 	assert_int_equal(rc, IG_ECONFIG);
 	assert_string_equal(msgs,
 	    "t.yaml:12:15: 'ratelimit.state_sync' must be between 100ms and 1h (got 50ms)\n");
 	free(msgs);
-	msgs = load(BASE "ratelimit: { state_sync: 61m }\n", &rc, NULL);
+	msgs = load(CFGFIX_BASE "ratelimit: { state_sync: 61m }\n", &rc, NULL);
 	assert_int_equal(rc, IG_ECONFIG);
 	assert_string_equal(msgs,
 	    "t.yaml:11:26: 'ratelimit.state_sync' must be between 100ms and 1h (got 61m)\n");
@@ -466,7 +454,7 @@ test_checks(void **state)
 	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
 	close(fd);
 	struct ig_config *cfg;
-	msgs = load(BASE
+	msgs = load(CFGFIX_BASE
 	    "ratelimit:\n"
 	    "  state_file: state/file\n"
 	    "  known_address_ttl: 1193h\n"
@@ -485,7 +473,7 @@ test_shapes(void **state)
 {
 	(void)state;
 	int rc;
-	char *msgs = load(BASE
+	char *msgs = load(CFGFIX_BASE
 	    "ratelimit: [1]\n"
 	    "admin: x\n", &rc, NULL);
 	assert_int_equal(rc, IG_ECONFIG);
@@ -494,7 +482,7 @@ test_shapes(void **state)
 	    "t.yaml:12:8: 'admin' must be a mapping, not a scalar\n");
 	free(msgs);
 
-	msgs = load(BASE
+	msgs = load(CFGFIX_BASE
 	    "ratelimit:\n"
 	    "  exempt:\n"
 	    "  raised: {}\n"
