@@ -16,7 +16,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "certs/name.h"
-#include "proxy/err.h"
+#include "util/err.h"
 
 /* Longest textual IP address inet_pton() is asked about (IPv6 with IPv4 tail). */
 #define NAME_IPLIT_MAX 46

@@ -27,7 +27,7 @@
 
 #include "certs/name.h"
 #include "certs/store.h"
-#include "proxy/err.h"
+#include "util/err.h"
 
 /* Larger certificate or key files are refused rather than read. */
 #define STORE_FILE_MAX (1024 * 1024)

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/err.h"
+#include "util/err.h"
 
 int
 ig_cidr_parse(const char *s, struct ig_cidr *out)

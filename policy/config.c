@@ -34,8 +34,8 @@
 #include <yaml.h>
 
 #include "policy/cidr.h"
-#include "proxy/err.h"
-#include "proxy/sasl.h"
+#include "util/err.h"
+#include "util/sasl.h"
 
 #define CFG_DEPTH_MAX 32          /* nesting levels in the YAML tree */
 #define CFG_ERRORS_SHOWN 100      /* then "N more errors" */

@@ -15,7 +15,7 @@
 #include "certs/store.h"
 #include "policy/cidr_types.h"
 #include "policy/ratelimit.h"
-#include "proxy/log.h"
+#include "util/log.h"
 
 enum ig_tls_mode {
 	IG_TLS_NONE,     /* "none": cleartext only (backend side only) */

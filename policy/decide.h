@@ -55,7 +55,7 @@
 #include <sys/socket.h>
 
 #include "policy/config.h"
-#include "proxy/sasl.h"
+#include "util/sasl.h"
 
 enum ig_verdict {
 	IG_VERDICT_ALLOW,

@@ -34,7 +34,7 @@
 #include <mbedtls/sha256.h>
 
 #include "policy/cidr.h"
-#include "proxy/err.h"
+#include "util/err.h"
 
 #define RL_NIL UINT32_MAX
 #define RL_USER_TEXT 48             /* stored user name bytes, NUL included */

@@ -13,7 +13,7 @@
 #include <mbedtls/platform_util.h>
 
 #include "proxy/conn.h"
-#include "proxy/err.h"
+#include "util/err.h"
 #include "proxy/session_types.h"
 #include "proxy/tls.h"
 #include "proxy/worker.h"

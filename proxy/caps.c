@@ -18,8 +18,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "proxy/err.h"
-#include "proxy/sasl.h"
+#include "util/err.h"
+#include "util/sasl.h"
 
 /* ATOM-CHAR of RFC 9051: any CHAR except atom-specials. */
 static bool

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/span.h"
+#include "util/span.h"
 
 /* Longest capability string kept (bytes, NUL included). */
 #define IG_CAPS_MAX 2048

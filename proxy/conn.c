@@ -9,7 +9,7 @@
 
 #include <mbedtls/platform_util.h>
 
-#include "proxy/err.h"
+#include "util/err.h"
 #include "proxy/session.h"
 #include "proxy/tls.h"
 

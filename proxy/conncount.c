@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "policy/cidr.h"
-#include "proxy/err.h"
+#include "util/err.h"
 
 #define CC_MIN_SLOTS 64u
 #define CC_MAX_SLOTS (1u << 26) /* 64 Mi slots: far above any fd limit */

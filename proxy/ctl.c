@@ -16,8 +16,9 @@
 #include <uv.h>
 
 #include "policy/ratelimit.h"
-#include "proxy/err.h"
-#include "proxy/log.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 

@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "proxy/err.h"
+#include "util/err.h"
 
 enum {
 	ST_TAG,        /* reading the tag */

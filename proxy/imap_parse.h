@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/span.h"
+#include "util/span.h"
 
 enum ig_parse_result {
 	IG_PARSE_AGAIN,             /* need more bytes; *consumed is 0 */

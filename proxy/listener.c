@@ -14,8 +14,8 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "proxy/err.h"
-#include "proxy/log.h"
+#include "util/err.h"
+#include "util/log.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 

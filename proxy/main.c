@@ -19,8 +19,8 @@
 
 #include "policy/decide.h"
 #include "proxy/ctl.h"
-#include "proxy/err.h"
-#include "proxy/log.h"
+#include "util/err.h"
+#include "util/log.h"
 #include "proxy/tls.h"
 #include "proxy/worker.h"
 

@@ -13,7 +13,8 @@
 #include "policy/decide.h"
 #include "policy/ratelimit.h"
 #include "proxy/conn.h"
-#include "proxy/err.h"
+#include "util/clock.h"
+#include "util/err.h"
 #include "proxy/session_types.h"
 #include "proxy/worker.h"
 

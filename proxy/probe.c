@@ -14,8 +14,8 @@
 
 #include "certs/name.h"
 #include "proxy/caps.h"
-#include "proxy/err.h"
-#include "proxy/span.h"
+#include "util/err.h"
+#include "util/span.h"
 #include "proxy/tls.h"
 #include "proxy/worker.h"
 

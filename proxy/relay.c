@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "proxy/conn.h"
-#include "proxy/err.h"
+#include "util/err.h"
 #include "proxy/session_types.h"
 #include "proxy/worker.h"
 

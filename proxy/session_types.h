@@ -21,8 +21,8 @@
 #include "proxy/conn_types.h"
 #include "proxy/conncount.h"
 #include "proxy/imap_parse.h"
-#include "proxy/log.h"
-#include "proxy/sasl.h"
+#include "util/log.h"
+#include "util/sasl.h"
 #include "proxy/session.h"
 
 struct ig_gen;

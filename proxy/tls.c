@@ -20,8 +20,8 @@
 
 #include "certs/name.h"
 #include "proxy/conn.h"
-#include "proxy/err.h"
-#include "proxy/log.h"
+#include "util/err.h"
+#include "util/log.h"
 
 long ig_conn_write_raw(struct ig_conn *c, const uint8_t *buf, size_t len);
 

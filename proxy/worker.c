@@ -24,9 +24,10 @@
 #include "policy/ratelimit.h"
 #include "proxy/conncount.h"
 #include "proxy/ctl.h"
-#include "proxy/err.h"
+#include "util/clock.h"
+#include "util/err.h"
 #include "proxy/listener.h"
-#include "proxy/log.h"
+#include "util/log.h"
 #include "proxy/probe.h"
 #include "proxy/session.h"
 #include "proxy/tls.h"
@@ -82,14 +83,6 @@ ig_gen_unref(struct ig_gen *g)
 	ig_certstore_free(g->certs);
 	ig_config_free(g->cfg);
 	free(g);
-}
-
-uint64_t
-ig_wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /*

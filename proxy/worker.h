@@ -127,8 +127,6 @@ int ig_worker_run(struct ig_worker *w);
 /* Closes everything and releases the generation; asserts the loop closes. */
 int ig_worker_destroy(struct ig_worker *w);
 
-/* Wall-clock milliseconds (the limiter's time base). */
-uint64_t ig_wall_ms(void);
 
 
 #endif /* IG_PROXY_WORKER_H */

@@ -16,7 +16,7 @@
 #include <mbedtls/sha256.h>
 
 #include "policy/ratelimit.h"
-#include "proxy/err.h"
+#include "util/err.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -11,8 +11,8 @@
 #include <strings.h>
 
 #include "proxy/caps.h"
-#include "proxy/err.h"
-#include "proxy/sasl.h"
+#include "util/err.h"
+#include "util/sasl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

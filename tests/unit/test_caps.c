@@ -10,8 +10,8 @@
 #include <cmocka.h>
 
 #include "proxy/caps.h"
-#include "proxy/err.h"
-#include "proxy/sasl.h"
+#include "util/err.h"
+#include "util/sasl.h"
 
 /* Dovecot 2.3's pre-login list on a STARTTLS port, and after STARTTLS. */
 #define DOVECOT_PRE "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ STARTTLS AUTH=PLAIN"

@@ -15,7 +15,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "certs/name.h"
-#include "proxy/err.h"
+#include "util/err.h"
 
 /*
  * The fixtures live next to this file; ctest runs from the build tree, so

@@ -23,7 +23,7 @@
 
 #include "certs/name.h"
 #include "certs/store.h"
-#include "proxy/err.h"
+#include "util/err.h"
 
 #define PATH_MAX_LEN 4096
 

@@ -22,7 +22,7 @@
 #include "policy/config.h"
 #include "config_fixture.h"
 #include "proxy/conncount.h"
-#include "proxy/err.h"
+#include "util/err.h"
 
 static int
 setup(void **state)

@@ -19,8 +19,8 @@
 #include "policy/cidr.h"
 #include "policy/config.h"
 #include "config_fixture.h"
-#include "proxy/err.h"
-#include "proxy/sasl.h"
+#include "util/err.h"
+#include "util/sasl.h"
 
 static int
 setup(void **state)

@@ -24,7 +24,7 @@
 #include "policy/config.h"
 #include "config_fixture.h"
 #include "policy/ratelimit.h"
-#include "proxy/err.h"
+#include "util/err.h"
 
 #define MIN_MS (60u * 1000u)
 

@@ -18,7 +18,7 @@
 
 #include "policy/cidr.h"
 #include "proxy/conncount.h"
-#include "proxy/err.h"
+#include "util/err.h"
 
 static const uint8_t key1[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
 

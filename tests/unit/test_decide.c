@@ -19,7 +19,7 @@
 #include "policy/cidr.h"
 #include "policy/config.h"
 #include "policy/decide.h"
-#include "proxy/sasl.h"
+#include "util/sasl.h"
 
 #define NROWS(a) (sizeof(a) / sizeof((a)[0]))
 #define B(m) IG_MECH_BIT(IG_MECH_##m)

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "proxy/err.h"
+#include "util/err.h"
 #include "proxy/imap_parse.h"
 
 static const struct ig_imap_limits lim = {

@@ -18,9 +18,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "proxy/err.h"
+#include "util/err.h"
 #include "proxy/listener.h"
-#include "proxy/log.h"
+#include "util/log.h"
 #include "proxy/worker.h"
 
 /* stderr goes to a temporary file while a test reads what was logged. */

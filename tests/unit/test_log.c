@@ -6,8 +6,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "proxy/err.h"
-#include "proxy/log.h"
+#include "util/err.h"
+#include "util/log.h"
 
 struct esc_row {
 	const char *in;

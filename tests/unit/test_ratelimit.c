@@ -25,7 +25,7 @@
 
 #include "policy/cidr.h"
 #include "policy/ratelimit.h"
-#include "proxy/err.h"
+#include "util/err.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define RL_ASAN 1

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "proxy/err.h"
-#include "proxy/sasl.h"
+#include "util/err.h"
+#include "util/sasl.h"
 
 /* A string literal with its length, NULs included. */
 #define S(x) (x), (sizeof(x) - 1)

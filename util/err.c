@@ -1,4 +1,4 @@
-#include "proxy/err.h"
+#include "util/err.h"
 
 const char *
 ig_strerror(int err)

@@ -5,14 +5,14 @@
  * CRAM-MD5), plus user name normalisation. Pure functions: no allocation, no
  * I/O, no logging. Never log what passes through here.
  */
-#ifndef IG_PROXY_SASL_H
-#define IG_PROXY_SASL_H
+#ifndef IG_UTIL_SASL_H
+#define IG_UTIL_SASL_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/span.h"
+#include "util/span.h"
 
 enum ig_sasl_mech {
 	IG_MECH_PLAIN,
@@ -104,4 +104,4 @@ const char *ig_sasl_mailbox_user(const struct ig_sasl_ident *id);
  */
 int ig_user_normalize(const uint8_t *in, size_t len, bool fold, char *out, size_t outsz);
 
-#endif /* IG_PROXY_SASL_H */
+#endif /* IG_UTIL_SASL_H */

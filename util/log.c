@@ -1,4 +1,4 @@
-#include "proxy/log.h"
+#include "util/log.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "proxy/err.h"
+#include "util/err.h"
 
 /* The one process-wide setting: written at start-up and on reload only. */
 static _Atomic int log_level = IG_LOG_INFO;

@@ -12,12 +12,12 @@
  * the two could read differently (duplicate keys, stray escapes, extra NULs,
  * whitespace inside base64) is refused rather than guessed at.
  */
-#include "proxy/sasl.h"
+#include "util/sasl.h"
 
 #include <mbedtls/base64.h>
 #include <string.h>
 
-#include "proxy/err.h"
+#include "util/err.h"
 
 #define CASE(x, s) case x: return s
 const char *

@@ -6,8 +6,8 @@
  * Never pass a secret (password, token, SASL payload) to these functions.
  * Client bytes must go through ig_log_escape() first.
  */
-#ifndef IG_PROXY_LOG_H
-#define IG_PROXY_LOG_H
+#ifndef IG_UTIL_LOG_H
+#define IG_UTIL_LOG_H
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,4 +47,4 @@ void ig_logv(enum ig_log_level level, const char *fmt, va_list ap)
  */
 char *ig_log_escape(const uint8_t *in, size_t len, char *out, size_t outsz);
 
-#endif /* IG_PROXY_LOG_H */
+#endif /* IG_UTIL_LOG_H */

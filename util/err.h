@@ -3,8 +3,8 @@
  * and a negative IG_E* code on failure. libuv and mbedTLS codes are mapped
  * once, at the boundary, and described by ig_strerror().
  */
-#ifndef IG_PROXY_ERR_H
-#define IG_PROXY_ERR_H
+#ifndef IG_UTIL_ERR_H
+#define IG_UTIL_ERR_H
 
 enum {
 	IG_OK = 0,
@@ -27,4 +27,4 @@ enum {
  */
 const char *ig_strerror(int err);
 
-#endif /* IG_PROXY_ERR_H */
+#endif /* IG_UTIL_ERR_H */

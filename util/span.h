@@ -3,8 +3,8 @@
  * into the caller's bytes instead of copying them. A span is valid only as
  * long as the buffer it points into is neither freed nor moved.
  */
-#ifndef IG_PROXY_SPAN_H
-#define IG_PROXY_SPAN_H
+#ifndef IG_UTIL_SPAN_H
+#define IG_UTIL_SPAN_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,4 +25,4 @@ ig_span_ieq(struct ig_span sp, const char *s)
 	return sp.len == n && (n == 0 || strncasecmp((const char *)sp.p, s, n) == 0);
 }
 
-#endif /* IG_PROXY_SPAN_H */
+#endif /* IG_UTIL_SPAN_H */
