@@ -12,6 +12,7 @@
 
 #include <mbedtls/platform_util.h>
 
+#include "proxy/attempt.h"
 #include "proxy/conn.h"
 #include "util/err.h"
 #include "proxy/session_types.h"
@@ -65,7 +66,7 @@ backend_fail(struct ig_session *s, const char *reason, const char *detail)
 	    reason, ig_backend_state_str(s->bstate) + 6, detail ? " detail=\"" : "",
 	    detail ? detail : "", detail ? "\"" : "");
 	ig_backend_close(s);
-	ig_preauth_login_done(s, false, true);
+	ig_attempt_done(s, false, true);
 }
 
 static void
@@ -321,7 +322,7 @@ backend_send_login(struct ig_session *s)
 		ig_session_log(s, IG_LOG_WARN, "event=login-refused reason=command-too-long");
 		ig_backend_close(s);
 		ig_session_reply(s, "%s NO [LIMIT] Login command too long for the backend", a->tag);
-		ig_preauth_login_done(s, false, false);
+		ig_attempt_done(s, false, false);
 		return;
 	}
 	stage_next_segment(a);
@@ -448,10 +449,10 @@ backend_line(struct ig_session *s, struct ig_span line, size_t consumed)
 	if (line.len > tl && memcmp(line.p, a->tag, tl) == 0 && line.p[tl] == ' ') {
 		struct ig_span st = { line.p + tl + 1, line.len - tl - 1 };
 		bool ok = backend_line_is(st, "OK");
-		if (ok && !ig_preauth_recheck(s))
+		if (ok && !ig_attempt_recheck(s))
 			return;
 		ig_session_reply_raw(s, line.p, consumed);
-		ig_preauth_login_done(s, ok, false);
+		ig_attempt_done(s, ok, false);
 		return;
 	}
 	if (line.len >= 2 && line.p[0] == '*' && line.p[1] == ' ') {
@@ -471,25 +472,18 @@ backend_client_lines(struct ig_session *s)
 	while (s->bstate == IG_BS_AUTH && a->backend_cont_seen && !s->closing) {
 		struct ig_span line;
 		size_t consumed = 0;
-		enum ig_parse_result r = ig_imap_parse_line(s->cin.p + s->cin.off,
-		    s->cin.len - s->cin.off, s->gen->cfg->limits.max_line, &line, &consumed);
-		if (r == IG_PARSE_AGAIN) {
+		int r = ig_attempt_read_line(s, &line, &consumed);
+		if (r < 0)
+			return;
+		if (r == 0) {
 			/* The client's input ended in the middle of the exchange:
 			   nobody will answer the backend. */
 			if (s->client_end != 0)
 				ig_session_close(s, "client-closed", false);
 			return;
 		}
-		if (r != IG_PARSE_OK) {
-			ig_session_reply(s, "* BYE [CLIENTBUG] SASL response too long");
-			ig_session_close(s, "sasl-line-too-long", true);
-			return;
-		}
 		ig_backend_client_line(s, line);
-		mbedtls_platform_zeroize(s->cin.p + s->cin.off, consumed);
-		s->cin.off += consumed;
-		if (s->cin.off == s->cin.len)
-			s->cin.off = s->cin.len = 0;
+		ig_session_consume_input(s, consumed, true);
 	}
 }
 
@@ -502,7 +496,7 @@ ig_backend_client_line(struct ig_session *s, struct ig_span line)
 	if (cancel)
 		a->cancel_sent = true; /* the backend's BAD is no failed login */
 	if (!cancel && !a->user_known && ig_sasl_mech_server_first(a->mech)) {
-		if (!ig_preauth_judge_step(s, line))
+		if (!ig_attempt_judge_step(s, line))
 			return;
 	}
 	a->send_off = a->send_len = 0;

@@ -451,3 +451,11 @@ ig_imap_arg_is_astring(const struct ig_imap_arg *arg)
 	}
 	return false;
 }
+
+void
+ig_imap_tag_copy(const struct ig_imap_cmd *c, char *out, size_t outsz)
+{
+	size_t n = c->tag.len < outsz - 1 ? c->tag.len : outsz - 1;
+	memcpy(out, c->tag.p, n);
+	out[n] = '\0';
+}

@@ -130,6 +130,12 @@ enum ig_parse_result ig_imap_parse(struct ig_imap_parser *p, const uint8_t *buf,
     size_t len, size_t *consumed);
 
 /*
+ * Copies the tag of a parsed command into out as a NUL-terminated string,
+ * cut to outsz - 1 bytes (outsz > 0).
+ */
+void ig_imap_tag_copy(const struct ig_imap_cmd *c, char *out, size_t outsz);
+
+/*
  * Finds one CRLF- (or LF-) terminated line in buf[0..len), as used for
  * AUTHENTICATE continuation responses. On IG_PARSE_OK, *line is the line
  * without its line ending and *consumed includes the ending. Returns AGAIN

@@ -14,6 +14,7 @@
 #include <mbedtls/platform_util.h>
 
 #include "policy/decide.h"
+#include "proxy/attempt.h"
 #include "proxy/conn.h"
 #include "util/err.h"
 #include "proxy/listener.h"
@@ -170,6 +171,35 @@ ig_session_timer(struct ig_session *s, unsigned ms)
 			ms = (unsigned)left;
 	}
 	uv_timer_start(&s->timer, session_timer_cb, ms, 0);
+}
+
+bool
+ig_session_count_error(struct ig_session *s)
+{
+	if (++s->errors <= s->gen->cfg->limits.max_errors)
+		return false;
+	ig_session_log(s, IG_LOG_INFO, "event=refused reason=too-many-errors errors=%u",
+	    s->errors);
+	ig_session_reply(s, "* BYE [CLIENTBUG] Too many invalid commands");
+	ig_session_close(s, "too-many-errors", true);
+	return true;
+}
+
+void
+ig_session_consume_input(struct ig_session *s, size_t n, bool wipe)
+{
+	if (wipe)
+		mbedtls_platform_zeroize(s->cin.p + s->cin.off, n);
+	s->cin.off += n;
+	if (s->cin.off == s->cin.len)
+		s->cin.off = s->cin.len = 0;
+}
+
+void
+ig_session_bad(struct ig_session *s, const char *tag, const char *text)
+{
+	if (!ig_session_count_error(s))
+		ig_session_reply(s, "%s BAD %s", tag, text);
 }
 
 bool
@@ -485,7 +515,7 @@ session_timer_cb(uv_timer_t *t)
 		ig_session_log(s, IG_LOG_WARN, "event=backend-timeout state=%s",
 		    ig_backend_state_str(s->bstate));
 		ig_backend_close(s);
-		ig_preauth_login_done(s, false, true);
+		ig_attempt_done(s, false, true);
 		return;
 	case IG_SS_RELAY: {
 		uint64_t idle = ig_session_now(s) - s->last_activity_ms;
@@ -657,7 +687,7 @@ ig_session_accept(struct ig_worker *w, struct ig_listener *l)
 			ig_session_handle_closed(s);
 			return 0;
 		}
-		s->state = IG_SS_TLS_HANDSHAKE;
+		ig_session_set_state(s, IG_SS_TLS_HANDSHAKE);
 		ig_session_timer(s, lim->handshake_timeout_ms);
 	} else {
 		ig_session_timer(s, lim->preauth_timeout_ms);
@@ -741,9 +771,9 @@ ig_session_close(struct ig_session *s, const char *reason, bool graceful)
 	    reason, ig_session_state_str(s->state) + 6, (unsigned long long)dur,
 	    (unsigned long long)s->client.bytes_in, (unsigned long long)s->client.bytes_out,
 	    (unsigned long long)s->backend.bytes_in, (unsigned long long)s->backend.bytes_out);
-	s->state = IG_SS_CLOSING;
+	ig_session_set_state(s, IG_SS_CLOSING);
 	s->tarpit = false; /* closing owns the timer now (linger) */
-	ig_preauth_abandon(s);
+	ig_attempt_abandon(s);
 	mbedtls_platform_zeroize(s->att.cmd, s->att.cmd_cap);
 	mbedtls_platform_zeroize(s->att.stage, s->att.stage_cap);
 	mbedtls_platform_zeroize(s->cin.p, s->cin.cap);

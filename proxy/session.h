@@ -26,6 +26,8 @@ enum ig_session_state {
 	IG_SS_COUNT
 };
 const char *ig_session_state_str(enum ig_session_state st);
+/* A state's bit, for sets of states. */
+#define IG_SS_BIT(st) (1u << (unsigned)(st))
 
 /*
  * Accepts one connection from l's server handle and starts the session.

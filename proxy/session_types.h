@@ -222,35 +222,26 @@ void ig_session_timer(struct ig_session *s, unsigned ms);
  */
 bool ig_session_preauth_command(struct ig_session *s);
 
+/*
+ * Counts one BAD answer against limits.max_errors. Returns true when the
+ * budget is spent: the session has said "* BYE" and is closing.
+ */
+bool ig_session_count_error(struct ig_session *s);
+/* Drops n bytes read from the client (cin); wipes them first if asked. */
+void ig_session_consume_input(struct ig_session *s, size_t n, bool wipe);
+/* Answers "tag BAD text", or "* BYE" once the error budget is spent. May close. */
+void ig_session_bad(struct ig_session *s, const char *tag, const char *text);
+
 /* Builds the capability list for this connection now. */
 void ig_session_caps(struct ig_session *s, char *out, size_t outsz);
 
 /* preauth.c */
 /* Runs pre-auth commands from s->cin while possible. May close the session. */
 void ig_preauth_process(struct ig_session *s);
-/* The backend answered the login (ok: tagged OK). May close the session. */
-void ig_preauth_login_done(struct ig_session *s, bool ok, bool tempfail);
-/*
- * The backend said OK: if the policy was reloaded since the attempt was
- * judged, judges it again with the newest one. Returns true when the login
- * may complete; false when it was refused (the client has been answered,
- * the backend connection closed, the session is back in PREAUTH).
- */
-bool ig_preauth_recheck(struct ig_session *s);
-/*
- * The session is closing with an attempt under way: one that cost a backend
- * connection counts as a failure of the address.
- */
-void ig_preauth_abandon(struct ig_session *s);
-/*
- * A server-first mechanism (CRAM-MD5): the client's answer to the challenge
- * carries the user. Extracts and judges it. Returns true when the attempt
- * may go on; false when it was refused (the client has been answered, the
- * backend connection closed, the session is back in PREAUTH).
- */
-bool ig_preauth_judge_step(struct ig_session *s, struct ig_span b64);
 /* Sends the greeting. */
 void ig_preauth_greet(struct ig_session *s);
+
+/* attempt.c: see attempt.h */
 
 /* backend.c */
 /* Starts connecting for s->att. May close the session. */

@@ -1,0 +1,592 @@
+/*
+ * A login attempt, from the command that starts it to the backend's answer:
+ * the user name (LOGIN arguments, or the SASL response that carries it),
+ * the policy judgement (always the newest generation), the rate-limit check
+ * before any backend contact, the secret's hash for the spraying count, the
+ * LOGIN mechanism's steps, and the result: relay, or back to pre-auth with
+ * the failure counted. "Where is a login judged" has this one answer.
+ * The backend exchange itself is backend.c's; the command loop preauth.c's.
+ */
+#include "proxy/attempt.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <mbedtls/platform_util.h>
+
+#include "policy/decide.h"
+#include "policy/ratelimit.h"
+#include "proxy/session_types.h"
+#include "proxy/worker.h"
+#include "util/clock.h"
+#include "util/err.h"
+
+/* Starts an attempt: copies the tag, clears the rest. */
+static void
+attempt_begin(struct ig_session *s, const struct ig_imap_cmd *c, bool login_cmd,
+    enum ig_sasl_mech mech)
+{
+	struct ig_attempt *a = &s->att;
+	mbedtls_platform_zeroize(a->cmd, a->cmd_cap);
+	mbedtls_platform_zeroize(a->stage, a->stage_cap);
+	uint8_t *cmd = a->cmd, *stage = a->stage;
+	size_t cap = a->cmd_cap, scap = a->stage_cap;
+	memset(a, 0, sizeof(*a));
+	a->cmd = cmd;
+	a->cmd_cap = cap;
+	a->stage = stage;
+	a->stage_cap = scap;
+	a->active = true;
+	a->login_cmd = login_cmd;
+	a->mech = mech;
+	a->started_ms = ig_session_now(s);
+	ig_imap_tag_copy(c, a->tag, sizeof(a->tag));
+}
+
+static void
+attempt_end(struct ig_session *s)
+{
+	struct ig_attempt *a = &s->att;
+	mbedtls_platform_zeroize(a->cmd, a->cmd_cap);
+	mbedtls_platform_zeroize(a->stage, a->stage_cap);
+	a->cmd_len = a->ir_off = a->ir_len = a->pw_off = a->pw_len = 0;
+	a->send_off = a->send_len = a->stage_len = 0;
+	a->nseg = a->seg_next = 0;
+	a->sasl_step = 0;
+	mbedtls_platform_zeroize(a->secret_hash, sizeof(a->secret_hash));
+	a->has_secret_hash = false;
+	a->backend_used = false;
+	a->active = false;
+	a->user_known = false;
+	a->user[0] = '\0';
+}
+
+static const char *
+attempt_mech_name(const struct ig_attempt *a)
+{
+	return a->login_cmd ? "LOGIN-command" : ig_sasl_mech_str(a->mech);
+}
+
+static void
+attempt_rl(struct ig_session *s, struct ig_rl_attempt *ra)
+{
+	struct ig_attempt *a = &s->att;
+	ra->user = a->user_known ? a->user : NULL;
+	ra->addr = (const struct sockaddr *)&s->peer;
+	ra->secret = NULL;
+	ra->secret_len = 0;
+	ra->secret_hash = a->has_secret_hash ? a->secret_hash : NULL;
+	ra->now_ms = ig_wall_ms();
+}
+
+/* Keeps the limiter's hash of a password or token just read. */
+static void
+attempt_keep_secret(struct ig_session *s, const uint8_t *p, size_t len)
+{
+	struct ig_attempt *a = &s->att;
+	if (s->w->rl == NULL || len == 0)
+		return;
+	ig_rl_secret_hash(s->w->rl, p, len, a->secret_hash);
+	a->has_secret_hash = true;
+}
+
+/*
+ * The limiter, before any backend contact. Returns true when the attempt
+ * may go on; otherwise answers NO [UNAVAILABLE] (after the tarpit delay)
+ * and ends the attempt. May close the session.
+ */
+static bool
+attempt_ratelimit(struct ig_session *s)
+{
+	struct ig_rl *rl = s->w->rl;
+	if (rl == NULL)
+		return true;
+	struct ig_attempt *a = &s->att;
+	struct ig_rl_attempt ra;
+	attempt_rl(s, &ra);
+	struct ig_rl_verdict v;
+	ig_rl_check(rl, &ra, &v);
+	if (!v.refuse)
+		return true;
+	uint64_t left_s = v.until_ms > ra.now_ms ? (v.until_ms - ra.now_ms + 999) / 1000 : 0;
+	ig_session_log(s, IG_LOG_WARN,
+	    "event=login-decision verdict=tempfail reason=ratelimit limit=%s count=%u "
+	    "threshold=%u remaining_s=%llu known_address=%s mech=%s",
+	    v.limit, v.count, v.threshold, (unsigned long long)left_s,
+	    v.known_address ? "yes" : "no", attempt_mech_name(a));
+	if (left_s >= 120)
+		ig_session_reply(s, "%s NO [UNAVAILABLE] Too many failed logins, try again in "
+		    "%llu minutes", a->tag, (unsigned long long)((left_s + 59) / 60));
+	else
+		ig_session_reply(s, "%s NO [UNAVAILABLE] Too many failed logins, try again in "
+		    "%llu seconds", a->tag, (unsigned long long)left_s);
+	s->failures++;
+	attempt_end(s);
+	ig_session_tarpit(s, v.delay_ms, s->failures >= ig_rl_max_conn_failures(rl));
+	return false;
+}
+
+/* What the policy judges this attempt by. */
+static void
+attempt_facts(const struct ig_session *s, struct ig_login_facts *f)
+{
+	const struct ig_attempt *a = &s->att;
+	*f = (struct ig_login_facts){
+		.user = a->user_known ? a->user : NULL,
+		.mech = a->login_cmd ? IG_MECH_COUNT : a->mech,
+		.login_cmd = a->login_cmd,
+		.tls = s->tls_active,
+		.addr = (const struct sockaddr *)&s->peer,
+		.listener = s->l->name,
+	};
+}
+
+/*
+ * Judges the attempt (a->user set if known). On refusal answers the client
+ * and ends the attempt. Returns true when the attempt may go on.
+ */
+static bool
+attempt_judge(struct ig_session *s)
+{
+	struct ig_attempt *a = &s->att;
+	struct ig_login_facts f;
+	attempt_facts(s, &f);
+	struct ig_decision d;
+	/* Always the newest policy: a reload that denies a user applies to
+	   connections opened before it. */
+	enum ig_verdict v = ig_policy_decide(ig_session_policy(s), &f, &d);
+	if (v == IG_VERDICT_ALLOW) {
+		if (d.would_deny)
+			ig_session_log(s, IG_LOG_WARN,
+			    "event=login-decision verdict=would-deny mode=monitor mech=%s tls=%s "
+			    "reason=%s rule=%s", attempt_mech_name(a), s->tls_active ? "yes" : "no",
+			    d.reason, d.rule_name);
+		if (!attempt_ratelimit(s))
+			return false;
+		if (a->user_known) {
+			a->decided = true;
+			a->decided_gen = s->w->gen_seq;
+			if (!d.would_deny)
+				ig_session_log(s, IG_LOG_INFO,
+				    "event=login-decision verdict=allow mech=%s tls=%s reason=%s "
+				    "rule=%s", attempt_mech_name(a), s->tls_active ? "yes" : "no",
+				    d.reason, d.rule_name);
+		}
+		return true;
+	}
+	ig_session_log(s, IG_LOG_INFO,
+	    "event=login-decision verdict=%s mech=%s tls=%s reason=%s rule=%s",
+	    ig_verdict_str(d.verdict), attempt_mech_name(a), s->tls_active ? "yes" : "no",
+	    d.reason, d.rule_name);
+	if (d.code != NULL)
+		ig_session_reply(s, "%s NO [%s] %s", a->tag, d.code, d.text);
+	else
+		ig_session_reply(s, "%s NO %s", a->tag, d.text);
+	s->failures++;
+	attempt_end(s);
+	return false;
+}
+
+/* Normalises name into a->user; on failure answers BAD. */
+static bool
+attempt_set_user(struct ig_session *s, const uint8_t *name, size_t len)
+{
+	struct ig_attempt *a = &s->att;
+	int rc = ig_user_normalize(name, len, ig_session_policy(s)->fold_case, a->user,
+	    sizeof(a->user));
+	if (rc != 0) {
+		ig_session_log(s, IG_LOG_INFO, "event=login-refused reason=bad-user-name");
+		ig_session_reply(s, "%s BAD Invalid user name", a->tag);
+		s->errors++;
+		attempt_end(s);
+		return false;
+	}
+	a->user_known = true;
+	return true;
+}
+
+void
+ig_attempt_login(struct ig_session *s, const struct ig_imap_cmd *c)
+{
+	struct ig_attempt *a = &s->att;
+	attempt_begin(s, c, true, IG_MECH_COUNT);
+	/* cmd holds "user" then "password", decoded; formatted at send time. */
+	long ul = ig_imap_unquote(&c->args[0], a->cmd, IG_USER_MAX + 1);
+	if (ul < 0 || (size_t)ul > IG_USER_MAX) {
+		ig_session_reply(s, "%s BAD Invalid user name", a->tag);
+		s->errors++;
+		attempt_end(s);
+		return;
+	}
+	if (!attempt_set_user(s, a->cmd, (size_t)ul))
+		return;
+	long pl = ig_imap_unquote(&c->args[1], a->cmd + ul, a->cmd_cap - (size_t)ul);
+	if (pl < 0) {
+		ig_session_reply(s, "%s BAD Password too long", a->tag);
+		s->errors++;
+		attempt_end(s);
+		return;
+	}
+	attempt_keep_secret(s, a->cmd + ul, (size_t)pl);
+	if (!attempt_judge(s))
+		return;
+	a->ir_off = (size_t)ul;
+	a->ir_len = (size_t)pl;
+	a->cmd_len = (size_t)ul + (size_t)pl;
+	ig_session_set_state(s, IG_SS_BACKEND_CONNECT);
+	ig_backend_start(s);
+}
+
+/*
+ * A SASL response that carries the user name: decode it, extract the
+ * identities, normalise, refuse a foreign authorization identity, judge.
+ * Returns true when the attempt may go on; otherwise the client has been
+ * answered and the attempt ended. The decoded bytes are wiped.
+ */
+static bool
+attempt_sasl_user(struct ig_session *s, struct ig_span b64)
+{
+	struct ig_attempt *a = &s->att;
+	uint8_t dec[4096];
+	size_t dlen = 0;
+	int rc = ig_sasl_b64_decode(b64, dec, sizeof(dec), &dlen);
+	if (rc != 0) {
+		mbedtls_platform_zeroize(dec, sizeof(dec));
+		ig_session_reply(s, "%s BAD Invalid base64 in SASL response", a->tag);
+		s->errors++;
+		attempt_end(s);
+		return false;
+	}
+	struct ig_sasl_ident id;
+	rc = ig_sasl_extract_user(a->mech, dec, dlen, &id);
+	/* A password or bearer token in the same response (PLAIN, XOAUTH2,
+	   OAUTHBEARER) feeds the limiter's spraying count, hashed now. */
+	if (rc == 0 && id.secret.p != NULL)
+		attempt_keep_secret(s, id.secret.p, id.secret.len);
+	mbedtls_platform_zeroize(dec, sizeof(dec));
+	if (rc != 0) {
+		mbedtls_platform_zeroize(&id, sizeof(id));
+		ig_session_log(s, IG_LOG_INFO, "event=login-refused reason=sasl-%s mech=%s",
+		    rc == IG_ENOTFOUND ? "no-user" : "malformed", ig_sasl_mech_str(a->mech));
+		ig_session_reply(s, "%s BAD Malformed SASL response", a->tag);
+		s->errors++;
+		attempt_end(s);
+		return false;
+	}
+	const char *mbox = ig_sasl_mailbox_user(&id);
+	bool ok = attempt_set_user(s, (const uint8_t *)mbox, strlen(mbox));
+	if (ok && id.authzid[0] != '\0' && id.authcid[0] != '\0') {
+		char authc[IG_USER_MAX + 1];
+		if (ig_user_normalize((const uint8_t *)id.authcid, strlen(id.authcid),
+		        ig_session_policy(s)->fold_case, authc, sizeof(authc)) != 0 ||
+		    strcmp(authc, a->user) != 0) {
+			/* A different authorization identity is a master-user
+			   login: refused unless configured (not yet). */
+			ig_session_log(s, IG_LOG_INFO,
+			    "event=login-decision verdict=deny reason=authzid-mismatch mech=%s",
+			    ig_sasl_mech_str(a->mech));
+			ig_session_reply(s, "%s NO [AUTHORIZATIONFAILED] Authorization identity refused",
+			    a->tag);
+			s->failures++;
+			attempt_end(s);
+			ok = false;
+		}
+	}
+	mbedtls_platform_zeroize(&id, sizeof(id));
+	return ok && attempt_judge(s);
+}
+
+/*
+ * The client's first SASL response (base64, or "=" for empty) is known:
+ * judge, then hand the attempt to the backend.
+ */
+static void
+attempt_sasl_first(struct ig_session *s, struct ig_span b64)
+{
+	struct ig_attempt *a = &s->att;
+	if (!attempt_sasl_user(s, b64))
+		return;
+	/* cmd = the base64 initial response, sent as SASL-IR or after "+". */
+	if (b64.len > a->cmd_cap) {
+		ig_session_reply(s, "%s BAD SASL response too long", a->tag);
+		attempt_end(s);
+		return;
+	}
+	memcpy(a->cmd, b64.p, b64.len);
+	a->ir_off = 0;
+	a->ir_len = b64.len;
+	a->cmd_len = b64.len;
+	if (a->mech == IG_MECH_LOGIN) {
+		/* The password comes in the next response: read it here, so
+		   the limiter sees it before the backend does. */
+		a->sasl_step = 1;
+		ig_session_reply(s, "+ UGFzc3dvcmQ6"); /* "Password:" */
+		ig_session_set_state(s, IG_SS_SASL);
+		return;
+	}
+	ig_session_set_state(s, IG_SS_BACKEND_CONNECT);
+	ig_backend_start(s);
+}
+
+/*
+ * The LOGIN mechanism's second response, the password: hashed for the
+ * limiter (spraying), checked against it, then the attempt goes to the
+ * backend with both responses.
+ */
+static void
+attempt_sasl_password(struct ig_session *s, struct ig_span b64)
+{
+	struct ig_attempt *a = &s->att;
+	uint8_t dec[4096];
+	size_t dlen = 0;
+	int rc = ig_sasl_b64_decode(b64, dec, sizeof(dec), &dlen);
+	if (rc == 0)
+		attempt_keep_secret(s, dec, dlen);
+	mbedtls_platform_zeroize(dec, sizeof(dec));
+	if (rc != 0) {
+		ig_session_reply(s, "%s BAD Invalid base64 in SASL response", a->tag);
+		s->errors++;
+		attempt_end(s);
+		return;
+	}
+	if (b64.len > a->cmd_cap - a->cmd_len) {
+		ig_session_reply(s, "%s BAD SASL response too long", a->tag);
+		s->errors++;
+		attempt_end(s);
+		return;
+	}
+	a->pw_off = a->cmd_len;
+	a->pw_len = b64.len;
+	memcpy(a->cmd + a->pw_off, b64.p, b64.len);
+	a->cmd_len += b64.len;
+	a->sasl_step = 2;
+	if (!attempt_ratelimit(s))
+		return;
+	ig_session_set_state(s, IG_SS_BACKEND_CONNECT);
+	ig_backend_start(s);
+}
+
+bool
+ig_attempt_judge_step(struct ig_session *s, struct ig_span b64)
+{
+	if (attempt_sasl_user(s, b64))
+		return true;
+	ig_backend_close(s);
+	ig_session_set_state(s, IG_SS_PREAUTH);
+	ig_session_timer(s, s->gen->cfg->limits.preauth_timeout_ms);
+	return false;
+}
+
+void
+ig_attempt_authenticate(struct ig_session *s, const struct ig_imap_cmd *c)
+{
+	enum ig_sasl_mech m = ig_sasl_mech_from_name(c->args[0].val);
+	char tag[128];
+	ig_imap_tag_copy(c, tag, sizeof(tag));
+	char caps[IG_CAPS_MAX], want[64];
+	ig_session_caps(s, caps, sizeof(caps));
+	snprintf(want, sizeof(want), "AUTH=%s", ig_sasl_mech_str(m));
+	if (m == IG_MECH_COUNT || !ig_caps_has(caps, want)) {
+		/* Not offered here: either unknown, not the backend's, or not
+		   allowed on this connection (the policy tells which). */
+		attempt_begin(s, c, false, m == IG_MECH_COUNT ? IG_MECH_PLAIN : m);
+		if (m != IG_MECH_COUNT && !attempt_judge(s))
+			return;
+		attempt_end(s);
+		ig_session_log(s, IG_LOG_INFO, "event=login-refused reason=mechanism-unavailable");
+		ig_session_reply(s, "%s NO [CANNOT] Unsupported authentication mechanism", tag);
+		return;
+	}
+	attempt_begin(s, c, false, m);
+	if (!attempt_judge(s))
+		return;
+	/* "=" is an empty initial response (RFC 4959): the same as none for a
+	   mechanism where the server speaks first, as Dovecot treats it. */
+	bool empty_ir = c->nargs == 2 && c->args[1].val.len == 1 && c->args[1].val.p[0] == '=';
+	if (ig_sasl_mech_server_first(m)) {
+		if (c->nargs == 2 && !empty_ir) {
+			ig_session_reply(s, "%s BAD %s does not take an initial response", tag,
+			    ig_sasl_mech_str(m));
+			s->errors++;
+			attempt_end(s);
+			return;
+		}
+		/* The user appears only in the answer to the backend's
+		   challenge: connect now, judge at that step. */
+		ig_session_set_state(s, IG_SS_BACKEND_CONNECT);
+		ig_backend_start(s);
+		return;
+	}
+	if (c->nargs == 2) {
+		attempt_sasl_first(s, c->args[1].val);
+		return;
+	}
+	/* No initial response: ask for it ourselves (LOGIN asks "Username:"). */
+	ig_session_reply(s, m == IG_MECH_LOGIN ? "+ VXNlcm5hbWU6" : "+ ");
+	ig_session_set_state(s, IG_SS_SASL);
+}
+
+int
+ig_attempt_read_line(struct ig_session *s, struct ig_span *line, size_t *consumed)
+{
+	*consumed = 0;
+	enum ig_parse_result r = ig_imap_parse_line(s->cin.p + s->cin.off,
+	    s->cin.len - s->cin.off, s->gen->cfg->limits.max_line, line, consumed);
+	if (r == IG_PARSE_AGAIN)
+		return 0;
+	if (r != IG_PARSE_OK) {
+		ig_session_reply(s, "* BYE [CLIENTBUG] SASL response too long");
+		ig_session_close(s, "sasl-line-too-long", true);
+		return -1;
+	}
+	return 1;
+}
+
+void
+ig_attempt_sasl_line(struct ig_session *s, struct ig_span line)
+{
+	struct ig_attempt *a = &s->att;
+	if (line.len == 1 && line.p[0] == '*') {
+		/* A BAD answer like any other: it counts towards max_errors. */
+		char tag[sizeof(a->tag)];
+		memcpy(tag, a->tag, sizeof(tag));
+		ig_session_log(s, IG_LOG_INFO, "event=login-cancelled mech=%s",
+		    ig_sasl_mech_str(a->mech));
+		attempt_end(s);
+		ig_session_bad(s, tag, "Authentication cancelled");
+	} else if (a->mech == IG_MECH_LOGIN && a->sasl_step == 1) {
+		attempt_sasl_password(s, line);
+	} else {
+		attempt_sasl_first(s, line);
+	}
+}
+
+/* Logs a block that a failure just started. */
+static void
+attempt_log_block(struct ig_session *s, const struct ig_rl_verdict *v)
+{
+	if (v->started)
+		ig_session_log(s, IG_LOG_WARN,
+		    "event=ratelimit-block limit=%s count=%u threshold=%u until_s=%llu",
+		    v->limit, v->count, v->threshold, (unsigned long long)(v->until_ms / 1000));
+}
+
+/*
+ * An attempt that cost a backend connection and ended without a verdict
+ * from the backend (cancelled with "*", or abandoned by the client) counts
+ * as a failure of the address: start-and-cancel loops cannot open backend
+ * connections for free. Returns the tarpit delay.
+ */
+static unsigned
+attempt_count_abandoned(struct ig_session *s, const char *what)
+{
+	struct ig_attempt *a = &s->att;
+	struct ig_rl *rl = s->w->rl;
+	ig_session_log(s, IG_LOG_INFO, "event=login-%s mech=%s cost=backend-connection",
+	    what, attempt_mech_name(a));
+	if (rl == NULL)
+		return 0;
+	struct ig_rl_attempt ra;
+	attempt_rl(s, &ra);
+	ra.user = NULL; /* nobody's password was tried */
+	ra.secret_hash = NULL;
+	struct ig_rl_verdict v;
+	ig_rl_failure(rl, &ra, &v);
+	attempt_log_block(s, &v);
+	return v.delay_ms;
+}
+
+void
+ig_attempt_abandon(struct ig_session *s)
+{
+	if (s->att.active && s->att.backend_used && !s->w->stopping)
+		(void)attempt_count_abandoned(s, "aborted");
+}
+
+bool
+ig_attempt_recheck(struct ig_session *s)
+{
+	struct ig_attempt *a = &s->att;
+	if (a->decided_gen == s->w->gen_seq)
+		return true;
+	struct ig_login_facts f;
+	attempt_facts(s, &f);
+	struct ig_decision d;
+	if (ig_policy_decide(ig_session_policy(s), &f, &d) == IG_VERDICT_ALLOW) {
+		a->decided_gen = s->w->gen_seq;
+		return true;
+	}
+	/* The policy was reloaded while the backend checked the password,
+	   and no longer allows this login: the backend's OK is dropped. */
+	ig_session_log(s, IG_LOG_INFO,
+	    "event=login-decision verdict=%s mech=%s tls=%s reason=%s rule=%s "
+	    "phase=after-reload", ig_verdict_str(d.verdict), attempt_mech_name(a),
+	    s->tls_active ? "yes" : "no", d.reason, d.rule_name);
+	if (d.code != NULL)
+		ig_session_reply(s, "%s NO [%s] %s", a->tag, d.code, d.text);
+	else
+		ig_session_reply(s, "%s NO %s", a->tag, d.text);
+	s->failures++;
+	attempt_end(s);
+	ig_backend_close(s);
+	ig_session_set_state(s, IG_SS_PREAUTH);
+	ig_session_timer(s, s->gen->cfg->limits.preauth_timeout_ms);
+	return false;
+}
+
+void
+ig_attempt_done(struct ig_session *s, bool ok, bool tempfail)
+{
+	struct ig_attempt *a = &s->att;
+	uint64_t ms = ig_session_now(s) - a->started_ms;
+	struct ig_rl *rl = s->w->rl;
+	struct ig_rl_attempt ra;
+	attempt_rl(s, &ra);
+	if (tempfail) {
+		ig_session_reply(s, "%s NO [UNAVAILABLE] Backend unavailable, try again later",
+		    a->tag);
+		ig_session_log(s, IG_LOG_WARN, "event=login-result result=tempfail "
+		    "reason=backend-unavailable mech=%s ms=%llu", attempt_mech_name(a),
+		    (unsigned long long)ms);
+	} else {
+		ig_session_log(s, IG_LOG_INFO, "event=login-result result=%s mech=%s ms=%llu",
+		    ok ? "ok" : a->cancel_sent ? "cancelled" : "fail", attempt_mech_name(a),
+		    (unsigned long long)ms);
+	}
+	if (ok) {
+		if (rl != NULL && a->user_known)
+			ig_rl_success(rl, &ra);
+		snprintf(s->user, sizeof(s->user), "%s", a->user);
+		s->login_cmd = a->login_cmd;
+		s->login_mech = a->mech;
+		attempt_end(s);
+		ig_session_set_state(s, IG_SS_RELAY);
+		s->last_activity_ms = ig_session_now(s);
+		ig_session_timer(s, s->gen->cfg->limits.idle_timeout_ms);
+		ig_session_log(s, IG_LOG_INFO, "event=relay-start");
+		return;
+	}
+	unsigned delay = 0;
+	bool failed = !tempfail && !a->cancel_sent;
+	bool cancelled = !tempfail && a->cancel_sent;
+	if (failed) {
+		s->failures++;
+		if (rl != NULL && a->user_known) {
+			struct ig_rl_verdict v;
+			ig_rl_failure(rl, &ra, &v);
+			delay = v.delay_ms;
+			attempt_log_block(s, &v);
+		}
+	} else if (cancelled) {
+		delay = attempt_count_abandoned(s, "cancelled");
+	}
+	attempt_end(s);
+	ig_backend_close(s);
+	ig_session_set_state(s, IG_SS_PREAUTH);
+	ig_session_timer(s, s->gen->cfg->limits.preauth_timeout_ms);
+	/* The backend's BAD to a cancel, forwarded, is a BAD like ours. */
+	if (cancelled && ig_session_count_error(s))
+		return;
+	if ((failed || cancelled) && rl != NULL)
+		ig_session_tarpit(s, delay, s->failures >= ig_rl_max_conn_failures(rl));
+}

@@ -1,0 +1,68 @@
+/*
+ * A login attempt (LOGIN or AUTHENTICATE), one per session at a time, kept
+ * in struct ig_session's `att` (session_types.h). It owns the judgement of
+ * a login: the policy (newest generation), the rate limiter before any
+ * backend contact, the accounting of the result. Functions marked "may
+ * close" may end the session; callers return right after.
+ */
+#ifndef IG_PROXY_ATTEMPT_H
+#define IG_PROXY_ATTEMPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/span.h"
+
+struct ig_imap_cmd;
+struct ig_session;
+
+/* LOGIN user password (arguments checked by the caller). May close. */
+void ig_attempt_login(struct ig_session *s, const struct ig_imap_cmd *c);
+
+/* AUTHENTICATE mechanism [initial-response] (checked by the caller). May close. */
+void ig_attempt_authenticate(struct ig_session *s, const struct ig_imap_cmd *c);
+
+/*
+ * Reads one SASL response line from the client's buffer into *line (without
+ * its line end; *consumed includes it). Returns 1 with a line, 0 when more
+ * bytes are needed, -1 when the line is too long: the session has said
+ * "* BYE" and is closing.
+ */
+int ig_attempt_read_line(struct ig_session *s, struct ig_span *line, size_t *consumed);
+
+/*
+ * A response to our own "+" (IG_SS_SASL): the first response, the LOGIN
+ * mechanism's password, or "*" to cancel. May close.
+ */
+void ig_attempt_sasl_line(struct ig_session *s, struct ig_span line);
+
+/*
+ * A server-first mechanism (CRAM-MD5): the client's answer to the backend's
+ * challenge carries the user. Extracts and judges it. Returns true when the
+ * attempt may go on; false when it was refused (the client has been
+ * answered, the backend connection closed, the session is back in PREAUTH).
+ */
+bool ig_attempt_judge_step(struct ig_session *s, struct ig_span b64);
+
+/*
+ * The backend said OK: if the policy was reloaded since the attempt was
+ * judged, judges it again with the newest one. Returns true when the login
+ * may complete; false when it was refused (the client has been answered,
+ * the backend connection closed, the session is back in PREAUTH).
+ */
+bool ig_attempt_recheck(struct ig_session *s);
+
+/*
+ * The backend's answer (ok: tagged OK; tempfail: it failed or timed out
+ * first): the relay starts, or the session is back in PREAUTH with the
+ * failure counted. May close.
+ */
+void ig_attempt_done(struct ig_session *s, bool ok, bool tempfail);
+
+/*
+ * The session is closing with an attempt under way: one that cost a backend
+ * connection counts as a failure of the address.
+ */
+void ig_attempt_abandon(struct ig_session *s);
+
+#endif /* IG_PROXY_ATTEMPT_H */
