@@ -12,6 +12,7 @@ Fixtures:
                     Imapguard (kw: igtest.Imapguard's, e.g. rlimits), stopped
                     at test end with a clean-exit check
   imapguard_mod     the same factory, with module scope
+  ig                imapguard_mod(igtest.base_config(...)) for the module
 On a failing test, the tails of the Dovecot and imapguard logs are attached
 to the report.
 """
@@ -159,6 +160,13 @@ def _factory(request, binary, devcerts):
             pytest.fail("\n\n".join(errors), pytrace=False)
     request.addfinalizer(fin)
     return start
+
+
+@pytest.fixture(scope="module")
+def ig(imapguard_mod, devcerts, dovecot):
+    """One imapguard for the module with the usual config in front of the
+    module's Dovecot (a test file may override this fixture)."""
+    return imapguard_mod(igtest.base_config(devcerts, dovecot.address))
 
 
 @pytest.fixture

@@ -741,6 +741,23 @@ class Raw:
             pass
 
 
+def tls_client(ig, ca, source=None, ctx=None):
+    """A Raw client on ig's implicit-TLS listener "imaps", its greeting read
+    and checked."""
+    c = Raw(*ig.addr("imaps"), tls_ctx=ctx or client_context(ca), source=source)
+    greeting = c.readline()
+    assert greeting.startswith(b"* OK"), greeting
+    return c
+
+
+def plain_client(ig, source=None):
+    """A Raw client on ig's STARTTLS listener "imap", its greeting read."""
+    c = Raw(*ig.addr("imap"), source=source)
+    greeting = c.readline()
+    assert greeting.startswith(b"* OK"), greeting
+    return c
+
+
 def status(tagged):
     """'a OK [X] text' -> 'OK'."""
     return tagged.split(" ", 2)[1].upper()

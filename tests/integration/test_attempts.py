@@ -34,12 +34,7 @@ def rl_config(devcerts, dovecot, **over):
     return cfg
 
 
-def tls(ig, ca, source="127.0.0.1"):
-    """A TLS connection whose greeting has been read."""
-    c = Raw(*ig.addr("imaps"), tls_ctx=igtest.client_context(ca), source=source)
-    greeting = c.readline()
-    assert greeting.startswith(b"* OK"), greeting
-    return c
+tls = igtest.tls_client
 
 
 def auth_login(c, tag, user, pw, ir=False):

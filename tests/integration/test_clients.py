@@ -56,11 +56,6 @@ SUBJECTS = ["clients-%d" % i for i in range(NMSG)]
 # --------------------------------------------------------------------------
 # Fixtures
 
-@pytest.fixture(scope="module")
-def ig(imapguard_mod, devcerts, dovecot):
-    return imapguard_mod(igtest.base_config(devcerts, dovecot.address))
-
-
 @pytest.fixture(scope="module", autouse=True)
 def mailbox(dovecot):
     """NMSG messages in alice's INBOX, appended straight to Dovecot."""

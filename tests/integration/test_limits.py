@@ -19,11 +19,6 @@ MB = 1024 * 1024
 RSS_SLACK_KB = 8 * 1024
 
 
-@pytest.fixture(scope="module")
-def ig(imapguard_mod, devcerts, dovecot):
-    return imapguard_mod(igtest.base_config(devcerts, dovecot.address))
-
-
 def connect(ig, ca, listener):
     ctx = igtest.client_context(ca) if listener == "imaps" else None
     c = Raw(*ig.addr(listener), tls_ctx=ctx, timeout=15)

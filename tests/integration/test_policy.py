@@ -55,14 +55,11 @@ def ig(imapguard_mod, devcerts, dovecot):
     return imapguard_mod(policy_config(devcerts, dovecot, POLICY))
 
 
-def plain(ig, source):
-    c = Raw(*ig.addr("imap"), source=source)
-    c.readline()
-    return c
+plain = igtest.plain_client
 
 
 def tls(ig, ca, source=ELSEWHERE):
-    return Raw(*ig.addr("imaps"), tls_ctx=igtest.client_context(ca), source=source)
+    return igtest.tls_client(ig, ca, source)
 
 
 untouched = igtest.backend_untouched

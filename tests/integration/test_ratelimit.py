@@ -51,8 +51,7 @@ def test_on_by_default(imapguard, devcerts, dovecot):
     assert "event=ratelimit state=enabled max_keys=100000" in ig.log_text()
 
 
-def tls(ig, ca, source):
-    return Raw(*ig.addr("imaps"), tls_ctx=igtest.client_context(ca), source=source)
+tls = igtest.tls_client
 
 
 def login(ig, ca, source, user, pw):

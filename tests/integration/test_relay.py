@@ -18,11 +18,6 @@ import igtest
 from igtest import ALICE, ALICE_PW, Closed, Raw, status
 
 
-@pytest.fixture(scope="module")
-def ig(imapguard_mod, devcerts, dovecot):
-    return imapguard_mod(igtest.base_config(devcerts, dovecot.address))
-
-
 def imaps(ig, ca, timeout=30):
     return imaplib.IMAP4_SSL(*ig.addr("imaps"), ssl_context=igtest.client_context(ca),
                              timeout=timeout)

@@ -14,11 +14,6 @@ import igtest
 from igtest import ALICE, ALICE_PW, Raw, status, resp_code
 
 
-@pytest.fixture(scope="module")
-def ig(imapguard_mod, devcerts, dovecot):
-    return imapguard_mod(igtest.base_config(devcerts, dovecot.address))
-
-
 def plain_conn(ig):
     c = Raw(*ig.addr("imap"))
     greeting = c.readline()

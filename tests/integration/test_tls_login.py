@@ -18,17 +18,7 @@ import igtest
 from igtest import ALICE, ALICE_PW, Raw, status, resp_code
 
 
-@pytest.fixture(scope="module")
-def ig(imapguard_mod, devcerts, dovecot):
-    return imapguard_mod(igtest.base_config(devcerts, dovecot.address))
-
-
-def tls_conn(ig, ca, source=None, ctx=None):
-    """A Raw client over implicit TLS, greeting read and checked."""
-    c = Raw(*ig.addr("imaps"), tls_ctx=ctx or igtest.client_context(ca), source=source)
-    greeting = c.readline()
-    assert greeting.startswith(b"* OK"), greeting
-    return c
+tls_conn = igtest.tls_client
 
 
 @pytest.fixture
