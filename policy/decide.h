@@ -54,7 +54,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
-#include "policy/config.h"
+#include "policy/policy_types.h"
 #include "util/sasl.h"
 
 enum ig_verdict {
