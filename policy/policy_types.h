@@ -1,7 +1,7 @@
 /*
  * The policy's rule types: named networks, rules (defaults, groups, user
  * entries) and the policy they make up. The configuration loader
- * (policy/config.h) fills them; the decision (policy/decide.h) reads them.
+ * (config/config.h) fills them; the decision (policy/decide.h) reads them.
  */
 #ifndef IG_POLICY_POLICY_TYPES_H
 #define IG_POLICY_POLICY_TYPES_H

@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "policy/config.h"
+#include "config/config.h"
 
 struct cfgfix {
 	char path[64];

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the connection and pre-login limits of policy/config.c:
+ * Unit tests for the connection and pre-login limits of config/:
  * limits.max_connections_per_address with its IPv6 group and raised
  * networks (names from policy.networks, wherever policy is written),
  * limits.preauth_lifetime (never below preauth_timeout) and
@@ -19,7 +19,7 @@
 #include <cmocka.h>
 
 #include "policy/cidr.h"
-#include "policy/config.h"
+#include "config/config.h"
 #include "config_fixture.h"
 #include "proxy/conncount.h"
 #include "util/err.h"

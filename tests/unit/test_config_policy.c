@@ -1,5 +1,5 @@
 /*
- * Unit tests for the policy section of policy/config.c: the structures the
+ * Unit tests for the policy section of config/: the structures the
  * rule engine reads (networks resolved into each rule's own CIDR set, groups
  * in file order, folded names, which keys each rule sets) and every error
  * and warning `imapguard -t` gives about a policy, with its exact text at its
@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "policy/cidr.h"
-#include "policy/config.h"
+#include "config/config.h"
 #include "config_fixture.h"
 #include "util/err.h"
 #include "util/sasl.h"

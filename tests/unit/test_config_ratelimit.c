@@ -1,5 +1,5 @@
 /*
- * Unit tests for the ratelimit and admin sections of policy/config.c: the
+ * Unit tests for the ratelimit and admin sections of config/: the
  * documented example loads into struct ig_rl_conf with the right values,
  * defaults match ig_rl_conf_defaults(), network names resolve from
  * policy.networks wherever it is written, and every error and warning is
@@ -21,7 +21,7 @@
 #include <cmocka.h>
 
 #include "policy/cidr.h"
-#include "policy/config.h"
+#include "config/config.h"
 #include "config_fixture.h"
 #include "policy/ratelimit.h"
 #include "util/err.h"

@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "policy/cidr.h"
-#include "policy/config.h"
+#include "policy/policy_types.h"
 #include "policy/decide.h"
 #include "util/sasl.h"
 

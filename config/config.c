@@ -16,7 +16,7 @@
  * marks are 0-based), all of them, and the load then fails as a whole.
  * Warnings ("FILE:LINE:COL: warning: message") do not fail the load.
  */
-#include "policy/config.h"
+#include "config/config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

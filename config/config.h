@@ -3,8 +3,8 @@
  * file. Every problem is reported as "FILE:LINE:COL: message" (1-based) and
  * the whole load fails; nothing is half-built.
  */
-#ifndef IG_POLICY_CONFIG_H
-#define IG_POLICY_CONFIG_H
+#ifndef IG_CONFIG_CONFIG_H
+#define IG_CONFIG_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -173,4 +173,4 @@ int ig_parse_duration_ms(const char *s, unsigned *out_ms);
  */
 int ig_parse_listen_addr(const char *s, struct sockaddr_storage *addr, socklen_t *len);
 
-#endif /* IG_POLICY_CONFIG_H */
+#endif /* IG_CONFIG_CONFIG_H */
