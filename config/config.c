@@ -34,6 +34,7 @@
 #include <yaml.h>
 
 #include "policy/cidr.h"
+#include "policy/decide.h"
 #include "util/err.h"
 #include "util/sasl.h"
 
@@ -1926,35 +1927,6 @@ policy_is_domain_pattern(const char *pat)
 	return pat[0] == '*' && pat[1] == '@';
 }
 
-/* The domain of an exact name: after its last '@' (NULL when none). */
-static const char *
-policy_domain(const char *user)
-{
-	const char *at = strrchr(user, '@');
-	return at != NULL ? at + 1 : NULL;
-}
-
-/* True when pattern (exact or "*@domain", as stored) matches user (as
- * stored: folded when fold_case). Mirrors ig_policy_pattern_match(). */
-static bool
-policy_match(const char *pattern, const char *user)
-{
-	if (policy_is_domain_pattern(pattern)) {
-		const char *d = policy_domain(user);
-		return d != NULL && !policy_is_domain_pattern(user) && strcasecmp(d, pattern + 2) == 0;
-	}
-	return strcmp(pattern, user) == 0;
-}
-
-/* True when every user that pattern p matches is also matched by q. */
-static bool
-policy_covers(const char *q, const char *p)
-{
-	if (policy_is_domain_pattern(p))
-		return policy_is_domain_pattern(q) && strcmp(q + 2, p + 2) == 0;
-	return policy_match(q, p);
-}
-
 /* A group's users: exact names or "*@domain" (the domain lower-cased). */
 static bool
 policy_store_patterns(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
@@ -2032,42 +2004,20 @@ policy_release_patterns(const struct field *f, void *base)
 	r->nusers = 0;
 }
 
-/* The first group with a pattern matching user, or NULL. */
-static const struct ig_rule *
-policy_group_for(const struct ig_policy_conf *p, const char *user)
-{
-	for (size_t i = 0; user != NULL && i < p->ngroups; i++)
-		for (size_t j = 0; j < p->groups[i].nusers; j++)
-			if (p->groups[i].users[j] != NULL && policy_match(p->groups[i].users[j], user))
-				return &p->groups[i];
-	return NULL;
-}
-
-/* The rule a key's value comes from: r, else group g, else the defaults. */
-static const struct ig_rule *
-policy_layer(const struct ig_rule *r, const struct ig_rule *g, const struct ig_rule *d,
-    unsigned bit)
-{
-	if (r->set & bit)
-		return r;
-	if (g != NULL && (g->set & bit))
-		return g;
-	return d;
-}
-
 /*
  * Cross-key rules of one rule (defaults, group or user entry), run after its
- * keys were read. Values a rule does not set are those the engine would use:
- * a user entry's come from its first matching group (groups are read before
- * user entries), else from policy.defaults (read before both).
+ * keys were read. Values a rule does not set are those the engine would use,
+ * found by the engine's own functions (policy/decide.h): a user entry's come
+ * from its first matching group (groups are read before user entries), else
+ * from policy.defaults (read before both).
  */
 static void
 policy_check_rule(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
 {
 	const struct ig_rule *r = base;
 	const struct ig_policy_conf *p = c->policy;
-	const struct ig_rule *d = &p->defaults;
-	const struct ig_rule *g = r->kind == IG_RULE_USER ? policy_group_for(p, r->name) : NULL;
+	const struct ig_rule *g = r->kind == IG_RULE_USER ?
+	    ig_policy_group_for(p, r->name, NULL) : NULL;
 	const struct cnode *k;
 	char sb[CFG_SHOW_MAX];
 	(void)path;
@@ -2093,7 +2043,7 @@ policy_check_rule(struct cfgctx *c, const struct cnode *map, void *base, const c
 		}
 	}
 
-	const struct ig_rule *tls = policy_layer(r, g, d, IG_RK_REQUIRE_TLS);
+	const struct ig_rule *tls = ig_policy_key_source(p, r, g, IG_RK_REQUIRE_TLS);
 	if (!empty_apf && (r->set & IG_RK_ALLOW_PLAINTEXT_FROM) && tls->require_tls &&
 	    (k = config_map_key(map, "allow_plaintext_from")) != NULL) {
 		if (tls == r)
@@ -2110,7 +2060,7 @@ policy_check_rule(struct cfgctx *c, const struct cnode *map, void *base, const c
 			    "(from policy.defaults; add require_tls: false here)");
 	}
 
-	bool deny = policy_layer(r, g, d, IG_RK_DENY)->deny;
+	bool deny = ig_policy_key_source(p, r, g, IG_RK_DENY)->deny;
 	/* Nothing overrides a user entry, so its other keys are dead; a mode
 	 * still matters (deny + monitor: report the account, do not block). */
 	if (r->kind == IG_RULE_USER && r->deny) {
@@ -2129,8 +2079,8 @@ policy_check_rule(struct cfgctx *c, const struct cnode *map, void *base, const c
 	if (deny)
 		return;
 	if ((r->set & (IG_RK_LOGIN_COMMAND | IG_RK_MECHANISMS)) &&
-	    !policy_layer(r, g, d, IG_RK_LOGIN_COMMAND)->login_command &&
-	    policy_layer(r, g, d, IG_RK_MECHANISMS)->mechanisms == 0) {
+	    !ig_policy_key_source(p, r, g, IG_RK_LOGIN_COMMAND)->login_command &&
+	    ig_policy_key_source(p, r, g, IG_RK_MECHANISMS)->mechanisms == 0) {
 		k = config_map_key(map, (r->set & IG_RK_MECHANISMS) ? "mechanisms" : "login_command");
 		if (k != NULL)
 			config_warn(c, k->mark, "nobody can log in under this rule (no LOGIN command, "
@@ -2146,8 +2096,9 @@ policy_check_rule(struct cfgctx *c, const struct cnode *map, void *base, const c
 static const struct section group_section;
 static const struct section user_section;
 
-/* The first group before groups[i] that matches every user pattern does,
- * with the covering pattern in *by_pattern; NULL when none (or no pattern). */
+/* The first group before groups[i] that matches every user pattern does
+ * (as the decisions match: ig_policy_pattern_covers()), with the covering
+ * pattern in *by_pattern; NULL when none (or no pattern). */
 static const struct ig_rule *
 policy_shadowed_by(const struct ig_policy_conf *p, size_t i, const char *pattern,
     const char **by_pattern)
@@ -2155,7 +2106,7 @@ policy_shadowed_by(const struct ig_policy_conf *p, size_t i, const char *pattern
 	for (size_t gi = 0; pattern != NULL && gi < i; gi++) {
 		const struct ig_rule *g = &p->groups[gi];
 		for (size_t j = 0; j < g->nusers; j++) {
-			if (g->users[j] != NULL && policy_covers(g->users[j], pattern)) {
+			if (ig_policy_pattern_covers(g->users[j], pattern, p->fold_case)) {
 				*by_pattern = g->users[j];
 				return g;
 			}

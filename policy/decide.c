@@ -135,12 +135,18 @@ policy_addr_in(const struct ig_netset *set, const struct sockaddr *addr)
 	return addr != NULL && ig_netset_contains(set, addr);
 }
 
+static bool
+policy_is_domain_pattern(const char *pattern)
+{
+	return pattern[0] == '*' && pattern[1] == '@';
+}
+
 bool
 ig_policy_pattern_match(const char *pattern, const char *user, bool fold_case)
 {
 	if (pattern == NULL || user == NULL)
 		return false;
-	if (pattern[0] == '*' && pattern[1] == '@') {
+	if (policy_is_domain_pattern(pattern)) {
 		const char *dom = pattern + 1;     /* "@domain" */
 		size_t dl = strlen(dom), ul = strlen(user);
 		if (dl < 2 || ul <= dl)           /* empty domain or local part */
@@ -148,6 +154,20 @@ ig_policy_pattern_match(const char *pattern, const char *user, bool fold_case)
 		return strcasecmp(user + (ul - dl), dom) == 0;
 	}
 	return fold_case ? strcasecmp(pattern, user) == 0 : strcmp(pattern, user) == 0;
+}
+
+bool
+ig_policy_pattern_covers(const char *q, const char *p, bool fold_case)
+{
+	if (q == NULL || p == NULL)
+		return false;
+	/* "*@d" matches every name ending in "@d" after a non-empty local
+	 * part: only the same domain pattern matches all of them. */
+	if (policy_is_domain_pattern(p))
+		return policy_is_domain_pattern(q) && strcasecmp(q + 2, p + 2) == 0;
+	/* An exact name stands for itself (and its case variants when
+	 * folding, which match q exactly when it does). */
+	return ig_policy_pattern_match(q, p, fold_case);
 }
 
 /* The user entry for user (names compared like exact patterns). */
@@ -172,12 +192,17 @@ policy_group_match(const struct ig_policy_conf *p, const struct ig_rule *g, cons
 	return NULL;
 }
 
-static const struct ig_rule *
-policy_first_group(const struct ig_policy_conf *p, const char *user)
+const struct ig_rule *
+ig_policy_group_for(const struct ig_policy_conf *p, const char *user, const char **pattern)
 {
-	for (size_t i = 0; i < p->ngroups; i++)
-		if (policy_group_match(p, &p->groups[i], user) != NULL)
+	for (size_t i = 0; user != NULL && i < p->ngroups; i++) {
+		const char *pat = policy_group_match(p, &p->groups[i], user);
+		if (pat != NULL) {
+			if (pattern != NULL)
+				*pattern = pat;
 			return &p->groups[i];
+		}
+	}
 	return NULL;
 }
 
@@ -186,7 +211,18 @@ ig_policy_rules_for(const struct ig_policy_conf *p, const char *user,
     const struct ig_rule **user_rule, const struct ig_rule **group_rule)
 {
 	*user_rule = user != NULL ? policy_user_entry(p, user) : NULL;
-	*group_rule = user != NULL ? policy_first_group(p, user) : NULL;
+	*group_rule = ig_policy_group_for(p, user, NULL);
+}
+
+const struct ig_rule *
+ig_policy_key_source(const struct ig_policy_conf *p, const struct ig_rule *user,
+    const struct ig_rule *group, unsigned bit)
+{
+	if (user != NULL && (user->set & bit) != 0)
+		return user;
+	if (group != NULL && (group->set & bit) != 0)
+		return group;
+	return &p->defaults;
 }
 
 /* Layers user over group over the defaults, key by key. */
@@ -198,12 +234,7 @@ policy_layer(const struct ig_policy_conf *p, const struct ig_rule *user,
 	memset(e, 0, sizeof(*e));
 	for (int k = 0; k < PK_COUNT; k++) {
 		unsigned bit = policy_key_bit[k];
-		if (user != NULL && (user->set & bit) != 0)
-			e->src[k] = user;
-		else if (group != NULL && (group->set & bit) != 0)
-			e->src[k] = group;
-		else
-			e->src[k] = d;
+		e->src[k] = ig_policy_key_source(p, user, group, bit);
 		e->builtin[k] = e->src[k] == d && (d->set & bit) == 0;
 	}
 	/*
@@ -414,7 +445,7 @@ policy_cand(const struct ig_policy_conf *p, size_t i, const struct ig_rule **use
 	}
 	*user = &p->users[i - 1 - p->ngroups];
 	if ((*user)->name != NULL)
-		*group = policy_first_group(p, (*user)->name);
+		*group = ig_policy_group_for(p, (*user)->name, NULL);
 }
 
 /*
