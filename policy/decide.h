@@ -51,7 +51,6 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <sys/socket.h>
 
 #include "policy/policy_types.h"
@@ -169,17 +168,5 @@ bool ig_policy_pattern_match(const char *pattern, const char *user, bool fold_ca
  * user name.
  */
 bool ig_policy_pattern_covers(const char *q, const char *p, bool fold_case);
-
-/*
- * Writes a human explanation of the decision to out: the rules considered
- * (which matched and why not), the value of each key and the layer it came
- * from, each check in order, and the verdict. Used by `imapguard explain`.
- * Rule locations print as "(config_path:LINE)", or "(line LINE)" when
- * config_path is NULL. A monitored refusal ends in "verdict: would deny
- * (monitor mode), allowed". Returns the verdict, the same as
- * ig_policy_decide() gives for these facts.
- */
-enum ig_verdict ig_policy_explain(const struct ig_policy_conf *p,
-    const struct ig_login_facts *f, const char *config_path, FILE *out);
 
 #endif /* IG_POLICY_DECIDE_H */

@@ -19,6 +19,7 @@
 #include "policy/cidr.h"
 #include "policy/policy_types.h"
 #include "policy/decide.h"
+#include "policy/explain.h"
 #include "util/sasl.h"
 
 #define NROWS(a) (sizeof(a) / sizeof((a)[0]))
