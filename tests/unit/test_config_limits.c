@@ -18,7 +18,6 @@
 #include <sys/socket.h>
 #include <cmocka.h>
 
-#include "policy/cidr.h"
 #include "config/config.h"
 #include "config_fixture.h"
 #include "proxy/conncount.h"
@@ -40,14 +39,6 @@ teardown(void **state)
 	return cfgfix_leave(*state);
 }
 
-
-static void
-assert_cidr(const struct ig_cidr *c, const char *text)
-{
-	char buf[64];
-	ig_cidr_format(c, buf, sizeof(buf));
-	assert_string_equal(buf, text);
-}
 
 static void
 test_defaults(void **state)

@@ -19,7 +19,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "policy/cidr.h"
 #include "policy/decide.h"
 #include "config/config.h"
 #include "config_fixture.h"
@@ -66,14 +65,6 @@ static const char policy_example[] = CFGFIX_BASE
     "    Alice@Example.com: { require_tls: true }\n"
     "    olduser@example.com: { deny: true }  # account blocked at the proxy\n"
     "    scanner@example.com: { allow_plaintext_from: [\"10.20.30.0/24\"] }\n";
-
-static void
-assert_cidr(const struct ig_cidr *c, const char *want)
-{
-	char buf[64];
-	ig_cidr_format(c, buf, sizeof(buf));
-	assert_string_equal(buf, want);
-}
 
 static void
 test_policy_example(void **state)

@@ -20,7 +20,6 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "policy/cidr.h"
 #include "config/config.h"
 #include "config_fixture.h"
 #include "policy/ratelimit.h"
@@ -89,14 +88,6 @@ assert_limit(const struct ig_rl_limit *l, unsigned thr, unsigned win, unsigned b
 	assert_int_equal(l->threshold, thr);
 	assert_int_equal(l->window_ms, win);
 	assert_int_equal(l->block_ms, blk);
-}
-
-static void
-assert_cidr(const struct ig_cidr *c, const char *text)
-{
-	char buf[64];
-	ig_cidr_format(c, buf, sizeof(buf));
-	assert_string_equal(buf, text);
 }
 
 static void
