@@ -1,15 +1,15 @@
 /*
  * Private to the limiter's files (policy/ratelimit.c, rl_hash.c, rl_table.c,
- * rl_state.c): the entry layout, the limiter object and the parts one file
- * offers the others. Nothing outside policy/ includes this; the API is
- * policy/ratelimit.h.
+ * rl_conf.c, rl_state.c): the entry layout, the limiter object and the parts
+ * one file offers the others. Outside policy/ only tests/unit/test_rl_table.c
+ * includes this (to test the parts alone); the API is policy/ratelimit.h.
  *
  *   rl_hash.c   keyed hashes: SipHash-2-4-128 key identities under the
  *               table key, HMAC-SHA-256 of secrets under the process key
  *   rl_table.c  the fixed table: buckets, the FREE/FAIL/BLOCKED/KNOWN LRU
  *               lists, lookup, eviction, pins, expiry of a block
  *   ratelimit.c the limiter: keys of an attempt, counters, sets, blocks,
- *               verdicts, configuration, operator view
+ *               verdicts, lifecycle, operator view
  *   rl_conf.c   the configuration: defaults, validation, deep copy
  *   rl_state.c  the state file: snapshot, write, validation and load
  */
