@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "policy/config.h"
+#include "policy/cidr_types.h"
 
 /*
  * Parses "a.b.c.d/n", "a.b.c.d" (a /32), "x:y::z/n" or "x:y::z" (a /128).

@@ -51,10 +51,9 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <sys/socket.h>
 
-#include "policy/config.h"
+#include "policy/policy_types.h"
 #include "util/sasl.h"
 
 enum ig_verdict {
@@ -136,23 +135,38 @@ void ig_policy_rules_for(const struct ig_policy_conf *p, const char *user,
     const struct ig_rule **user_rule, const struct ig_rule **group_rule);
 
 /*
+ * The first group (file order) with a pattern matching user, or NULL (also
+ * when user is NULL); *pattern (when pattern is not NULL) gets the matching
+ * pattern. Groups and patterns that are NULL (a loader still building p)
+ * match nothing. The pointers point into p.
+ */
+const struct ig_rule *ig_policy_group_for(const struct ig_policy_conf *p, const char *user,
+    const char **pattern);
+
+/*
+ * The rule a key's value comes from, the layering of every decision: user
+ * when it sets bit (an IG_RK_* value), else group when it sets it, else
+ * p->defaults. user and group may be NULL. (Whether the defaults' value is
+ * the built-in one is the caller's business: see the top of this file.)
+ */
+const struct ig_rule *ig_policy_key_source(const struct ig_policy_conf *p,
+    const struct ig_rule *user, const struct ig_rule *group, unsigned bit);
+
+/*
  * True when user matches pattern: an exact name (case-insensitive with
  * fold_case, case-sensitive without), or "*@domain": user ends in "@domain"
  * (domain compared case-insensitively) after a non-empty local part. "*@"
- * with an empty domain matches nothing.
+ * with an empty domain matches nothing. "@domain" (empty local part) is not
+ * matched by "*@domain".
  */
 bool ig_policy_pattern_match(const char *pattern, const char *user, bool fold_case);
 
 /*
- * Writes a human explanation of the decision to out: the rules considered
- * (which matched and why not), the value of each key and the layer it came
- * from, each check in order, and the verdict. Used by `imapguard explain`.
- * Rule locations print as "(config_path:LINE)", or "(line LINE)" when
- * config_path is NULL. A monitored refusal ends in "verdict: would deny
- * (monitor mode), allowed". Returns the verdict, the same as
- * ig_policy_decide() gives for these facts.
+ * True when every user that pattern p matches is also matched by pattern q
+ * (so a group listing q before a group listing p leaves p nothing to
+ * select): q is p's own "*@domain" when p is one, else q matches p as a
+ * user name.
  */
-enum ig_verdict ig_policy_explain(const struct ig_policy_conf *p,
-    const struct ig_login_facts *f, const char *config_path, FILE *out);
+bool ig_policy_pattern_covers(const char *q, const char *p, bool fold_case);
 
 #endif /* IG_POLICY_DECIDE_H */

@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "policy/config.h"
+#include "config/config.h"
 
 /* An address group: the key of the table. */
 struct ig_cc_key {

@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "policy/decide.h"
+#include "policy/explain.h"
 #include "proxy/ctl.h"
 #include "util/err.h"
 #include "util/log.h"

@@ -13,7 +13,7 @@
 #include <mbedtls/ssl.h>
 
 #include "certs/store.h"
-#include "policy/config.h"
+#include "config/config.h"
 #include "proxy/conn_types.h"
 
 /* Process-wide: psa_crypto_init(). Returns 0 or IG_ETLS. */

@@ -16,7 +16,7 @@
 #include <uv.h>
 
 #include "certs/store.h"
-#include "policy/config.h"
+#include "config/config.h"
 #include "proxy/caps.h"
 #include "proxy/listener_types.h"
 

@@ -1,5 +1,5 @@
 /*
- * Fuzz target for policy/config.c: any bytes as a configuration file. The
+ * Fuzz target for config/: any bytes as a configuration file. The
  * loader must never crash, leak or read out of bounds, whatever it reports.
  * Backend names are not resolved (IG_CF_NO_RESOLVE: no DNS while fuzzing);
  * file names are only stat()ed, so missing certificates are plain errors.
@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "policy/config.h"
+#include "config/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

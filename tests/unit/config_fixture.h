@@ -1,7 +1,8 @@
 /*
  * Shared by the configuration unit tests: a private working directory with
  * placeholder certificate files (the loader checks that named files exist),
- * and loading YAML from a string while capturing every message.
+ * loading YAML from a string while capturing every message, and checking a
+ * CIDR block by its text.
  */
 #ifndef IG_TESTS_UNIT_CONFIG_FIXTURE_H
 #define IG_TESTS_UNIT_CONFIG_FIXTURE_H
@@ -17,7 +18,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "policy/config.h"
+#include "config/config.h"
+#include "policy/cidr.h"
 
 struct cfgfix {
 	char path[64];
@@ -91,6 +93,16 @@ load_flags(const char *yaml, unsigned flags, int *rc, struct ig_config **out)
 	else
 		ig_config_free(cfg);
 	return buf;
+}
+
+/* Asserts that CIDR block c reads as text ("10.20.0.0/16"). Inline, so a
+ * test that does not use it is not warned about it. */
+static inline void
+assert_cidr(const struct ig_cidr *c, const char *text)
+{
+	char buf[64];
+	ig_cidr_format(c, buf, sizeof(buf));
+	assert_string_equal(buf, text);
 }
 
 /* load_flags() with no flags. */

@@ -1,5 +1,5 @@
 /*
- * Unit tests for policy/config.c: the full example loads with the right
+ * Unit tests for config/: the full example loads with the right
  * values, defaults apply, and every kind of mistake is reported with its
  * exact text at its FILE:LINE:COL. Each test runs in a fresh temporary
  * directory holding cert.pem, key.pem and ca.pem, so configs name them
@@ -18,7 +18,7 @@
 #include <netinet/in.h>
 #include <cmocka.h>
 
-#include "policy/config.h"
+#include "config/config.h"
 #include "config_fixture.h"
 #include "util/err.h"
 

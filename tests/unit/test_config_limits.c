@@ -1,5 +1,5 @@
 /*
- * Unit tests for the connection and pre-login limits of policy/config.c:
+ * Unit tests for the connection and pre-login limits of config/:
  * limits.max_connections_per_address with its IPv6 group and raised
  * networks (names from policy.networks, wherever policy is written),
  * limits.preauth_lifetime (never below preauth_timeout) and
@@ -18,8 +18,7 @@
 #include <sys/socket.h>
 #include <cmocka.h>
 
-#include "policy/cidr.h"
-#include "policy/config.h"
+#include "config/config.h"
 #include "config_fixture.h"
 #include "proxy/conncount.h"
 #include "util/err.h"
@@ -40,14 +39,6 @@ teardown(void **state)
 	return cfgfix_leave(*state);
 }
 
-
-static void
-assert_cidr(const struct ig_cidr *c, const char *text)
-{
-	char buf[64];
-	ig_cidr_format(c, buf, sizeof(buf));
-	assert_string_equal(buf, text);
-}
 
 static void
 test_defaults(void **state)

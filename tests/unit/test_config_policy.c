@@ -1,5 +1,5 @@
 /*
- * Unit tests for the policy section of policy/config.c: the structures the
+ * Unit tests for the policy section of config/: the structures the
  * rule engine reads (networks resolved into each rule's own CIDR set, groups
  * in file order, folded names, which keys each rule sets) and every error
  * and warning `imapguard -t` gives about a policy, with its exact text at its
@@ -16,8 +16,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "policy/cidr.h"
-#include "policy/config.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "policy/decide.h"
+#include "config/config.h"
 #include "config_fixture.h"
 #include "util/err.h"
 #include "util/sasl.h"
@@ -62,14 +65,6 @@ static const char policy_example[] = CFGFIX_BASE
     "    Alice@Example.com: { require_tls: true }\n"
     "    olduser@example.com: { deny: true }  # account blocked at the proxy\n"
     "    scanner@example.com: { allow_plaintext_from: [\"10.20.30.0/24\"] }\n";
-
-static void
-assert_cidr(const struct ig_cidr *c, const char *want)
-{
-	char buf[64];
-	ig_cidr_format(c, buf, sizeof(buf));
-	assert_string_equal(buf, want);
-}
 
 static void
 test_policy_example(void **state)
@@ -544,6 +539,130 @@ test_policy_error_rows(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/*
+ * The loader and the decisions match users to rules with the same functions
+ * (policy/decide.c): a group pattern the loader calls shadowed ("never
+ * selects", "never applies") is one whose users ig_policy_decide() gives to
+ * an earlier group, and no other. "@corp.example" (an empty local part) is
+ * no user of "*@corp.example", so it still selects the later group.
+ */
+static const char shadow_yaml[] = CFGFIX_BASE
+    "policy:\n"
+    "  groups:\n"
+    "    corp:\n"
+    "      users: [\"*@corp.example\", boss@example.com]\n"
+    "      login_command: false\n"
+    "    later:\n"
+    "      users: [printer@corp.example, \"@corp.example\", other@example.com]\n"
+    "      login_command: false\n"
+    "    never:\n"
+    "      users: [\"*@CORP.example\", boss@example.com]\n"
+    "      login_command: false\n";
+
+/* The group ig_policy_decide() names for user (AUTHENTICATE PLAIN over TLS). */
+static const char *
+decided_rule(const struct ig_policy_conf *p, const char *user, char *buf, size_t bufsz)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	assert_int_equal(inet_pton(AF_INET, "192.0.2.1", &sin.sin_addr), 1);
+	struct ig_login_facts f = {
+		.user = user, .mech = IG_MECH_PLAIN, .tls = true,
+		.addr = (const struct sockaddr *)&sin, .listener = "imaps",
+	};
+	struct ig_decision d;
+	assert_int_equal(ig_policy_decide(p, &f, &d), IG_VERDICT_ALLOW);
+	snprintf(buf, bufsz, "%s", d.rule_name);
+	return buf;
+}
+
+static void
+test_policy_shadowed_is_decided(void **state)
+{
+	(void)state;
+	int rc;
+	struct ig_config *cfg;
+	char *msgs = load(shadow_yaml, &rc, &cfg);
+	assert_int_equal(rc, 0);
+	assert_string_equal(msgs,
+	    "t.yaml:17:15: warning: 'printer@corp.example' never selects group 'later': group "
+	    "'corp' (at 13:5) matches it first with '*@corp.example'\n"
+	    "t.yaml:19:5: warning: group 'never' never applies: every user it lists is matched "
+	    "first by an earlier group\n");
+	const struct ig_policy_conf *p = &cfg->policy;
+	char rn[300];
+
+	static const struct { const char *user, *rule; } rows[] = {
+		{ "printer@corp.example", "group:corp" },
+		{ "x@corp.example", "group:corp" },
+		{ "boss@example.com", "group:corp" },
+		{ "@corp.example", "group:later" },
+		{ "other@example.com", "group:later" },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		assert_string_equal(decided_rule(p, rows[i].user, rn, sizeof(rn)), rows[i].rule);
+
+	/* Every pattern: warned about exactly when the decision for a user it
+	 * names (a sample user for "*@domain") goes to an earlier group. */
+	assert_int_equal(p->ngroups, 3);
+	for (size_t i = 0; i < p->ngroups; i++) {
+		const struct ig_rule *g = &p->groups[i];
+		char never[128];
+		snprintf(never, sizeof(never), "group '%s' never applies", g->name);
+		for (size_t j = 0; j < g->nusers; j++) {
+			char user[128], warn[256];
+			const char *pat = g->users[j];
+			if (pat[0] == '*')
+				snprintf(user, sizeof(user), "u%s", pat + 1);
+			else
+				snprintf(user, sizeof(user), "%s", pat);
+			snprintf(warn, sizeof(warn), "'%s' never selects group '%s'", pat, g->name);
+			bool warned = strstr(msgs, warn) != NULL || strstr(msgs, never) != NULL;
+			const struct ig_rule *u, *first;
+			ig_policy_rules_for(p, user, &u, &first);
+			assert_non_null(first);
+			print_message("group %s pattern %s: warned %d, decided by %s\n", g->name, pat,
+			    warned, first->name);
+			assert_int_equal(warned, first != g);
+			assert_true(first <= g);
+			snprintf(warn, sizeof(warn), "group:%s", first->name);
+			assert_string_equal(decided_rule(p, user, rn, sizeof(rn)), warn);
+		}
+	}
+	ig_config_free(cfg);
+	free(msgs);
+
+	/* A user entry inherits from the group the decisions give it: none
+	 * for "@x", so allow_plaintext_from works under the defaults'
+	 * require_tls: false, and the loader does not call it dead. */
+	msgs = load(CFGFIX_BASE
+	    "policy:\n"
+	    "  defaults:\n    require_tls: false\n"
+	    "  groups:\n    strict: {users: [\"*@x\"], require_tls: true}\n"
+	    "  users:\n    \"@x\": {allow_plaintext_from: [10.0.0.0/8]}\n", &rc, &cfg);
+	assert_int_equal(rc, 0);
+	assert_string_equal(msgs,
+	    "t.yaml:13:18: warning: policy.defaults.require_tls is false: passwords may be sent "
+	    "before STARTTLS\n");
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	assert_int_equal(inet_pton(AF_INET, "10.1.2.3", &sin.sin_addr), 1);
+	struct ig_login_facts f = {
+		.user = "@x", .login_cmd = true, .mech = IG_MECH_COUNT, .tls = false,
+		.addr = (const struct sockaddr *)&sin, .listener = "imap",
+	};
+	struct ig_decision d;
+	assert_int_equal(ig_policy_decide(&cfg->policy, &f, &d), IG_VERDICT_ALLOW);
+	assert_string_equal(d.rule_name, "user:@x");
+	assert_int_equal(inet_pton(AF_INET, "192.0.2.1", &sin.sin_addr), 1);
+	assert_int_equal(ig_policy_decide(&cfg->policy, &f, &d), IG_VERDICT_DENY);
+	assert_string_equal(d.reason, "plaintext-not-from-network");
+	f.user = "a@x";
+	assert_int_equal(ig_policy_decide(&cfg->policy, &f, &d), IG_VERDICT_DENY);
+	assert_string_equal(d.reason, "tls-required");
+	assert_string_equal(d.rule_name, "group:strict");
+	ig_config_free(cfg);
+	free(msgs);
+}
+
 /* Many user entries: duplicates are found without comparing every pair,
  * and a name over IG_USER_MAX bytes is refused. */
 static void
@@ -583,6 +702,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_policy_fold_case_false, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policy_error_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policy_many_users, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_policy_shadowed_is_decided, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

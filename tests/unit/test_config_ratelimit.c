@@ -1,5 +1,5 @@
 /*
- * Unit tests for the ratelimit and admin sections of policy/config.c: the
+ * Unit tests for the ratelimit and admin sections of config/: the
  * documented example loads into struct ig_rl_conf with the right values,
  * defaults match ig_rl_conf_defaults(), network names resolve from
  * policy.networks wherever it is written, and every error and warning is
@@ -20,8 +20,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "policy/cidr.h"
-#include "policy/config.h"
+#include "config/config.h"
 #include "config_fixture.h"
 #include "policy/ratelimit.h"
 #include "util/err.h"
@@ -89,14 +88,6 @@ assert_limit(const struct ig_rl_limit *l, unsigned thr, unsigned win, unsigned b
 	assert_int_equal(l->threshold, thr);
 	assert_int_equal(l->window_ms, win);
 	assert_int_equal(l->block_ms, blk);
-}
-
-static void
-assert_cidr(const struct ig_cidr *c, const char *text)
-{
-	char buf[64];
-	ig_cidr_format(c, buf, sizeof(buf));
-	assert_string_equal(buf, text);
 }
 
 static void

@@ -17,8 +17,9 @@
 #include <cmocka.h>
 
 #include "policy/cidr.h"
-#include "policy/config.h"
+#include "policy/policy_types.h"
 #include "policy/decide.h"
+#include "policy/explain.h"
 #include "util/sasl.h"
 
 #define NROWS(a) (sizeof(a) / sizeof((a)[0]))
@@ -692,6 +693,35 @@ test_pattern_match(void **state)
 	}
 }
 
+/* q covers p: every user p matches, q matches (the loader's shadowing). */
+static const struct pattern_row covers_rows[] = {
+	{ "*@example.com", "*@example.com", true, true },
+	{ "*@example.com", "*@EXAMPLE.com", false, true },
+	{ "*@example.com", "*@sub.example.com", true, false },
+	{ "*@example.com", "bob@example.com", true, true },
+	{ "*@example.com", "@example.com", true, false },
+	{ "*@example.com", "a@b@example.com", true, true },
+	{ "bob@example.com", "*@example.com", true, false },
+	{ "bob@example.com", "bob@example.com", false, true },
+	{ "bob@example.com", "Bob@example.com", false, false },
+	{ "bob@example.com", "Bob@example.com", true, true },
+	{ "@example.com", "@example.com", true, true },
+	{ NULL, "bob@example.com", true, false },
+};
+
+static void
+test_pattern_covers(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < NROWS(covers_rows); i++) {
+		const struct pattern_row *r = &covers_rows[i];
+		print_message("covers row %zu: %s covers %s\n", i, r->pattern ? r->pattern : "(null)",
+		    r->user);
+		assert_int_equal(ig_policy_pattern_covers(r->pattern, r->user, r->fold_case),
+		    r->want);
+	}
+}
+
 static void
 test_rules_for(void **state)
 {
@@ -720,6 +750,13 @@ test_rules_for(void **state)
 			assert_non_null(g);
 			assert_string_equal(g->name, rows[i].grule);
 		}
+		/* The same group, and the pattern that selected it. */
+		const char *pat = NULL;
+		assert_ptr_equal(ig_policy_group_for(p, rows[i].user, &pat), g);
+		if (g != NULL)
+			assert_true(ig_policy_pattern_match(pat, rows[i].user, p->fold_case));
+		else
+			assert_null(pat);
 	}
 	free_policy(p);
 }
@@ -1007,6 +1044,7 @@ main(void)
 		cmocka_unit_test(test_builtin_defaults),
 		cmocka_unit_test(test_fold_case_off),
 		cmocka_unit_test(test_pattern_match),
+		cmocka_unit_test(test_pattern_covers),
 		cmocka_unit_test(test_rules_for),
 		cmocka_unit_test(test_possible),
 		cmocka_unit_test(test_explain),

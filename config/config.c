@@ -1,0 +1,204 @@
+/*
+ * The configuration loader: YAML text -> one immutable struct ig_config.
+ *
+ * Two passes over the input, one over the schema:
+ *  1. libyaml's event parser builds a small tree of nodes that keep their
+ *     yaml_mark_t (config/tree.c).
+ *  2. ig_cfg_walk_map() walks that tree against static tables
+ *     (config/schema.c); the root table below names the sections, which
+ *     live in files of their own (core.c, policy.c and policy_values.c,
+ *     ratelimit.c). Scalars and addresses are parsed in parse.c.
+ *
+ * Every problem is printed as "FILE:LINE:COL: message" (1-based; libyaml's
+ * marks are 0-based), all of them, and the load then fails as a whole.
+ * Warnings ("FILE:LINE:COL: warning: message") do not fail the load.
+ */
+#include "config/config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/schema.h"
+#include "util/err.h"
+
+#define CFG_FILE_MAX (16u << 20)  /* largest config file read */
+
+_Static_assert(sizeof(enum ig_log_level) == sizeof(int), "enums are stored as int");
+
+static void
+config_check_root(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
+{
+	struct ig_config *cfg = base;
+	(void)path;
+	if (cfg->nlisteners > 0 && cfg->ncerts == 0) {
+		const struct cnode *tls = ig_cfg_map_get(map, "tls");
+		const struct cnode *at_node = ig_cfg_map_get(tls, "certificates");
+		if (at_node == NULL)
+			at_node = tls != NULL ? tls : map;
+		config_error(c, at_node->mark,
+		    "'tls.certificates' needs at least one certificate (every listener uses TLS)");
+	}
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		if (cfg->listeners[i].max_sessions == 0)
+			cfg->listeners[i].max_sessions = cfg->limits.max_sessions;
+	ig_cfg_policy_finish(map, &cfg->policy);
+}
+
+static const struct enum_name log_level_names[] = {
+	{ "error", IG_LOG_ERROR }, { "warn", IG_LOG_WARN },
+	{ "info", IG_LOG_INFO }, { "debug", IG_LOG_DEBUG }, { NULL, 0 },
+};
+
+static const struct field root_fields[] = {
+	F_ENUM("log_level", struct ig_config, log_level, false, IG_LOG_INFO, log_level_names, NULL),
+	F_LIST("listeners", struct ig_config, listeners, nlisteners, true, 1, 64,
+	    &ig_cfg_listener_section, ig_cfg_check_listeners),
+	{ .key = "tls", .type = FT_SECTION, .off = 0, .sub = &ig_cfg_tls_section },
+	F_SECTION("backend", struct ig_config, backend, true, &ig_cfg_backend_section),
+	F_SECTION("limits", struct ig_config, limits, false, &ig_cfg_limits_section),
+	/* Early: ratelimit refers to policy.networks. */
+	{ .key = "policy", .type = FT_SECTION, .off = offsetof(struct ig_config, policy),
+	  .sub = &ig_cfg_policy_section, .early = 1 },
+	{ .key = "ratelimit", .type = FT_SECTION, .off = 0, .sub = &ig_cfg_rl_section },
+	{ .key = "admin", .type = FT_SECTION, .off = 0, .sub = &ig_cfg_admin_section },
+};
+static const struct section root_section = {
+	root_fields, NFIELDS(root_fields), config_check_root, false, NULL
+};
+
+#define CASE(x, s) case x: return s
+const char *
+ig_tls_mode_str(enum ig_tls_mode m)
+{
+	switch (m) {
+	CASE(IG_TLS_NONE, "none");
+	CASE(IG_TLS_STARTTLS, "starttls");
+	CASE(IG_TLS_IMPLICIT, "implicit");
+	case IG_TLS_MODE_COUNT:
+		break;
+	}
+	return "?";
+}
+#undef CASE
+
+void
+ig_config_free(struct ig_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	ig_cfg_free_section(&root_section, cfg);
+	free(cfg->path);
+	free(cfg);
+}
+
+int
+ig_config_load_string_flags(const char *name, const char *yaml, size_t len, unsigned flags,
+    struct ig_config **out, FILE *errf)
+{
+	struct cfgctx c = {
+		.name = name != NULL ? name : "(config)",
+		.errf = errf != NULL ? errf : stderr,
+		.flags = flags,
+	};
+	struct cnode *root = NULL;
+	struct ig_config *cfg = NULL;
+
+	*out = NULL;
+	if (yaml == NULL && len > 0)
+		return IG_EINVAL;
+	int rc = ig_cfg_tree_build(&c, (const unsigned char *)(yaml ? yaml : ""), len, &root);
+	if (rc != 0)
+		goto done;
+	cfg = calloc(1, sizeof(*cfg));
+	if (cfg == NULL) {
+		ig_cfg_nomem(&c);
+		goto done;
+	}
+	ig_cfg_apply_defaults(&root_section, cfg);
+	c.policy = &cfg->policy;
+	if (root == NULL || ig_cfg_node_is_null(root))
+		config_error(&c, root != NULL ? root->mark : c.end_mark, "the configuration is empty");
+	else if (root->kind != CN_MAP)
+		config_error(&c, root->mark, "the configuration must be a mapping of sections, not %s",
+		    ig_cfg_kind_str(root));
+	else
+		ig_cfg_walk_map(&c, root, &root_section, cfg, "");
+	if (!c.nomem && c.nerr == 0) {
+		cfg->path = strdup(c.name);
+		if (cfg->path == NULL)
+			ig_cfg_nomem(&c);
+	}
+done:
+	ig_cfg_tree_free(root);
+	ig_cfg_flush(&c);
+	if (c.nomem) {
+		ig_config_free(cfg);
+		return IG_ENOMEM;
+	}
+	if (c.nerr > 0 || rc != 0) {
+		ig_config_free(cfg);
+		return IG_ECONFIG;
+	}
+	*out = cfg;
+	return 0;
+}
+
+int
+ig_config_load_string(const char *name, const char *yaml, size_t len, struct ig_config **out,
+    FILE *errf)
+{
+	return ig_config_load_string_flags(name, yaml, len, 0, out, errf);
+}
+
+int
+ig_config_load(const char *path, struct ig_config **out, FILE *errf)
+{
+	FILE *ef = errf != NULL ? errf : stderr;
+	*out = NULL;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		fprintf(ef, "%s: cannot open: %s\n", path, strerror(errno));
+		return IG_EIO;
+	}
+	struct stat st;
+	const char *bad = NULL;
+	if (fstat(fd, &st) != 0)
+		bad = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		bad = "not a regular file";
+	else if (st.st_size > (off_t)CFG_FILE_MAX)
+		bad = "larger than 16 MiB";
+	if (bad != NULL) {
+		fprintf(ef, "%s: %s\n", path, bad);
+		close(fd);
+		return IG_EIO;
+	}
+	size_t size = (size_t)st.st_size, len = 0;
+	char *buf = malloc(size + 1);
+	if (buf == NULL) {
+		close(fd);
+		fprintf(ef, "%s: out of memory\n", path);
+		return IG_ENOMEM;
+	}
+	while (len < size) {
+		ssize_t n = read(fd, buf + len, size - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			fprintf(ef, "%s: cannot read: %s\n", path, n < 0 ? strerror(errno) :
+			    "file shrank while reading");
+			free(buf);
+			close(fd);
+			return IG_EIO;
+		}
+		len += (size_t)n;
+	}
+	close(fd);
+	int rc = ig_config_load_string(path, buf, len, out, errf);
+	free(buf);
+	return rc;
+}

@@ -1,0 +1,389 @@
+/*
+ * The core sections: listeners, tls, backend and limits, with their
+ * validators (files that must be readable now, listen and backend
+ * addresses, the backend resolved once) and cross-key checks.
+ */
+#include "config/schema.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/parse.h"
+
+_Static_assert(sizeof(enum ig_tls_mode) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum ig_forward_addr) == sizeof(int), "enums are stored as int");
+
+static const struct enum_name tls_mode_names[] = {
+	{ "none", IG_TLS_NONE }, { "starttls", IG_TLS_STARTTLS },
+	{ "implicit", IG_TLS_IMPLICIT }, { NULL, 0 },
+};
+static const struct enum_name listener_tls_names[] = {
+	{ "implicit", IG_TLS_IMPLICIT }, { "starttls", IG_TLS_STARTTLS },
+	{ "none", IG_TLS_NONE }, /* parsed to refuse it with a reason */
+	{ NULL, 0 },
+};
+static const struct enum_name tls_version_names[] = {
+	{ "1.2", 12 }, { "1.3", 13 }, { NULL, 0 },
+};
+static const struct enum_name forward_names[] = {
+	{ "none", IG_FORWARD_NONE }, { "id", IG_FORWARD_ID }, { NULL, 0 },
+};
+
+/* A file given in the config must be a readable regular file now. */
+static bool
+config_check_file(struct cfgctx *c, const struct cnode *v, const char *path, struct stat *st)
+{
+	char sb[CFG_SHOW_MAX];
+	/* stat first: opening a FIFO or a device could block or have effects. */
+	if (stat(v->str, st) != 0) {
+		config_error(c, v->mark, "cannot use '%s' for '%s': %s", ig_cfg_show(v->str, v->len, sb),
+		    path, strerror(errno));
+		return false;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		config_error(c, v->mark, "cannot use '%s' for '%s': not a regular file",
+		    ig_cfg_show(v->str, v->len, sb), path);
+		return false;
+	}
+	int fd = open(v->str, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		config_error(c, v->mark, "cannot read '%s' for '%s': %s", ig_cfg_show(v->str, v->len, sb),
+		    path, strerror(errno));
+		return false;
+	}
+	close(fd);
+	return true;
+}
+
+static void
+config_v_readable_file(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	struct stat st;
+	(void)f;
+	(void)base;
+	config_check_file(c, v, path, &st);
+}
+
+static void
+config_v_key_file(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	struct stat st;
+	char sb[CFG_SHOW_MAX];
+	(void)f;
+	(void)base;
+	if (config_check_file(c, v, path, &st) && (st.st_mode & S_IROTH))
+		config_warn(c, v->mark, "private key '%s' is readable by every user (mode %03o)",
+		    ig_cfg_show(v->str, v->len, sb), (unsigned)(st.st_mode & 0777));
+}
+
+static void
+config_v_listener_name(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	char sb[CFG_SHOW_MAX];
+	(void)f;
+	(void)base;
+	/* It is written into every log line as listener=NAME. */
+	for (size_t i = 0; i < v->len; i++) {
+		char ch = v->str[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.')) {
+			config_error(c, v->mark,
+			    "invalid name '%s' for '%s': use letters, digits, '-', '_' and '.'",
+			    ig_cfg_show(v->str, v->len, sb), path);
+			return;
+		}
+	}
+}
+
+static void
+config_v_listen(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	struct ig_listener_conf *l = base;
+	const char *why;
+	char sb[CFG_SHOW_MAX];
+	(void)f;
+	if (ig_cfg_listen_parse(v->str, &l->addr, &l->addrlen, &why) != 0) {
+		config_error(c, v->mark, "invalid listen address '%s' for '%s': %s",
+		    ig_cfg_show(v->str, v->len, sb), path, why);
+		l->addrlen = 0;
+	}
+}
+
+static void
+config_v_listener_tls(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	struct ig_listener_conf *l = base;
+	(void)f;
+	if (l->tls == IG_TLS_NONE)
+		config_error(c, v->mark,
+		    "'%s' cannot be none: imapguard only serves TLS (use implicit or starttls)",
+		    path);
+}
+
+static void
+config_v_backend_address(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	struct ig_backend_conf *b = base;
+	const char *why;
+	char sb[CFG_SHOW_MAX];
+	bool br;
+	unsigned char a[sizeof(struct in6_addr)];
+	(void)f;
+	b->addrlen = 0;
+	if (ig_cfg_split_host_port(v->str, b->host, sizeof(b->host), &b->port, &br, &why) != 0) {
+		b->host[0] = '\0';
+		config_error(c, v->mark, "invalid address '%s' for '%s': %s",
+		    ig_cfg_show(v->str, v->len, sb), path, why);
+		return;
+	}
+	if (br) {
+		if (inet_pton(AF_INET6, b->host, a) != 1) {
+			config_error(c, v->mark, "invalid address '%s' for '%s': %s",
+			    ig_cfg_show(v->str, v->len, sb), path, "not a numeric IPv6 address");
+			return;
+		}
+		ig_cfg_set_inet(&b->addr, &b->addrlen, AF_INET6, a, b->port);
+		return;
+	}
+	if (inet_pton(AF_INET, b->host, a) == 1) {
+		ig_cfg_set_inet(&b->addr, &b->addrlen, AF_INET, a, b->port);
+		return;
+	}
+	if (!ig_cfg_valid_hostname(b->host)) {
+		config_error(c, v->mark, "invalid address '%s' for '%s': %s",
+		    ig_cfg_show(v->str, v->len, sb), path,
+		    ig_cfg_looks_like_name(b->host, strlen(b->host)) ? "not a valid host name" :
+		    "not a numeric IPv4 address");
+		return;
+	}
+	if (c->flags & IG_CF_NO_RESOLVE)
+		return;
+	/* Resolved once, now: a name that does not resolve is a config error,
+	 * and the proxy never blocks on DNS later. The first answer is used. */
+	struct addrinfo hints, *res = NULL;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	int gai = getaddrinfo(b->host, NULL, &hints, &res);
+	if (gai != 0 || res == NULL) {
+		config_error(c, v->mark, "cannot resolve '%s' for '%s': %s", ig_cfg_show(b->host,
+		    strlen(b->host), sb), path, gai == EAI_SYSTEM ? strerror(errno) :
+		    gai_strerror(gai));
+		if (res != NULL)
+			freeaddrinfo(res);
+		return;
+	}
+	if (res->ai_family == AF_INET)
+		ig_cfg_set_inet(&b->addr, &b->addrlen, AF_INET,
+		    &((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr, b->port);
+	else if (res->ai_family == AF_INET6)
+		ig_cfg_set_inet(&b->addr, &b->addrlen, AF_INET6,
+		    &((struct sockaddr_in6 *)(void *)res->ai_addr)->sin6_addr, b->port);
+	else
+		config_error(c, v->mark, "cannot resolve '%s' for '%s': no IPv4 or IPv6 address",
+		    ig_cfg_show(b->host, strlen(b->host), sb), path);
+	freeaddrinfo(res);
+}
+
+void
+ig_cfg_check_listeners(struct cfgctx *c, const struct cnode *seq, void *base, const char *path)
+{
+	const struct ig_config *cfg = base;
+	char sb[CFG_SHOW_MAX];
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		const struct ig_listener_conf *l = &cfg->listeners[i];
+		const struct cnode *e = seq->items[i];
+		for (size_t j = 0; j < i; j++) {
+			const struct ig_listener_conf *o = &cfg->listeners[j];
+			if (l->name[0] && strcmp(l->name, o->name) == 0) {
+				const struct cnode *fn = ig_cfg_node_or(seq->items[j], "name");
+				config_error(c, ig_cfg_node_or(e, "name")->mark,
+				    "duplicate listener name '%s' in '%s' (first at %zu:%zu)",
+				    ig_cfg_show(l->name, strlen(l->name), sb), path,
+				    fn->mark.line + 1, fn->mark.column + 1);
+			}
+			if (l->addrlen && o->addrlen && ig_cfg_same_addr(&l->addr, &o->addr)) {
+				const struct cnode *fl = ig_cfg_node_or(seq->items[j], "listen");
+				config_error(c, ig_cfg_node_or(e, "listen")->mark,
+				    "duplicate listen address '%s' in '%s' (first at %zu:%zu)",
+				    ig_cfg_show(l->listen, strlen(l->listen), sb), path,
+				    fl->mark.line + 1, fl->mark.column + 1);
+			}
+		}
+	}
+}
+
+static void
+config_check_backend(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
+{
+	const struct ig_backend_conf *b = base;
+	(void)path;
+	if (b->tls == IG_TLS_NONE) {
+		static const char *const tls_only[] = { "ca", "server_name", "verify" };
+		for (size_t i = 0; i < NFIELDS(tls_only); i++) {
+			const struct cnode *v = ig_cfg_map_get(map, tls_only[i]);
+			if (v != NULL)
+				config_warn(c, v->mark, "'backend.%s' has no effect with backend.tls: none",
+				    tls_only[i]);
+		}
+		if (b->addrlen != 0 && !ig_cfg_addr_is_loopback(&b->addr))
+			config_warn(c, ig_cfg_node_or(map, "tls")->mark,
+			    "backend.tls is none but the backend is not on loopback: "
+			    "passwords cross the network in clear");
+	} else if (!b->tls_verify) {
+		config_warn(c, ig_cfg_node_or(map, "verify")->mark,
+		    "backend certificate verification is disabled (verify: false)");
+	}
+}
+
+/* One limits.raised entry: its networks list is not empty. */
+static void
+limits_check_raise(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
+{
+	(void)base;
+	const struct cnode *nets = ig_cfg_map_get(map, "networks");
+	if (nets != NULL && nets->kind == CN_SEQ && nets->n == 0)
+		config_error(c, nets->mark, "'%s.networks' needs at least one entry", path);
+}
+
+static void
+config_check_limits(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
+{
+	const struct ig_limits *l = base;
+	char a[24], b[24];
+	(void)path;
+	/* Point at buffer_size when it was written, else at the other key. */
+	const char *bs = ig_cfg_map_get(map, "buffer_size") != NULL ? "buffer_size" : NULL;
+	if (l->buffer_size < l->max_line)
+		config_error(c, ig_cfg_node_or(map, bs ? bs : "max_line")->mark,
+		    "limits.buffer_size (%zu) must be at least limits.max_line (%zu)",
+		    l->buffer_size, l->max_line);
+	if (l->buffer_size < l->max_literal)
+		config_error(c, ig_cfg_node_or(map, bs ? bs : "max_literal")->mark,
+		    "limits.buffer_size (%zu) must be at least limits.max_literal (%zu)",
+		    l->buffer_size, l->max_literal);
+	if (l->idle_timeout_ms < 30 * MIN)
+		config_warn(c, ig_cfg_node_or(map, "idle_timeout")->mark,
+		    "limits.idle_timeout is below 30m: clients in IMAP IDLE (RFC 2177) "
+		    "will be disconnected");
+	if (l->preauth_lifetime_ms < l->preauth_timeout_ms)
+		config_error(c, ig_cfg_node_or(map, ig_cfg_map_get(map, "preauth_lifetime") ?
+		    "preauth_lifetime" : "preauth_timeout")->mark,
+		    "limits.preauth_lifetime (%s) must be at least limits.preauth_timeout (%s): "
+		    "the lifetime bounds the whole time before login, the timeout one idle "
+		    "stretch of it",
+		    ig_cfg_fmt_duration(l->preauth_lifetime_ms, a, sizeof(a)),
+		    ig_cfg_fmt_duration(l->preauth_timeout_ms, b, sizeof(b)));
+	/* A raised entry with no cap to raise, or one that lowers it. */
+	const struct cnode *seq = ig_cfg_map_get(map, "raised");
+	if (seq != NULL && seq->kind == CN_SEQ && seq->n > 0 && l->max_conn_per_address == 0)
+		config_warn(c, seq->mark, "limits.raised has no effect: "
+		    "limits.max_connections_per_address is 0 (no cap)");
+	for (size_t i = 0; seq != NULL && seq->kind == CN_SEQ && seq->n == l->nraised &&
+	    l->max_conn_per_address != 0 && i < l->nraised; i++) {
+		const struct cnode *v = ig_cfg_map_get(seq->items[i], "max_connections_per_address");
+		unsigned got = l->raised[i].max_conn_per_address;
+		if (v != NULL && got != 0 && got < l->max_conn_per_address)
+			config_warn(c, v->mark, "limits.raised[%zu].max_connections_per_address (%u) is "
+			    "below limits.max_connections_per_address (%u): these networks get a "
+			    "lower cap, not a higher one", i, got, l->max_conn_per_address);
+	}
+}
+
+static const struct field listener_fields[] = {
+	F_STRBUF("name", struct ig_listener_conf, name, true, config_v_listener_name),
+	F_STRBUF("listen", struct ig_listener_conf, listen, true, config_v_listen),
+	F_ENUM("tls", struct ig_listener_conf, tls, true, IG_TLS_IMPLICIT, listener_tls_names,
+	    config_v_listener_tls),
+	F_NUM("max_sessions", FT_UINT, struct ig_listener_conf, max_sessions, 0, 1, 1000000),
+};
+const struct section ig_cfg_listener_section = {
+	listener_fields, NFIELDS(listener_fields), NULL, false, NULL
+};
+
+static const struct field cert_fields[] = {
+	F_STR("cert", struct ig_cert_pair_conf, cert_path, true, config_v_readable_file),
+	F_STR("key", struct ig_cert_pair_conf, key_path, true, config_v_key_file),
+};
+static const struct section cert_section = {
+	cert_fields, NFIELDS(cert_fields), NULL, false, NULL
+};
+
+static const struct field tls_fields[] = {
+	F_LIST("certificates", struct ig_config, certs, ncerts, false, 0, 256, &cert_section, NULL),
+	F_ENUM("min_version", struct ig_config, tls_min_version, false, 12, tls_version_names, NULL),
+	F_BOOL("strict_sni", struct ig_config, strict_sni, false),
+};
+/* "tls" fills fields of struct ig_config itself (offset 0). */
+const struct section ig_cfg_tls_section = {
+	tls_fields, NFIELDS(tls_fields), NULL, false, NULL
+};
+
+static const struct field backend_fields[] = {
+	F_STRBUF("address", struct ig_backend_conf, address, true, config_v_backend_address),
+	F_ENUM("tls", struct ig_backend_conf, tls, false, IG_TLS_NONE, tls_mode_names, NULL),
+	F_STR("ca", struct ig_backend_conf, ca, false, config_v_readable_file),
+	F_STR("server_name", struct ig_backend_conf, server_name, false, NULL),
+	F_BOOL("verify", struct ig_backend_conf, tls_verify, true),
+	F_ENUM("forward_client_address", struct ig_backend_conf, forward_client_address, false,
+	    IG_FORWARD_ID, forward_names, NULL),
+	F_NUM("connect_timeout", FT_DURATION, struct ig_backend_conf, connect_timeout_ms,
+	    10 * SEC, 1, 10 * MIN),
+	F_NUM("auth_timeout", FT_DURATION, struct ig_backend_conf, auth_timeout_ms,
+	    60 * SEC, 1, 10 * MIN),
+};
+const struct section ig_cfg_backend_section = {
+	backend_fields, NFIELDS(backend_fields), config_check_backend, false, NULL
+};
+
+#define LIMITS_RAISED_MAX 256u
+
+static const struct field conn_raise_fields[] = {
+	{ .key = "networks", .type = FT_CUSTOM, .off = offsetof(struct ig_conn_raise, nets),
+	  .required = true, .ops = &ig_cfg_netset_ops },
+	{ .key = "max_connections_per_address", .type = FT_UINT, .required = true,
+	  .off = offsetof(struct ig_conn_raise, max_conn_per_address), .min = 1, .max = 1000000 },
+};
+static const struct section conn_raise_section = {
+	conn_raise_fields, NFIELDS(conn_raise_fields), limits_check_raise, false, NULL
+};
+
+static const struct field limits_fields[] = {
+	F_NUM("max_line", FT_SIZE, struct ig_limits, max_line, 8192, 256, MIB),
+	F_NUM("max_literal", FT_SIZE, struct ig_limits, max_literal, 8192, 256, MIB),
+	F_NUM("buffer_size", FT_SIZE, struct ig_limits, buffer_size, 16384, 1 * KIB, MIB),
+	F_NUM("handshake_timeout", FT_DURATION, struct ig_limits, handshake_timeout_ms,
+	    30 * SEC, 1, 10 * MIN),
+	F_NUM("preauth_timeout", FT_DURATION, struct ig_limits, preauth_timeout_ms,
+	    60 * SEC, 1, 1 * HOUR),
+	F_NUM("idle_timeout", FT_DURATION, struct ig_limits, idle_timeout_ms,
+	    35 * MIN, 1, 24 * HOUR),
+	F_NUM("max_errors", FT_UINT, struct ig_limits, max_errors, 10, 1, 1000),
+	F_NUM("max_sessions", FT_UINT, struct ig_limits, max_sessions, 10000, 1, 1000000),
+	F_NUM("preauth_lifetime", FT_DURATION, struct ig_limits, preauth_lifetime_ms,
+	    5 * MIN, 1 * SEC, 24 * HOUR),
+	F_NUM("max_preauth_commands", FT_UINT, struct ig_limits, max_preauth_commands, 100, 1,
+	    100000),
+	F_NUM("max_connections_per_address", FT_UINT, struct ig_limits, max_conn_per_address,
+	    100, 0, 1000000),
+	F_NUM("address_ipv6_prefix", FT_U8, struct ig_limits, conn_ipv6_prefix, 64, 0, 128),
+	F_LIST("raised", struct ig_limits, raised, nraised, false, 0, LIMITS_RAISED_MAX,
+	    &conn_raise_section, NULL),
+};
+const struct section ig_cfg_limits_section = {
+	limits_fields, NFIELDS(limits_fields), config_check_limits, false, NULL
+};
