@@ -75,7 +75,8 @@ backend_connect(struct ig_session *s)
 	s->backend_wanted = false;
 	uint8_t *rb = s->backend.rbuf, *wb = s->backend.wbuf;
 	size_t rc_ = s->backend.rcap, wc = s->backend.wcap;
-	if (ig_conn_init(&s->backend, s, &s->w->loop, "backend", rb, rc_, wb, wc) != 0) {
+	if (ig_conn_init(&s->backend, &ig_session_conn_ops, s, &s->w->loop, "backend",
+	        rb, rc_, wb, wc) != 0) {
 		backend_fail(s, "socket", NULL);
 		return;
 	}

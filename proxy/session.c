@@ -393,6 +393,30 @@ session_pump(struct ig_session *s)
 	ig_conn_update_read(&s->client);
 }
 
+static void
+session_conn_io(void *owner)
+{
+	ig_session_on_io(owner);
+}
+
+static void
+session_conn_ref(void *owner)
+{
+	ig_session_handle_opened(owner);
+}
+
+static bool
+session_conn_unref(void *owner)
+{
+	return ig_session_handle_closed(owner);
+}
+
+const struct ig_conn_ops ig_session_conn_ops = {
+	.on_io = session_conn_io,
+	.ref = session_conn_ref,
+	.unref = session_conn_unref,
+};
+
 void
 ig_session_on_io(struct ig_session *s)
 {
@@ -600,7 +624,8 @@ ig_session_accept(struct ig_worker *w, struct ig_listener *l)
 	s->timer_open = true;
 	s->refs++;
 
-	int rc = ig_conn_init(&s->client, s, &w->loop, "client", crbuf, bs, cwbuf, bs);
+	int rc = ig_conn_init(&s->client, &ig_session_conn_ops, s, &w->loop, "client",
+	    crbuf, bs, cwbuf, bs);
 	if (rc == 0 && uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&s->client.tcp) != 0)
 		rc = IG_EIO;
 	/* The backend side is set up only when a login is allowed. */

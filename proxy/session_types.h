@@ -172,6 +172,23 @@ struct ig_session {
 };
 
 /*
+ * Something happened on one of the session's connections (data arrived, a
+ * write completed, a peer closed): advance the session. May close it.
+ */
+void ig_session_on_io(struct ig_session *s);
+
+/* Handle/request accounting: the session lives while any is open. */
+void ig_session_handle_opened(struct ig_session *s);
+/* Returns false when this was the last one and s has been freed. */
+bool ig_session_handle_closed(struct ig_session *s);
+
+/*
+ * The callbacks of the session's two connections (owner: the session):
+ * ig_session_on_io(), ig_session_handle_opened(), ig_session_handle_closed().
+ */
+extern const struct ig_conn_ops ig_session_conn_ops;
+
+/*
  * The policy logins are judged by: always the newest generation's (a
  * reload applies to connections opened before it), while buffers, limits
  * and TLS stay those of the generation the session started with (s->gen).
