@@ -15,6 +15,7 @@
 
 #include "policy/decide.h"
 #include "proxy/conn.h"
+#include "proxy/gen.h"
 #include "util/err.h"
 #include "proxy/listener.h"
 #include "proxy/session_types.h"

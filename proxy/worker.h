@@ -7,17 +7,15 @@
 #ifndef IG_PROXY_WORKER_H
 #define IG_PROXY_WORKER_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #include <uv.h>
 
-#include "certs/store.h"
 #include "policy/config.h"
 #include "proxy/caps.h"
+#include "proxy/gen.h"
 #include "proxy/listener_types.h"
 
 struct ig_cc;
@@ -25,30 +23,6 @@ struct ig_ctl;
 struct ig_rl;
 struct ig_rl_snapshot;
 struct ig_session;
-struct ig_tls_server;
-struct ig_tls_client;
-
-/*
- * One configuration generation: the config, the certificates and the TLS
- * configurations built from them. Immutable; refcounted because mbedTLS
- * forbids freeing a configuration that a live connection uses.
- */
-struct ig_gen {
-	atomic_uint refs;
-	struct ig_config *cfg;
-	struct ig_certstore *certs;
-	struct ig_tls_server *tls_server;
-	struct ig_tls_client *tls_client; /* NULL when the backend is cleartext */
-};
-
-/*
- * Loads path into a new generation (refcount 1): config, certificates, TLS
- * configurations. Reports every problem to errf as "file:line:col: ..." or
- * "file: ..." and returns NULL on failure.
- */
-struct ig_gen *ig_gen_load(const char *path, FILE *errf);
-void ig_gen_ref(struct ig_gen *g);
-void ig_gen_unref(struct ig_gen *g);
 
 struct ig_listener {
 	uv_tcp_t tcp;                  /* data = this listener */
@@ -127,6 +101,22 @@ int ig_worker_run(struct ig_worker *w);
 /* Closes everything and releases the generation; asserts the loop closes. */
 int ig_worker_destroy(struct ig_worker *w);
 
+/*
+ * What the admin socket (proxy/ctl.c) needs of its worker; it reads nothing
+ * else of struct ig_worker.
+ */
+/* The worker's loop. */
+uv_loop_t *ig_worker_loop(struct ig_worker *w);
+/* The brute-force limiter, or NULL when it is disabled. */
+struct ig_rl *ig_worker_limiter(struct ig_worker *w);
 
+struct ig_worker_stats {
+	unsigned sessions;             /* live sessions */
+	bool state_file;               /* the limiter saves to a state file */
+	uint64_t state_saved_changes;  /* ig_rl_changes() the file holds */
+	unsigned state_save_failures;  /* failed saves since the last good one */
+};
+/* Fills st with w's counters now. */
+void ig_worker_stats(const struct ig_worker *w, struct ig_worker_stats *st);
 
 #endif /* IG_PROXY_WORKER_H */
