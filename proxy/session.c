@@ -203,10 +203,7 @@ ig_session_caps(struct ig_session *s, char *out, size_t outsz)
 		.login_allowed = login_ok,
 		.mechs_allowed = mechs,
 	};
-	const char *bc = s->w->backend_caps_known ? s->w->backend_caps :
-	    "IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN AUTH=LOGIN";
-	if (ig_caps_filter(bc, &v, out, outsz) != 0)
-		snprintf(out, outsz, "IMAP4rev1");
+	ig_caps_shown(&s->w->backend_caps, &v, out, outsz);
 }
 
 int

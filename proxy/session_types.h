@@ -162,7 +162,7 @@ struct ig_session {
 	                                   when the session is freed */
 	unsigned failures;              /* failed logins on this connection */
 	struct ig_attempt att;
-	char bcaps[IG_CAPS_MAX];        /* the backend's capabilities, this
+	struct ig_caps_learned bcaps;   /* the backend's capabilities, this
 	                                   connection */
 	char user[IG_USER_MAX + 1];     /* who logged in (for the close line) */
 	bool login_cmd;                 /* how: the LOGIN command, or ... */
@@ -239,7 +239,11 @@ void ig_session_timer(struct ig_session *s, unsigned ms);
  */
 bool ig_session_preauth_command(struct ig_session *s);
 
-/* Builds the capability list for this connection now. */
+/*
+ * Builds the capability list for this connection now: what the policy
+ * allows here (ig_policy_possible) shown over the worker's learned list
+ * (ig_caps_shown).
+ */
 void ig_session_caps(struct ig_session *s, char *out, size_t outsz);
 
 /* preauth.c */

@@ -256,8 +256,7 @@ worker_probe(struct ig_worker *w)
 		    w->gen->cfg->backend.address, err);
 		return;
 	}
-	snprintf(w->backend_caps, sizeof(w->backend_caps), "%s", caps);
-	w->backend_caps_known = true;
+	ig_caps_learn(&w->backend_caps, caps);
 	log_info("event=backend-probe result=ok backend=%s capabilities=\"%s\"",
 	    w->gen->cfg->backend.address, caps);
 }

@@ -82,9 +82,9 @@ struct ig_worker {
 	uint64_t rl_fail_logged_ms;    /* loop time of the last failure logged */
 	struct ig_ctl *ctl;            /* admin.socket, or NULL */
 
-	/* Backend capabilities as last seen (greeting or CAPABILITY). */
-	char backend_caps[IG_CAPS_MAX];
-	bool backend_caps_known;
+	/* The backend's capabilities as last learned (the probe, or a login's
+	   backend connection): what clients are shown, filtered. */
+	struct ig_caps_learned backend_caps;
 };
 
 /*
