@@ -293,6 +293,27 @@ worker_stop(struct ig_worker *w, const char *why)
 	uv_close((uv_handle_t *)&w->sig_hup, worker_handle_close_cb);
 }
 
+/* True when nc binds the listeners w has bound (same names, addresses and
+   TLS modes, in the same order): they stay as bound at start. */
+static bool
+worker_same_listeners(const struct ig_worker *w, const struct ig_config *nc)
+{
+	if (nc->nlisteners != w->nlisteners)
+		return false;
+	for (size_t i = 0; i < w->nlisteners; i++)
+		if (strcmp(nc->listeners[i].name, w->listeners[i].name) != 0 ||
+		    strcmp(nc->listeners[i].listen, w->gen->cfg->listeners[i].listen) != 0 ||
+		    nc->listeners[i].tls != w->listeners[i].tls)
+			return false;
+	return true;
+}
+
+/*
+ * SIGHUP: loads the configuration file into a new generation and swaps it
+ * in. Every check that can refuse it runs before anything is applied, so a
+ * refused reload leaves everything (listener caps, limiter, state_sync,
+ * log level, generation) as it was.
+ */
 static void
 worker_reload(struct ig_worker *w)
 {
@@ -303,22 +324,18 @@ worker_reload(struct ig_worker *w)
 		    "running one\"");
 		return;
 	}
-	/* Listeners stay as bound at start; a change needs a restart. */
 	const struct ig_config *nc = g->cfg;
-	bool same = nc->nlisteners == w->nlisteners;
-	for (size_t i = 0; same && i < w->nlisteners; i++)
-		same = strcmp(nc->listeners[i].name, w->listeners[i].name) == 0 &&
-		    strcmp(nc->listeners[i].listen, w->gen->cfg->listeners[i].listen) == 0 &&
-		    nc->listeners[i].tls == w->listeners[i].tls;
-	if (!same) {
+	if (!worker_same_listeners(w, nc)) {
 		log_error("event=reload-failed reason=\"listeners changed: restart needed, "
 		    "keeping the running configuration\"");
 		ig_gen_unref(g);
 		return;
 	}
-	for (size_t i = 0; i < w->nlisteners; i++)
-		w->listeners[i].max_sessions = nc->listeners[i].max_sessions ?
-		    nc->listeners[i].max_sessions : nc->limits.max_sessions;
+	/*
+	 * The limiter checks last: ig_rl_set_conf() either refuses, leaving
+	 * the limiter as it was, or takes the new settings. Nothing may refuse
+	 * after it.
+	 */
 	if (w->rl != NULL && nc->ratelimit.enabled &&
 	    ig_rl_set_conf(w->rl, &nc->ratelimit) != 0) {
 		log_error("event=reload-failed reason=\"rate limiter configuration refused, "
@@ -326,15 +343,20 @@ worker_reload(struct ig_worker *w)
 		ig_gen_unref(g);
 		return;
 	}
+
+	/* Accepted: apply everything. */
 	if ((w->rl != NULL) != nc->ratelimit.enabled)
 		log_warn("event=reload-note reason=\"ratelimit.enabled changes at restart\"");
+	if (w->rl_state_file != NULL && (nc->ratelimit_state_file == NULL ||
+	    strcmp(nc->ratelimit_state_file, w->rl_state_file) != 0))
+		log_warn("event=reload-note reason=\"ratelimit.state_file changes at restart\"");
+	for (size_t i = 0; i < w->nlisteners; i++)
+		w->listeners[i].max_sessions = nc->listeners[i].max_sessions ?
+		    nc->listeners[i].max_sessions : nc->limits.max_sessions;
 	if (w->rl_sync_on && nc->ratelimit_state_sync_ms != w->rl_sync_ms) {
 		w->rl_sync_ms = nc->ratelimit_state_sync_ms;
 		uv_timer_start(&w->rl_sync, worker_rl_sync_cb, w->rl_sync_ms, w->rl_sync_ms);
 	}
-	if (w->rl_state_file != NULL && (nc->ratelimit_state_file == NULL ||
-	    strcmp(nc->ratelimit_state_file, w->rl_state_file) != 0))
-		log_warn("event=reload-note reason=\"ratelimit.state_file changes at restart\"");
 	ig_log_set_level(nc->log_level);
 	struct ig_gen *old = w->gen;
 	w->gen = g;
