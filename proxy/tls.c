@@ -193,18 +193,6 @@ ig_tls_client_free(struct ig_tls_client *tc)
 	free(tc);
 }
 
-const mbedtls_ssl_config *
-ig_tls_client_conf(const struct ig_tls_client *tc)
-{
-	return &tc->conf;
-}
-
-const char *
-ig_tls_client_name(const struct ig_tls_client *tc)
-{
-	return tc->name;
-}
-
 static int
 tls_bio_send(void *ctx, const unsigned char *buf, size_t len)
 {

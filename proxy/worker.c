@@ -246,19 +246,51 @@ worker_handle_close_cb(uv_handle_t *h)
 	(void)h;
 }
 
-/* Learns the backend's capabilities before clients ask (blocking, short). */
+/* The probe's result: what clients are shown before login from now on. */
 static void
-worker_probe(struct ig_worker *w)
+worker_probe_done(void *arg, int rc, const char *caps, const char *reason)
 {
-	char caps[IG_CAPS_MAX], err[256];
-	if (ig_backend_probe(w->gen, 3000, caps, sizeof(caps), err, sizeof(err)) != 0) {
+	struct ig_worker *w = arg;
+	w->probe = NULL; /* it is closing and frees itself */
+	if (rc != 0) {
 		log_warn("event=backend-probe result=fail backend=%s reason=\"%s\"",
-		    w->gen->cfg->backend.address, err);
+		    w->gen->cfg->backend.address, reason);
 		return;
 	}
 	ig_caps_learn(&w->backend_caps, caps);
 	log_info("event=backend-probe result=ok backend=%s capabilities=\"%s\"",
 	    w->gen->cfg->backend.address, caps);
+}
+
+/* Abandons the probe under way, if any (its result would be stale). */
+static void
+worker_probe_cancel(struct ig_worker *w, const char *why)
+{
+	if (w->probe == NULL)
+		return;
+	ig_probe_cancel(w->probe);
+	w->probe = NULL;
+	log_debug("event=backend-probe result=cancelled reason=%s", why);
+}
+
+/*
+ * Starts learning the current generation's backend capabilities on the
+ * loop (one probe at a time: one under way for an older generation is
+ * abandoned). The result arrives in worker_probe_done.
+ */
+static void
+worker_probe(struct ig_worker *w)
+{
+	char err[256];
+	worker_probe_cancel(w, "reload");
+	if (ig_probe_start(&w->loop, w->gen, IG_PROBE_STEP_MS, worker_probe_done, w,
+	        &w->probe, err, sizeof(err)) != 0) {
+		log_warn("event=backend-probe result=fail backend=%s reason=\"%s\"",
+		    w->gen->cfg->backend.address, err);
+		return;
+	}
+	log_debug("event=backend-probe state=started backend=%s step_ms=%u",
+	    w->gen->cfg->backend.address, IG_PROBE_STEP_MS);
 }
 
 static void
@@ -275,6 +307,7 @@ worker_stop(struct ig_worker *w, const char *why)
 		}
 	}
 	ig_listener_gate_close(w);
+	worker_probe_cancel(w, "shutdown");
 	ig_session_shutdown_all(w);
 	if (w->rl_sync_on) {
 		w->rl_sync_on = false;
@@ -456,7 +489,15 @@ ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path)
 		ig_worker_destroy(w);
 		return IG_EIO;
 	}
+	/*
+	 * Ready waits for the first probe (its result or its timeout), so that
+	 * the first client is shown the backend's capabilities. The loop runs
+	 * meanwhile (the admin socket answers); the stop signals are still
+	 * held back by main(), and no client is accepted yet.
+	 */
 	worker_probe(w);
+	while (w->probe != NULL)
+		uv_run(&w->loop, UV_RUN_ONCE);
 	if (ig_listener_fd_budget(w) != 0) {
 		ig_worker_destroy(w);
 		return IG_EIO;
@@ -498,6 +539,7 @@ ig_worker_destroy(struct ig_worker *w)
 {
 	/* Anything still open (a failed start) is closed and run out. */
 	ig_listener_gate_close(w);
+	worker_probe_cancel(w, "shutdown");
 	ig_ctl_stop(w->ctl);
 	w->ctl = NULL;
 	uv_walk(&w->loop, worker_walk_close, NULL);

@@ -20,6 +20,7 @@
 
 struct ig_cc;
 struct ig_ctl;
+struct ig_probe;
 struct ig_rl;
 struct ig_rl_snapshot;
 struct ig_session;
@@ -82,6 +83,8 @@ struct ig_worker {
 	uint64_t rl_fail_logged_ms;    /* loop time of the last failure logged */
 	struct ig_ctl *ctl;            /* admin.socket, or NULL */
 
+	struct ig_probe *probe;        /* the backend probe under way, or NULL
+	                                  (proxy/probe.c; frees itself) */
 	/* The backend's capabilities as last learned (the probe, or a login's
 	   backend connection): what clients are shown, filtered. */
 	struct ig_caps_learned backend_caps;
@@ -90,7 +93,8 @@ struct ig_worker {
 /*
  * Sets up the worker on its own loop with generation g (takes the caller's
  * reference): binds every listener, creates the limiter (locking and
- * loading its state file), opens the admin socket, then listens. Returns 0,
+ * loading its state file), opens the admin socket, runs the loop until the
+ * first backend probe has its result (or timed out), then listens. Returns 0,
  * or an IG_E* after logging event=start-failed with the reason (a listener
  * that cannot be bound, a state file or admin socket another instance
  * uses, ...); nothing is left open then and nothing was accepted.
