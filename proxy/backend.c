@@ -76,7 +76,8 @@ backend_connect(struct ig_session *s)
 	s->backend_wanted = false;
 	uint8_t *rb = s->backend.rbuf, *wb = s->backend.wbuf;
 	size_t rc_ = s->backend.rcap, wc = s->backend.wcap;
-	if (ig_conn_init(&s->backend, s, &s->w->loop, "backend", rb, rc_, wb, wc) != 0) {
+	if (ig_conn_init(&s->backend, &ig_session_conn_ops, s, &s->w->loop, "backend",
+	        rb, rc_, wb, wc) != 0) {
 		backend_fail(s, "socket", NULL);
 		return;
 	}
@@ -171,15 +172,6 @@ backend_line_is(struct ig_span line, const char *prefix)
 	return line.len >= n && strncasecmp((const char *)line.p, prefix, n) == 0;
 }
 
-static void
-backend_learn_caps(struct ig_session *s, struct ig_span line)
-{
-	char caps[IG_CAPS_MAX];
-	if (ig_caps_from_response(line, caps, sizeof(caps)) != 0)
-		return;
-	snprintf(s->bcaps, sizeof(s->bcaps), "%s", caps);
-}
-
 /* True when we may use a quoted string for these bytes. */
 static bool
 backend_quotable(const uint8_t *p, size_t len)
@@ -263,7 +255,7 @@ stage_astring(struct ig_session *s, const uint8_t *p, size_t len)
 		}
 		return stage_add(a, "\"", 1);
 	}
-	if (ig_caps_has(s->bcaps, "LITERAL+"))
+	if (ig_caps_has(s->bcaps.list, "LITERAL+"))
 		return stage_addf(a, "{%zu+}\r\n", len) && stage_add(a, p, len);
 	return stage_addf(a, "{%zu}\r\n", len) && stage_segment(a) && stage_add(a, p, len);
 }
@@ -284,7 +276,7 @@ backend_format_login(struct ig_session *s)
 {
 	struct ig_attempt *a = &s->att;
 	const char *mech = ig_sasl_mech_str(a->mech);
-	bool sasl_ir = ig_caps_has(s->bcaps, "SASL-IR");
+	bool sasl_ir = ig_caps_has(s->bcaps.list, "SASL-IR");
 	a->stage_len = 0;
 	a->nseg = a->seg_next = 0;
 	if (!stage_segment(a))
@@ -338,13 +330,11 @@ backend_send_login(struct ig_session *s)
 static void
 backend_after_caps(struct ig_session *s)
 {
-	struct ig_worker *w = s->w;
-	if (s->bcaps[0] != '\0') {
-		snprintf(w->backend_caps, sizeof(w->backend_caps), "%s", s->bcaps);
-		w->backend_caps_known = true;
-	}
+	/* What this connection learned is what clients are shown next. */
+	if (s->bcaps.known)
+		ig_caps_learn(&s->w->backend_caps, s->bcaps.list);
 	if (s->gen->cfg->backend.forward_client_address == IG_FORWARD_ID &&
-	    ig_caps_has(s->bcaps, "ID")) {
+	    ig_caps_has(s->bcaps.list, "ID")) {
 		char line[512];
 		snprintf(line, sizeof(line),
 		    "ig.3 ID (\"x-originating-ip\" \"%s\" \"x-originating-port\" \"%u\" "
@@ -368,17 +358,17 @@ backend_greeting(struct ig_session *s, struct ig_span line)
 		backend_fail(s, "bad-greeting", esc);
 		return;
 	}
-	backend_learn_caps(s, line);
+	ig_caps_learn_line(&s->bcaps, line);
 	if (s->gen->cfg->backend.tls == IG_TLS_STARTTLS) {
 		if (backend_command(s, "ig.1 STARTTLS\r\n") != 0) {
 			backend_fail(s, "write", NULL);
 			return;
 		}
-		s->bcaps[0] = '\0'; /* forget what was said before TLS */
+		ig_caps_forget(&s->bcaps); /* what was said before TLS */
 		backend_set(s, IG_BS_STARTTLS);
 		return;
 	}
-	if (s->bcaps[0] == '\0') {
+	if (!s->bcaps.known) {
 		if (backend_command(s, "ig.2 CAPABILITY\r\n") != 0) {
 			backend_fail(s, "write", NULL);
 			return;
@@ -414,7 +404,7 @@ backend_line(struct ig_session *s, struct ig_span line, size_t consumed)
 		return;
 	case IG_BS_CAPABILITY:
 		if (backend_line_is(line, "* CAPABILITY "))
-			backend_learn_caps(s, line);
+			ig_caps_learn_line(&s->bcaps, line);
 		else if (backend_line_is(line, "ig.2 OK"))
 			backend_after_caps(s);
 		else if (backend_line_is(line, "ig.2 "))

@@ -1,7 +1,8 @@
 /*
- * Capability filtering: the list shown before login is the backend's,
- * learned from one of its response lines, cut down to what this connection
- * allows (RFC 2595 STARTTLS/LOGINDISABLED, RFC 9051 6.2.1).
+ * Capabilities: the backend's list as learned from its response lines, the
+ * fallback before anything is learned, and the list shown before login,
+ * which is the backend's cut down to what this connection allows (RFC 2595
+ * STARTTLS/LOGINDISABLED, RFC 9051 6.2.1).
  *
  * Output rules that the header leaves open, fixed here so that output is
  * deterministic:
@@ -15,6 +16,7 @@
  */
 #include "proxy/caps.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -195,6 +197,50 @@ ig_caps_filter(const char *backend_caps, const struct ig_caps_view *v,
 	if (rc != 0)
 		out[0] = '\0';
 	return rc;
+}
+
+int
+ig_caps_learn(struct ig_caps_learned *l, const char *caps)
+{
+	size_t n = caps != NULL ? strlen(caps) : 0;
+	if (n == 0)
+		return IG_ENOTFOUND;
+	if (n >= sizeof(l->list))
+		return IG_ETOOLONG;
+	memcpy(l->list, caps, n + 1);
+	l->known = true;
+	return 0;
+}
+
+int
+ig_caps_learn_line(struct ig_caps_learned *l, struct ig_span line)
+{
+	char caps[IG_CAPS_MAX];
+	int rc = ig_caps_from_response(line, caps, sizeof(caps));
+	if (rc != 0)
+		return rc;
+	return ig_caps_learn(l, caps);
+}
+
+void
+ig_caps_forget(struct ig_caps_learned *l)
+{
+	l->list[0] = '\0';
+	l->known = false;
+}
+
+const char *
+ig_caps_backend(const struct ig_caps_learned *l)
+{
+	return l->known ? l->list : IG_CAPS_FALLBACK;
+}
+
+void
+ig_caps_shown(const struct ig_caps_learned *l, const struct ig_caps_view *v,
+    char *out, size_t outsz)
+{
+	if (ig_caps_filter(ig_caps_backend(l), v, out, outsz) != 0)
+		snprintf(out, outsz, "IMAP4rev1");
 }
 
 /* Case-insensitive prefix of the span, advancing it on a match. */

@@ -1,7 +1,10 @@
 /*
- * Capability filtering: the capabilities shown before login are the
- * backend's, learned from it, filtered for one connection (RFC 2595,
- * RFC 9051 6.2.1, PROTOCOL.md). Pure functions.
+ * Capabilities, one owner for all of them: the backend's list as learned
+ * (by the start-up and reload probe, and by every backend connection a
+ * login opens), the list assumed before anything is learned, and the list
+ * shown before login on one connection, which is the backend's filtered
+ * for that connection (RFC 2595, RFC 9051 6.2.1, PROTOCOL.md). No I/O and
+ * no loop: the callers hand in what they read and keep the state.
  */
 #ifndef IG_PROXY_CAPS_H
 #define IG_PROXY_CAPS_H
@@ -14,6 +17,43 @@
 
 /* Longest capability string kept (bytes, NUL included). */
 #define IG_CAPS_MAX 2048
+
+/*
+ * Assumed before the backend has told its list (it is down at start-up,
+ * say): what any IMAP4rev1 server with SASL offers, filtered as the
+ * learned list would be.
+ */
+#define IG_CAPS_FALLBACK "IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN AUTH=LOGIN"
+
+/*
+ * A backend capability list as learned: the worker's (what clients are
+ * shown, kept across connections), or one backend connection's (what that
+ * connection's login command may use). Zeroed: nothing learned yet.
+ */
+struct ig_caps_learned {
+	char list[IG_CAPS_MAX];  /* tokens as after "* CAPABILITY " */
+	bool known;              /* list holds something learned */
+};
+
+/*
+ * Records caps (a list as ig_caps_from_response() writes it) in l. Returns
+ * 0, or IG_ENOTFOUND for an empty list and IG_ETOOLONG for one that does
+ * not fit: l is unchanged then.
+ */
+int ig_caps_learn(struct ig_caps_learned *l, const char *caps);
+
+/*
+ * Records the capabilities carried by one backend response line (as
+ * ig_caps_from_response() reads them) in l. Returns 0, or IG_ENOTFOUND /
+ * IG_ETOOLONG with l unchanged (a line without capabilities is no news).
+ */
+int ig_caps_learn_line(struct ig_caps_learned *l, struct ig_span line);
+
+/* Forgets what l learned (what a backend said before TLS is not kept). */
+void ig_caps_forget(struct ig_caps_learned *l);
+
+/* The learned list, or IG_CAPS_FALLBACK when nothing is learned yet. */
+const char *ig_caps_backend(const struct ig_caps_learned *l);
 
 /* What the proxy allows on one connection at the moment caps are shown. */
 struct ig_caps_view {
@@ -37,6 +77,15 @@ struct ig_caps_view {
  * IG_ETOOLONG when out is too small.
  */
 int ig_caps_filter(const char *backend_caps, const struct ig_caps_view *v,
+    char *out, size_t outsz);
+
+/*
+ * The list one connection is shown: ig_caps_backend(l) filtered by v
+ * (ig_caps_filter()). Never fails: when the filtered list does not fit in
+ * out, the connection is shown "IMAP4rev1" alone. outsz must be at least
+ * 10.
+ */
+void ig_caps_shown(const struct ig_caps_learned *l, const struct ig_caps_view *v,
     char *out, size_t outsz);
 
 /*

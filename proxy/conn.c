@@ -9,9 +9,9 @@
 
 #include <mbedtls/platform_util.h>
 
-#include "util/err.h"
-#include "proxy/session.h"
+#include "proxy/conn_raw.h"
 #include "proxy/tls.h"
+#include "util/err.h"
 
 static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
@@ -20,11 +20,13 @@ static void conn_shutdown_cb(uv_shutdown_t *req, int status);
 static void conn_close_cb(uv_handle_t *h);
 
 int
-ig_conn_init(struct ig_conn *c, struct ig_session *s, uv_loop_t *loop,
-    const char *side, uint8_t *rbuf, size_t rcap, uint8_t *wbuf, size_t wcap)
+ig_conn_init(struct ig_conn *c, const struct ig_conn_ops *ops, void *owner,
+    uv_loop_t *loop, const char *side, uint8_t *rbuf, size_t rcap, uint8_t *wbuf,
+    size_t wcap)
 {
 	memset(c, 0, sizeof(*c));
-	c->s = s;
+	c->ops = ops;
+	c->owner = owner;
 	c->side = side;
 	c->rbuf = rbuf;
 	c->rcap = rcap;
@@ -34,7 +36,7 @@ ig_conn_init(struct ig_conn *c, struct ig_session *s, uv_loop_t *loop,
 		return IG_EIO;
 	c->tcp.data = c;
 	c->open = true;
-	ig_session_handle_opened(s);
+	c->ops->ref(c->owner); /* the handle holds the owner */
 	return 0;
 }
 
@@ -100,15 +102,13 @@ conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		if (c->rlen == c->rcap)
 			ig_conn_update_read(c);
 	}
-	/* may close the session */
-	ig_session_on_io(c->s);
+	/* may close the connection, or free the owner */
+	c->ops->on_io(c->owner);
 }
 
 long
-ig_conn_read(struct ig_conn *c, uint8_t *buf, size_t len)
+ig_conn_read_raw(struct ig_conn *c, uint8_t *buf, size_t len)
 {
-	if (c->tls)
-		return ig_tls_read(c, buf, len);
 	size_t avail = c->rlen - c->roff;
 	if (avail == 0) {
 		if (c->error)
@@ -120,15 +120,19 @@ ig_conn_read(struct ig_conn *c, uint8_t *buf, size_t len)
 	c->roff += n;
 	if (c->roff == c->rlen)
 		c->roff = c->rlen = 0;
-	ig_conn_update_read(c);
 	return (long)n;
 }
 
-/*
- * Raw output: appends to wbuf what fits. Used by the plaintext path and by
- * the TLS send callback. Returns bytes taken (possibly 0), or IG_EIO.
- */
-long ig_conn_write_raw(struct ig_conn *c, const uint8_t *buf, size_t len);
+long
+ig_conn_read(struct ig_conn *c, uint8_t *buf, size_t len)
+{
+	if (c->tls)
+		return ig_tls_read(c, buf, len);
+	long n = ig_conn_read_raw(c, buf, len);
+	if (n > 0)
+		ig_conn_update_read(c);
+	return n;
+}
 
 long
 ig_conn_write_raw(struct ig_conn *c, const uint8_t *buf, size_t len)
@@ -197,7 +201,7 @@ conn_shutdown_step(struct ig_conn *c)
 		return IG_EIO;
 	}
 	c->shut_sent = true;
-	ig_session_handle_opened(c->s); /* the request holds the session */
+	c->ops->ref(c->owner); /* the request holds the owner */
 	return 0;
 }
 
@@ -220,15 +224,14 @@ static void
 conn_shutdown_cb(uv_shutdown_t *req, int status)
 {
 	struct ig_conn *c = req->data;
-	struct ig_session *s = c->s;
 	c->shut_done = true;
 	/* UV_ECANCELED: the handle is closing; nothing to report. */
 	if (status < 0 && status != UV_ECANCELED && c->error == 0)
 		c->error = IG_EIO;
-	if (!ig_session_handle_closed(s)) /* false: s was freed */
+	if (!c->ops->unref(c->owner)) /* false: the owner, c with it, was freed */
 		return;
-	/* may close the session */
-	ig_session_on_io(s);
+	/* may close the connection, or free the owner */
+	c->ops->on_io(c->owner);
 }
 
 int
@@ -245,7 +248,7 @@ ig_conn_flush(struct ig_conn *c)
 		c->error = IG_EIO;
 		return IG_EIO;
 	}
-	ig_session_handle_opened(c->s); /* the write request holds the session */
+	c->ops->ref(c->owner); /* the write request holds the owner */
 	return 0;
 }
 
@@ -253,7 +256,6 @@ static void
 conn_write_cb(uv_write_t *req, int status)
 {
 	struct ig_conn *c = req->data;
-	struct ig_session *s = c->s;
 	size_t done = c->wflight;
 	if (c->wipe_writes)
 		mbedtls_platform_zeroize(c->wbuf, done);
@@ -270,10 +272,10 @@ conn_write_cb(uv_write_t *req, int status)
 		if (conn_shutdown_step(c) < 0 && c->error == 0)
 			c->error = IG_EIO;
 	}
-	if (!ig_session_handle_closed(s)) /* false: s was freed */
+	if (!c->ops->unref(c->owner)) /* false: the owner, c with it, was freed */
 		return;
-	/* may close the session */
-	ig_session_on_io(s);
+	/* may close the connection, or free the owner */
+	c->ops->on_io(c->owner);
 }
 
 bool
@@ -311,9 +313,9 @@ conn_close_cb(uv_handle_t *h)
 	mbedtls_platform_zeroize(c->rbuf, c->rcap);
 	mbedtls_platform_zeroize(c->wbuf, c->wcap);
 	c->roff = c->rlen = c->wlen = c->wflight = 0;
-	struct ig_session *s = c->s;
-	if (!ig_session_handle_closed(s))
+	if (!c->ops->unref(c->owner)) /* false: the owner, c with it, was freed */
 		return;
-	/* A login waiting for this handle to close may now connect. */
-	ig_session_on_io(s);
+	/* The owner may be waiting for this handle to close (a login that
+	   connects again). */
+	c->ops->on_io(c->owner);
 }

@@ -1,7 +1,9 @@
 /*
- * The byte pipe of one side of a session: plaintext in and out, whether the
- * socket carries TLS or not. Functions never close the session themselves;
- * they return errors and the session decides.
+ * The byte pipe of one side of a session (or of the backend probe):
+ * plaintext in and out, whether the socket carries TLS or not. Functions
+ * never close anything themselves; they return errors and the owner
+ * decides. Events reach the owner through the callbacks it gave
+ * ig_conn_init() (struct ig_conn_ops).
  */
 #ifndef IG_PROXY_CONN_H
 #define IG_PROXY_CONN_H
@@ -13,11 +15,15 @@
 #include "proxy/conn_types.h"
 
 /*
- * Prepares conn (buffers given by the caller, owned by the session) and
- * initialises its TCP handle on loop. Returns 0 or IG_EIO.
+ * Prepares c (buffers given by the caller, owned by owner) and initialises
+ * its TCP handle on loop. ops (which must outlive c: a static table) gets
+ * owner in every call; the handle takes one reference (ops->ref) until its
+ * close callback. The caller connects the handle or accepts into it, then
+ * sets c->connected. Returns 0, or IG_EIO (no reference taken).
  */
-int ig_conn_init(struct ig_conn *c, struct ig_session *s, uv_loop_t *loop,
-    const char *side, uint8_t *rbuf, size_t rcap, uint8_t *wbuf, size_t wcap);
+int ig_conn_init(struct ig_conn *c, const struct ig_conn_ops *ops, void *owner,
+    uv_loop_t *loop, const char *side, uint8_t *rbuf, size_t rcap, uint8_t *wbuf,
+    size_t wcap);
 
 /*
  * Starts or stops reading from the socket according to the free space in
@@ -45,7 +51,7 @@ long ig_conn_write(struct ig_conn *c, const uint8_t *buf, size_t len);
  * behind the bytes already queued, and once everything has been written the
  * TCP write side is shut down. The remaining steps run from the write
  * callbacks; c->shut_done says when the shutdown has completed, and the
- * session is told through ig_session_on_io(). Idempotent. Returns 0, or a
+ * owner is told through ops->on_io. Idempotent. Returns 0, or a
  * negative IG_E*: IG_EINVAL when a TLS write still waits to be retried (end
  * the plaintext first), IG_EIO or IG_ETLS on failure.
  */
@@ -61,8 +67,9 @@ bool ig_conn_drained(const struct ig_conn *c);
 void ig_conn_discard_input(struct ig_conn *c);
 
 /*
- * Closes the handle (idempotent) and frees the TLS context. The session's
- * close counter is decremented in the close callback.
+ * Closes the handle (idempotent) and frees the TLS context. The handle's
+ * reference on the owner is dropped in the close callback (ops->unref),
+ * which then calls ops->on_io unless the owner was freed.
  */
 void ig_conn_close(struct ig_conn *c);
 

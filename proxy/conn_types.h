@@ -1,8 +1,9 @@
 /*
- * One side of a session (the client, or the backend): a TCP handle, a raw
- * inbound buffer the socket reads into, a raw outbound buffer the socket
- * writes from, and an optional TLS context running over them. Embedded in
- * struct ig_session; the buffers belong to the session's single allocation.
+ * One side of a session (the client, or the backend), or the backend probe's
+ * connection: a TCP handle, a raw inbound buffer the socket reads into, a raw
+ * outbound buffer the socket writes from, and an optional TLS context running
+ * over them. Embedded in its owner (struct ig_session, struct ig_probe); the
+ * buffers belong to the owner too.
  */
 #ifndef IG_PROXY_CONN_TYPES_H
 #define IG_PROXY_CONN_TYPES_H
@@ -14,11 +15,34 @@
 #include <mbedtls/ssl.h>
 #include <uv.h>
 
-struct ig_session;
+/*
+ * What a connection tells its owner, set by the owner at ig_conn_init()
+ * (as nginx's c->read->handler, or libuv's callbacks): the connection never
+ * calls up into its owner by name. The owner counts references: each open
+ * handle and each pending request holds one, and the owner is freed only
+ * once the last one has called back (libuv's ownership contract).
+ */
+struct ig_conn_ops {
+	/*
+	 * Something happened: bytes arrived, a write or the shutdown
+	 * completed, the peer closed or failed, the handle closed. The owner
+	 * advances; it may close the connection, and may free itself when no
+	 * reference is left.
+	 */
+	void (*on_io)(void *owner);
+	/* A handle or request of the connection now refers to owner. */
+	void (*ref)(void *owner);
+	/*
+	 * That handle or request has called back. Returns false when it held
+	 * the last reference: owner has been freed and must not be touched.
+	 */
+	bool (*unref)(void *owner);
+};
 
 struct ig_conn {
 	uv_tcp_t tcp;            /* data = this conn */
-	struct ig_session *s;    /* owner */
+	const struct ig_conn_ops *ops; /* the owner's callbacks (static) */
+	void *owner;             /* passed to ops */
 	const char *side;        /* "client" or "backend", for logs */
 
 	uint8_t *rbuf;           /* raw bytes from the socket */
@@ -41,7 +65,7 @@ struct ig_conn {
 	bool shut_notified;      /* close_notify queued in wbuf (or no TLS) */
 	bool shut_sent;          /* uv_shutdown() issued: wbuf takes nothing more */
 	bool shut_done;          /* its callback came */
-	uv_shutdown_t sreq;      /* data = this conn; holds a session reference
+	uv_shutdown_t sreq;      /* data = this conn; holds an owner reference
 	                            until its callback */
 
 	bool open;               /* tcp initialised and not closed */

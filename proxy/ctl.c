@@ -147,25 +147,26 @@ static void
 ctl_exec(struct ctl_conn *c, char *line)
 {
 	struct ig_worker *w = c->ctl->w;
+	struct ig_rl *rl = ig_worker_limiter(w);
 	uint64_t now = ig_wall_ms();
 	char *arg = strchr(line, ' ');
 	if (arg != NULL)
 		*arg++ = '\0';
 	if (strcmp(line, "list") == 0 && arg == NULL) {
-		if (w->rl == NULL) {
+		if (rl == NULL) {
 			ctl_out(c, "error rate limiting is disabled\n");
 		} else {
 			struct ctl_list l = { c, now, 0 };
-			ig_rl_foreach_block(w->rl, now, ctl_list_cb, &l);
+			ig_rl_foreach_block(rl, now, ctl_list_cb, &l);
 			ctl_out(c, c->truncated ? "error output truncated\n" : "ok %u blocks\n", l.n);
 		}
 	} else if (strcmp(line, "lift") == 0 && arg != NULL) {
 		char *key = strchr(arg, ' ');
-		if (key == NULL || w->rl == NULL) {
+		if (key == NULL || rl == NULL) {
 			ctl_out(c, "error usage: lift LIMIT KEY\n");
 		} else {
 			*key++ = '\0';
-			int rc = ig_rl_lift(w->rl, arg, key, now);
+			int rc = ig_rl_lift(rl, arg, key, now);
 			char esc[300];
 			ig_log_escape((const uint8_t *)key, strlen(key), esc, sizeof(esc));
 			if (rc == 0) {
@@ -186,14 +187,16 @@ ctl_exec(struct ctl_conn *c, char *line)
 			ctl_out(c, "ok kicked %u session%s\n", n, n == 1 ? "" : "s");
 		}
 	} else if (strcmp(line, "stats") == 0 && arg == NULL) {
-		ctl_out(c, "sessions\t%u\n", w->nsessions);
-		ctl_out(c, "ratelimit_keys\t%zu\n", w->rl ? ig_rl_count(w->rl) : (size_t)0);
+		struct ig_worker_stats st;
+		ig_worker_stats(w, &st);
+		ctl_out(c, "sessions\t%u\n", st.sessions);
+		ctl_out(c, "ratelimit_keys\t%zu\n", rl ? ig_rl_count(rl) : (size_t)0);
 		ctl_out(c, "ratelimit_changes\t%llu\n",
-		    (unsigned long long)(w->rl ? ig_rl_changes(w->rl) : 0));
-		if (w->rl_state_file != NULL) {
+		    (unsigned long long)(rl ? ig_rl_changes(rl) : 0));
+		if (st.state_file) {
 			ctl_out(c, "ratelimit_state_saved_changes\t%llu\n",
-			    (unsigned long long)w->rl_saved_changes);
-			ctl_out(c, "ratelimit_state_save_failures\t%u\n", w->rl_save_failures);
+			    (unsigned long long)st.state_saved_changes);
+			ctl_out(c, "ratelimit_state_save_failures\t%u\n", st.state_save_failures);
 		}
 		ctl_out(c, "ok\n");
 	} else {
@@ -318,7 +321,7 @@ ig_ctl_start(struct ig_worker *w, const char *path, struct ig_ctl **out)
 		return IG_ENOMEM;
 	}
 	ctl->w = w;
-	uv_pipe_init(&w->loop, &ctl->server, 0);
+	uv_pipe_init(ig_worker_loop(w), &ctl->server, 0);
 	ctl->server.data = ctl;
 	ctl->open = 1;
 	mode_t old = umask(0177);

@@ -20,6 +20,7 @@
 #include "policy/decide.h"
 #include "policy/explain.h"
 #include "proxy/ctl.h"
+#include "proxy/gen.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "proxy/tls.h"

@@ -16,6 +16,7 @@
 #include "policy/decide.h"
 #include "proxy/attempt.h"
 #include "proxy/conn.h"
+#include "proxy/gen.h"
 #include "util/err.h"
 #include "proxy/listener.h"
 #include "proxy/session_types.h"
@@ -232,10 +233,7 @@ ig_session_caps(struct ig_session *s, char *out, size_t outsz)
 		.login_allowed = login_ok,
 		.mechs_allowed = mechs,
 	};
-	const char *bc = s->w->backend_caps_known ? s->w->backend_caps :
-	    "IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN AUTH=LOGIN";
-	if (ig_caps_filter(bc, &v, out, outsz) != 0)
-		snprintf(out, outsz, "IMAP4rev1");
+	ig_caps_shown(&s->w->backend_caps, &v, out, outsz);
 }
 
 int
@@ -422,6 +420,30 @@ session_pump(struct ig_session *s)
 	}
 	ig_conn_update_read(&s->client);
 }
+
+static void
+session_conn_io(void *owner)
+{
+	ig_session_on_io(owner);
+}
+
+static void
+session_conn_ref(void *owner)
+{
+	ig_session_handle_opened(owner);
+}
+
+static bool
+session_conn_unref(void *owner)
+{
+	return ig_session_handle_closed(owner);
+}
+
+const struct ig_conn_ops ig_session_conn_ops = {
+	.on_io = session_conn_io,
+	.ref = session_conn_ref,
+	.unref = session_conn_unref,
+};
 
 void
 ig_session_on_io(struct ig_session *s)
@@ -630,7 +652,8 @@ ig_session_accept(struct ig_worker *w, struct ig_listener *l)
 	s->timer_open = true;
 	s->refs++;
 
-	int rc = ig_conn_init(&s->client, s, &w->loop, "client", crbuf, bs, cwbuf, bs);
+	int rc = ig_conn_init(&s->client, &ig_session_conn_ops, s, &w->loop, "client",
+	    crbuf, bs, cwbuf, bs);
 	if (rc == 0 && uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&s->client.tcp) != 0)
 		rc = IG_EIO;
 	/* The backend side is set up only when a login is allowed. */

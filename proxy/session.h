@@ -38,22 +38,11 @@ const char *ig_session_state_str(enum ig_session_state st);
 int ig_session_accept(struct ig_worker *w, struct ig_listener *l);
 
 /*
- * Something happened on one of the session's connections (data arrived, a
- * write completed, a peer closed): advance the session. May close it.
- */
-void ig_session_on_io(struct ig_session *s);
-
-/*
  * Ends the session: logs once with reason, flushes what can be flushed when
  * graceful (a final "* BYE"), closes every handle. Idempotent. The session
  * is freed in the last close callback, so callers must return right after.
  */
 void ig_session_close(struct ig_session *s, const char *reason, bool graceful);
-
-/* Handle/request accounting: the session lives while any is open. */
-void ig_session_handle_opened(struct ig_session *s);
-/* Returns false when this was the last one and s has been freed. */
-bool ig_session_handle_closed(struct ig_session *s);
 
 /* Worker shutdown: sends "* BYE" and closes, as ig_session_close(). */
 void ig_session_shutdown(struct ig_session *s);

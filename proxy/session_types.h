@@ -162,7 +162,7 @@ struct ig_session {
 	                                   when the session is freed */
 	unsigned failures;              /* failed logins on this connection */
 	struct ig_attempt att;
-	char bcaps[IG_CAPS_MAX];        /* the backend's capabilities, this
+	struct ig_caps_learned bcaps;   /* the backend's capabilities, this
 	                                   connection */
 	char user[IG_USER_MAX + 1];     /* who logged in (for the close line) */
 	bool login_cmd;                 /* how: the LOGIN command, or ... */
@@ -170,6 +170,23 @@ struct ig_session {
 	                                   again when the policy is reloaded) */
 	char close_reason[64];
 };
+
+/*
+ * Something happened on one of the session's connections (data arrived, a
+ * write completed, a peer closed): advance the session. May close it.
+ */
+void ig_session_on_io(struct ig_session *s);
+
+/* Handle/request accounting: the session lives while any is open. */
+void ig_session_handle_opened(struct ig_session *s);
+/* Returns false when this was the last one and s has been freed. */
+bool ig_session_handle_closed(struct ig_session *s);
+
+/*
+ * The callbacks of the session's two connections (owner: the session):
+ * ig_session_on_io(), ig_session_handle_opened(), ig_session_handle_closed().
+ */
+extern const struct ig_conn_ops ig_session_conn_ops;
 
 /*
  * The policy logins are judged by: always the newest generation's (a
@@ -232,7 +249,11 @@ void ig_session_consume_input(struct ig_session *s, size_t n, bool wipe);
 /* Answers "tag BAD text", or "* BYE" once the error budget is spent. May close. */
 void ig_session_bad(struct ig_session *s, const char *tag, const char *text);
 
-/* Builds the capability list for this connection now. */
+/*
+ * Builds the capability list for this connection now: what the policy
+ * allows here (ig_policy_possible) shown over the worker's learned list
+ * (ig_caps_shown).
+ */
 void ig_session_caps(struct ig_session *s, char *out, size_t outsz);
 
 /* preauth.c */

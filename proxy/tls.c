@@ -19,11 +19,9 @@
 #include <psa/crypto.h>
 
 #include "certs/name.h"
-#include "proxy/conn.h"
+#include "proxy/conn_raw.h"
 #include "util/err.h"
 #include "util/log.h"
-
-long ig_conn_write_raw(struct ig_conn *c, const uint8_t *buf, size_t len);
 
 struct ig_tls_server {
 	mbedtls_ssl_config conf;
@@ -195,18 +193,6 @@ ig_tls_client_free(struct ig_tls_client *tc)
 	free(tc);
 }
 
-const mbedtls_ssl_config *
-ig_tls_client_conf(const struct ig_tls_client *tc)
-{
-	return &tc->conf;
-}
-
-const char *
-ig_tls_client_name(const struct ig_tls_client *tc)
-{
-	return tc->name;
-}
-
 static int
 tls_bio_send(void *ctx, const unsigned char *buf, size_t len)
 {
@@ -223,21 +209,13 @@ static int
 tls_bio_recv(void *ctx, unsigned char *buf, size_t len)
 {
 	struct ig_conn *c = ctx;
-	size_t avail = c->rlen - c->roff;
-	if (avail == 0) {
-		if (c->error)
-			return MBEDTLS_ERR_NET_RECV_FAILED;
-		if (c->eof)
-			return 0; /* mbedTLS: EOF */
+	long n = ig_conn_read_raw(c, buf, len < INT32_MAX ? len : INT32_MAX);
+	if (n == IG_EEOF)
+		return 0; /* mbedTLS: EOF */
+	if (n < 0)
+		return MBEDTLS_ERR_NET_RECV_FAILED;
+	if (n == 0)
 		return MBEDTLS_ERR_SSL_WANT_READ;
-	}
-	size_t n = avail < len ? avail : len;
-	if (n > INT32_MAX)
-		n = INT32_MAX;
-	memcpy(buf, c->rbuf + c->roff, n);
-	c->roff += n;
-	if (c->roff == c->rlen)
-		c->roff = c->rlen = 0;
 	return (int)n;
 }
 

@@ -41,10 +41,6 @@ void ig_tls_server_free(struct ig_tls_server *ts);
 int ig_tls_client_new(const struct ig_backend_conf *b, struct ig_tls_client **out,
     char *err, size_t errsz);
 void ig_tls_client_free(struct ig_tls_client *tc);
-/* The mbedTLS configuration, for the blocking start-up probe. */
-const mbedtls_ssl_config *ig_tls_client_conf(const struct ig_tls_client *tc);
-/* The host name checked in the backend's certificate. */
-const char *ig_tls_client_name(const struct ig_tls_client *tc);
 
 /*
  * Starts TLS on c as a server. sni_out (size sni_outsz) receives the server

@@ -32,59 +32,6 @@
 #include "proxy/session.h"
 #include "proxy/tls.h"
 
-struct ig_gen *
-ig_gen_load(const char *path, FILE *errf)
-{
-	if (errf == NULL)
-		errf = stderr;
-	struct ig_config *cfg = NULL;
-	if (ig_config_load(path, &cfg, errf) != 0)
-		return NULL;
-	struct ig_gen *g = calloc(1, sizeof(*g));
-	if (g == NULL) {
-		ig_config_free(cfg);
-		return NULL;
-	}
-	atomic_init(&g->refs, 1);
-	g->cfg = cfg;
-	char err[512] = "";
-	if (ig_certstore_load(cfg->certs, cfg->ncerts, &g->certs, err, sizeof(err)) != 0) {
-		fprintf(errf, "%s: %s\n", path, err);
-		goto fail;
-	}
-	if (ig_tls_server_new(cfg, g->certs, &g->tls_server, err, sizeof(err)) != 0) {
-		fprintf(errf, "%s: %s\n", path, err);
-		goto fail;
-	}
-	if (cfg->backend.tls != IG_TLS_NONE &&
-	    ig_tls_client_new(&cfg->backend, &g->tls_client, err, sizeof(err)) != 0) {
-		fprintf(errf, "%s: backend: %s\n", path, err);
-		goto fail;
-	}
-	return g;
-fail:
-	ig_gen_unref(g);
-	return NULL;
-}
-
-void
-ig_gen_ref(struct ig_gen *g)
-{
-	atomic_fetch_add(&g->refs, 1);
-}
-
-void
-ig_gen_unref(struct ig_gen *g)
-{
-	if (g == NULL || atomic_fetch_sub(&g->refs, 1) != 1)
-		return;
-	ig_tls_client_free(g->tls_client);
-	ig_tls_server_free(g->tls_server);
-	ig_certstore_free(g->certs);
-	ig_config_free(g->cfg);
-	free(g);
-}
-
 /*
  * Takes the state file's lock, rl_state_file.lock, for the process's life:
  * two instances saving one state file would overwrite each other's blocks.
@@ -299,20 +246,51 @@ worker_handle_close_cb(uv_handle_t *h)
 	(void)h;
 }
 
-/* Learns the backend's capabilities before clients ask (blocking, short). */
+/* The probe's result: what clients are shown before login from now on. */
+static void
+worker_probe_done(void *arg, int rc, const char *caps, const char *reason)
+{
+	struct ig_worker *w = arg;
+	w->probe = NULL; /* it is closing and frees itself */
+	if (rc != 0) {
+		log_warn("event=backend-probe result=fail backend=%s reason=\"%s\"",
+		    w->gen->cfg->backend.address, reason);
+		return;
+	}
+	ig_caps_learn(&w->backend_caps, caps);
+	log_info("event=backend-probe result=ok backend=%s capabilities=\"%s\"",
+	    w->gen->cfg->backend.address, caps);
+}
+
+/* Abandons the probe under way, if any (its result would be stale). */
+static void
+worker_probe_cancel(struct ig_worker *w, const char *why)
+{
+	if (w->probe == NULL)
+		return;
+	ig_probe_cancel(w->probe);
+	w->probe = NULL;
+	log_debug("event=backend-probe result=cancelled reason=%s", why);
+}
+
+/*
+ * Starts learning the current generation's backend capabilities on the
+ * loop (one probe at a time: one under way for an older generation is
+ * abandoned). The result arrives in worker_probe_done.
+ */
 static void
 worker_probe(struct ig_worker *w)
 {
-	char caps[IG_CAPS_MAX], err[256];
-	if (ig_backend_probe(w->gen, 3000, caps, sizeof(caps), err, sizeof(err)) != 0) {
+	char err[256];
+	worker_probe_cancel(w, "reload");
+	if (ig_probe_start(&w->loop, w->gen, IG_PROBE_STEP_MS, worker_probe_done, w,
+	        &w->probe, err, sizeof(err)) != 0) {
 		log_warn("event=backend-probe result=fail backend=%s reason=\"%s\"",
 		    w->gen->cfg->backend.address, err);
 		return;
 	}
-	snprintf(w->backend_caps, sizeof(w->backend_caps), "%s", caps);
-	w->backend_caps_known = true;
-	log_info("event=backend-probe result=ok backend=%s capabilities=\"%s\"",
-	    w->gen->cfg->backend.address, caps);
+	log_debug("event=backend-probe state=started backend=%s step_ms=%u",
+	    w->gen->cfg->backend.address, IG_PROBE_STEP_MS);
 }
 
 static void
@@ -329,6 +307,7 @@ worker_stop(struct ig_worker *w, const char *why)
 		}
 	}
 	ig_listener_gate_close(w);
+	worker_probe_cancel(w, "shutdown");
 	ig_session_shutdown_all(w);
 	if (w->rl_sync_on) {
 		w->rl_sync_on = false;
@@ -347,6 +326,27 @@ worker_stop(struct ig_worker *w, const char *why)
 	uv_close((uv_handle_t *)&w->sig_hup, worker_handle_close_cb);
 }
 
+/* True when nc binds the listeners w has bound (same names, addresses and
+   TLS modes, in the same order): they stay as bound at start. */
+static bool
+worker_same_listeners(const struct ig_worker *w, const struct ig_config *nc)
+{
+	if (nc->nlisteners != w->nlisteners)
+		return false;
+	for (size_t i = 0; i < w->nlisteners; i++)
+		if (strcmp(nc->listeners[i].name, w->listeners[i].name) != 0 ||
+		    strcmp(nc->listeners[i].listen, w->gen->cfg->listeners[i].listen) != 0 ||
+		    nc->listeners[i].tls != w->listeners[i].tls)
+			return false;
+	return true;
+}
+
+/*
+ * SIGHUP: loads the configuration file into a new generation and swaps it
+ * in. Every check that can refuse it runs before anything is applied, so a
+ * refused reload leaves everything (listener caps, limiter, state_sync,
+ * log level, generation) as it was.
+ */
 static void
 worker_reload(struct ig_worker *w)
 {
@@ -357,22 +357,18 @@ worker_reload(struct ig_worker *w)
 		    "running one\"");
 		return;
 	}
-	/* Listeners stay as bound at start; a change needs a restart. */
 	const struct ig_config *nc = g->cfg;
-	bool same = nc->nlisteners == w->nlisteners;
-	for (size_t i = 0; same && i < w->nlisteners; i++)
-		same = strcmp(nc->listeners[i].name, w->listeners[i].name) == 0 &&
-		    strcmp(nc->listeners[i].listen, w->gen->cfg->listeners[i].listen) == 0 &&
-		    nc->listeners[i].tls == w->listeners[i].tls;
-	if (!same) {
+	if (!worker_same_listeners(w, nc)) {
 		log_error("event=reload-failed reason=\"listeners changed: restart needed, "
 		    "keeping the running configuration\"");
 		ig_gen_unref(g);
 		return;
 	}
-	for (size_t i = 0; i < w->nlisteners; i++)
-		w->listeners[i].max_sessions = nc->listeners[i].max_sessions ?
-		    nc->listeners[i].max_sessions : nc->limits.max_sessions;
+	/*
+	 * The limiter checks last: ig_rl_set_conf() either refuses, leaving
+	 * the limiter as it was, or takes the new settings. Nothing may refuse
+	 * after it.
+	 */
 	if (w->rl != NULL && nc->ratelimit.enabled &&
 	    ig_rl_set_conf(w->rl, &nc->ratelimit) != 0) {
 		log_error("event=reload-failed reason=\"rate limiter configuration refused, "
@@ -380,15 +376,20 @@ worker_reload(struct ig_worker *w)
 		ig_gen_unref(g);
 		return;
 	}
+
+	/* Accepted: apply everything. */
 	if ((w->rl != NULL) != nc->ratelimit.enabled)
 		log_warn("event=reload-note reason=\"ratelimit.enabled changes at restart\"");
+	if (w->rl_state_file != NULL && (nc->ratelimit_state_file == NULL ||
+	    strcmp(nc->ratelimit_state_file, w->rl_state_file) != 0))
+		log_warn("event=reload-note reason=\"ratelimit.state_file changes at restart\"");
+	for (size_t i = 0; i < w->nlisteners; i++)
+		w->listeners[i].max_sessions = nc->listeners[i].max_sessions ?
+		    nc->listeners[i].max_sessions : nc->limits.max_sessions;
 	if (w->rl_sync_on && nc->ratelimit_state_sync_ms != w->rl_sync_ms) {
 		w->rl_sync_ms = nc->ratelimit_state_sync_ms;
 		uv_timer_start(&w->rl_sync, worker_rl_sync_cb, w->rl_sync_ms, w->rl_sync_ms);
 	}
-	if (w->rl_state_file != NULL && (nc->ratelimit_state_file == NULL ||
-	    strcmp(nc->ratelimit_state_file, w->rl_state_file) != 0))
-		log_warn("event=reload-note reason=\"ratelimit.state_file changes at restart\"");
 	ig_log_set_level(nc->log_level);
 	struct ig_gen *old = w->gen;
 	w->gen = g;
@@ -488,7 +489,15 @@ ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path)
 		ig_worker_destroy(w);
 		return IG_EIO;
 	}
+	/*
+	 * Ready waits for the first probe (its result or its timeout), so that
+	 * the first client is shown the backend's capabilities. The loop runs
+	 * meanwhile (the admin socket answers); the stop signals are still
+	 * held back by main(), and no client is accepted yet.
+	 */
 	worker_probe(w);
+	while (w->probe != NULL)
+		uv_run(&w->loop, UV_RUN_ONCE);
 	if (ig_listener_fd_budget(w) != 0) {
 		ig_worker_destroy(w);
 		return IG_EIO;
@@ -530,6 +539,7 @@ ig_worker_destroy(struct ig_worker *w)
 {
 	/* Anything still open (a failed start) is closed and run out. */
 	ig_listener_gate_close(w);
+	worker_probe_cancel(w, "shutdown");
 	ig_ctl_stop(w->ctl);
 	w->ctl = NULL;
 	uv_walk(&w->loop, worker_walk_close, NULL);
@@ -554,4 +564,25 @@ ig_worker_destroy(struct ig_worker *w)
 	ig_gen_unref(w->gen);
 	w->gen = NULL;
 	return rc == 0 ? 0 : IG_EIO;
+}
+
+uv_loop_t *
+ig_worker_loop(struct ig_worker *w)
+{
+	return &w->loop;
+}
+
+struct ig_rl *
+ig_worker_limiter(struct ig_worker *w)
+{
+	return w->rl;
+}
+
+void
+ig_worker_stats(const struct ig_worker *w, struct ig_worker_stats *st)
+{
+	st->sessions = w->nsessions;
+	st->state_file = w->rl_state_file != NULL;
+	st->state_saved_changes = w->rl_saved_changes;
+	st->state_save_failures = w->rl_save_failures;
 }

@@ -7,48 +7,23 @@
 #ifndef IG_PROXY_WORKER_H
 #define IG_PROXY_WORKER_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #include <uv.h>
 
-#include "certs/store.h"
 #include "config/config.h"
 #include "proxy/caps.h"
+#include "proxy/gen.h"
 #include "proxy/listener_types.h"
 
 struct ig_cc;
 struct ig_ctl;
+struct ig_probe;
 struct ig_rl;
 struct ig_rl_snapshot;
 struct ig_session;
-struct ig_tls_server;
-struct ig_tls_client;
-
-/*
- * One configuration generation: the config, the certificates and the TLS
- * configurations built from them. Immutable; refcounted because mbedTLS
- * forbids freeing a configuration that a live connection uses.
- */
-struct ig_gen {
-	atomic_uint refs;
-	struct ig_config *cfg;
-	struct ig_certstore *certs;
-	struct ig_tls_server *tls_server;
-	struct ig_tls_client *tls_client; /* NULL when the backend is cleartext */
-};
-
-/*
- * Loads path into a new generation (refcount 1): config, certificates, TLS
- * configurations. Reports every problem to errf as "file:line:col: ..." or
- * "file: ..." and returns NULL on failure.
- */
-struct ig_gen *ig_gen_load(const char *path, FILE *errf);
-void ig_gen_ref(struct ig_gen *g);
-void ig_gen_unref(struct ig_gen *g);
 
 struct ig_listener {
 	uv_tcp_t tcp;                  /* data = this listener */
@@ -108,15 +83,18 @@ struct ig_worker {
 	uint64_t rl_fail_logged_ms;    /* loop time of the last failure logged */
 	struct ig_ctl *ctl;            /* admin.socket, or NULL */
 
-	/* Backend capabilities as last seen (greeting or CAPABILITY). */
-	char backend_caps[IG_CAPS_MAX];
-	bool backend_caps_known;
+	struct ig_probe *probe;        /* the backend probe under way, or NULL
+	                                  (proxy/probe.c; frees itself) */
+	/* The backend's capabilities as last learned (the probe, or a login's
+	   backend connection): what clients are shown, filtered. */
+	struct ig_caps_learned backend_caps;
 };
 
 /*
  * Sets up the worker on its own loop with generation g (takes the caller's
  * reference): binds every listener, creates the limiter (locking and
- * loading its state file), opens the admin socket, then listens. Returns 0,
+ * loading its state file), opens the admin socket, runs the loop until the
+ * first backend probe has its result (or timed out), then listens. Returns 0,
  * or an IG_E* after logging event=start-failed with the reason (a listener
  * that cannot be bound, a state file or admin socket another instance
  * uses, ...); nothing is left open then and nothing was accepted.
@@ -127,6 +105,22 @@ int ig_worker_run(struct ig_worker *w);
 /* Closes everything and releases the generation; asserts the loop closes. */
 int ig_worker_destroy(struct ig_worker *w);
 
+/*
+ * What the admin socket (proxy/ctl.c) needs of its worker; it reads nothing
+ * else of struct ig_worker.
+ */
+/* The worker's loop. */
+uv_loop_t *ig_worker_loop(struct ig_worker *w);
+/* The brute-force limiter, or NULL when it is disabled. */
+struct ig_rl *ig_worker_limiter(struct ig_worker *w);
 
+struct ig_worker_stats {
+	unsigned sessions;             /* live sessions */
+	bool state_file;               /* the limiter saves to a state file */
+	uint64_t state_saved_changes;  /* ig_rl_changes() the file holds */
+	unsigned state_save_failures;  /* failed saves since the last good one */
+};
+/* Fills st with w's counters now. */
+void ig_worker_stats(const struct ig_worker *w, struct ig_worker_stats *st);
 
 #endif /* IG_PROXY_WORKER_H */

@@ -1,6 +1,7 @@
 /*
  * Unit tests for proxy/caps.c: filtering the backend's capability list for
- * one connection, and finding the list in a response line.
+ * one connection, finding the list in a response line, and the learned
+ * list with its fallback.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -272,6 +273,61 @@ test_greeting_to_client(void **state)
 	assert_true(ig_caps_has(shown, "SASL-IR"));
 }
 
+/* The learned list: the fallback first, what the backend says once said. */
+static void
+test_learned(void **state)
+{
+	(void)state;
+	struct ig_caps_learned l;
+	memset(&l, 0, sizeof(l));
+	char shown[IG_CAPS_MAX];
+
+	/* Nothing learned: the fallback, filtered like any list. */
+	assert_false(l.known);
+	assert_string_equal(ig_caps_backend(&l), IG_CAPS_FALLBACK);
+	ig_caps_shown(&l, &v_tls, shown, sizeof(shown));
+	assert_string_equal(shown, "IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN AUTH=LOGIN");
+	ig_caps_shown(&l, &v_clear, shown, sizeof(shown));
+	assert_string_equal(shown, "IMAP4rev1 LITERAL+ ID STARTTLS LOGINDISABLED");
+
+	/* A line without capabilities teaches nothing and keeps the list. */
+	const char *bare = "* OK Dovecot ready.";
+	struct ig_span line = { (const uint8_t *)bare, strlen(bare) };
+	assert_int_equal(ig_caps_learn_line(&l, line), IG_ENOTFOUND);
+	assert_false(l.known);
+
+	const char *greet = "* OK [CAPABILITY " DOVECOT_PRE "] Dovecot ready.";
+	line = (struct ig_span){ (const uint8_t *)greet, strlen(greet) };
+	assert_int_equal(ig_caps_learn_line(&l, line), 0);
+	assert_true(l.known);
+	assert_string_equal(ig_caps_backend(&l), DOVECOT_PRE);
+	ig_caps_shown(&l, &v_tls, shown, sizeof(shown));
+	assert_string_equal(shown, DOVECOT_TLS);
+	assert_int_equal(ig_caps_learn_line(&l, (struct ig_span){
+	    (const uint8_t *)bare, strlen(bare) }), IG_ENOTFOUND);
+	assert_string_equal(ig_caps_backend(&l), DOVECOT_PRE);
+
+	/* An empty or oversized list is refused and changes nothing. */
+	assert_int_equal(ig_caps_learn(&l, ""), IG_ENOTFOUND);
+	assert_int_equal(ig_caps_learn(&l, NULL), IG_ENOTFOUND);
+	static char big[IG_CAPS_MAX + 1];
+	memset(big, 'A', sizeof(big) - 1);
+	assert_int_equal(ig_caps_learn(&l, big), IG_ETOOLONG);
+	assert_string_equal(ig_caps_backend(&l), DOVECOT_PRE);
+	assert_int_equal(ig_caps_learn(&l, "IMAP4rev1 ID AUTH=PLAIN"), 0);
+	assert_string_equal(ig_caps_backend(&l), "IMAP4rev1 ID AUTH=PLAIN");
+
+	/* A list that does not fit the caller's buffer: IMAP4rev1 alone. */
+	char small[16];
+	ig_caps_shown(&l, &v_tls, small, sizeof(small));
+	assert_string_equal(small, "IMAP4rev1");
+
+	/* Forgotten: the fallback again. */
+	ig_caps_forget(&l);
+	assert_false(l.known);
+	assert_string_equal(ig_caps_backend(&l), IG_CAPS_FALLBACK);
+}
+
 int
 main(void)
 {
@@ -281,6 +337,7 @@ main(void)
 		cmocka_unit_test(test_has_rows),
 		cmocka_unit_test(test_from_response_rows),
 		cmocka_unit_test(test_greeting_to_client),
+		cmocka_unit_test(test_learned),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
