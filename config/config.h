@@ -111,6 +111,10 @@ struct ig_config {
 	size_t ncerts;
 	int tls_min_version;             /* tls.min_version: 12 or 13 (12) */
 	bool strict_sni;                 /* tls.strict_sni: refuse unknown SNI */
+	bool tls_tickets;                /* tls.session_tickets (true) */
+	unsigned tls_session_timeout_ms; /* tls.session_timeout (1h): ticket and
+	                                    cache lifetime, ticket key rotation */
+	unsigned tls_session_cache;      /* tls.session_cache_size (10000; 0 = off) */
 
 	struct ig_backend_conf backend;
 	struct ig_limits limits;

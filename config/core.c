@@ -327,6 +327,11 @@ static const struct field tls_fields[] = {
 	F_LIST("certificates", struct ig_config, certs, ncerts, false, 0, 256, &cert_section, NULL),
 	F_ENUM("min_version", struct ig_config, tls_min_version, false, 12, tls_version_names, NULL),
 	F_BOOL("strict_sni", struct ig_config, strict_sni, false),
+	F_BOOL("session_tickets", struct ig_config, tls_tickets, true),
+	F_NUM("session_timeout", FT_DURATION, struct ig_config, tls_session_timeout_ms,
+	    HOUR, 10 * SEC, 7 * 24 * HOUR),
+	F_NUM("session_cache_size", FT_UINT, struct ig_config, tls_session_cache,
+	    10000, 0, 1000000),
 };
 /* "tls" fills fields of struct ig_config itself (offset 0). */
 const struct section ig_cfg_tls_section = {

@@ -80,6 +80,7 @@ struct ig_conn {
 	bool tls;                /* ssl is set up and in use */
 	bool tls_done;           /* handshake complete */
 	bool tls_close_notify;   /* close_notify received */
+	bool tls_resumed;        /* the handshake resumed a session */
 	int tls_last_error;      /* mbedTLS code of the read or write that
 	                            failed with IG_ETLS, 0 if none */
 	size_t tls_wpending;     /* length of a plaintext write that returned

@@ -296,8 +296,9 @@ session_handshake(struct ig_session *s)
 		return;
 	}
 	s->tls_active = true;
-	ig_session_log(s, IG_LOG_INFO, "event=tls version=%s cipher=%s sni=%s alpn=%s",
+	ig_session_log(s, IG_LOG_INFO, "event=tls version=%s cipher=%s resumed=%s sni=%s alpn=%s",
 	    ig_tls_version(&s->client), ig_tls_cipher(&s->client),
+	    ig_tls_resumed(&s->client) ? "yes" : "no",
 	    s->sni[0] ? s->sni : "-",
 	    mbedtls_ssl_get_alpn_protocol(&s->client.ssl) ?
 	    mbedtls_ssl_get_alpn_protocol(&s->client.ssl) : "-");

@@ -14,7 +14,9 @@
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/psa_util.h>
+#include <mbedtls/ssl_cache.h>
 #include <mbedtls/ssl_ciphersuites.h>
+#include <mbedtls/ssl_ticket.h>
 #include <mbedtls/x509_crt.h>
 #include <psa/crypto.h>
 
@@ -27,7 +29,24 @@ struct ig_tls_server {
 	mbedtls_ssl_config conf;
 	const struct ig_certstore *store;
 	bool strict_sni;
+	/*
+	 * Session resumption, one per generation like the configuration (a
+	 * reload starts new ticket keys and an empty cache, as nginx does
+	 * without a ticket key file). Both lock themselves (MBEDTLS_THREADING_C):
+	 * the generation is shared by every worker.
+	 */
+	bool tickets;
+	bool cache_on;
+	mbedtls_ssl_ticket_context ticket;
+	mbedtls_ssl_cache_context cache;
 };
+
+/*
+ * The connection whose handshake this thread is advancing: the ticket and
+ * cache callbacks receive no SSL context, and mark it resumed through this.
+ * Set only for the duration of one mbedtls_ssl_handshake() call.
+ */
+static _Thread_local struct ig_conn *tls_in_handshake;
 
 struct ig_tls_client {
 	mbedtls_ssl_config conf;
@@ -85,6 +104,62 @@ tls_sni_cb(void *p, mbedtls_ssl_context *ssl, const unsigned char *name, size_t 
 	return 0;
 }
 
+/* A ticket that decrypts and is still valid resumes the session. */
+static int
+tls_ticket_parse(void *p_ticket, mbedtls_ssl_session *session, unsigned char *buf,
+    size_t len)
+{
+	int ret = mbedtls_ssl_ticket_parse(p_ticket, session, buf, len);
+	if (ret == 0 && tls_in_handshake != NULL)
+		tls_in_handshake->tls_resumed = true;
+	return ret;
+}
+
+/* A TLS 1.2 session id found in the cache resumes the session. */
+static int
+tls_cache_get(void *data, unsigned char const *id, size_t id_len, mbedtls_ssl_session *session)
+{
+	int ret = mbedtls_ssl_cache_get(data, id, id_len, session);
+	if (ret == 0 && tls_in_handshake != NULL)
+		tls_in_handshake->tls_resumed = true;
+	return ret;
+}
+
+static int
+tls_resumption_setup(struct ig_tls_server *ts, const struct ig_config *cfg, char *err,
+    size_t errsz)
+{
+	uint32_t lifetime_s = cfg->tls_session_timeout_ms / 1000u;
+	if (cfg->tls_tickets) {
+		mbedtls_ssl_ticket_init(&ts->ticket);
+		ts->tickets = true;
+		/* Keys rotate every lifetime; a ticket stays valid for one lifetime. */
+		int ret = mbedtls_ssl_ticket_setup(&ts->ticket, mbedtls_psa_get_random,
+		    MBEDTLS_PSA_RANDOM_STATE, MBEDTLS_CIPHER_AES_256_GCM, lifetime_s);
+		if (ret != 0) {
+			tls_strerror(ret, "TLS session tickets", err, errsz);
+			return IG_ETLS;
+		}
+		mbedtls_ssl_conf_session_tickets_cb(&ts->conf, mbedtls_ssl_ticket_write,
+		    tls_ticket_parse, &ts->ticket);
+		mbedtls_ssl_conf_session_tickets(&ts->conf, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
+	} else {
+		mbedtls_ssl_conf_session_tickets(&ts->conf, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
+#if defined(MBEDTLS_SSL_PROTO_TLS1_3)
+		mbedtls_ssl_conf_new_session_tickets(&ts->conf, 0);
+#endif
+	}
+	if (cfg->tls_session_cache > 0) {
+		mbedtls_ssl_cache_init(&ts->cache);
+		ts->cache_on = true;
+		mbedtls_ssl_cache_set_max_entries(&ts->cache, (int)cfg->tls_session_cache);
+		mbedtls_ssl_cache_set_timeout(&ts->cache, (int)lifetime_s);
+		mbedtls_ssl_conf_session_cache(&ts->conf, &ts->cache, tls_cache_get,
+		    mbedtls_ssl_cache_set);
+	}
+	return 0;
+}
+
 static void
 tls_conf_common(mbedtls_ssl_config *conf, int min_version)
 {
@@ -125,11 +200,12 @@ ig_tls_server_new(const struct ig_config *cfg, const struct ig_certstore *store,
 		goto fail;
 	}
 	mbedtls_ssl_conf_sni(&ts->conf, tls_sni_cb, ts);
+	if (tls_resumption_setup(ts, cfg, err, errsz) != 0)
+		goto fail;
 	*out = ts;
 	return 0;
 fail:
-	mbedtls_ssl_config_free(&ts->conf);
-	free(ts);
+	ig_tls_server_free(ts);
 	return IG_ETLS;
 }
 
@@ -139,6 +215,10 @@ ig_tls_server_free(struct ig_tls_server *ts)
 	if (ts == NULL)
 		return;
 	mbedtls_ssl_config_free(&ts->conf);
+	if (ts->tickets)
+		mbedtls_ssl_ticket_free(&ts->ticket);
+	if (ts->cache_on)
+		mbedtls_ssl_cache_free(&ts->cache);
 	free(ts);
 }
 
@@ -230,6 +310,7 @@ tls_setup(struct ig_conn *c, const mbedtls_ssl_config *conf)
 	mbedtls_ssl_set_bio(&c->ssl, c, tls_bio_send, tls_bio_recv, NULL);
 	c->tls = true;
 	c->tls_done = false;
+	c->tls_resumed = false;
 	c->tls_wpending = 0;
 	return 0;
 }
@@ -269,7 +350,9 @@ ig_tls_handshake(struct ig_conn *c, char *err, size_t errsz)
 {
 	if (c->tls_done)
 		return 1;
+	tls_in_handshake = c;
 	int ret = mbedtls_ssl_handshake(&c->ssl);
+	tls_in_handshake = NULL;
 	if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE ||
 	    ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
 		if (c->eof || c->error)
@@ -416,6 +499,12 @@ const char *
 ig_tls_version(const struct ig_conn *c)
 {
 	return c->tls ? mbedtls_ssl_get_version(&c->ssl) : "none";
+}
+
+bool
+ig_tls_resumed(const struct ig_conn *c)
+{
+	return c->tls && c->tls_resumed;
 }
 
 const char *

@@ -26,7 +26,9 @@ struct ig_tls_client;
  * Builds the listeners' server configuration: certificates from store
  * (which must outlive it), SNI selection (strict_sni refuses unknown names),
  * ALPN "imap" (a client offering ALPN without "imap" is refused: ALPACA),
- * TLS >= cfg->tls_min_version, AEAD suites with ECDHE only.
+ * TLS >= cfg->tls_min_version, AEAD suites with ECDHE only, session
+ * resumption (tickets for TLS 1.3 and 1.2, a session cache for TLS 1.2
+ * clients without tickets) as cfg->tls_tickets / tls_session_cache say.
  * Returns 0, or IG_ETLS with a reason in err.
  */
 int ig_tls_server_new(const struct ig_config *cfg, const struct ig_certstore *store,
@@ -77,6 +79,8 @@ void ig_tls_free(struct ig_conn *c);
 /* Describes the negotiated connection: "TLSv1.3 TLS1-3-AES-256-GCM-SHA384". */
 const char *ig_tls_version(const struct ig_conn *c);
 const char *ig_tls_cipher(const struct ig_conn *c);
+/* True when the completed handshake resumed a session (ticket or cache). */
+bool ig_tls_resumed(const struct ig_conn *c);
 
 /*
  * Describes the mbedTLS error behind the last IG_ETLS from ig_tls_read()

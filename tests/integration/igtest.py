@@ -595,6 +595,18 @@ class Imapguard:
             raise
         return self
 
+    def reload(self, config=None, what="event=reload-done", timeout=10):
+        """Writes config (when given) as the new configuration, sends SIGHUP
+        and waits for one more line containing what (None: does not wait)."""
+        if config is not None:
+            self.config = config
+            with open(self.config_path, "w") as f:
+                f.write(to_yaml(config) + "\n")
+        n = self.log_text().count(what) if what else 0
+        self.proc.send_signal(signal.SIGHUP)
+        if what:
+            wait_until(lambda: self.log_text().count(what) > n, timeout, what)
+
     @property
     def pid(self):
         return self.proc.pid
@@ -649,18 +661,21 @@ class Raw:
     exactly where the server's tagged OK ended."""
 
     def __init__(self, host, port, tls_ctx=None, server_hostname="localhost",
-                 timeout=IO_TIMEOUT, source=None):
+                 timeout=IO_TIMEOUT, source=None, session=None):
         self.sock = socket.create_connection((host, port), timeout=timeout,
                                              source_address=(source, 0) if source else None)
         self.sock.settimeout(timeout)
         self.buf = b""
         self.tls = False
         if tls_ctx is not None:
-            self.starttls(tls_ctx, server_hostname)
+            self.starttls(tls_ctx, server_hostname, session=session)
 
-    def starttls(self, ctx, server_hostname="localhost"):
+    def starttls(self, ctx, server_hostname="localhost", session=None):
+        """TLS handshake on the socket; session (an ssl.SSLSession from an
+        earlier connection) asks to resume it."""
         assert not self.buf, "unread bytes before the TLS handshake: %r" % self.buf
-        self.sock = ctx.wrap_socket(self.sock, server_hostname=server_hostname)
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=server_hostname,
+                                    session=session)
         self.tls = True
 
     def send(self, data):
@@ -741,10 +756,11 @@ class Raw:
             pass
 
 
-def tls_client(ig, ca, source=None, ctx=None):
+def tls_client(ig, ca, source=None, ctx=None, session=None):
     """A Raw client on ig's implicit-TLS listener "imaps", its greeting read
-    and checked."""
-    c = Raw(*ig.addr("imaps"), tls_ctx=ctx or client_context(ca), source=source)
+    and checked; session resumes an earlier connection's TLS session."""
+    c = Raw(*ig.addr("imaps"), tls_ctx=ctx or client_context(ca), source=source,
+            session=session)
     greeting = c.readline()
     assert greeting.startswith(b"* OK"), greeting
     return c

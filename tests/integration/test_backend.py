@@ -208,11 +208,9 @@ def silent_backend():
 
 def reload_with_backend(ig, address):
     """Rewrites ig's configuration with another backend address and sends
-    SIGHUP."""
+    SIGHUP (without waiting: the reload waits for the probe)."""
     ig.config["backend"]["address"] = address
-    with open(ig.config_path, "w") as f:
-        f.write(igtest.to_yaml(ig.config) + "\n")
-    ig.proc.send_signal(signal.SIGHUP)
+    ig.reload(ig.config, what=None)
 
 
 PROBE_TIMEOUT = "event=backend-probe result=fail backend=%s reason=\"timed out after 3000 ms " \

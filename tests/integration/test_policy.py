@@ -5,7 +5,6 @@ office), token-only groups, blocked accounts, allow_from, monitor mode
 sessions of a user it denies, and `imapguard ctl kick`."""
 
 import copy
-import signal
 import subprocess
 import time
 
@@ -270,12 +269,6 @@ def write_policy(ig, policy):
         f.write(igtest.to_yaml(cfg) + "\n")
 
 
-def reload(ig, what="event=reload-done"):
-    n = ig.log_text().count(what)
-    ig.proc.send_signal(signal.SIGHUP)
-    igtest.wait_until(lambda: ig.log_text().count(what) > n, 10, what)
-
-
 def test_reload_ends_sessions_of_a_denied_user(imapguard, devcerts, dovecot, ca):
     """An emergency deny reaches everything opened before the reload: the
     user's running sessions end with * BYE [UNAVAILABLE], a connection
@@ -293,7 +286,7 @@ def test_reload_ends_sessions_of_a_denied_user(imapguard, devcerts, dovecot, ca)
 
         write_policy(ig, {"defaults": {"require_tls": True},
                           "users": {ALICE: {"deny": True}}})
-        reload(ig)
+        ig.reload()
         assert "revoked=2" in ig.log_text()
 
         for c in (alice1, alice2):
@@ -316,7 +309,7 @@ def test_reload_ends_sessions_of_a_denied_user(imapguard, devcerts, dovecot, ca)
             text = f.read()
         with open(ig.config_path, "w") as f:
             f.write(text.replace("deny: true", "deny: true\n      denny: 1"))
-        reload(ig, "event=reload-failed")
+        ig.reload(what="event=reload-failed")
         assert "imapguard.yaml:" in ig.log_text() and "denny" in ig.log_text()
         t = tls(ig, ca)
         try:
@@ -350,7 +343,7 @@ def test_reload_that_takes_away_an_address_or_mechanism(imapguard, devcerts, dov
                       "user12": {"mechanisms": ["SCRAM-SHA-256"]},
                       "user11": {"deny": True, "mode": "monitor"}},
         })
-        reload(ig)
+        ig.reload()
         data = from_elsewhere.expect_closed()
         assert b"* BYE [UNAVAILABLE]" in data, data
         data = by_plain.expect_closed()

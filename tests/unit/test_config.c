@@ -62,6 +62,9 @@ static const char full_example[] =
     "      key: key.pem\n"
     "  min_version: \"1.3\"\n"
     "  strict_sni: true\n"
+    "  session_tickets: false\n"
+    "  session_timeout: 10m\n"
+    "  session_cache_size: 0\n"
     "backend:\n"
     "  address: \"127.0.0.1:1143\"\n"
     "  tls: starttls\n"
@@ -117,6 +120,9 @@ test_full_example(void **state)
 	assert_string_equal(cfg->certs[0].key_path, "key.pem");
 	assert_int_equal(cfg->tls_min_version, 13);
 	assert_true(cfg->strict_sni);
+	assert_false(cfg->tls_tickets);
+	assert_int_equal(cfg->tls_session_timeout_ms, 10 * 60 * 1000);
+	assert_int_equal(cfg->tls_session_cache, 0);
 
 	const struct ig_backend_conf *b = &cfg->backend;
 	assert_string_equal(b->address, "127.0.0.1:1143");
@@ -160,6 +166,9 @@ test_defaults(void **state)
 	assert_int_equal(cfg->listeners[0].max_sessions, 10000);
 	assert_int_equal(cfg->tls_min_version, 12);
 	assert_false(cfg->strict_sni);
+	assert_true(cfg->tls_tickets);
+	assert_int_equal(cfg->tls_session_timeout_ms, 3600 * 1000);
+	assert_int_equal(cfg->tls_session_cache, 10000);
 	assert_int_equal(cfg->backend.tls, IG_TLS_NONE);
 	assert_null(cfg->backend.ca);
 	assert_null(cfg->backend.server_name);
@@ -280,6 +289,13 @@ static const struct err_row err_rows[] = {
 	  "t.yaml:12:13: 'limits.max_line' must be between 256 and 1048576 (got 100)\n"
 	  "t.yaml:13:22: 'limits.handshake_timeout' must be between 1ms and 10m (got 0)\n"
 	  "t.yaml:14:20: 'limits.preauth_timeout' must be between 1ms and 1h (got 2h)\n" },
+	{ "listeners:\n  - name: a\n    listen: \"127.0.0.1:993\"\n    tls: implicit\n"
+	  "tls:\n  certificates: [{cert: cert.pem, key: key.pem}]\n  session_timeout: 200h\n"
+	  "  session_cache_size: 1000001\n  session_tickets: 1\n"
+	  "backend:\n  address: \"127.0.0.1:1143\"\n", IG_ECONFIG,
+	  "t.yaml:7:20: 'tls.session_timeout' must be between 10s and 168h (got 200h)\n"
+	  "t.yaml:8:23: 'tls.session_cache_size' must be between 0 and 1000000 (got 1000001)\n"
+	  "t.yaml:9:20: invalid value '1' for 'tls.session_tickets': expected true or false\n" },
 	{ CFGFIX_BASE "limits:\n  buffer_size: 2000000\n", IG_ECONFIG,
 	  "t.yaml:12:16: 'limits.buffer_size' must be between 1024 and 1048576 (got 2000000)\n" },
 	{ CFGFIX_BASE "limits:\n  max_line: 8192\n  buffer_size: 4096\n", IG_ECONFIG,
