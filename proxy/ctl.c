@@ -180,7 +180,7 @@ ctl_exec(struct ctl_conn *c, char *line)
 		unsigned n = 0;
 		char esc[300];
 		ig_log_escape((const uint8_t *)arg, strlen(arg), esc, sizeof(esc));
-		if (ig_session_kick_user(w, arg, &n) != 0) {
+		if (ig_session_kick_user(&w->set, arg, &n) != 0) {
 			ctl_out(c, "error invalid user name\n");
 		} else {
 			log_info("event=kick user=\"%s\" sessions=%u by=ctl", esc, n);
