@@ -410,6 +410,16 @@ worker_session_freed(void *arg)
 	ig_listener_session_freed(&w->gate);
 }
 
+/* The admin socket's `stats`: the limiter's state file. */
+static void
+worker_ctl_stats(void *arg, struct ig_ctl_stats *st)
+{
+	const struct ig_worker *w = arg;
+	st->state_file = w->rl_state_file != NULL;
+	st->state_saved_changes = w->rl_saved_changes;
+	st->state_save_failures = w->rl_save_failures;
+}
+
 static void
 worker_signal_cb(uv_signal_t *h, int signum)
 {
@@ -498,7 +508,8 @@ ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path)
 		ig_worker_destroy(w);
 		return IG_ECONFIG;
 	}
-	if (cfg->admin_socket != NULL && ig_ctl_start(w, cfg->admin_socket, &w->ctl) != 0) {
+	if (cfg->admin_socket != NULL &&
+	    ig_ctl_start(&w->set, cfg->admin_socket, worker_ctl_stats, w, &w->ctl) != 0) {
 		ig_worker_destroy(w);
 		return IG_EIO;
 	}
@@ -577,25 +588,4 @@ ig_worker_destroy(struct ig_worker *w)
 	ig_gen_unref(w->set.gen);
 	w->set.gen = NULL;
 	return rc == 0 ? 0 : IG_EIO;
-}
-
-uv_loop_t *
-ig_worker_loop(struct ig_worker *w)
-{
-	return &w->loop;
-}
-
-struct ig_rl *
-ig_worker_limiter(struct ig_worker *w)
-{
-	return w->set.rl;
-}
-
-void
-ig_worker_stats(const struct ig_worker *w, struct ig_worker_stats *st)
-{
-	st->sessions = w->set.nsessions;
-	st->state_file = w->rl_state_file != NULL;
-	st->state_saved_changes = w->rl_saved_changes;
-	st->state_save_failures = w->rl_save_failures;
 }

@@ -18,7 +18,6 @@
 
 struct ig_ctl;
 struct ig_probe;
-struct ig_rl;
 struct ig_rl_snapshot;
 
 struct ig_worker {
@@ -79,23 +78,5 @@ int ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_pat
 int ig_worker_run(struct ig_worker *w);
 /* Closes everything and releases the generation; asserts the loop closes. */
 int ig_worker_destroy(struct ig_worker *w);
-
-/*
- * What the admin socket (proxy/ctl.c) needs of its worker; it reads nothing
- * else of struct ig_worker.
- */
-/* The worker's loop. */
-uv_loop_t *ig_worker_loop(struct ig_worker *w);
-/* The brute-force limiter, or NULL when it is disabled. */
-struct ig_rl *ig_worker_limiter(struct ig_worker *w);
-
-struct ig_worker_stats {
-	unsigned sessions;             /* live sessions */
-	bool state_file;               /* the limiter saves to a state file */
-	uint64_t state_saved_changes;  /* ig_rl_changes() the file holds */
-	unsigned state_save_failures;  /* failed saves since the last good one */
-};
-/* Fills st with w's counters now. */
-void ig_worker_stats(const struct ig_worker *w, struct ig_worker_stats *st);
 
 #endif /* IG_PROXY_WORKER_H */
