@@ -5,7 +5,8 @@
  * capabilities, the list of live sessions and the source of their ids. The
  * worker embeds one struct ig_session_set and hands it to the session, the
  * listeners and the admin socket, so that none of them includes worker.h:
- * they are below the worker and reach it only through on_freed.
+ * they are below the worker and reach it only through callbacks it set
+ * (on_freed here; the admin socket's stats).
  */
 #ifndef IG_PROXY_SESSIONS_H
 #define IG_PROXY_SESSIONS_H
