@@ -16,8 +16,8 @@
 
 #include "policy/decide.h"
 #include "policy/ratelimit.h"
+#include "proxy/gen.h"
 #include "proxy/session_types.h"
-#include "proxy/worker.h"
 #include "util/clock.h"
 #include "util/err.h"
 
@@ -84,9 +84,9 @@ static void
 attempt_keep_secret(struct ig_session *s, const uint8_t *p, size_t len)
 {
 	struct ig_attempt *a = &s->att;
-	if (s->w->rl == NULL || len == 0)
+	if (s->set->rl == NULL || len == 0)
 		return;
-	ig_rl_secret_hash(s->w->rl, p, len, a->secret_hash);
+	ig_rl_secret_hash(s->set->rl, p, len, a->secret_hash);
 	a->has_secret_hash = true;
 }
 
@@ -98,7 +98,7 @@ attempt_keep_secret(struct ig_session *s, const uint8_t *p, size_t len)
 static bool
 attempt_ratelimit(struct ig_session *s)
 {
-	struct ig_rl *rl = s->w->rl;
+	struct ig_rl *rl = s->set->rl;
 	if (rl == NULL)
 		return true;
 	struct ig_attempt *a = &s->att;
@@ -165,7 +165,7 @@ attempt_judge(struct ig_session *s)
 			return false;
 		if (a->user_known) {
 			a->decided = true;
-			a->decided_gen = s->w->gen_seq;
+			a->decided_gen = s->set->gen_seq;
 			if (!d.would_deny)
 				ig_session_log(s, IG_LOG_INFO,
 				    "event=login-decision verdict=allow mech=%s tls=%s reason=%s "
@@ -481,7 +481,7 @@ static unsigned
 attempt_count_abandoned(struct ig_session *s, const char *what)
 {
 	struct ig_attempt *a = &s->att;
-	struct ig_rl *rl = s->w->rl;
+	struct ig_rl *rl = s->set->rl;
 	ig_session_log(s, IG_LOG_INFO, "event=login-%s mech=%s cost=backend-connection",
 	    what, attempt_mech_name(a));
 	if (rl == NULL)
@@ -499,7 +499,7 @@ attempt_count_abandoned(struct ig_session *s, const char *what)
 void
 ig_attempt_abandon(struct ig_session *s)
 {
-	if (s->att.active && s->att.backend_used && !s->w->stopping)
+	if (s->att.active && s->att.backend_used && !s->set->stopping)
 		(void)attempt_count_abandoned(s, "aborted");
 }
 
@@ -507,13 +507,13 @@ bool
 ig_attempt_recheck(struct ig_session *s)
 {
 	struct ig_attempt *a = &s->att;
-	if (a->decided_gen == s->w->gen_seq)
+	if (a->decided_gen == s->set->gen_seq)
 		return true;
 	struct ig_login_facts f;
 	attempt_facts(s, &f);
 	struct ig_decision d;
 	if (ig_policy_decide(ig_session_policy(s), &f, &d) == IG_VERDICT_ALLOW) {
-		a->decided_gen = s->w->gen_seq;
+		a->decided_gen = s->set->gen_seq;
 		return true;
 	}
 	/* The policy was reloaded while the backend checked the password,
@@ -539,7 +539,7 @@ ig_attempt_done(struct ig_session *s, bool ok, bool tempfail)
 {
 	struct ig_attempt *a = &s->att;
 	uint64_t ms = ig_session_now(s) - a->started_ms;
-	struct ig_rl *rl = s->w->rl;
+	struct ig_rl *rl = s->set->rl;
 	struct ig_rl_attempt ra;
 	attempt_rl(s, &ra);
 	if (tempfail) {

@@ -15,9 +15,9 @@
 #include "proxy/attempt.h"
 #include "proxy/conn.h"
 #include "util/err.h"
+#include "proxy/gen.h"
 #include "proxy/session_types.h"
 #include "proxy/tls.h"
-#include "proxy/worker.h"
 
 #define CASE(x) case x: return #x
 const char *
@@ -76,7 +76,7 @@ backend_connect(struct ig_session *s)
 	s->backend_wanted = false;
 	uint8_t *rb = s->backend.rbuf, *wb = s->backend.wbuf;
 	size_t rc_ = s->backend.rcap, wc = s->backend.wcap;
-	if (ig_conn_init(&s->backend, &ig_session_conn_ops, s, &s->w->loop, "backend",
+	if (ig_conn_init(&s->backend, &ig_session_conn_ops, s, s->set->loop, "backend",
 	        rb, rc_, wb, wc) != 0) {
 		backend_fail(s, "socket", NULL);
 		return;
@@ -332,7 +332,7 @@ backend_after_caps(struct ig_session *s)
 {
 	/* What this connection learned is what clients are shown next. */
 	if (s->bcaps.known)
-		ig_caps_learn(&s->w->backend_caps, s->bcaps.list);
+		ig_caps_learn(&s->set->backend_caps, s->bcaps.list);
 	if (s->gen->cfg->backend.forward_client_address == IG_FORWARD_ID &&
 	    ig_caps_has(s->bcaps.list, "ID")) {
 		char line[512];

@@ -26,9 +26,10 @@
 #define IG_CAPS_FALLBACK "IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN AUTH=LOGIN"
 
 /*
- * A backend capability list as learned: the worker's (what clients are
- * shown, kept across connections), or one backend connection's (what that
- * connection's login command may use). Zeroed: nothing learned yet.
+ * A backend capability list as learned: the session set's (what clients
+ * are shown, kept across connections; proxy/sessions.h), or one backend
+ * connection's (what that connection's login command may use). Zeroed:
+ * nothing learned yet.
  */
 struct ig_caps_learned {
 	char list[IG_CAPS_MAX];  /* tokens as after "* CAPABILITY " */

@@ -10,7 +10,6 @@
 #include <mbedtls/platform_util.h>
 
 #include "proxy/conn_raw.h"
-#include "proxy/tls.h"
 #include "util/err.h"
 
 static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
@@ -126,8 +125,8 @@ ig_conn_read_raw(struct ig_conn *c, uint8_t *buf, size_t len)
 long
 ig_conn_read(struct ig_conn *c, uint8_t *buf, size_t len)
 {
-	if (c->tls)
-		return ig_tls_read(c, buf, len);
+	if (c->layer != NULL)
+		return c->layer->read(c, buf, len);
 	long n = ig_conn_read_raw(c, buf, len);
 	if (n > 0)
 		ig_conn_update_read(c);
@@ -158,8 +157,8 @@ ig_conn_write(struct ig_conn *c, const uint8_t *buf, size_t len)
 	long n;
 	if (c->shut_wanted)
 		return IG_EINVAL;
-	if (c->tls)
-		n = ig_tls_write(c, buf, len);
+	if (c->layer != NULL)
+		n = c->layer->write(c, buf, len);
 	else
 		n = ig_conn_write_raw(c, buf, len);
 	if (n < 0)
@@ -183,7 +182,7 @@ conn_shutdown_step(struct ig_conn *c)
 	if (c->error)
 		return c->error;
 	if (!c->shut_notified) {
-		int rc = ig_tls_close_notify(c);
+		int rc = c->layer != NULL ? c->layer->close_notify(c) : 1;
 		if (rc < 0)
 			return rc;
 		c->shut_notified = rc > 0;
@@ -213,7 +212,7 @@ ig_conn_shutdown(struct ig_conn *c)
 	if (c->error)
 		return c->error;
 	if (!c->shut_wanted) {
-		if (c->tls && c->tls_wpending > 0)
+		if (c->layer != NULL && c->tls_wpending > 0)
 			return IG_EINVAL;
 		c->shut_wanted = true;
 	}
@@ -300,7 +299,8 @@ ig_conn_close(struct ig_conn *c)
 	c->closing = true;
 	c->connected = false;
 	c->reading = false;
-	ig_tls_free(c);
+	if (c->layer != NULL)
+		c->layer->free(c);
 	uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
 }
 

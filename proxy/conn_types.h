@@ -39,6 +39,29 @@ struct ig_conn_ops {
 	bool (*unref)(void *owner);
 };
 
+struct ig_conn;
+
+/*
+ * A layer between a connection's plaintext and its raw buffers: TLS, which
+ * proxy/tls.c installs on the connection when it starts (as nginx's
+ * ngx_ssl_handshake sets c->recv and c->send to ngx_ssl_recv and
+ * ngx_ssl_write). conn.c calls it through these and names nothing of it;
+ * the layer reads and writes the raw buffers through conn_raw.h.
+ */
+struct ig_conn_layer {
+	/* Plaintext read and write: the contract of ig_conn_read/_write. */
+	long (*read)(struct ig_conn *c, uint8_t *buf, size_t len);
+	long (*write)(struct ig_conn *c, const uint8_t *buf, size_t len);
+	/*
+	 * Queues the layer's end of output (a close_notify). Returns 1 when
+	 * queued (or nothing to send), 0 when the output is full (call again
+	 * once it drains), or a negative IG_E*.
+	 */
+	int (*close_notify)(struct ig_conn *c);
+	/* Frees the layer's state and removes it from c (c->layer = NULL). */
+	void (*free)(struct ig_conn *c);
+};
+
 struct ig_conn {
 	uv_tcp_t tcp;            /* data = this conn */
 	const struct ig_conn_ops *ops; /* the owner's callbacks (static) */
@@ -77,7 +100,9 @@ struct ig_conn {
 	uint64_t bytes_in;       /* raw bytes read from the socket */
 	uint64_t bytes_out;      /* raw bytes written to the socket */
 
-	bool tls;                /* ssl is set up and in use */
+	const struct ig_conn_layer *layer; /* TLS (set by proxy/tls.c), or NULL:
+	                            plaintext goes to the raw buffers as is */
+	bool tls;                /* ssl is set up and in use (tls.c's) */
 	bool tls_done;           /* handshake complete */
 	bool tls_close_notify;   /* close_notify received */
 	bool tls_resumed;        /* the handshake resumed a session */

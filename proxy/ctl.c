@@ -20,7 +20,7 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "proxy/session.h"
-#include "proxy/worker.h"
+#include "proxy/sessions.h"
 
 #define CTL_LINE_MAX 512
 #define CTL_OUT_MAX (1024 * 1024) /* list output cap */
@@ -40,7 +40,9 @@ struct ctl_conn {
 
 struct ig_ctl {
 	uv_pipe_t server;
-	struct ig_worker *w;
+	struct ig_session_set *set;    /* the worker's */
+	ig_ctl_stats_fn *stats;        /* the worker's state file numbers */
+	void *owner;                   /* passed to stats */
 	char *path;
 	struct ctl_conn *conns;
 	unsigned open; /* handles not yet closed: server + connections */
@@ -146,8 +148,8 @@ ctl_write_cb(uv_write_t *req, int status)
 static void
 ctl_exec(struct ctl_conn *c, char *line)
 {
-	struct ig_worker *w = c->ctl->w;
-	struct ig_rl *rl = ig_worker_limiter(w);
+	struct ig_session_set *set = c->ctl->set;
+	struct ig_rl *rl = set->rl;
 	uint64_t now = ig_wall_ms();
 	char *arg = strchr(line, ' ');
 	if (arg != NULL)
@@ -180,16 +182,16 @@ ctl_exec(struct ctl_conn *c, char *line)
 		unsigned n = 0;
 		char esc[300];
 		ig_log_escape((const uint8_t *)arg, strlen(arg), esc, sizeof(esc));
-		if (ig_session_kick_user(w, arg, &n) != 0) {
+		if (ig_session_kick_user(set, arg, &n) != 0) {
 			ctl_out(c, "error invalid user name\n");
 		} else {
 			log_info("event=kick user=\"%s\" sessions=%u by=ctl", esc, n);
 			ctl_out(c, "ok kicked %u session%s\n", n, n == 1 ? "" : "s");
 		}
 	} else if (strcmp(line, "stats") == 0 && arg == NULL) {
-		struct ig_worker_stats st;
-		ig_worker_stats(w, &st);
-		ctl_out(c, "sessions\t%u\n", st.sessions);
+		struct ig_ctl_stats st = { 0 };
+		c->ctl->stats(c->ctl->owner, &st);
+		ctl_out(c, "sessions\t%u\n", set->nsessions);
 		ctl_out(c, "ratelimit_keys\t%zu\n", rl ? ig_rl_count(rl) : (size_t)0);
 		ctl_out(c, "ratelimit_changes\t%llu\n",
 		    (unsigned long long)(rl ? ig_rl_changes(rl) : 0));
@@ -293,7 +295,8 @@ ctl_probe(const char *path)
 }
 
 int
-ig_ctl_start(struct ig_worker *w, const char *path, struct ig_ctl **out)
+ig_ctl_start(struct ig_session_set *set, const char *path, ig_ctl_stats_fn *stats,
+    void *owner, struct ig_ctl **out)
 {
 	struct stat st;
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
@@ -320,8 +323,10 @@ ig_ctl_start(struct ig_worker *w, const char *path, struct ig_ctl **out)
 		    ig_strerror(IG_ENOMEM));
 		return IG_ENOMEM;
 	}
-	ctl->w = w;
-	uv_pipe_init(ig_worker_loop(w), &ctl->server, 0);
+	ctl->set = set;
+	ctl->stats = stats;
+	ctl->owner = owner;
+	uv_pipe_init(set->loop, &ctl->server, 0);
 	ctl->server.data = ctl;
 	ctl->open = 1;
 	mode_t old = umask(0177);

@@ -12,16 +12,31 @@
 #ifndef IG_PROXY_CTL_H
 #define IG_PROXY_CTL_H
 
-struct ig_worker;
+#include <stdbool.h>
+#include <stdint.h>
+
 struct ig_ctl;
+struct ig_session_set;
+
+/* What `stats` reports of the limiter's state file, which its owner keeps. */
+struct ig_ctl_stats {
+	bool state_file;               /* the limiter saves to a state file */
+	uint64_t state_saved_changes;  /* ig_rl_changes() the file holds */
+	unsigned state_save_failures;  /* failed saves since the last good one */
+};
+/* Fills st with the owner's numbers now. */
+typedef void ig_ctl_stats_fn(void *owner, struct ig_ctl_stats *st);
 
 /*
- * Binds path on w's loop. A socket file there is replaced only when it is
- * stale (connecting to it is refused); when a process answers on it (a
- * running instance), nothing is touched and IG_EIO is returned. Returns 0
- * and *out, or IG_EIO or IG_ENOMEM after logging why.
+ * Binds path on set's loop; commands act on set (its limiter, its
+ * sessions), and `stats` asks stats(owner, ...) for the rest. A socket file
+ * there is replaced only when it is stale (connecting to it is refused);
+ * when a process answers on it (a running instance), nothing is touched and
+ * IG_EIO is returned. Returns 0 and *out, or IG_EIO or IG_ENOMEM after
+ * logging why.
  */
-int ig_ctl_start(struct ig_worker *w, const char *path, struct ig_ctl **out);
+int ig_ctl_start(struct ig_session_set *set, const char *path, ig_ctl_stats_fn *stats,
+    void *owner, struct ig_ctl **out);
 
 /* Closes the socket and every open control connection; frees in callbacks. */
 void ig_ctl_stop(struct ig_ctl *ctl);

@@ -17,7 +17,6 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "proxy/session.h"
-#include "proxy/worker.h"
 
 #define LISTENER_PAUSE_LOG_MS 10000u /* at most one accept-paused line */
 #define LISTENER_ERROR_LOG_MS 5000u  /* at most one accept-error line */
@@ -119,12 +118,12 @@ static void
 listener_timer_cb(uv_timer_t *t);
 
 void
-ig_listener_gate_init(struct ig_worker *w)
+ig_listener_gate_init(struct ig_accept_gate *g, struct ig_session_set *set)
 {
-	struct ig_accept_gate *g = &w->gate;
 	memset(g, 0, sizeof(*g));
-	uv_timer_init(&w->loop, &g->timer);
-	g->timer.data = w;
+	g->set = set;
+	uv_timer_init(set->loop, &g->timer);
+	g->timer.data = g;
 	g->timer_open = true;
 }
 
@@ -135,30 +134,29 @@ listener_timer_close_cb(uv_handle_t *h)
 }
 
 void
-ig_listener_gate_close(struct ig_worker *w)
+ig_listener_gate_close(struct ig_accept_gate *g)
 {
-	if (!w->gate.timer_open)
+	if (!g->timer_open)
 		return;
-	w->gate.timer_open = false;
-	uv_close((uv_handle_t *)&w->gate.timer, listener_timer_close_cb);
+	g->timer_open = false;
+	uv_close((uv_handle_t *)&g->timer, listener_timer_close_cb);
 }
 
 int
-ig_listener_fd_budget(struct ig_worker *w)
+ig_listener_fd_budget(struct ig_accept_gate *g)
 {
-	struct ig_accept_gate *g = &w->gate;
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		rl.rlim_cur = 1024;
 	g->fd_limit = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
 	g->fd_in_use = listener_fds_open(g->fd_limit);
 	/* Each listener may hold one accepted connection while paused. */
-	uint64_t apart = (uint64_t)g->fd_in_use + IG_FD_RESERVE + w->nlisteners;
+	uint64_t apart = (uint64_t)g->fd_in_use + IG_FD_RESERVE + g->nlisteners;
 	uint64_t n = g->fd_limit > apart ? (g->fd_limit - apart) / IG_FD_PER_SESSION : 0;
 	g->max_sessions = n > UINT32_MAX ? UINT32_MAX : (unsigned)n;
 	uint64_t configured = 0;
-	for (size_t i = 0; i < w->nlisteners; i++)
-		configured += w->listeners[i].max_sessions;
+	for (size_t i = 0; i < g->nlisteners; i++)
+		configured += g->listeners[i].info.max_sessions;
 	if (g->max_sessions == 0) {
 		log_error("event=start-failed reason=fd-limit limit=%" PRIu64 " in_use=%u "
 		    "reserve=%u: no descriptor left for a session (raise the open files limit, "
@@ -177,23 +175,22 @@ ig_listener_fd_budget(struct ig_worker *w)
 }
 
 static bool
-listener_has_room(const struct ig_worker *w)
+listener_has_room(const struct ig_accept_gate *g)
 {
-	return w->nsessions < w->gate.max_sessions;
+	return g->set->nsessions < g->max_sessions;
 }
 
 /* l keeps the connection libuv accepted; polling it stops until resumed. */
 static void
-listener_pause(struct ig_worker *w, struct ig_listener *l, enum ig_pause_reason why)
+listener_pause(struct ig_accept_gate *g, struct ig_listener *l, enum ig_pause_reason why)
 {
-	struct ig_accept_gate *g = &w->gate;
 	l->paused = true;
 	/* Memory is retried on a clock; descriptors come back with sessions. */
 	if (why == IG_PAUSE_NO_MEMORY && g->timer_open && !uv_is_active((uv_handle_t *)&g->timer))
 		uv_timer_start(&g->timer, listener_timer_cb, LISTENER_NOMEM_RETRY_MS, 0);
 	if (g->npaused++ > 0)
 		return; /* already paused: one line per pause of the worker */
-	uint64_t now = uv_now(&w->loop);
+	uint64_t now = uv_now(g->set->loop);
 	g->reason = why;
 	g->paused_at_ms = now;
 	g->pause_logged = g->pause_log_ms == 0 || now - g->pause_log_ms >= LISTENER_PAUSE_LOG_MS;
@@ -201,8 +198,9 @@ listener_pause(struct ig_worker *w, struct ig_listener *l, enum ig_pause_reason 
 		g->pauses_unlogged++;
 	} else {
 		log_warn("event=accept-paused reason=%s listener=%s sessions=%u max_sessions=%u "
-		    "fd_limit=%" PRIu64 " pauses_not_logged=%u", ig_pause_reason_str(why), l->name,
-		    w->nsessions, g->max_sessions, g->fd_limit, g->pauses_unlogged);
+		    "fd_limit=%" PRIu64 " pauses_not_logged=%u", ig_pause_reason_str(why),
+		    l->info.name, g->set->nsessions, g->max_sessions, g->fd_limit,
+		    g->pauses_unlogged);
 		g->pause_log_ms = now;
 		g->pauses_unlogged = 0;
 	}
@@ -214,32 +212,32 @@ listener_pause(struct ig_worker *w, struct ig_listener *l, enum ig_pause_reason 
  * once it has memory): pause, retry later.
  */
 static void
-listener_accept(struct ig_worker *w, struct ig_listener *l)
+listener_accept(struct ig_accept_gate *g, struct ig_listener *l)
 {
-	int rc = ig_session_accept(w, l);
+	int rc = ig_session_accept(g->set, (uv_stream_t *)&l->tcp, &l->info);
 	if (rc == IG_ENOMEM)
-		listener_pause(w, l, IG_PAUSE_NO_MEMORY);
+		listener_pause(g, l, IG_PAUSE_NO_MEMORY);
 	else if (rc != 0)
-		log_warn("listener=%s event=accept-failed error=\"%s\"", l->name, ig_strerror(rc));
+		log_warn("listener=%s event=accept-failed error=\"%s\"", l->info.name,
+		    ig_strerror(rc));
 }
 
 /* Paused listeners take their held connection while there is room. */
 static void
-listener_resume(struct ig_worker *w)
+listener_resume(struct ig_accept_gate *g)
 {
-	struct ig_accept_gate *g = &w->gate;
-	size_t n = w->nlisteners;
-	if (g->npaused == 0 || n == 0 || w->stopping)
+	size_t n = g->nlisteners;
+	if (g->npaused == 0 || n == 0 || g->set->stopping)
 		return;
 	bool nomem = false;
-	for (size_t k = 0; k < n && listener_has_room(w) && !nomem; k++) {
-		struct ig_listener *l = &w->listeners[(g->next + k) % n];
+	for (size_t k = 0; k < n && listener_has_room(g) && !nomem; k++) {
+		struct ig_listener *l = &g->listeners[(g->next + k) % n];
 		if (!l->paused || !l->open)
 			continue;
 		l->paused = false;
 		g->npaused--;
 		/* From here libuv polls l again (uv_accept restarts it). */
-		listener_accept(w, l);
+		listener_accept(g, l);
 		nomem = l->paused;
 	}
 	g->next = (g->next + 1) % n;
@@ -248,7 +246,7 @@ listener_resume(struct ig_worker *w)
 	if (g->pause_logged)
 		log_info("event=accept-resumed reason=%s paused_ms=%" PRIu64 " sessions=%u "
 		    "max_sessions=%u", ig_pause_reason_str(g->reason),
-		    uv_now(&w->loop) - g->paused_at_ms, w->nsessions, g->max_sessions);
+		    uv_now(g->set->loop) - g->paused_at_ms, g->set->nsessions, g->max_sessions);
 	g->pause_logged = false;
 }
 
@@ -259,10 +257,9 @@ listener_timer_cb(uv_timer_t *t)
 }
 
 void
-ig_listener_session_freed(struct ig_worker *w)
+ig_listener_session_freed(struct ig_accept_gate *g)
 {
-	struct ig_accept_gate *g = &w->gate;
-	if (g->npaused == 0 || !g->timer_open || w->stopping || !listener_has_room(w))
+	if (g->npaused == 0 || !g->timer_open || g->set->stopping || !listener_has_room(g))
 		return;
 	/* Not from here: this runs inside a session's teardown. */
 	uv_timer_start(&g->timer, listener_timer_cb, 0, 0);
@@ -275,19 +272,18 @@ ig_listener_session_freed(struct ig_worker *w)
  * busy loop of them must not flood the log.
  */
 static void
-listener_accept_error(struct ig_worker *w, struct ig_listener *l, int status)
+listener_accept_error(struct ig_accept_gate *g, struct ig_listener *l, int status)
 {
-	struct ig_accept_gate *g = &w->gate;
-	uint64_t now = uv_now(&w->loop);
+	uint64_t now = uv_now(g->set->loop);
 	if (g->error_log_ms != 0 && now - g->error_log_ms < LISTENER_ERROR_LOG_MS) {
 		g->errors_unlogged++;
 		return;
 	}
 	bool fds = status == UV_EMFILE || status == UV_ENFILE;
 	log_warn("listener=%s event=accept-error error=\"%s\"%s sessions=%u fd_limit=%" PRIu64
-	    " not_logged=%u", l->name, uv_strerror(status),
+	    " not_logged=%u", l->info.name, uv_strerror(status),
 	    fds ? " note=\"out of descriptors: pending connections were reset\"" : "",
-	    w->nsessions, g->fd_limit, g->errors_unlogged);
+	    g->set->nsessions, g->fd_limit, g->errors_unlogged);
 	g->error_log_ms = now;
 	g->errors_unlogged = 0;
 }
@@ -296,16 +292,16 @@ void
 ig_listener_on_connection(uv_stream_t *server, int status)
 {
 	struct ig_listener *l = server->data;
-	struct ig_worker *w = l->w;
+	struct ig_accept_gate *g = l->gate;
 	if (status < 0) {
-		listener_accept_error(w, l, status);
+		listener_accept_error(g, l, status);
 		return;
 	}
-	if (w->stopping)
+	if (g->set->stopping)
 		return; /* the listener is closing: libuv closes what it holds */
-	if (!listener_has_room(w)) {
-		listener_pause(w, l, IG_PAUSE_FD_LIMIT);
+	if (!listener_has_room(g)) {
+		listener_pause(g, l, IG_PAUSE_FD_LIMIT);
 		return;
 	}
-	listener_accept(w, l);
+	listener_accept(g, l);
 }

@@ -24,8 +24,6 @@
 
 #include "proxy/listener_types.h"
 
-struct ig_worker;
-
 const char *ig_pause_reason_str(enum ig_pause_reason r);
 
 /*
@@ -35,8 +33,11 @@ const char *ig_pause_reason_str(enum ig_pause_reason r);
  */
 void ig_listener_raise_fd_limit(void);
 
-/* Sets up w's accept state (its timer on w's loop). */
-void ig_listener_gate_init(struct ig_worker *w);
+/*
+ * Sets up the accept state g for sessions in set (its timer on set's loop).
+ * The caller then fills g->listeners and g->nlisteners, each with gate g.
+ */
+void ig_listener_gate_init(struct ig_accept_gate *g, struct ig_session_set *set);
 
 /*
  * Sets the session budget from the descriptors open now: call when
@@ -44,18 +45,19 @@ void ig_listener_gate_init(struct ig_worker *w);
  * listening, just before uv_listen). Logs it. Returns 0, or IG_EIO when not
  * one session fits (logged).
  */
-int ig_listener_fd_budget(struct ig_worker *w);
+int ig_listener_fd_budget(struct ig_accept_gate *g);
 
 /* The uv_connection_cb of every client listener. */
 void ig_listener_on_connection(uv_stream_t *server, int status);
 
 /*
- * A session has been freed and its descriptors closed: paused listeners
- * resume from the next loop iteration when there is room.
+ * A session has been freed and its descriptors closed (the owner's
+ * on_freed of the session set): paused listeners resume from the next loop
+ * iteration when there is room.
  */
-void ig_listener_session_freed(struct ig_worker *w);
+void ig_listener_session_freed(struct ig_accept_gate *g);
 
 /* Worker shutdown: closes the accept state's timer (idempotent). */
-void ig_listener_gate_close(struct ig_worker *w);
+void ig_listener_gate_close(struct ig_accept_gate *g);
 
 #endif /* IG_PROXY_LISTENER_H */

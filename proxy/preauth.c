@@ -11,8 +11,8 @@
 #include <mbedtls/platform_util.h>
 
 #include "proxy/attempt.h"
+#include "proxy/gen.h"
 #include "proxy/session_types.h"
-#include "proxy/worker.h"
 #include "util/err.h"
 
 /* Room our largest single reply needs: the capability line. */

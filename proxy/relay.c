@@ -9,7 +9,6 @@
 #include "proxy/conn.h"
 #include "util/err.h"
 #include "proxy/session_types.h"
-#include "proxy/worker.h"
 
 static void
 relay_compact(struct ig_buf *b)

@@ -18,10 +18,8 @@
 #include "proxy/conn.h"
 #include "proxy/gen.h"
 #include "util/err.h"
-#include "proxy/listener.h"
 #include "proxy/session_types.h"
 #include "proxy/tls.h"
-#include "proxy/worker.h"
 
 #define IG_REPLY_CAP 8192 /* our own responses: caps line + a few lines */
 #define IG_LINGER_MS 2000 /* how long a closing session may flush */
@@ -55,13 +53,13 @@ static void session_linger(struct ig_session *s);
 const struct ig_policy_conf *
 ig_session_policy(const struct ig_session *s)
 {
-	return &s->w->gen->cfg->policy;
+	return &s->set->gen->cfg->policy;
 }
 
 uint64_t
 ig_session_now(const struct ig_session *s)
 {
-	return uv_now(&s->w->loop);
+	return uv_now(s->set->loop);
 }
 
 void
@@ -233,7 +231,7 @@ ig_session_caps(struct ig_session *s, char *out, size_t outsz)
 		.login_allowed = login_ok,
 		.mechs_allowed = mechs,
 	};
-	ig_caps_shown(&s->w->backend_caps, &v, out, outsz);
+	ig_caps_shown(&s->set->backend_caps, &v, out, outsz);
 }
 
 int
@@ -574,7 +572,7 @@ session_refuse_early(struct ig_session *s, const char *reason, const char *text)
 }
 
 /*
- * Counts the session in the worker's per-address table. Returns true when
+ * Counts the session in the per-address table (set->cc). Returns true when
  * it may go on; false when its address group is over
  * limits.max_connections_per_address (or the table could not grow): then it
  * has been refused and is closing.
@@ -587,7 +585,7 @@ session_count_address(struct ig_session *s)
 	if (!ig_cc_key_from_addr(sa, lim->conn_ipv6_prefix, &s->cc_key))
 		return true; /* no address: nothing to count */
 	unsigned count = 0;
-	int rc = ig_cc_add(s->w->cc, &s->cc_key, &count);
+	int rc = ig_cc_add(s->set->cc, &s->cc_key, &count);
 	if (rc != 0) {
 		ig_session_log(s, IG_LOG_ERROR, "event=refused reason=connection-table error=\"%s\"",
 		    ig_strerror(rc));
@@ -609,9 +607,10 @@ session_count_address(struct ig_session *s)
 }
 
 int
-ig_session_accept(struct ig_worker *w, struct ig_listener *l)
+ig_session_accept(struct ig_session_set *set, uv_stream_t *server,
+    struct ig_session_listener *l)
 {
-	const struct ig_limits *lim = &w->gen->cfg->limits;
+	const struct ig_limits *lim = &set->gen->cfg->limits;
 	size_t bs = lim->buffer_size;
 	/* One allocation: the struct and every buffer of the session. */
 	size_t total = sizeof(struct ig_session) + 8 * bs + IG_STAGE_EXTRA + IG_REPLY_CAP;
@@ -620,9 +619,9 @@ ig_session_accept(struct ig_worker *w, struct ig_listener *l)
 		return IG_ENOMEM;
 	struct ig_session *s = (struct ig_session *)(void *)mem;
 	uint8_t *p = mem + sizeof(*s);
-	s->w = w;
+	s->set = set;
 	s->l = l;
-	s->gen = w->gen;
+	s->gen = set->gen;
 	ig_gen_ref(s->gen);
 	s->refs = 1; /* held by this function until the end */
 	s->state = IG_SS_PREAUTH;
@@ -636,26 +635,26 @@ ig_session_accept(struct ig_worker *w, struct ig_listener *l)
 	s->att.stage = p; s->att.stage_cap = bs + IG_STAGE_EXTRA; p += bs + IG_STAGE_EXTRA;
 	s->reply = (struct ig_buf){ .p = p, .cap = IG_REPLY_CAP };
 
-	s->id = w->sid_base + w->sid_next++;
+	s->id = set->sid_base + set->sid_next++;
 	snprintf(s->ids, sizeof(s->ids), "%016llx", (unsigned long long)s->id);
 	snprintf(s->peer_ip, sizeof(s->peer_ip), "?");
 
 	/* Link first: from here on ig_session_close() is the only way out. */
-	s->next = w->sessions;
-	if (w->sessions)
-		w->sessions->prev = s;
-	w->sessions = s;
-	w->nsessions++;
+	s->next = set->sessions;
+	if (set->sessions)
+		set->sessions->prev = s;
+	set->sessions = s;
+	set->nsessions++;
 	l->nsessions++;
 
-	uv_timer_init(&w->loop, &s->timer);
+	uv_timer_init(set->loop, &s->timer);
 	s->timer.data = s;
 	s->timer_open = true;
 	s->refs++;
 
-	int rc = ig_conn_init(&s->client, &ig_session_conn_ops, s, &w->loop, "client",
+	int rc = ig_conn_init(&s->client, &ig_session_conn_ops, s, set->loop, "client",
 	    crbuf, bs, cwbuf, bs);
-	if (rc == 0 && uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&s->client.tcp) != 0)
+	if (rc == 0 && uv_accept(server, (uv_stream_t *)&s->client.tcp) != 0)
 		rc = IG_EIO;
 	/* The backend side is set up only when a login is allowed. */
 	s->backend.rbuf = brbuf;
@@ -732,25 +731,27 @@ ig_session_handle_opened(struct ig_session *s)
 static void
 session_free(struct ig_session *s)
 {
-	struct ig_worker *w = s->w;
-	struct ig_listener *l = s->l;
+	struct ig_session_set *set = s->set;
+	struct ig_session_listener *l = s->l;
 	if (s->prev)
 		s->prev->next = s->next;
-	else if (w->sessions == s)
-		w->sessions = s->next;
+	else if (set->sessions == s)
+		set->sessions = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
-	w->nsessions--;
+	set->nsessions--;
 	l->nsessions--;
 	if (s->cc_counted)
-		ig_cc_remove(w->cc, &s->cc_key);
+		ig_cc_remove(set->cc, &s->cc_key);
 	ig_gen_unref(s->gen);
 	size_t total = sizeof(struct ig_session) + 8 * s->cin.cap + IG_STAGE_EXTRA +
 	    IG_REPLY_CAP;
 	mbedtls_platform_zeroize(s, total);
 	free(s);
-	/* Its descriptors are closed (close callbacks ran): room for one more. */
-	ig_listener_session_freed(w);
+	/* Its descriptors are closed (close callbacks ran): room for one more
+	   (the worker resumes paused listeners). */
+	if (set->on_freed != NULL)
+		set->on_freed(set->owner);
 }
 
 bool
@@ -862,11 +863,11 @@ ig_session_shutdown(struct ig_session *s)
 }
 
 void
-ig_session_shutdown_all(struct ig_worker *w)
+ig_session_shutdown_all(struct ig_session_set *set)
 {
 	/* Closing never frees synchronously (only close callbacks do), so
 	   the list can be walked while sessions are closed. */
-	for (struct ig_session *s = w->sessions; s != NULL; s = s->next)
+	for (struct ig_session *s = set->sessions; s != NULL; s = s->next)
 		ig_session_shutdown(s);
 }
 
@@ -879,11 +880,11 @@ session_revoke(struct ig_session *s, const char *reason, const char *text)
 }
 
 unsigned
-ig_session_recheck_all(struct ig_worker *w)
+ig_session_recheck_all(struct ig_session_set *set)
 {
 	unsigned n = 0;
 	/* Closing never frees synchronously: the walk stays valid. */
-	for (struct ig_session *s = w->sessions; s != NULL; s = s->next) {
+	for (struct ig_session *s = set->sessions; s != NULL; s = s->next) {
 		if (s->closing || s->state != IG_SS_RELAY || s->user[0] == '\0')
 			continue;
 		struct ig_login_facts f = {
@@ -912,14 +913,14 @@ ig_session_recheck_all(struct ig_worker *w)
 }
 
 int
-ig_session_kick_user(struct ig_worker *w, const char *user, unsigned *count)
+ig_session_kick_user(struct ig_session_set *set, const char *user, unsigned *count)
 {
 	char u[IG_USER_MAX + 1];
 	*count = 0;
 	if (ig_user_normalize((const uint8_t *)user, strlen(user),
-	        w->gen->cfg->policy.fold_case, u, sizeof(u)) != 0)
+	        set->gen->cfg->policy.fold_case, u, sizeof(u)) != 0)
 		return IG_EINVAL;
-	for (struct ig_session *s = w->sessions; s != NULL; s = s->next) {
+	for (struct ig_session *s = set->sessions; s != NULL; s = s->next) {
 		if (s->closing)
 			continue;
 		bool in_relay = s->state == IG_SS_RELAY && strcmp(s->user, u) == 0;

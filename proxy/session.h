@@ -11,8 +11,8 @@
 #include <uv.h>
 
 struct ig_session;
-struct ig_worker;
-struct ig_listener;
+struct ig_session_listener;
+struct ig_session_set;
 
 enum ig_session_state {
 	IG_SS_TLS_HANDSHAKE,   /* client TLS handshake (implicit or STARTTLS) */
@@ -30,12 +30,14 @@ const char *ig_session_state_str(enum ig_session_state st);
 #define IG_SS_BIT(st) (1u << (unsigned)(st))
 
 /*
- * Accepts one connection from l's server handle and starts the session.
- * Returns 0, or a negative IG_E* when the connection could not be accepted
- * (nothing is left allocated). IG_ENOMEM means the session could not be
- * allocated and the connection was not taken: it still waits in l.
+ * Accepts one connection from server, the handle of listener l, and starts
+ * the session in set (l must outlive it). Returns 0, or a negative IG_E*
+ * when the connection could not be accepted (nothing is left allocated).
+ * IG_ENOMEM means the session could not be allocated and the connection
+ * was not taken: it still waits in server.
  */
-int ig_session_accept(struct ig_worker *w, struct ig_listener *l);
+int ig_session_accept(struct ig_session_set *set, uv_stream_t *server,
+    struct ig_session_listener *l);
 
 /*
  * Ends the session: logs once with reason, flushes what can be flushed when
@@ -46,8 +48,8 @@ void ig_session_close(struct ig_session *s, const char *reason, bool graceful);
 
 /* Worker shutdown: sends "* BYE" and closes, as ig_session_close(). */
 void ig_session_shutdown(struct ig_session *s);
-/* Shuts down every session of w. */
-void ig_session_shutdown_all(struct ig_worker *w);
+/* Shuts down every session of set. */
+void ig_session_shutdown_all(struct ig_session_set *set);
 
 /*
  * After a reload: judges every logged-in session again with the newest
@@ -55,7 +57,7 @@ void ig_session_shutdown_all(struct ig_worker *w);
  * those it no longer allows with "* BYE [UNAVAILABLE]" (a rule in monitor
  * mode only logs). Returns how many were ended.
  */
-unsigned ig_session_recheck_all(struct ig_worker *w);
+unsigned ig_session_recheck_all(struct ig_session_set *set);
 
 /*
  * `imapguard ctl kick USER`: ends every session logged in as user (and
@@ -63,6 +65,6 @@ unsigned ig_session_recheck_all(struct ig_worker *w);
  * name is normalised as logins are. Returns 0 and *count, or IG_EINVAL for
  * a name no login could have.
  */
-int ig_session_kick_user(struct ig_worker *w, const char *user, unsigned *count);
+int ig_session_kick_user(struct ig_session_set *set, const char *user, unsigned *count);
 
 #endif /* IG_PROXY_SESSION_H */

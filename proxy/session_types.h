@@ -24,11 +24,10 @@
 #include "util/log.h"
 #include "util/sasl.h"
 #include "proxy/session.h"
+#include "proxy/sessions.h"
 
 struct ig_gen;
-struct ig_listener;
 struct ig_policy_conf;
-struct ig_worker;
 
 /* A fixed buffer: bytes [off..len) are pending. */
 struct ig_buf {
@@ -64,7 +63,7 @@ struct ig_attempt {
 	char user[IG_USER_MAX + 1];   /* normalised user, "" until known */
 	bool user_known;
 	bool decided;                 /* policy consulted and allowed */
-	uint64_t decided_gen;         /* worker's generation number then */
+	uint64_t decided_gen;         /* set->gen_seq then */
 	bool cancel_sent;             /* "*" sent to the backend */
 	bool backend_cont_seen;       /* backend sent a "+" continuation */
 	bool backend_used;            /* a backend connection was opened for
@@ -108,10 +107,11 @@ struct ig_attempt {
 };
 
 struct ig_session {
-	struct ig_session *prev, *next; /* worker's list */
-	struct ig_worker *w;
+	struct ig_session *prev, *next; /* set->sessions */
+	struct ig_session_set *set;     /* shared with the other sessions and
+	                                   the worker (proxy/sessions.h) */
 	struct ig_gen *gen;             /* generation (one reference) */
-	struct ig_listener *l;
+	struct ig_session_listener *l;  /* the listener that accepted it */
 	enum ig_session_state state;
 	enum ig_backend_state bstate;
 
@@ -156,8 +156,8 @@ struct ig_session {
 	struct ig_imap_parser parser;
 	unsigned errors;                /* BAD answers so far */
 	unsigned preauth_commands;      /* commands run before login */
-	struct ig_cc_key cc_key;        /* address group, as counted in the
-	                                   worker's table at accept */
+	struct ig_cc_key cc_key;        /* address group, as counted in
+	                                   set->cc at accept */
 	bool cc_counted;                /* cc_key is in the table: removed
 	                                   when the session is freed */
 	unsigned failures;              /* failed logins on this connection */
@@ -251,8 +251,8 @@ void ig_session_bad(struct ig_session *s, const char *tag, const char *text);
 
 /*
  * Builds the capability list for this connection now: what the policy
- * allows here (ig_policy_possible) shown over the worker's learned list
- * (ig_caps_shown).
+ * allows here (ig_policy_possible) shown over the learned list
+ * (set->backend_caps, ig_caps_shown).
  */
 void ig_session_caps(struct ig_session *s, char *out, size_t outsz);
 

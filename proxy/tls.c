@@ -1,8 +1,11 @@
 /*
  * mbedTLS glue. One shared mbedtls_ssl_config per role and generation, one
  * mbedtls_ssl_context per connection over BIO callbacks that read from and
- * write to the connection's buffers. WANT_READ/WANT_WRITE stay in here:
- * callers see the tri-state of proxy/conn.h.
+ * write to the connection's raw buffers (conn_raw.h). Starting TLS installs
+ * this file's layer on the connection (struct ig_conn_layer), through which
+ * ig_conn_read/_write/_shutdown/_close reach it: conn.c knows nothing of
+ * TLS. WANT_READ/WANT_WRITE stay in here: callers see the tri-state of
+ * proxy/conn.h.
  */
 #include "proxy/tls.h"
 
@@ -299,6 +302,18 @@ tls_bio_recv(void *ctx, unsigned char *buf, size_t len)
 	return (int)n;
 }
 
+static long tls_read(struct ig_conn *c, uint8_t *buf, size_t len);
+static long tls_write(struct ig_conn *c, const uint8_t *buf, size_t len);
+static void tls_free(struct ig_conn *c);
+
+/* What conn.c calls once TLS is on (c->layer). */
+static const struct ig_conn_layer tls_layer = {
+	.read = tls_read,
+	.write = tls_write,
+	.close_notify = ig_tls_close_notify,
+	.free = tls_free,
+};
+
 static int
 tls_setup(struct ig_conn *c, const mbedtls_ssl_config *conf)
 {
@@ -308,6 +323,7 @@ tls_setup(struct ig_conn *c, const mbedtls_ssl_config *conf)
 		return IG_ETLS;
 	}
 	mbedtls_ssl_set_bio(&c->ssl, c, tls_bio_send, tls_bio_recv, NULL);
+	c->layer = &tls_layer;
 	c->tls = true;
 	c->tls_done = false;
 	c->tls_resumed = false;
@@ -338,7 +354,7 @@ ig_tls_start_client(struct ig_conn *c, const struct ig_tls_client *tc)
 		return rc;
 	c->peer_name = tc->name;
 	if (mbedtls_ssl_set_hostname(&c->ssl, tc->name) != 0) {
-		ig_tls_free(c);
+		tls_free(c);
 		return IG_ETLS;
 	}
 	c->verify_peer = tc->verify;
@@ -399,8 +415,9 @@ eof:
 	return IG_EEOF;
 }
 
-long
-ig_tls_read(struct ig_conn *c, uint8_t *buf, size_t len)
+/* ig_conn_read() over TLS. */
+static long
+tls_read(struct ig_conn *c, uint8_t *buf, size_t len)
 {
 	if (c->tls_close_notify)
 		return IG_EEOF;
@@ -440,8 +457,9 @@ ig_tls_last_error(const struct ig_conn *c, char *err, size_t errsz)
 	    "mbedTLS 3.6 does not support it)" : "after the handshake", err, errsz);
 }
 
-long
-ig_tls_write(struct ig_conn *c, const uint8_t *buf, size_t len)
+/* ig_conn_write() over TLS. */
+static long
+tls_write(struct ig_conn *c, const uint8_t *buf, size_t len)
 {
 	/*
 	 * mbedTLS requires a write that returned WANT_WRITE to be repeated with
@@ -484,12 +502,14 @@ ig_tls_close_notify(struct ig_conn *c)
 	return c->error ? c->error : IG_ETLS;
 }
 
-void
-ig_tls_free(struct ig_conn *c)
+/* ig_conn_close(): frees the per-connection context (idempotent). */
+static void
+tls_free(struct ig_conn *c)
 {
 	if (!c->tls)
 		return;
 	mbedtls_ssl_free(&c->ssl);
+	c->layer = NULL;
 	c->tls = false;
 	c->tls_done = false;
 	c->tls_wpending = 0;

@@ -1,7 +1,10 @@
 /*
  * mbedTLS glue: the shared configurations (one server configuration per
  * generation for the listeners, one client configuration for the backend) and
- * the per-connection TLS driven over the connection's buffers.
+ * the per-connection TLS driven over the connection's buffers. TLS sits
+ * above the connection: once started, plaintext goes through ig_conn_read()
+ * and ig_conn_write() as before, which call this file's layer (struct
+ * ig_conn_layer); the context is freed by ig_conn_close().
  * MBEDTLS_ERR_SSL_WANT_READ / WANT_WRITE never leave this file.
  */
 #ifndef IG_PROXY_TLS_H
@@ -60,10 +63,6 @@ int ig_tls_start_client(struct ig_conn *c, const struct ig_tls_client *tc);
  */
 int ig_tls_handshake(struct ig_conn *c, char *err, size_t errsz);
 
-/* Plaintext read/write over TLS; same contract as ig_conn_read/_write. */
-long ig_tls_read(struct ig_conn *c, uint8_t *buf, size_t len);
-long ig_tls_write(struct ig_conn *c, const uint8_t *buf, size_t len);
-
 /*
  * Queues a close_notify alert in c's output. Returns 1 when it has been
  * queued (or c has no established TLS session: nothing to send), 0 when the
@@ -73,9 +72,6 @@ long ig_tls_write(struct ig_conn *c, const uint8_t *buf, size_t len);
  */
 int ig_tls_close_notify(struct ig_conn *c);
 
-/* Frees the per-connection context (idempotent). */
-void ig_tls_free(struct ig_conn *c);
-
 /* Describes the negotiated connection: "TLSv1.3 TLS1-3-AES-256-GCM-SHA384". */
 const char *ig_tls_version(const struct ig_conn *c);
 const char *ig_tls_cipher(const struct ig_conn *c);
@@ -83,7 +79,7 @@ const char *ig_tls_cipher(const struct ig_conn *c);
 bool ig_tls_resumed(const struct ig_conn *c);
 
 /*
- * Describes the mbedTLS error behind the last IG_ETLS from ig_tls_read()
+ * Describes the mbedTLS error behind the last IG_ETLS from ig_conn_read()
  * (text and code) into err.
  */
 void ig_tls_last_error(const struct ig_conn *c, char *err, size_t errsz);

@@ -24,6 +24,7 @@
 #include "policy/ratelimit.h"
 #include "proxy/conncount.h"
 #include "proxy/ctl.h"
+#include "proxy/gen.h"
 #include "util/clock.h"
 #include "util/err.h"
 #include "proxy/listener.h"
@@ -90,13 +91,13 @@ static void worker_rl_sync_cb(uv_timer_t *t);
 static int
 worker_rl_init(struct ig_worker *w)
 {
-	const struct ig_config *cfg = w->gen->cfg;
+	const struct ig_config *cfg = w->set.gen->cfg;
 	if (!cfg->ratelimit.enabled) {
 		log_warn("event=ratelimit state=disabled");
 		return 0;
 	}
 	psa_generate_random(w->rl_key, sizeof(w->rl_key));
-	int rc = ig_rl_new(&cfg->ratelimit, w->rl_key, &w->rl);
+	int rc = ig_rl_new(&cfg->ratelimit, w->rl_key, &w->set.rl);
 	if (rc != 0) {
 		log_error("event=start-failed reason=ratelimit error=\"%s\"", ig_strerror(rc));
 		return rc;
@@ -111,19 +112,19 @@ worker_rl_init(struct ig_worker *w)
 		}
 		if ((rc = worker_rl_lock(w)) != 0)
 			return rc;
-		rc = ig_rl_load(w->rl, w->rl_state_file, ig_wall_ms());
+		rc = ig_rl_load(w->set.rl, w->rl_state_file, ig_wall_ms());
 		if (rc == 0)
 			log_info("event=ratelimit-state-loaded file=%s keys=%zu", w->rl_state_file,
-			    ig_rl_count(w->rl));
+			    ig_rl_count(w->set.rl));
 		else if (rc == IG_ETOOLONG && stat(w->rl_state_file, &st) == 0)
 			log_warn("event=ratelimit-state-ignored file=%s reason=too-large "
 			    "bytes=%lld max_bytes=%zu error=\"larger than any state max_keys "
 			    "%zu writes; not read\"", w->rl_state_file, (long long)st.st_size,
-			    ig_rl_state_max_size(w->rl), cfg->ratelimit.max_keys);
+			    ig_rl_state_max_size(w->set.rl), cfg->ratelimit.max_keys);
 		else if (rc != IG_ENOTFOUND)
 			log_warn("event=ratelimit-state-ignored file=%s error=\"%s\"",
 			    w->rl_state_file, ig_strerror(rc));
-		w->rl_saved_changes = ig_rl_changes(w->rl);
+		w->rl_saved_changes = ig_rl_changes(w->set.rl);
 		w->rl_sync_ms = cfg->ratelimit_state_sync_ms;
 		uv_timer_init(&w->loop, &w->rl_sync);
 		w->rl_sync.data = w;
@@ -170,12 +171,12 @@ worker_rl_saved(struct ig_worker *w, uint64_t changes, size_t keys, const char *
 static void
 worker_rl_save(struct ig_worker *w)
 {
-	if (w->rl == NULL || w->rl_state_file == NULL)
+	if (w->set.rl == NULL || w->rl_state_file == NULL)
 		return;
-	uint64_t changes = ig_rl_changes(w->rl);
-	int rc = ig_rl_save(w->rl, w->rl_state_file, ig_wall_ms());
+	uint64_t changes = ig_rl_changes(w->set.rl);
+	int rc = ig_rl_save(w->set.rl, w->rl_state_file, ig_wall_ms());
 	if (rc == 0)
-		worker_rl_saved(w, changes, ig_rl_count(w->rl), "shutdown");
+		worker_rl_saved(w, changes, ig_rl_count(w->set.rl), "shutdown");
 	else
 		log_error("event=ratelimit-state-save-failed file=%s error=\"%s%s%s\" "
 		    "trigger=shutdown", w->rl_state_file, ig_strerror(rc),
@@ -218,18 +219,18 @@ static void
 worker_rl_sync_cb(uv_timer_t *t)
 {
 	struct ig_worker *w = t->data;
-	if (w->stopping || w->rl_snap != NULL)
+	if (w->set.stopping || w->rl_snap != NULL)
 		return;
-	uint64_t changes = ig_rl_changes(w->rl);
+	uint64_t changes = ig_rl_changes(w->set.rl);
 	if (changes == w->rl_saved_changes)
 		return;
-	int rc = ig_rl_snapshot(w->rl, ig_wall_ms(), &w->rl_snap);
+	int rc = ig_rl_snapshot(w->set.rl, ig_wall_ms(), &w->rl_snap);
 	if (rc != 0) {
 		worker_rl_save_failed(w, rc, 0);
 		return;
 	}
 	w->rl_snap_changes = changes;
-	w->rl_snap_keys = ig_rl_count(w->rl);
+	w->rl_snap_keys = ig_rl_count(w->set.rl);
 	w->rl_save_req.data = w;
 	int uvrc = uv_queue_work(&w->loop, &w->rl_save_req, worker_rl_save_work,
 	    worker_rl_save_done);
@@ -254,12 +255,12 @@ worker_probe_done(void *arg, int rc, const char *caps, const char *reason)
 	w->probe = NULL; /* it is closing and frees itself */
 	if (rc != 0) {
 		log_warn("event=backend-probe result=fail backend=%s reason=\"%s\"",
-		    w->gen->cfg->backend.address, reason);
+		    w->set.gen->cfg->backend.address, reason);
 		return;
 	}
-	ig_caps_learn(&w->backend_caps, caps);
+	ig_caps_learn(&w->set.backend_caps, caps);
 	log_info("event=backend-probe result=ok backend=%s capabilities=\"%s\"",
-	    w->gen->cfg->backend.address, caps);
+	    w->set.gen->cfg->backend.address, caps);
 }
 
 /* Abandons the probe under way, if any (its result would be stale). */
@@ -283,32 +284,32 @@ worker_probe(struct ig_worker *w)
 {
 	char err[256];
 	worker_probe_cancel(w, "reload");
-	if (ig_probe_start(&w->loop, w->gen, IG_PROBE_STEP_MS, worker_probe_done, w,
+	if (ig_probe_start(&w->loop, w->set.gen, IG_PROBE_STEP_MS, worker_probe_done, w,
 	        &w->probe, err, sizeof(err)) != 0) {
 		log_warn("event=backend-probe result=fail backend=%s reason=\"%s\"",
-		    w->gen->cfg->backend.address, err);
+		    w->set.gen->cfg->backend.address, err);
 		return;
 	}
 	log_debug("event=backend-probe state=started backend=%s step_ms=%u",
-	    w->gen->cfg->backend.address, IG_PROBE_STEP_MS);
+	    w->set.gen->cfg->backend.address, IG_PROBE_STEP_MS);
 }
 
 static void
 worker_stop(struct ig_worker *w, const char *why)
 {
-	if (w->stopping)
+	if (w->set.stopping)
 		return;
-	w->stopping = true;
-	log_info("event=shutdown reason=%s sessions=%u", why, w->nsessions);
-	for (size_t i = 0; i < w->nlisteners; i++) {
-		if (w->listeners[i].open) {
-			w->listeners[i].open = false;
-			uv_close((uv_handle_t *)&w->listeners[i].tcp, worker_handle_close_cb);
+	w->set.stopping = true;
+	log_info("event=shutdown reason=%s sessions=%u", why, w->set.nsessions);
+	for (size_t i = 0; i < w->gate.nlisteners; i++) {
+		if (w->gate.listeners[i].open) {
+			w->gate.listeners[i].open = false;
+			uv_close((uv_handle_t *)&w->gate.listeners[i].tcp, worker_handle_close_cb);
 		}
 	}
-	ig_listener_gate_close(w);
+	ig_listener_gate_close(&w->gate);
 	worker_probe_cancel(w, "shutdown");
-	ig_session_shutdown_all(w);
+	ig_session_shutdown_all(&w->set);
 	if (w->rl_sync_on) {
 		w->rl_sync_on = false;
 		uv_close((uv_handle_t *)&w->rl_sync, worker_handle_close_cb);
@@ -331,12 +332,12 @@ worker_stop(struct ig_worker *w, const char *why)
 static bool
 worker_same_listeners(const struct ig_worker *w, const struct ig_config *nc)
 {
-	if (nc->nlisteners != w->nlisteners)
+	if (nc->nlisteners != w->gate.nlisteners)
 		return false;
-	for (size_t i = 0; i < w->nlisteners; i++)
-		if (strcmp(nc->listeners[i].name, w->listeners[i].name) != 0 ||
-		    strcmp(nc->listeners[i].listen, w->gen->cfg->listeners[i].listen) != 0 ||
-		    nc->listeners[i].tls != w->listeners[i].tls)
+	for (size_t i = 0; i < w->gate.nlisteners; i++)
+		if (strcmp(nc->listeners[i].name, w->gate.listeners[i].info.name) != 0 ||
+		    strcmp(nc->listeners[i].listen, w->set.gen->cfg->listeners[i].listen) != 0 ||
+		    nc->listeners[i].tls != w->gate.listeners[i].info.tls)
 			return false;
 	return true;
 }
@@ -369,8 +370,8 @@ worker_reload(struct ig_worker *w)
 	 * the limiter as it was, or takes the new settings. Nothing may refuse
 	 * after it.
 	 */
-	if (w->rl != NULL && nc->ratelimit.enabled &&
-	    ig_rl_set_conf(w->rl, &nc->ratelimit) != 0) {
+	if (w->set.rl != NULL && nc->ratelimit.enabled &&
+	    ig_rl_set_conf(w->set.rl, &nc->ratelimit) != 0) {
 		log_error("event=reload-failed reason=\"rate limiter configuration refused, "
 		    "keeping the running configuration\"");
 		ig_gen_unref(g);
@@ -378,27 +379,45 @@ worker_reload(struct ig_worker *w)
 	}
 
 	/* Accepted: apply everything. */
-	if ((w->rl != NULL) != nc->ratelimit.enabled)
+	if ((w->set.rl != NULL) != nc->ratelimit.enabled)
 		log_warn("event=reload-note reason=\"ratelimit.enabled changes at restart\"");
 	if (w->rl_state_file != NULL && (nc->ratelimit_state_file == NULL ||
 	    strcmp(nc->ratelimit_state_file, w->rl_state_file) != 0))
 		log_warn("event=reload-note reason=\"ratelimit.state_file changes at restart\"");
-	for (size_t i = 0; i < w->nlisteners; i++)
-		w->listeners[i].max_sessions = nc->listeners[i].max_sessions ?
+	for (size_t i = 0; i < w->gate.nlisteners; i++)
+		w->gate.listeners[i].info.max_sessions = nc->listeners[i].max_sessions ?
 		    nc->listeners[i].max_sessions : nc->limits.max_sessions;
 	if (w->rl_sync_on && nc->ratelimit_state_sync_ms != w->rl_sync_ms) {
 		w->rl_sync_ms = nc->ratelimit_state_sync_ms;
 		uv_timer_start(&w->rl_sync, worker_rl_sync_cb, w->rl_sync_ms, w->rl_sync_ms);
 	}
 	ig_log_set_level(nc->log_level);
-	struct ig_gen *old = w->gen;
-	w->gen = g;
-	w->gen_seq++;
+	struct ig_gen *old = w->set.gen;
+	w->set.gen = g;
+	w->set.gen_seq++;
 	ig_gen_unref(old);
 	worker_probe(w);
 	/* A user the new policy refuses loses the sessions it has open. */
-	unsigned revoked = ig_session_recheck_all(w);
-	log_info("event=reload-done sessions=%u revoked=%u", w->nsessions, revoked);
+	unsigned revoked = ig_session_recheck_all(&w->set);
+	log_info("event=reload-done sessions=%u revoked=%u", w->set.nsessions, revoked);
+}
+
+/* The session set's on_freed: a session's descriptors are closed. */
+static void
+worker_session_freed(void *arg)
+{
+	struct ig_worker *w = arg;
+	ig_listener_session_freed(&w->gate);
+}
+
+/* The admin socket's `stats`: the limiter's state file. */
+static void
+worker_ctl_stats(void *arg, struct ig_ctl_stats *st)
+{
+	const struct ig_worker *w = arg;
+	st->state_file = w->rl_state_file != NULL;
+	st->state_saved_changes = w->rl_saved_changes;
+	st->state_save_failures = w->rl_save_failures;
 }
 
 static void
@@ -416,7 +435,10 @@ ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path)
 {
 	memset(w, 0, sizeof(*w));
 	w->rl_lock_fd = -1;
-	w->gen = g;
+	w->set.loop = &w->loop;
+	w->set.gen = g;
+	w->set.on_freed = worker_session_freed;
+	w->set.owner = w;
 	w->config_path = config_path;
 	ig_listener_raise_fd_limit();
 	if (uv_loop_init(&w->loop) != 0) {
@@ -424,13 +446,13 @@ ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path)
 		ig_gen_unref(g);
 		return IG_EIO;
 	}
-	ig_listener_gate_init(w);
+	ig_listener_gate_init(&w->gate, &w->set);
 	uint64_t r = 0;
 	psa_generate_random((uint8_t *)&r, sizeof(r));
-	w->sid_base = r & ~UINT64_C(0xffffff);
+	w->set.sid_base = r & ~UINT64_C(0xffffff);
 	uint8_t cc_key[16];
 	psa_generate_random(cc_key, sizeof(cc_key));
-	int cc_rc = ig_cc_new(cc_key, &w->cc);
+	int cc_rc = ig_cc_new(cc_key, &w->set.cc);
 	mbedtls_platform_zeroize(cc_key, sizeof(cc_key));
 	if (cc_rc != 0) {
 		log_error("event=start-failed reason=connection-table error=\"%s\"",
@@ -454,20 +476,21 @@ ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path)
 
 	/* Bind every listener (a port in use fails here), listen only last. */
 	const struct ig_config *cfg = g->cfg;
-	w->listeners = calloc(cfg->nlisteners, sizeof(*w->listeners));
-	if (w->listeners == NULL) {
+	w->gate.listeners = calloc(cfg->nlisteners, sizeof(*w->gate.listeners));
+	if (w->gate.listeners == NULL) {
 		ig_worker_destroy(w);
 		return IG_ENOMEM;
 	}
-	w->nlisteners = cfg->nlisteners;
+	w->gate.nlisteners = cfg->nlisteners;
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		const struct ig_listener_conf *lc = &cfg->listeners[i];
-		struct ig_listener *l = &w->listeners[i];
-		l->w = w;
+		struct ig_listener *l = &w->gate.listeners[i];
+		l->gate = &w->gate;
 		l->index = i;
-		snprintf(l->name, sizeof(l->name), "%s", lc->name);
-		l->tls = lc->tls;
-		l->max_sessions = lc->max_sessions ? lc->max_sessions : cfg->limits.max_sessions;
+		snprintf(l->info.name, sizeof(l->info.name), "%s", lc->name);
+		l->info.tls = lc->tls;
+		l->info.max_sessions = lc->max_sessions ? lc->max_sessions :
+		    cfg->limits.max_sessions;
 		uv_tcp_init(&w->loop, &l->tcp);
 		l->tcp.data = l;
 		l->open = true;
@@ -485,7 +508,8 @@ ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path)
 		ig_worker_destroy(w);
 		return IG_ECONFIG;
 	}
-	if (cfg->admin_socket != NULL && ig_ctl_start(w, cfg->admin_socket, &w->ctl) != 0) {
+	if (cfg->admin_socket != NULL &&
+	    ig_ctl_start(&w->set, cfg->admin_socket, worker_ctl_stats, w, &w->ctl) != 0) {
 		ig_worker_destroy(w);
 		return IG_EIO;
 	}
@@ -498,13 +522,13 @@ ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path)
 	worker_probe(w);
 	while (w->probe != NULL)
 		uv_run(&w->loop, UV_RUN_ONCE);
-	if (ig_listener_fd_budget(w) != 0) {
+	if (ig_listener_fd_budget(&w->gate) != 0) {
 		ig_worker_destroy(w);
 		return IG_EIO;
 	}
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		const struct ig_listener_conf *lc = &cfg->listeners[i];
-		int rc = uv_listen((uv_stream_t *)&w->listeners[i].tcp, 511,
+		int rc = uv_listen((uv_stream_t *)&w->gate.listeners[i].tcp, 511,
 		    ig_listener_on_connection);
 		if (rc != 0) {
 			log_error("event=start-failed listener=%s listen=%s error=\"%s\"",
@@ -538,7 +562,7 @@ int
 ig_worker_destroy(struct ig_worker *w)
 {
 	/* Anything still open (a failed start) is closed and run out. */
-	ig_listener_gate_close(w);
+	ig_listener_gate_close(&w->gate);
 	worker_probe_cancel(w, "shutdown");
 	ig_ctl_stop(w->ctl);
 	w->ctl = NULL;
@@ -547,42 +571,21 @@ ig_worker_destroy(struct ig_worker *w)
 	int rc = uv_loop_close(&w->loop);
 	if (rc != 0)
 		log_error("event=loop-close-failed error=\"%s\"", uv_strerror(rc));
-	free(w->listeners);
-	w->listeners = NULL;
+	free(w->gate.listeners);
+	w->gate.listeners = NULL;
 	ig_rl_snapshot_free(w->rl_snap); /* (none: the loop ran them out) */
 	w->rl_snap = NULL;
-	ig_cc_free(w->cc); /* every session is freed by now */
-	w->cc = NULL;
-	ig_rl_free(w->rl);
-	w->rl = NULL;
+	ig_cc_free(w->set.cc); /* every session is freed by now */
+	w->set.cc = NULL;
+	ig_rl_free(w->set.rl);
+	w->set.rl = NULL;
 	if (w->rl_lock_fd >= 0)
 		close(w->rl_lock_fd); /* releases the state file to a successor */
 	w->rl_lock_fd = -1;
 	free(w->rl_state_file);
 	w->rl_state_file = NULL;
 	mbedtls_platform_zeroize(w->rl_key, sizeof(w->rl_key));
-	ig_gen_unref(w->gen);
-	w->gen = NULL;
+	ig_gen_unref(w->set.gen);
+	w->set.gen = NULL;
 	return rc == 0 ? 0 : IG_EIO;
-}
-
-uv_loop_t *
-ig_worker_loop(struct ig_worker *w)
-{
-	return &w->loop;
-}
-
-struct ig_rl *
-ig_worker_limiter(struct ig_worker *w)
-{
-	return w->rl;
-}
-
-void
-ig_worker_stats(const struct ig_worker *w, struct ig_worker_stats *st)
-{
-	st->sessions = w->nsessions;
-	st->state_file = w->rl_state_file != NULL;
-	st->state_saved_changes = w->rl_saved_changes;
-	st->state_save_failures = w->rl_save_failures;
 }

@@ -13,51 +13,28 @@
 
 #include <uv.h>
 
-#include "config/config.h"
-#include "proxy/caps.h"
-#include "proxy/gen.h"
 #include "proxy/listener_types.h"
+#include "proxy/sessions.h"
 
-struct ig_cc;
 struct ig_ctl;
 struct ig_probe;
-struct ig_rl;
 struct ig_rl_snapshot;
-struct ig_session;
-
-struct ig_listener {
-	uv_tcp_t tcp;                  /* data = this listener */
-	struct ig_worker *w;
-	size_t index;                  /* in the generation's listeners */
-	char name[IG_NAME_MAX + 1];
-	enum ig_tls_mode tls;
-	unsigned nsessions;            /* live sessions accepted here */
-	unsigned max_sessions;
-	bool open;                     /* tcp not closed */
-	bool paused;                   /* holds one accepted connection, not
-	                                  polled (proxy/listener.c) */
-};
 
 struct ig_worker {
 	uv_loop_t loop;
-	struct ig_gen *gen;            /* current generation (one reference) */
-	uint64_t gen_seq;              /* counts reloads: which generation a
-	                                  login was judged by */
+	/*
+	 * What the sessions share with the worker (proxy/sessions.h): the
+	 * current generation (one reference) and its number, the limiter and
+	 * the connection table (both owned here), the learned backend
+	 * capabilities, the live sessions, their ids, the stopping flag.
+	 */
+	struct ig_session_set set;
 	const char *config_path;
-	struct ig_listener *listeners;
-	size_t nlisteners;
 	uv_signal_t sig_term, sig_int, sig_hup;
-	struct ig_session *sessions;   /* live sessions (doubly linked) */
-	unsigned nsessions;
-	bool stopping;
-	uint64_t sid_base;             /* random; session ids count up from it */
-	uint64_t sid_next;
-	struct ig_cc *cc;              /* live connections per address group
-	                                  (limits.max_connections_per_address) */
-	struct ig_accept_gate gate;    /* descriptor budget, paused accepts */
+	struct ig_accept_gate gate;    /* the listeners, the descriptor budget,
+	                                  paused accepts (proxy/listener.c) */
 
-	/* The brute-force limiter (NULL when disabled) and its hash key. */
-	struct ig_rl *rl;
+	/* The brute-force limiter's hash key (the limiter is set.rl). */
 	uint8_t rl_key[32];
 	/*
 	 * Its state file: locked for the process's life, saved within
@@ -85,9 +62,6 @@ struct ig_worker {
 
 	struct ig_probe *probe;        /* the backend probe under way, or NULL
 	                                  (proxy/probe.c; frees itself) */
-	/* The backend's capabilities as last learned (the probe, or a login's
-	   backend connection): what clients are shown, filtered. */
-	struct ig_caps_learned backend_caps;
 };
 
 /*
@@ -104,23 +78,5 @@ int ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_pat
 int ig_worker_run(struct ig_worker *w);
 /* Closes everything and releases the generation; asserts the loop closes. */
 int ig_worker_destroy(struct ig_worker *w);
-
-/*
- * What the admin socket (proxy/ctl.c) needs of its worker; it reads nothing
- * else of struct ig_worker.
- */
-/* The worker's loop. */
-uv_loop_t *ig_worker_loop(struct ig_worker *w);
-/* The brute-force limiter, or NULL when it is disabled. */
-struct ig_rl *ig_worker_limiter(struct ig_worker *w);
-
-struct ig_worker_stats {
-	unsigned sessions;             /* live sessions */
-	bool state_file;               /* the limiter saves to a state file */
-	uint64_t state_saved_changes;  /* ig_rl_changes() the file holds */
-	unsigned state_save_failures;  /* failed saves since the last good one */
-};
-/* Fills st with w's counters now. */
-void ig_worker_stats(const struct ig_worker *w, struct ig_worker_stats *st);
 
 #endif /* IG_PROXY_WORKER_H */

@@ -21,7 +21,7 @@
 #include "util/err.h"
 #include "proxy/listener.h"
 #include "util/log.h"
-#include "proxy/worker.h"
+#include "proxy/sessions.h"
 
 /* stderr goes to a temporary file while a test reads what was logged. */
 struct capture {
@@ -80,36 +80,45 @@ fds_open(void)
 	return n - 1;
 }
 
-/* A worker with its loop, accept state and two listeners; nothing bound. */
-static struct ig_worker *
-worker_new(void)
+/*
+ * What a worker gives its listeners, and no worker: a loop, an empty
+ * session set, the accept state and two listeners; nothing bound.
+ */
+struct lenv {
+	uv_loop_t loop;
+	struct ig_session_set set;
+	struct ig_accept_gate gate;
+	struct ig_listener listeners[2];
+};
+
+static struct lenv *
+lenv_new(void)
 {
-	struct ig_worker *w = calloc(1, sizeof(*w));
-	assert_non_null(w);
-	assert_int_equal(uv_loop_init(&w->loop), 0);
-	ig_listener_gate_init(w);
-	w->listeners = calloc(2, sizeof(*w->listeners));
-	assert_non_null(w->listeners);
-	w->nlisteners = 2;
+	struct lenv *e = calloc(1, sizeof(*e));
+	assert_non_null(e);
+	assert_int_equal(uv_loop_init(&e->loop), 0);
+	e->set.loop = &e->loop;
+	ig_listener_gate_init(&e->gate, &e->set);
+	e->gate.listeners = e->listeners;
+	e->gate.nlisteners = 2;
 	for (size_t i = 0; i < 2; i++) {
-		struct ig_listener *l = &w->listeners[i];
-		l->w = w;
+		struct ig_listener *l = &e->listeners[i];
+		l->gate = &e->gate;
 		l->index = i;
-		snprintf(l->name, sizeof(l->name), "%s", i == 0 ? "imaps" : "imap");
-		l->max_sessions = 10000;
+		snprintf(l->info.name, sizeof(l->info.name), "%s", i == 0 ? "imaps" : "imap");
+		l->info.max_sessions = 10000;
 		l->tcp.data = l; /* the error path reads only this */
 	}
-	return w;
+	return e;
 }
 
 static void
-worker_free(struct ig_worker *w)
+lenv_free(struct lenv *e)
 {
-	ig_listener_gate_close(w);
-	assert_int_equal(uv_run(&w->loop, UV_RUN_DEFAULT), 0);
-	assert_int_equal(uv_loop_close(&w->loop), 0);
-	free(w->listeners);
-	free(w);
+	ig_listener_gate_close(&e->gate);
+	assert_int_equal(uv_run(&e->loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(uv_loop_close(&e->loop), 0);
+	free(e);
 }
 
 static void
@@ -166,17 +175,17 @@ test_budget(void **state)
 	assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
 	if (saved.rlim_max != RLIM_INFINITY && saved.rlim_max < 4096)
 		skip();
-	struct ig_worker *w = worker_new();
+	struct lenv *e = lenv_new();
 	for (size_t i = 0; i < sizeof(budget_rows) / sizeof(budget_rows[0]); i++) {
 		set_soft(fds_open() + budget_rows[i].above);
 		struct capture c;
 		capture_start(&c);
 		/* the capture file is open now: counted by both */
 		set_soft(fds_open() + budget_rows[i].above);
-		int rc = ig_listener_fd_budget(w);
+		int rc = ig_listener_fd_budget(&e->gate);
 		char *log = capture_end(&c);
 		assert_int_equal(rc, 0);
-		assert_int_equal(w->gate.max_sessions, budget_rows[i].sessions);
+		assert_int_equal(e->gate.max_sessions, budget_rows[i].sessions);
 		assert_non_null(strstr(log, "event=fd-budget"));
 		/* Below the listeners' 2 x 10000 sessions: said so. */
 		assert_non_null(strstr(log, "accepting pauses there"));
@@ -186,23 +195,23 @@ test_budget(void **state)
 	struct capture c;
 	capture_start(&c);
 	set_soft(fds_open() + 32 + 2 + 1);
-	int rc = ig_listener_fd_budget(w);
+	int rc = ig_listener_fd_budget(&e->gate);
 	char *log = capture_end(&c);
 	assert_int_equal(rc, IG_EIO);
-	assert_int_equal(w->gate.max_sessions, 0);
+	assert_int_equal(e->gate.max_sessions, 0);
 	assert_non_null(strstr(log, "event=start-failed reason=fd-limit"));
 	assert_non_null(strstr(log, "LimitNOFILE"));
 	free(log);
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
-	worker_free(w);
+	lenv_free(e);
 }
 
 static void
 test_accept_errors_rate_limited(void **state)
 {
 	(void)state;
-	struct ig_worker *w = worker_new();
-	uv_stream_t *srv = (uv_stream_t *)&w->listeners[1].tcp;
+	struct lenv *e = lenv_new();
+	uv_stream_t *srv = (uv_stream_t *)&e->listeners[1].tcp;
 	struct capture c;
 	capture_start(&c);
 	for (int i = 0; i < 5; i++)
@@ -216,7 +225,7 @@ test_accept_errors_rate_limited(void **state)
 	free(log);
 
 	/* The interval has passed: the next line counts those left out. */
-	w->gate.error_log_ms = uv_now(&w->loop) - 5000;
+	e->gate.error_log_ms = uv_now(&e->loop) - 5000;
 	capture_start(&c);
 	ig_listener_on_connection(srv, UV_ECONNRESET);
 	ig_listener_on_connection(srv, UV_EMFILE);
@@ -225,8 +234,8 @@ test_accept_errors_rate_limited(void **state)
 	assert_non_null(strstr(log, "not_logged=5"));
 	assert_null(strstr(log, "out of descriptors"));
 	free(log);
-	assert_int_equal(w->gate.errors_unlogged, 1);
-	worker_free(w);
+	assert_int_equal(e->gate.errors_unlogged, 1);
+	lenv_free(e);
 }
 
 static void

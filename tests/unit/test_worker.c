@@ -196,31 +196,31 @@ test_refused_reload_changes_nothing(void **state)
 	assert_non_null(g);
 	ig_log_set_level(g->cfg->log_level);
 	assert_int_equal(ig_worker_init(&w, g, e->config), 0);
-	assert_int_equal(w.nlisteners, 2);
-	assert_int_equal(w.listeners[0].max_sessions, 7);
-	assert_int_equal(w.listeners[1].max_sessions, 11);
+	assert_int_equal(w.gate.nlisteners, 2);
+	assert_int_equal(w.gate.listeners[0].info.max_sessions, 7);
+	assert_int_equal(w.gate.listeners[1].info.max_sessions, 11);
 	assert_int_equal(w.rl_sync_ms, 10000);
-	assert_non_null(w.rl);
+	assert_non_null(w.set.rl);
 
 	/* Every value that a reload applies changes in the new file. */
 	write_config(e, "debug", 2, 3, "20s");
 	set_conf_calls = 0;
 	set_conf_refuse = true;
 	signal_and_run(&w, SIGHUP, 1);
-	assert_ptr_equal(w.gen, g);
-	assert_int_equal(w.gen_seq, 0);
-	assert_int_equal(w.listeners[0].max_sessions, 7);
-	assert_int_equal(w.listeners[1].max_sessions, 11);
+	assert_ptr_equal(w.set.gen, g);
+	assert_int_equal(w.set.gen_seq, 0);
+	assert_int_equal(w.gate.listeners[0].info.max_sessions, 7);
+	assert_int_equal(w.gate.listeners[1].info.max_sessions, 11);
 	assert_int_equal(w.rl_sync_ms, 10000);
 	assert_int_equal(ig_log_get_level(), IG_LOG_INFO);
 
 	/* The same file, accepted this time: all of it applies. */
 	set_conf_refuse = false;
 	signal_and_run(&w, SIGHUP, 2);
-	assert_ptr_not_equal(w.gen, g);
-	assert_int_equal(w.gen_seq, 1);
-	assert_int_equal(w.listeners[0].max_sessions, 2);
-	assert_int_equal(w.listeners[1].max_sessions, 3);
+	assert_ptr_not_equal(w.set.gen, g);
+	assert_int_equal(w.set.gen_seq, 1);
+	assert_int_equal(w.gate.listeners[0].info.max_sessions, 2);
+	assert_int_equal(w.gate.listeners[1].info.max_sessions, 3);
 	assert_int_equal(w.rl_sync_ms, 20000);
 	assert_int_equal(ig_log_get_level(), IG_LOG_DEBUG);
 
