@@ -113,6 +113,19 @@ def rss_kib(pids):
     return total
 
 
+def cpu_busy(cpu):
+    """Busy time of one CPU (all processes, interrupts, and time stolen by
+    the hypervisor) in seconds, from /proc/stat."""
+    tck = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu%d " % cpu):
+                v = [int(x) for x in line.split()[1:]]
+                # user nice system idle iowait irq softirq steal
+                return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / tck
+    return 0.0
+
+
 def children(pid):
     out = []
     try:
@@ -463,6 +476,9 @@ def run_loadgen(args, loadgen, proxy, mode, port):
 
     pids = proxy.pids()
     rss0 = rss_kib(pids)
+    # Whatever else ran on the proxy's CPU meanwhile (other jobs on the
+    # machine), to tell a quiet run from a disturbed one.
+    busy0, own0, t0 = cpu_busy(args.pin_cpu), cpu_seconds(pids), time.monotonic()
     log("%s %s: %s" % (proxy.name, mode, " ".join(argv[1:])))
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, text=True,
@@ -505,9 +521,15 @@ def run_loadgen(args, loadgen, proxy, mode, port):
         sel.close()
         igtest._live.pop(proc.pid, None)
     sys.stderr.write(human)
+    try:
+        other = (cpu_busy(args.pin_cpu) - busy0) - (cpu_seconds(pids) - own0)
+        other_pct = max(0.0, 100.0 * other / (time.monotonic() - t0))
+    except FileNotFoundError:
+        other_pct = None
     if result is None:
         return {"error": "no result (exit %s): %s" % (code, human.strip()[-500:])}
     result["exit"] = code
+    result["other_load_pct"] = other_pct
     if mode == "idle" and rss1 is not None and result.get("established"):
         result["rss_kib_before"] = rss0
         result["rss_kib_after"] = rss1
@@ -713,6 +735,7 @@ def main(argv):
         # Dovecot and the load generator are started by this process and
         # inherit its CPU; the proxies are started under taskset.
         os.sched_setaffinity(0, {other_cpu})
+    args.pin_cpu = proxy_cpu if proxy_cpu is not None else 0
 
     # Termination signals unwind through the finally blocks below.
     def on_signal(signo, _frame):
@@ -808,6 +831,15 @@ def main(argv):
           % (args.clients, args.duration, args.bulk_clients, args.idle_sessions))
     print()
     print(table(results, args.proxies, args.modes))
+    loads = [(r.get("other_load_pct"), p, m) for (p, m), r in results.items()
+             if r.get("other_load_pct") is not None]
+    if loads:
+        top = max(loads)
+        print()
+        print("other load on the proxy's CPU %s during the runs (busy time not the proxy's, "
+              "as %% of wall time): at most %.0f%% (%s %s)%s"
+              % (args.pin_cpu, top[0], top[1], top[2],
+                 "" if top[0] < 10 else " -- the machine was not quiet"))
     if failures:
         print()
         print("failures:")
