@@ -569,6 +569,27 @@ ROWS = [
 ]
 
 
+# The figure that picks the median run of a mode when runs are repeated.
+MEDIAN_KEY = {"full": "units_per_cpu_s", "resumed": "units_per_cpu_s",
+              "bulk": "mib_per_cpu_s", "noop": "units_per_cpu_s",
+              "idle": "rss_kib_per_session"}
+
+
+def median_run(mode, rs):
+    """The run whose figure is the median (a failed run counts as the
+    worst): one real run, so that its figures stay consistent together."""
+    if len(rs) == 1:
+        return rs[0]
+    bad = [r for r in rs if "error" in r or r.get("errors")]
+    if bad:
+        return bad[0]
+    key = MEDIAN_KEY[mode]
+    ordered = sorted(rs, key=lambda r: r.get(key) or 0)
+    out = dict(ordered[(len(ordered) - 1) // 2])
+    out["repeats"] = [r.get(key) for r in rs]
+    return out
+
+
 def fmt(v, f):
     return "-" if v is None else (f % v)
 
@@ -660,6 +681,9 @@ def parse_args(argv):
     ap.add_argument("--bulk-clients", type=int, default=4, help="bulk clients (default 4)")
     ap.add_argument("--bulk-count", type=int, help="bulk: this many FETCHes instead of a duration")
     ap.add_argument("--idle-sessions", type=int, default=1000, help="idle sessions (default 1000)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each mode this many times per proxy and show the median run "
+                    "(default 1)")
     ap.add_argument("--starttls", action="store_true",
                     help="STARTTLS on cleartext listeners instead of implicit TLS "
                     "(HAProxy cannot: skipped)")
@@ -747,6 +771,7 @@ def main(argv):
     root = tempfile.mkdtemp(prefix="igbench-")
     os.chmod(root, 0o755)
     results = {}
+    runs = {}  # (proxy, mode) -> every result
     described = {}
     failures = []
     dv = None
@@ -780,29 +805,36 @@ def main(argv):
             finally:
                 px.stop()
         for mode in args.modes:
-            for name in args.proxies:
-                n += 1
-                px = make(name, n)
-                described.setdefault(name, px.describe())
-                port = px.port(args.starttls)
-                if port is None:
-                    log("%s: no STARTTLS, skipped" % name)
-                    continue
-                px.start()
-                try:
-                    r = run_loadgen(args, loadgen, px, mode, port)
-                    if r.get("proxy_cpu_s", 0) < 0:
-                        r.setdefault("error", "a proxy process went away during the run")
-                finally:
-                    px.stop(check=args.smoke)
-                results[(name, mode)] = r
-                if "error" in r or r.get("errors") or r.get("exit"):
-                    failures.append("%s %s: %s" % (name, mode, r.get("error")
-                                                   or r.get("first_error") or
-                                                   "exit %s" % r.get("exit")))
-                if args.json:
-                    with open(args.json, "a") as f:
-                        f.write(json.dumps(dict(r, proxy=name, mode=mode)) + "\n")
+            # Repeats go round the proxies, so that a disturbance on the
+            # machine is spread over all of them rather than hitting one.
+            for rep in range(args.repeat):
+                for name in args.proxies:
+                    n += 1
+                    px = make(name, n)
+                    described.setdefault(name, px.describe())
+                    port = px.port(args.starttls)
+                    if port is None:
+                        if rep == 0:
+                            log("%s: no STARTTLS, skipped" % name)
+                        continue
+                    px.start()
+                    try:
+                        r = run_loadgen(args, loadgen, px, mode, port)
+                        if r.get("proxy_cpu_s", 0) < 0:
+                            r.setdefault("error", "a proxy process went away during the run")
+                    finally:
+                        px.stop(check=args.smoke)
+                    runs.setdefault((name, mode), []).append(r)
+                    if "error" in r or r.get("errors") or r.get("exit"):
+                        failures.append("%s %s: %s" % (name, mode, r.get("error")
+                                                       or r.get("first_error") or
+                                                       "exit %s" % r.get("exit")))
+                    if args.json:
+                        with open(args.json, "a") as f:
+                            f.write(json.dumps(dict(r, proxy=name, mode=mode, repeat=rep))
+                                    + "\n")
+        for key, rs in runs.items():
+            results[key] = median_run(key[1], rs)
     except KeyboardInterrupt:
         log("interrupted: stopping everything")
         return 130
@@ -827,11 +859,12 @@ def main(argv):
                                         "STARTTLS" if args.starttls else "implicit TLS",
                                         proxy_cpu if proxy_cpu is not None else "any",
                                         other_cpu if other_cpu is not None else "any"))
-    print("full/resumed: %d clients, %gs; bulk: %d clients; noop: 1 client; idle: %d sessions"
-          % (args.clients, args.duration, args.bulk_clients, args.idle_sessions))
+    print("full/resumed: %d clients, %gs; bulk: %d clients; noop: 1 client; idle: %d sessions%s"
+          % (args.clients, args.duration, args.bulk_clients, args.idle_sessions,
+             "; median of %d runs each" % args.repeat if args.repeat > 1 else ""))
     print()
     print(table(results, args.proxies, args.modes))
-    loads = [(r.get("other_load_pct"), p, m) for (p, m), r in results.items()
+    loads = [(r.get("other_load_pct"), p, m) for (p, m), rs in runs.items() for r in rs
              if r.get("other_load_pct") is not None]
     if loads:
         top = max(loads)
