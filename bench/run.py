@@ -724,6 +724,7 @@ def parse_args(argv):
         args.noop_duration = 0.5
         args.verify = True
         args.run_timeout = 120.0
+        args.no_pin = True  # beside other tests: no figures, so no pinning
     return args
 
 
@@ -754,8 +755,13 @@ def main(argv):
         return 2
 
     proxy_cpu = other_cpu = None
-    if not args.no_pin and os.cpu_count() and os.cpu_count() > 1:
+    allowed = os.sched_getaffinity(0)
+    if not args.no_pin and len(allowed) > 1:
         proxy_cpu, other_cpu = int(args.proxy_cpu), int(args.other_cpu)
+        if proxy_cpu not in allowed or other_cpu not in allowed or proxy_cpu == other_cpu:
+            log("--proxy-cpu %d and --other-cpu %d must be two of the CPUs this process may "
+                "use (%s), or --no-pin" % (proxy_cpu, other_cpu, sorted(allowed)))
+            return 2
         # Dovecot and the load generator are started by this process and
         # inherit its CPU; the proxies are started under taskset.
         os.sched_setaffinity(0, {other_cpu})
