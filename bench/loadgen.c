@@ -183,7 +183,7 @@ static struct addrinfo *dst;
 static double t_start, t_stop_at;   /* t_stop_at 0: no time bound yet */
 static bool stopping;               /* no new units; finish and log out */
 static bool aborting;               /* second signal: drop everything */
-static unsigned n_pending;          /* clients between connect and ready */
+static unsigned n_pending;          /* clients between connect and LOGIN OK */
 static unsigned n_live;             /* clients not CS_DONE */
 static unsigned n_ready;            /* clients in CS_READY or CS_HOLD */
 static unsigned n_measuring;
