@@ -20,6 +20,8 @@ BOOKWORM_PKGS=(
   dovecot-imapd
   python3 python3-pytest
   curl openssl
+  # the benchmark's load generator (bench/ig_loadgen) uses OpenSSL as its client
+  libssl-dev
   # real IMAP clients driven by tests/integration/test_clients.py
   fetchmail isync getmail6 offlineimap3 imapfilter mailutils mutt neomutt
   # isync (mbsync) takes its SASL mechanisms from the Cyrus SASL plugins,
