@@ -186,11 +186,7 @@ class Imapguard:
         return v[0] if v and out.returncode == 0 else "imapguard " + self.binary
 
     def log_text(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return igtest.read_text(self.log_path)
 
     def start(self):
         env = dict(os.environ)
@@ -275,11 +271,7 @@ backend dovecot
         return " ".join(out.stdout.split()[:3])
 
     def log_text(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return igtest.read_text(self.log_path)
 
     def start(self):
         chk = subprocess.run(["haproxy", "-c", "-q", "-f", self.conf_path],
@@ -384,11 +376,7 @@ mail {{
         return (out.stderr or out.stdout).strip().replace("nginx version: ", "") + " mail"
 
     def log_text(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return igtest.read_text(self.log_path)
 
     def _argv(self, *extra):
         return ["nginx", "-e", self.log_path, "-p", self.dir, "-c", self.conf_path] + list(extra)

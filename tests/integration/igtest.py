@@ -136,6 +136,15 @@ def _kill_all():
 # --------------------------------------------------------------------------
 # Ports and waiting
 
+def read_text(path):
+    """The file's text ("" while it does not exist): logs being written."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
 def free_port(host="127.0.0.1"):
     """A port that was free a moment ago on host (the kernel picks it)."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -391,11 +400,7 @@ class Dovecot:
         return out
 
     def log_text(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return read_text(self.log_path)
 
     @property
     def address(self):
@@ -615,11 +620,7 @@ class Imapguard:
         return (self.hosts[name], self.ports[name])
 
     def log_text(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return read_text(self.log_path)
 
     def rss_kb(self):
         """VmRSS of the imapguard process, in kB."""
