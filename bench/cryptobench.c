@@ -4,11 +4,13 @@
  * that each change to the mbedTLS build or configuration can be measured
  * (bench/CRYPTO.md keeps the figures). Not a test: nothing runs it but you.
  *
- *   cryptobench [-t SECONDS] [-r RUNS] [NAME...]
+ *   cryptobench [-t SECONDS] [-r RUNS] [-b openssl|mbedtls] [NAME...]
  *
- * Each operation runs for about SECONDS (default 0.5) per run, RUNS times
- * (default 5); the median, fastest and slowest run are printed in
- * microseconds per operation. NAMEs select operations by prefix.
+ * Each operation runs for about SECONDS (default 0.5) of CPU time per run,
+ * RUNS times (default 5); the median, fastest and slowest run are printed in
+ * microseconds of CPU time per operation. NAMEs select operations by prefix. With our
+ * own mbedTLS build, -b chooses the code under PSA (tls.crypto): OpenSSL's
+ * libcrypto through the driver (the default) or mbedTLS's own.
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -18,14 +20,22 @@
 #include <time.h>
 
 #include <mbedtls/build_info.h>
+#include <mbedtls/ecp.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/psa_util.h>
 #include <mbedtls/version.h>
 #include <psa/crypto.h>
+
+#include "crypto/driver/psa_ossl.h"
 
 #define BENCH_RUNS_MAX 31
 #define BENCH_RECORD 16384 /* a full TLS record */
 
 struct bench_state {
 	psa_key_id_t sign_key;   /* ECDSA P-256 key pair */
+	psa_key_id_t verify_key; /* its public key, as a certificate's is used */
+	mbedtls_pk_context pk;   /* the same key as mbedtls_pk_parse_key makes it */
 	psa_key_id_t x25519_key; /* X25519 key pair (ours) */
 	psa_key_id_t p256_key;   /* ECDH P-256 key pair (ours) */
 	psa_key_id_t gcm_key;    /* AES-256-GCM */
@@ -51,11 +61,15 @@ bench_die(const char *what, psa_status_t st)
 	exit(1);
 }
 
+/*
+ * The thread's CPU time, not the wall clock: what an operation costs a
+ * core, and much less sensitive to the other processes of a shared machine.
+ */
 static double
 bench_now(void)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -67,10 +81,20 @@ bench_sign(struct bench_state *b)
 	    sizeof(b->sig), &len) == PSA_SUCCESS ? 0 : -1;
 }
 
+/* What TLS calls to sign (ssl_tls13_generic.c, ssl_tls12_server.c). */
+static int
+bench_pk_sign(struct bench_state *b)
+{
+	uint8_t sig[MBEDTLS_PK_SIGNATURE_MAX_SIZE];
+	size_t len;
+	return mbedtls_pk_sign(&b->pk, MBEDTLS_MD_SHA256, b->hash, sizeof(b->hash), sig,
+	    sizeof(sig), &len, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
+}
+
 static int
 bench_verify(struct bench_state *b)
 {
-	return psa_verify_hash(b->sign_key, b->sign_alg, b->hash, sizeof(b->hash), b->sig,
+	return psa_verify_hash(b->verify_key, b->sign_alg, b->hash, sizeof(b->hash), b->sig,
 	    b->siglen) == PSA_SUCCESS ? 0 : -1;
 }
 
@@ -171,6 +195,7 @@ static const struct bench_op {
 	size_t bytes; /* per operation, for MB/s; 0 for public-key operations */
 } bench_ops[] = {
 	{ "ecdsa-p256-sign", bench_sign, 0 },
+	{ "ecdsa-p256-pk-sign", bench_pk_sign, 0 },
 	{ "ecdsa-p256-verify", bench_verify, 0 },
 	{ "x25519-agree", bench_x25519_agree, 0 },
 	{ "x25519-ephemeral", bench_x25519_ephemeral, 0 },
@@ -223,7 +248,35 @@ bench_setup(struct bench_state *b)
 	b->sign_alg = PSA_ALG_ECDSA(PSA_ALG_SHA_256);
 #endif
 	b->sign_key = bench_key(PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_SECP_R1), 256,
-	    PSA_KEY_USAGE_SIGN_HASH | PSA_KEY_USAGE_VERIFY_HASH, b->sign_alg);
+	    PSA_KEY_USAGE_SIGN_HASH | PSA_KEY_USAGE_VERIFY_HASH | PSA_KEY_USAGE_EXPORT,
+	    b->sign_alg);
+	{
+		uint8_t d[32];
+		size_t dlen;
+
+		if ((st = psa_export_key(b->sign_key, d, sizeof(d), &dlen)) != PSA_SUCCESS)
+			bench_die("exporting the private key", st);
+		mbedtls_pk_init(&b->pk);
+		if (mbedtls_pk_setup(&b->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0 ||
+		    mbedtls_ecp_read_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(b->pk), d,
+		    dlen) != 0)
+			bench_die("making the PK key", PSA_ERROR_GENERIC_ERROR);
+		mbedtls_platform_zeroize(d, sizeof(d));
+	}
+	{
+		psa_key_attributes_t attr = PSA_KEY_ATTRIBUTES_INIT;
+		uint8_t pub[65];
+		size_t publen;
+
+		if ((st = psa_export_public_key(b->sign_key, pub, sizeof(pub), &publen)) !=
+		    PSA_SUCCESS)
+			bench_die("exporting the public key", st);
+		psa_set_key_type(&attr, PSA_KEY_TYPE_ECC_PUBLIC_KEY(PSA_ECC_FAMILY_SECP_R1));
+		psa_set_key_usage_flags(&attr, PSA_KEY_USAGE_VERIFY_HASH);
+		psa_set_key_algorithm(&attr, b->sign_alg);
+		if ((st = psa_import_key(&attr, pub, publen, &b->verify_key)) != PSA_SUCCESS)
+			bench_die("importing the public key", st);
+	}
 	for (size_t i = 0; i < sizeof(b->hash); i++)
 		b->hash[i] = (uint8_t)(i * 7 + 1);
 	if ((st = psa_sign_hash(b->sign_key, b->sign_alg, b->hash, sizeof(b->hash), b->sig,
@@ -291,14 +344,18 @@ main(int argc, char **argv)
 	static struct bench_state b;
 	double seconds = 0.5;
 	int runs = 5, i;
+	const char *backend = NULL;
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
 			seconds = atof(argv[++i]);
 		} else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc) {
 			runs = atoi(argv[++i]);
+		} else if (strcmp(argv[i], "-b") == 0 && i + 1 < argc) {
+			backend = argv[++i];
 		} else if (argv[i][0] == '-') {
-			fprintf(stderr, "usage: cryptobench [-t SECONDS] [-r RUNS] [NAME...]\n");
+			fprintf(stderr, "usage: cryptobench [-t SECONDS] [-r RUNS] "
+			    "[-b openssl|mbedtls] [NAME...]\n");
 			return 2;
 		} else {
 			break;
@@ -308,9 +365,25 @@ main(int argc, char **argv)
 		fprintf(stderr, "cryptobench: -r 1..%d, -t > 0\n", BENCH_RUNS_MAX);
 		return 2;
 	}
+	const char *under = "mbedTLS";
+#if defined(IG_PSA_OSSL_DRIVER)
+	if (backend != NULL && strcmp(backend, "mbedtls") != 0 &&
+	    strcmp(backend, "openssl") != 0) {
+		fprintf(stderr, "cryptobench: -b openssl or -b mbedtls\n");
+		return 2;
+	}
+	ig_psa_ossl_set_enabled(backend == NULL || strcmp(backend, "openssl") == 0);
+	if (ig_psa_ossl_enabled())
+		under = ig_psa_ossl_version();
+#else
+	if (backend != NULL && strcmp(backend, "mbedtls") != 0) {
+		fprintf(stderr, "cryptobench: this build has no OpenSSL driver\n");
+		return 2;
+	}
+#endif
 	bench_setup(&b);
-	printf("# %s, ECDSA %s, %d runs of %.2fs, microseconds per operation\n",
-	    MBEDTLS_VERSION_STRING_FULL, PSA_ALG_IS_DETERMINISTIC_ECDSA(b.sign_alg) ?
+	printf("# %s, crypto: %s, ECDSA %s, %d runs of %.2fs, CPU microseconds per operation\n",
+	    MBEDTLS_VERSION_STRING_FULL, under, PSA_ALG_IS_DETERMINISTIC_ECDSA(b.sign_alg) ?
 	    "deterministic" : "randomized", runs, seconds);
 	printf("%-22s %10s %10s %10s %10s\n", "operation", "median", "min", "max", "ops/s");
 	for (size_t k = 0; k < sizeof(bench_ops) / sizeof(bench_ops[0]); k++) {
@@ -330,6 +403,7 @@ main(int argc, char **argv)
 		printf("\n");
 		fflush(stdout);
 	}
+	mbedtls_pk_free(&b.pk);
 	mbedtls_psa_crypto_free();
 	return 0;
 }

@@ -9,7 +9,13 @@
 # and the configuration file's path. The build runs at configure time under a
 # lock; every later configure runs it again, which rebuilds only what changed
 # (the configuration header and mbedTLS's own sources are make dependencies),
-# and editing the configuration header reconfigures.
+# and editing the configuration header or the driver reconfigures.
+#
+# The build has imapguard's PSA driver over OpenSSL's libcrypto
+# (crypto/driver/): the source is copied into the build's folder, where
+# crypto/driver/driver_wrappers.py regenerates PSA's driver wrappers with the
+# driver's description (crypto/driver/psa_ossl.json), and
+# cmake/MbedTLSDriver.cmake compiles the driver into libmbedcrypto.
 #
 # IG_SYSTEM_MBEDTLS=ON links the system's mbedTLS >= 3.6 instead (Debian 13's
 # binary packages, which install-deps.sh also installs).
@@ -56,7 +62,7 @@ if(NOT IG_MBEDTLS_C_COMPILER)
   set(IG_MBEDTLS_C_COMPILER "${CMAKE_C_COMPILER}" CACHE FILEPATH "" FORCE)
 endif()
 
-set(_ig_src "${IG_MBEDTLS_SOURCE_DIR}")
+file(REAL_PATH "${IG_MBEDTLS_SOURCE_DIR}" _ig_src) # .deps/mbedtls is a link
 if(NOT EXISTS "${_ig_src}/include/mbedtls/build_info.h" OR NOT EXISTS "${_ig_src}/.ig-source")
   message(FATAL_ERROR
     "mbedTLS 3.6 source not found in ${_ig_src}: run scripts/install-deps.sh (it fetches "
@@ -75,10 +81,22 @@ endif()
 if(NOT EXISTS "${IG_MBEDTLS_CONFIG}")
   message(FATAL_ERROR "IG_MBEDTLS_CONFIG: ${IG_MBEDTLS_CONFIG} does not exist")
 endif()
+find_package(OpenSSL 3.0 REQUIRED COMPONENTS Crypto)
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+execute_process(COMMAND ${Python3_EXECUTABLE} -c "import jinja2, jsonschema"
+  RESULT_VARIABLE _ig_py ERROR_QUIET)
+if(NOT _ig_py EQUAL 0)
+  message(FATAL_ERROR "mbedTLS's driver wrapper generator needs Python's jinja2 and "
+    "jsonschema: ${IG_DEPS_HINT}.")
+endif()
+set(IG_PSA_DRIVER_DIR "${CMAKE_SOURCE_DIR}/crypto/driver")
+set(_ig_driver_files "${IG_PSA_DRIVER_DIR}/psa_ossl.c" "${IG_PSA_DRIVER_DIR}/psa_ossl.h"
+  "${IG_PSA_DRIVER_DIR}/psa_ossl.json" "${IG_PSA_DRIVER_DIR}/driver_wrappers.py"
+  "${CMAKE_CURRENT_LIST_DIR}/MbedTLSDriver.cmake")
 
 # The key: what the build cannot detect by itself. Bump the recipe when the
 # options below change.
-set(_ig_recipe 1)
+set(_ig_recipe 2)
 file(READ "${_ig_src}/.ig-source" _ig_source_id)
 execute_process(COMMAND ${IG_MBEDTLS_C_COMPILER} --version
   OUTPUT_VARIABLE _ig_cc_version ERROR_QUIET)
@@ -86,6 +104,7 @@ file(REAL_PATH "${IG_MBEDTLS_C_COMPILER}" _ig_cc_real)
 string(SHA256 _ig_key "${_ig_recipe}\n${_ig_source_id}\n${_ig_cc_real}\n${_ig_cc_version}\n${IG_MBEDTLS_CONFIG}")
 string(SUBSTRING "${_ig_key}" 0 12 _ig_key)
 set(IG_MBEDTLS_DIR "${IG_MBEDTLS_CACHE_DIR}/mbedtls-${IG_MBEDTLS_VERSION}-${_ig_key}")
+set(_ig_copy "${IG_MBEDTLS_DIR}/src")
 set(_ig_bld "${IG_MBEDTLS_DIR}/build")
 set(_ig_inst "${IG_MBEDTLS_DIR}/install")
 set(_ig_log "${IG_MBEDTLS_DIR}/build.log")
@@ -111,10 +130,26 @@ function(ig_mbedtls_step what)
   endif()
 endfunction()
 
+if(NOT EXISTS "${_ig_copy}/.ig-copied")
+  message(STATUS "mbedTLS ${IG_MBEDTLS_VERSION}: copying the source into ${IG_MBEDTLS_DIR}")
+  file(REMOVE_RECURSE "${_ig_copy}" "${_ig_bld}")
+  file(COPY "${_ig_src}/" DESTINATION "${_ig_copy}" PATTERN debian EXCLUDE)
+  file(WRITE "${_ig_copy}/.ig-copied" "${_ig_source_id}")
+endif()
+# PSA's driver wrappers with our driver (only changed files are replaced, so
+# make rebuilds only when they change).
+file(WRITE "${_ig_log}" "")
+ig_mbedtls_step("driver wrapper generation" ${Python3_EXECUTABLE}
+  "${IG_PSA_DRIVER_DIR}/driver_wrappers.py" "${_ig_src}" "${IG_PSA_DRIVER_DIR}/psa_ossl.json"
+  "${IG_MBEDTLS_DIR}/wrappers")
+foreach(f psa_crypto_driver_wrappers.h psa_crypto_driver_wrappers_no_static.c)
+  file(COPY_FILE "${IG_MBEDTLS_DIR}/wrappers/${f}" "${_ig_copy}/library/${f}" ONLY_IF_DIFFERENT)
+endforeach()
 if(NOT EXISTS "${_ig_bld}/CMakeCache.txt")
   message(STATUS "mbedTLS ${IG_MBEDTLS_VERSION}: configuring in ${IG_MBEDTLS_DIR}")
-  file(WRITE "${_ig_log}" "")
-  ig_mbedtls_step(configure ${CMAKE_COMMAND} -S "${_ig_src}" -B "${_ig_bld}"
+  ig_mbedtls_step(configure ${CMAKE_COMMAND} -S "${_ig_copy}" -B "${_ig_bld}"
+    -DCMAKE_PROJECT_INCLUDE=${CMAKE_CURRENT_LIST_DIR}/MbedTLSDriver.cmake
+    -DIG_PSA_DRIVER_DIR=${IG_PSA_DRIVER_DIR}
     -G "Unix Makefiles"
     -DCMAKE_C_COMPILER=${IG_MBEDTLS_C_COMPILER}
     -DCMAKE_BUILD_TYPE=Release
@@ -138,8 +173,10 @@ ig_mbedtls_step(build ${CMAKE_COMMAND} --build "${_ig_bld}" -j${_ig_ncpu}
 ig_mbedtls_step(install ${CMAKE_COMMAND} --install "${_ig_bld}")
 file(LOCK "${IG_MBEDTLS_DIR}.lock" RELEASE)
 
-# A changed configuration header reconfigures (and so rebuilds mbedTLS).
-set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${IG_MBEDTLS_CONFIG}")
+# A changed configuration header or driver reconfigures (and so rebuilds
+# what changed in mbedTLS).
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${IG_MBEDTLS_CONFIG}"
+  ${_ig_driver_files})
 
 add_library(ig_mbedtls INTERFACE)
 # SYSTEM, as /usr/include is for the system's mbedTLS: our warning flags are
@@ -149,7 +186,7 @@ target_compile_definitions(ig_mbedtls INTERFACE MBEDTLS_CONFIG_FILE="${IG_MBEDTL
 target_link_libraries(ig_mbedtls INTERFACE
   "${_ig_inst}/lib/libmbedtls.a" "${_ig_inst}/lib/libmbedx509.a"
   "${_ig_inst}/lib/libmbedcrypto.a" "${_ig_inst}/lib/libeverest.a"
-  "${_ig_inst}/lib/libp256m.a" Threads::Threads)
+  "${_ig_inst}/lib/libp256m.a" OpenSSL::Crypto Threads::Threads)
 add_library(ig::mbedtls ALIAS ig_mbedtls)
 message(STATUS "mbedTLS ${IG_MBEDTLS_VERSION} (our build, ${IG_MBEDTLS_CONFIG})")
 

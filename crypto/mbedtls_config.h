@@ -9,7 +9,8 @@
  * server and client, ECDHE with ECDSA or RSA certificates, AES-GCM and
  * ChaCha20-Poly1305, X.509 certificates in PEM or DER, session tickets and the
  * session cache; everything else is off. Performance options are at the end;
- * bench/CRYPTO.md has the measurements behind each of them.
+ * bench/CRYPTO.md has the measurements behind each of them, and behind the
+ * OpenSSL driver (IG_PSA_OSSL_DRIVER).
  */
 #ifndef IG_CRYPTO_MBEDTLS_CONFIG_H
 #define IG_CRYPTO_MBEDTLS_CONFIG_H
@@ -52,8 +53,9 @@
 #define MBEDTLS_BIGNUM_C
 #define MBEDTLS_ECP_C
 #define MBEDTLS_ECDSA_C
-#define MBEDTLS_ECDSA_DETERMINISTIC
-#define MBEDTLS_HMAC_DRBG_C             /* deterministic ECDSA */
+/* No MBEDTLS_ECDSA_DETERMINISTIC: TLS then signs with randomized ECDSA
+   (pk_wrap.c), which the OpenSSL driver does (OpenSSL 3.0 has no RFC 6979);
+   mbedTLS's fallback draws its nonces from the PSA DRBG. */
 #define MBEDTLS_ECDH_C
 #define MBEDTLS_ECP_DP_SECP256R1_ENABLED
 #define MBEDTLS_ECP_DP_SECP384R1_ENABLED
@@ -77,6 +79,11 @@
 #define MBEDTLS_PSA_CRYPTO_C
 #define MBEDTLS_USE_PSA_CRYPTO
 #define MBEDTLS_PSA_KEY_STORE_DYNAMIC
+/* imapguard's transparent driver over OpenSSL's libcrypto
+   (crypto/driver/psa_ossl.h): ECDSA, ECDH, X25519 and AEAD, with mbedTLS's
+   own code as the fallback */
+#define MBEDTLS_PSA_CRYPTO_DRIVERS
+#define IG_PSA_OSSL_DRIVER
 
 /* X.509: certificates only (no CRL, CSR or writing) */
 #define MBEDTLS_X509_USE_C

@@ -19,8 +19,10 @@ export DEBIAN_FRONTEND=noninteractive
 
 BOOKWORM_PKGS=(
   cmake make gcc clang pkg-config git ca-certificates
-  # dpkg-source unpacks and checks mbedTLS's Debian source package
-  dpkg-dev
+  # dpkg-source unpacks and checks mbedTLS's Debian source package;
+  # mbedTLS's driver wrapper generator needs jinja2 and jsonschema; the PSA
+  # driver (crypto/driver/) calls OpenSSL's libcrypto
+  dpkg-dev python3-jinja2 python3-jsonschema libssl-dev
   # clang's sanitizer and libFuzzer runtimes (a Recommends of clang-14)
   libclang-rt-14-dev
   libuv1-dev libyaml-dev libcmocka-dev
