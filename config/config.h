@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "certs/store.h"
+#include "crypto/backend.h"
 #include "policy/cidr_types.h"
 #include "policy/policy_types.h"
 #include "policy/ratelimit.h"
@@ -111,6 +112,8 @@ struct ig_config {
 	size_t ncerts;
 	int tls_min_version;             /* tls.min_version: 12 or 13 (12) */
 	bool strict_sni;                 /* tls.strict_sni: refuse unknown SNI */
+	enum ig_crypto_backend tls_crypto; /* tls.crypto: auto, openssl or mbedtls
+	                                    (auto); applied at start-up */
 
 	struct ig_backend_conf backend;
 	struct ig_limits limits;

@@ -5,10 +5,11 @@
 # #include. The allowed edges form the layers of docs/ARCHITECTURE.md:
 #
 #   util   -> nothing of the project's
+#   crypto -> util
 #   certs  -> util
 #   policy -> util
-#   config -> policy, certs, util
-#   proxy  -> config, policy, certs, util
+#   config -> policy, certs, crypto, util
+#   proxy  -> config, policy, certs, crypto, util
 #
 # Includes inside a folder are not edges. Usage: scripts/include-graph.sh
 # (from anywhere; it reads the tree it lives in).
@@ -16,13 +17,14 @@ set -eu
 
 cd "$(dirname "$0")/.."
 
-FOLDERS="util certs policy config proxy"
+FOLDERS="util crypto certs policy config proxy"
 
 allowed() {
 	case "$1 -> $2" in
-	"certs -> util" | "policy -> util") return 0 ;;
-	"config -> policy" | "config -> certs" | "config -> util") return 0 ;;
-	"proxy -> config" | "proxy -> policy" | "proxy -> certs" | "proxy -> util") return 0 ;;
+	"crypto -> util" | "certs -> util" | "policy -> util") return 0 ;;
+	"config -> policy" | "config -> certs" | "config -> crypto" | "config -> util") return 0 ;;
+	"proxy -> config" | "proxy -> policy" | "proxy -> certs" | "proxy -> crypto") return 0 ;;
+	"proxy -> util") return 0 ;;
 	*) return 1 ;;
 	esac
 }

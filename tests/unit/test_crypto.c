@@ -1,6 +1,6 @@
 /*
- * Unit tests for the PSA driver over OpenSSL (crypto/driver/psa_ossl.c):
- * known answers (RFC 7748 X25519,
+ * Unit tests for the crypto backend (crypto/backend.c) and the PSA driver
+ * over OpenSSL (crypto/driver/psa_ossl.c): known answers (RFC 7748 X25519,
  * RFC 6979 P-256 ECDSA, the GCM specification's AES-256 case 14) through
  * both backends, and differential tests on random inputs: what one backend
  * makes, the other accepts and computes alike (signatures verify both ways,
@@ -19,6 +19,7 @@
 #include <mbedtls/build_info.h>
 #include <psa/crypto.h>
 
+#include "crypto/backend.h"
 #include "crypto/driver/psa_ossl.h"
 #include "util/err.h"
 
@@ -416,15 +417,50 @@ test_aead(void **state)
 	aead_differential(PSA_KEY_TYPE_CHACHA20, PSA_ALG_CHACHA20_POLY1305);
 }
 
+/* tls.crypto: each choice is what then does the work. */
+static void
+test_select(void **state)
+{
+	char err[256];
+
+	(void)state;
+	assert_true(ig_crypto_openssl_built_in());
+	assert_non_null(ig_crypto_openssl_version());
+	assert_int_equal(ig_crypto_select(IG_CRYPTO_MBEDTLS, err, sizeof(err)), 0);
+	assert_int_equal(ig_crypto_active(), IG_CRYPTO_MBEDTLS);
+	assert_false(ig_psa_ossl_enabled());
+	assert_int_equal(ig_crypto_select(IG_CRYPTO_OPENSSL, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	assert_int_equal(ig_crypto_active(), IG_CRYPTO_OPENSSL);
+	assert_int_equal(ig_crypto_select(IG_CRYPTO_AUTO, err, sizeof(err)), 0);
+	assert_int_equal(ig_crypto_active(), IG_CRYPTO_OPENSSL);
+	assert_int_equal(ig_crypto_requested(), IG_CRYPTO_AUTO);
+	assert_string_equal(ig_crypto_backend_str(ig_crypto_active()), "openssl");
+}
+
+#else /* !IG_PSA_OSSL_DRIVER: the system's mbedTLS */
+
+static void
+test_select(void **state)
+{
+	char err[256];
+
+	(void)state;
+	assert_false(ig_crypto_openssl_built_in());
+	assert_null(ig_crypto_openssl_version());
+	assert_int_equal(ig_crypto_select(IG_CRYPTO_OPENSSL, err, sizeof(err)), IG_EINVAL);
+	assert_non_null(strstr(err, "no OpenSSL driver"));
+	assert_int_equal(ig_crypto_select(IG_CRYPTO_AUTO, err, sizeof(err)), 0);
+	assert_int_equal(ig_crypto_active(), IG_CRYPTO_MBEDTLS);
+}
+
 #endif
 
 int
 main(void)
 {
-#if !defined(IG_PSA_OSSL_DRIVER)
-	return 0; /* the system's mbedTLS: no driver to test */
-#else
 	const struct CMUnitTest tests[] = {
+#if defined(IG_PSA_OSSL_DRIVER)
 		cmocka_unit_test(test_x25519_rfc7748),
 		cmocka_unit_test(test_ecdsa_rfc6979),
 		cmocka_unit_test(test_ecdsa_differential),
@@ -432,6 +468,8 @@ main(void)
 		cmocka_unit_test(test_ecdh_secp_differential),
 		cmocka_unit_test(test_ecdh_bad_peer),
 		cmocka_unit_test(test_aead),
+#endif
+		cmocka_unit_test(test_select),
 	};
 	int failed;
 
@@ -440,5 +478,4 @@ main(void)
 	failed = cmocka_run_group_tests(tests, NULL, NULL);
 	mbedtls_psa_crypto_free();
 	return failed;
-#endif
 }
