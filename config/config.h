@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "certs/store.h"
+#include "crypto/backend.h"
 #include "policy/cidr_types.h"
 #include "policy/policy_types.h"
 #include "policy/ratelimit.h"
@@ -115,6 +116,8 @@ struct ig_config {
 	unsigned tls_session_timeout_ms; /* tls.session_timeout (1h): ticket and
 	                                    cache lifetime, ticket key rotation */
 	unsigned tls_session_cache;      /* tls.session_cache_size (10000; 0 = off) */
+	enum ig_crypto_backend tls_crypto; /* tls.crypto: auto, openssl or mbedtls
+	                                    (auto); applied at start-up */
 
 	struct ig_backend_conf backend;
 	struct ig_limits limits;

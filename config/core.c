@@ -19,6 +19,7 @@
 
 _Static_assert(sizeof(enum ig_tls_mode) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum ig_forward_addr) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum ig_crypto_backend) == sizeof(int), "enums are stored as int");
 
 static const struct enum_name tls_mode_names[] = {
 	{ "none", IG_TLS_NONE }, { "starttls", IG_TLS_STARTTLS },
@@ -31,6 +32,10 @@ static const struct enum_name listener_tls_names[] = {
 };
 static const struct enum_name tls_version_names[] = {
 	{ "1.2", 12 }, { "1.3", 13 }, { NULL, 0 },
+};
+static const struct enum_name tls_crypto_names[] = {
+	{ "auto", IG_CRYPTO_AUTO }, { "openssl", IG_CRYPTO_OPENSSL },
+	{ "mbedtls", IG_CRYPTO_MBEDTLS }, { NULL, 0 },
 };
 static const struct enum_name forward_names[] = {
 	{ "none", IG_FORWARD_NONE }, { "id", IG_FORWARD_ID }, { NULL, 0 },
@@ -129,6 +134,20 @@ config_v_listener_tls(struct cfgctx *c, const struct field *f, const struct cnod
 	if (l->tls == IG_TLS_NONE)
 		config_error(c, v->mark,
 		    "'%s' cannot be none: imapguard only serves TLS (use implicit or starttls)",
+		    path);
+}
+
+/* tls.crypto: openssl only where the driver is built in. */
+static void
+config_v_tls_crypto(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	const struct ig_config *cfg = base;
+	(void)f;
+	if (cfg->tls_crypto == IG_CRYPTO_OPENSSL && !ig_crypto_openssl_built_in())
+		config_error(c, v->mark,
+		    "'%s' cannot be openssl: this imapguard has no OpenSSL driver (it was "
+		    "built with the system's mbedTLS, IG_SYSTEM_MBEDTLS=ON); use auto or mbedtls",
 		    path);
 }
 
@@ -332,6 +351,8 @@ static const struct field tls_fields[] = {
 	    HOUR, 10 * SEC, 7 * 24 * HOUR),
 	F_NUM("session_cache_size", FT_UINT, struct ig_config, tls_session_cache,
 	    10000, 0, 1000000),
+	F_ENUM("crypto", struct ig_config, tls_crypto, false, IG_CRYPTO_AUTO, tls_crypto_names,
+	    config_v_tls_crypto),
 };
 /* "tls" fills fields of struct ig_config itself (offset 0). */
 const struct section ig_cfg_tls_section = {

@@ -17,6 +17,7 @@
 #include <mbedtls/version.h>
 #include <uv.h>
 
+#include "crypto/backend.h"
 #include "policy/decide.h"
 #include "policy/explain.h"
 #include "proxy/ctl.h"
@@ -234,10 +235,14 @@ main(int argc, char **argv)
 		case 'c': path = optarg; break;
 		case 't': test = true; break;
 		case 'd': debug = true; break;
-		case 'V':
-			printf("imapguard %s (%s, libuv %s)\n", IG_VERSION,
-			    MBEDTLS_VERSION_STRING_FULL, uv_version_string());
+		case 'V': {
+			const char *ossl = ig_crypto_openssl_version();
+			printf("imapguard %s (%s, libuv %s, crypto: %s%s)\n", IG_VERSION,
+			    MBEDTLS_VERSION_STRING_FULL, uv_version_string(),
+			    ossl != NULL ? ossl : "mbedTLS only",
+			    ossl != NULL ? " or mbedTLS, see tls.crypto" : "");
 			return 0;
+		}
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -267,13 +272,25 @@ main(int argc, char **argv)
 		fprintf(stderr, "imapguard: configuration %s is invalid\n", path);
 		return 1;
 	}
+	/* The crypto under mbedTLS, once for the process (tls.crypto). */
+	char crypto_note[256];
+	if (ig_crypto_select(g->cfg->tls_crypto, crypto_note, sizeof(crypto_note)) != 0) {
+		fprintf(stderr, "imapguard: %s\n", crypto_note);
+		ig_gen_unref(g);
+		return 1;
+	}
 	if (test) {
+		if (crypto_note[0] != '\0')
+			fprintf(stderr, "imapguard: %s\n", crypto_note);
 		printf("%s: configuration OK\n", path);
 		ig_gen_unref(g);
 		return 0;
 	}
 	ig_log_set_level(debug ? IG_LOG_DEBUG : g->cfg->log_level);
-	log_info("event=start version=%s config=%s", IG_VERSION, path);
+	log_info("event=start version=%s config=%s crypto=%s", IG_VERSION, path,
+	    ig_crypto_backend_str(ig_crypto_active()));
+	if (crypto_note[0] != '\0')
+		log_warn("event=crypto-fallback reason=\"%s\"", crypto_note);
 	struct ig_worker w;
 	if (ig_worker_init(&w, g, path) != 0)
 		return 1; /* (signals stay blocked: the exit status is ours) */

@@ -171,7 +171,10 @@ tls_conf_common(mbedtls_ssl_config *conf, int min_version)
 	    MBEDTLS_SSL_VERSION_TLS1_3 : MBEDTLS_SSL_VERSION_TLS1_2);
 	mbedtls_ssl_conf_max_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_3);
 	mbedtls_ssl_conf_ciphersuites(conf, tls_suites);
+#if defined(MBEDTLS_SSL_RENEGOTIATION)
+	/* (Our own mbedTLS build has no renegotiation code at all.) */
 	mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+#endif
 }
 
 int

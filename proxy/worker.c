@@ -21,6 +21,7 @@
 #include <mbedtls/platform_util.h>
 #include <psa/crypto.h>
 
+#include "crypto/backend.h"
 #include "policy/ratelimit.h"
 #include "proxy/conncount.h"
 #include "proxy/ctl.h"
@@ -384,6 +385,8 @@ worker_reload(struct ig_worker *w)
 	if (w->rl_state_file != NULL && (nc->ratelimit_state_file == NULL ||
 	    strcmp(nc->ratelimit_state_file, w->rl_state_file) != 0))
 		log_warn("event=reload-note reason=\"ratelimit.state_file changes at restart\"");
+	if (nc->tls_crypto != ig_crypto_requested())
+		log_warn("event=reload-note reason=\"tls.crypto changes at restart\"");
 	for (size_t i = 0; i < w->gate.nlisteners; i++)
 		w->gate.listeners[i].info.max_sessions = nc->listeners[i].max_sessions ?
 		    nc->listeners[i].max_sessions : nc->limits.max_sessions;

@@ -7,10 +7,11 @@
 # allowed edges form the layers of docs/ARCHITECTURE.md:
 #
 #   util   -> nothing of the project's
+#   crypto -> util
 #   certs  -> util
 #   policy -> util
-#   config -> policy, certs, util
-#   proxy  -> config, policy, certs, util
+#   config -> policy, certs, crypto, util
+#   proxy  -> config, policy, certs, crypto, util
 #
 # Inside proxy/, between modules: a file belongs to module x when it is
 # x.c, x.h, x_types.h or x_raw.h. Every module has a layer in
@@ -31,7 +32,7 @@ set -eu
 
 cd "$(dirname "$0")/.."
 
-FOLDERS="util certs policy config proxy"
+FOLDERS="util crypto certs policy config proxy"
 
 # proxy/'s modules, one layer per line, top first: "rank module...".
 PROXY_LAYERS="
@@ -50,9 +51,10 @@ PROXY_CYCLE="session preauth attempt backend relay"
 
 allowed() {
 	case "$1 -> $2" in
-	"certs -> util" | "policy -> util") return 0 ;;
-	"config -> policy" | "config -> certs" | "config -> util") return 0 ;;
-	"proxy -> config" | "proxy -> policy" | "proxy -> certs" | "proxy -> util") return 0 ;;
+	"crypto -> util" | "certs -> util" | "policy -> util") return 0 ;;
+	"config -> policy" | "config -> certs" | "config -> crypto" | "config -> util") return 0 ;;
+	"proxy -> config" | "proxy -> policy" | "proxy -> certs" | "proxy -> crypto") return 0 ;;
+	"proxy -> util") return 0 ;;
 	*) return 1 ;;
 	esac
 }

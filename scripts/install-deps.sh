@@ -2,11 +2,16 @@
 # Installs, idempotently, everything imapguard's build, demo and tests need on
 # Debian 12 (bookworm).
 #
-# Debian 12 ships mbedTLS 2.28 (end of life, no TLS 1.3). We take the four
-# mbedTLS 3.6 LTS packages from Debian 13 "trixie" with `apt-get download`
-# against a private sources list and a private state directory, then install
-# them with `dpkg -i`. Trixie is never added to the system's sources.
+# Debian 12 ships mbedTLS 2.28 (end of life, no TLS 1.3). From Debian 13
+# "trixie" we take, with a private apt sources list and a private state
+# directory each time (trixie is never added to the system's sources):
+# - the source package of mbedTLS 3.6 LTS (`apt-get source`), unpacked as
+#   released upstream into .deps/mbedtls in the checkout: CMake builds it with
+#   imapguard's own configuration (crypto/mbedtls_config.h), the default;
+# - its four binary packages (`apt-get download`, then `dpkg -i`), which
+#   `cmake -DIG_SYSTEM_MBEDTLS=ON` links instead.
 set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -14,6 +19,10 @@ export DEBIAN_FRONTEND=noninteractive
 
 BOOKWORM_PKGS=(
   cmake make gcc clang pkg-config git ca-certificates
+  # dpkg-source unpacks and checks mbedTLS's Debian source package;
+  # mbedTLS's driver wrapper generator needs jinja2 and jsonschema; the PSA
+  # driver (crypto/driver/) calls OpenSSL's libcrypto
+  dpkg-dev python3-jinja2 python3-jsonschema libssl-dev
   # clang's sanitizer and libFuzzer runtimes (a Recommends of clang-14)
   libclang-rt-14-dev
   libuv1-dev libyaml-dev libcmocka-dev
@@ -54,31 +63,101 @@ fi
 # Dovecot's package enables and starts the system service; the tests run
 # their own private instances on loopback, so the system one is left alone.
 
-if ! mbedtls_ok; then
-  echo "install-deps: installing mbedTLS 3.6 from Debian 13 (private apt state)" >&2
-  state=$(mktemp -d /tmp/imapguard-trixie.XXXXXX)
-  trap 'rm -rf "$state"' EXIT
-  mkdir -p "$state/lists/partial" "$state/archives/partial" "$state/debs"
-  cat >"$state/trixie.sources" <<SRC
-Types: deb
+# Runs apt-get against trixie alone: its own sources list (deb or deb-src),
+# lists and caches under a fresh directory, removed on exit.
+trixie_state=""
+cleanup() { if [ -n "$trixie_state" ]; then rm -rf "$trixie_state"; fi; }
+trap cleanup EXIT
+trixie_apt() { # type (deb|deb-src), apt-get arguments...
+  local type=$1; shift
+  local dir="$trixie_state/$type"
+  if [ ! -d "$dir" ]; then
+    mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+    cat >"$dir/trixie.sources" <<SRC
+Types: $type
 URIs: http://deb.debian.org/debian
 Suites: trixie
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-  apt_opts=(
-    -o Dir::Etc::sourcelist="$state/trixie.sources"
+  fi
+  local opts=(
+    -o Dir::Etc::sourcelist="$dir/trixie.sources"
     -o Dir::Etc::sourceparts=-
-    -o Dir::State::Lists="$state/lists"
-    -o Dir::Cache="$state/cache"
-    -o Dir::Cache::archives="$state/archives"
+    -o Dir::State::Lists="$dir/lists"
+    -o Dir::Cache="$dir/cache"
+    -o Dir::Cache::archives="$dir/cache/archives"
     -o APT::Get::List-Cleanup=0
   )
-  mkdir -p "$state/cache"
-  $SUDO apt-get "${apt_opts[@]}" update -qq
-  (cd "$state/debs" && $SUDO apt-get "${apt_opts[@]}" download "${MBEDTLS_PKGS[@]}")
-  $SUDO dpkg -i "$state"/debs/*.deb >/dev/null
+  if [ ! -e "$dir/updated" ]; then
+    $SUDO apt-get "${opts[@]}" update -qq
+    touch "$dir/updated"
+  fi
+  $SUDO apt-get "${opts[@]}" "$@"
+}
+new_trixie_state() {
+  if [ -z "$trixie_state" ]; then
+    trixie_state=$(mktemp -d /tmp/imapguard-trixie.XXXXXX)
+    chmod 755 "$trixie_state"
+  fi
+}
+
+if ! mbedtls_ok; then
+  echo "install-deps: installing mbedTLS 3.6 from Debian 13 (private apt state)" >&2
+  new_trixie_state
+  mkdir -p "$trixie_state/debs"
+  (cd "$trixie_state/debs" && trixie_apt deb download "${MBEDTLS_PKGS[@]}")
+  $SUDO dpkg -i "$trixie_state"/debs/*.deb >/dev/null
   mbedtls_ok || { echo "install-deps: mbedTLS >= $MBEDTLS_MIN not installed" >&2; exit 1; }
 fi
 
-echo "install-deps: all dependencies present (mbedTLS $(dpkg-query -W -f='${Version}' libmbedtls-dev))" >&2
+# mbedTLS's source, for CMake's own build. .deps/mbedtls is a link to
+# .deps/mbedtls-<version>; the tree is complete when .ig-source, written last,
+# names the Debian source version it was unpacked from. apt checks the files
+# against trixie's signed index and dpkg-source against the .dsc's checksums.
+# Debian's patches are not applied: one of them removes the 3rdparty/ code
+# (Everest's X25519) from mbedTLS's CMake build, which we use.
+DEPS_DIR="$top/.deps"
+mbedtls_src_version() { # tree -> upstream version from its build_info.h
+  sed -n 's/^#define[ \t]*MBEDTLS_VERSION_STRING[ \t]*"\([0-9.]*\)".*/\1/p' \
+    "$1/include/mbedtls/build_info.h" 2>/dev/null
+}
+mbedtls_src_ok() {
+  local v
+  [ -f "$DEPS_DIR/mbedtls/.ig-source" ] || return 1
+  v=$(mbedtls_src_version "$DEPS_DIR/mbedtls")
+  [ -n "$v" ] && dpkg --compare-versions "$v" ge "$MBEDTLS_MIN" &&
+    dpkg --compare-versions "$v" lt 3.7
+}
+if ! mbedtls_src_ok; then
+  echo "install-deps: fetching mbedTLS 3.6's source package from Debian 13 into $DEPS_DIR" >&2
+  new_trixie_state
+  src="$trixie_state/src"
+  mkdir -p "$src" "$DEPS_DIR"
+  # (The download runs as the caller: _apt could not write to $src anyway.)
+  (cd "$src" && trixie_apt deb-src source --download-only -qq \
+      -o APT::Sandbox::User="$(id -un)" mbedtls >/dev/null)
+  dsc=$(ls "$src"/mbedtls_*.dsc)
+  # dpkg-source warns that it cannot check the .dsc's signature (no Debian
+  # keyring here): apt already checked the files against the signed index.
+  dpkg-source --skip-patches -x "$dsc" "$src/tree" >"$src/dpkg-source.log" 2>&1 ||
+    { cat "$src/dpkg-source.log" >&2; exit 1; }
+  v=$(mbedtls_src_version "$src/tree")
+  if [ -z "$v" ] || ! dpkg --compare-versions "$v" ge "$MBEDTLS_MIN" ||
+     ! dpkg --compare-versions "$v" lt 3.7; then
+    echo "install-deps: Debian 13's mbedtls source is version '$v', not 3.6.x" >&2
+    exit 1
+  fi
+  debver=$(sed -n 's/^Version: //p' "$dsc")
+  orig=$(ls "$src"/mbedtls_*.orig.tar.*)
+  rm -rf "$DEPS_DIR/mbedtls-$v"
+  mv "$src/tree" "$DEPS_DIR/mbedtls-$v"
+  ln -sfn "mbedtls-$v" "$DEPS_DIR/mbedtls"
+  printf 'debian-source: mbedtls %s\nupstream: %s\nsha256: %s  %s\n' "$debver" "$v" \
+    "$(sha256sum "$orig" | cut -d' ' -f1)" "$(basename "$orig")" \
+    >"$DEPS_DIR/mbedtls-$v/.ig-source"
+  mbedtls_src_ok || { echo "install-deps: mbedTLS source not usable in $DEPS_DIR" >&2; exit 1; }
+fi
+
+echo "install-deps: all dependencies present (mbedTLS $(dpkg-query -W -f='${Version}' libmbedtls-dev);" \
+  "source $(sed -n 's/^debian-source: mbedtls //p' "$DEPS_DIR/mbedtls/.ig-source") in $DEPS_DIR/mbedtls)" >&2

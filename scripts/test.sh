@@ -2,7 +2,9 @@
 # Installs what is missing, builds imapguard twice (plain, and with
 # AddressSanitizer + UndefinedBehaviorSanitizer) and runs every suite:
 # unit tests and fuzz-corpus replay on both builds, and the integration tests
-# against a real Dovecot on the sanitizer build. Exits non-zero on failure.
+# against a real Dovecot and mbedTLS's own test suites (label mbedtls) on the
+# sanitizer build. mbedTLS itself is built once for all three trees
+# (cmake/MbedTLS.cmake). Exits non-zero on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)

@@ -8,6 +8,7 @@ openssl s_client)."""
 import imaplib
 import os
 import re
+import signal
 import socket
 import ssl
 import subprocess
@@ -58,6 +59,69 @@ def test_tls12_still_accepted(ig, ca):
     try:
         assert c.sock.version() == "TLSv1.2"
         assert status(c.cmd("a", "NOOP")[1]) == "OK"
+    finally:
+        c.close()
+
+
+def _openssl_driver_built_in(binary):
+    out = subprocess.run([binary, "-V"], capture_output=True, timeout=10, text=True).stdout
+    return "OpenSSL" in out
+
+
+@pytest.mark.parametrize("crypto", ["auto", "openssl", "mbedtls"])
+def test_crypto_backend(imapguard, imapguard_bin, devcerts, dovecot, ca, crypto):
+    """tls.crypto chooses, at start-up, the code under mbedTLS (OpenSSL's
+    libcrypto through the PSA driver, or mbedTLS's own): the start line names
+    it, and logins work over TLS 1.3 and over TLS 1.2 with either certificate
+    type. Without the driver (IG_SYSTEM_MBEDTLS=ON) openssl is refused."""
+    built_in = _openssl_driver_built_in(imapguard_bin)
+    cfg = igtest.base_config(devcerts, dovecot.address, listeners=("imaps",))
+    cfg["tls"]["crypto"] = crypto
+    if crypto == "openssl" and not built_in:
+        path = os.path.join(os.path.dirname(devcerts), "crypto-openssl.yaml")
+        with open(path, "w") as f:
+            f.write(igtest.to_yaml(cfg) + "\n")
+        r = subprocess.run([imapguard_bin, "-t", "-c", path], capture_output=True,
+                           timeout=30, text=True)
+        assert r.returncode != 0
+        assert "'tls.crypto' cannot be openssl" in r.stderr, r.stderr
+        return
+    ig = imapguard(cfg)
+    want = "mbedtls" if crypto == "mbedtls" or not built_in else "openssl"
+    assert re.search(r" event=start .* crypto=%s\b" % want, ig.log_text()), ig.log_text()
+    ctxs = [igtest.client_context(ca)]
+    for cipher in ("ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-CHACHA20-POLY1305"):
+        ctx = igtest.client_context(ca)
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers(cipher)
+        ctxs.append(ctx)
+    for i, ctx in enumerate(ctxs):
+        c = tls_conn(ig, ca, ctx=ctx)
+        try:
+            assert c.sock.version() == ("TLSv1.3" if i == 0 else "TLSv1.2")
+            assert status(c.cmd("l", "LOGIN %s %s" % (ALICE, ALICE_PW))[1]) == "OK"
+            assert_logged_in(c)
+        finally:
+            c.close()
+
+
+def test_crypto_backend_changes_at_restart(imapguard, devcerts, dovecot, ca):
+    """A reload that changes tls.crypto says it takes effect at restart, and
+    the running choice stays."""
+    cfg = igtest.base_config(devcerts, dovecot.address, listeners=("imaps",))
+    cfg["tls"]["crypto"] = "mbedtls"
+    ig = imapguard(cfg)
+    ig.config["tls"]["crypto"] = "auto"
+    with open(ig.config_path, "w") as f:
+        f.write(igtest.to_yaml(ig.config) + "\n")
+    n = ig.log_text().count("event=reload-done")
+    ig.proc.send_signal(signal.SIGHUP)
+    igtest.wait_until(lambda: ig.log_text().count("event=reload-done") > n, 10, "reload-done")
+    assert 'event=reload-note reason="tls.crypto changes at restart"' in ig.log_text()
+    assert ig.log_text().count(" crypto=mbedtls") == 1
+    c = tls_conn(ig, ca)
+    try:
+        assert status(c.cmd("l", "LOGIN %s %s" % (ALICE, ALICE_PW))[1]) == "OK"
     finally:
         c.close()
 

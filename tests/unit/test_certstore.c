@@ -23,6 +23,7 @@
 
 #include "certs/name.h"
 #include "certs/store.h"
+#include "crypto/driver/psa_ossl.h"
 #include "util/err.h"
 
 #define PATH_MAX_LEN 4096
@@ -450,6 +451,11 @@ hs_run_rows(struct hs_env *env, mbedtls_ssl_protocol_version version)
 		uint32_t flags;
 		int ret;
 
+#if defined(IG_PSA_OSSL_DRIVER)
+		unsigned long sign0 = ig_psa_ossl_count(IG_PSA_OSSL_SIGN);
+		unsigned long verify0 = ig_psa_ossl_count(IG_PSA_OSSL_VERIFY);
+		unsigned long agree0 = ig_psa_ossl_count(IG_PSA_OSSL_AGREE);
+#endif
 		c2s.len = s2c.len = 0;
 		env->probe.calls = 0;
 		env->probe.last = 0;
@@ -501,6 +507,19 @@ hs_run_rows(struct hs_env *env, mbedtls_ssl_protocol_version version)
 			assert_int_equal(flags, MBEDTLS_X509_BADCERT_CN_MISMATCH);
 			assert_int_equal(ig_cert_check_host(peer, r->sni), IG_ECERT);
 		}
+#if defined(IG_PSA_OSSL_DRIVER)
+		/*
+		 * The handshake's crypto went through the OpenSSL driver: both
+		 * sides' ECDHE, and with an ECDSA certificate the server's
+		 * signature (the key parsed by mbedtls_pk_parse_key, signed
+		 * through psa_sign_hash) and the client's check of it.
+		 */
+		assert_true(ig_psa_ossl_count(IG_PSA_OSSL_AGREE) >= agree0 + 2);
+		if (mbedtls_pk_can_do(&peer->pk, MBEDTLS_PK_ECDSA)) {
+			assert_true(ig_psa_ossl_count(IG_PSA_OSSL_SIGN) >= sign0 + 1);
+			assert_true(ig_psa_ossl_count(IG_PSA_OSSL_VERIFY) >= verify0 + 1);
+		}
+#endif
 		if (r->sigs == SIGS_ECDSA)
 			assert_true(mbedtls_pk_can_do(&peer->pk, MBEDTLS_PK_ECDSA));
 		if (r->sigs == SIGS_RSA)

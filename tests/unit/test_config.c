@@ -65,6 +65,7 @@ static const char full_example[] =
     "  session_tickets: false\n"
     "  session_timeout: 10m\n"
     "  session_cache_size: 0\n"
+    "  crypto: mbedtls\n"
     "backend:\n"
     "  address: \"127.0.0.1:1143\"\n"
     "  tls: starttls\n"
@@ -119,6 +120,7 @@ test_full_example(void **state)
 	assert_string_equal(cfg->certs[0].cert_path, "cert.pem");
 	assert_string_equal(cfg->certs[0].key_path, "key.pem");
 	assert_int_equal(cfg->tls_min_version, 13);
+	assert_int_equal(cfg->tls_crypto, IG_CRYPTO_MBEDTLS);
 	assert_true(cfg->strict_sni);
 	assert_false(cfg->tls_tickets);
 	assert_int_equal(cfg->tls_session_timeout_ms, 10 * 60 * 1000);
@@ -169,6 +171,7 @@ test_defaults(void **state)
 	assert_true(cfg->tls_tickets);
 	assert_int_equal(cfg->tls_session_timeout_ms, 3600 * 1000);
 	assert_int_equal(cfg->tls_session_cache, 10000);
+	assert_int_equal(cfg->tls_crypto, IG_CRYPTO_AUTO);
 	assert_int_equal(cfg->backend.tls, IG_TLS_NONE);
 	assert_null(cfg->backend.ca);
 	assert_null(cfg->backend.server_name);
@@ -275,6 +278,11 @@ static const struct err_row err_rows[] = {
 	  "  min_version: 1.1\nbackend:\n  address: \"127.0.0.1:1143\"\n", IG_ECONFIG,
 	  "t.yaml:7:15: invalid value 'yes' for 'tls.strict_sni': expected true or false\n"
 	  "t.yaml:8:16: invalid value '1.1' for 'tls.min_version': expected one of 1.2, 1.3\n" },
+	{ "listeners:\n  - name: a\n    listen: \"127.0.0.1:993\"\n    tls: implicit\n"
+	  "tls:\n  certificates: [{cert: cert.pem, key: key.pem}]\n  crypto: fast\n"
+	  "backend:\n  address: \"127.0.0.1:1143\"\n", IG_ECONFIG,
+	  "t.yaml:7:11: invalid value 'fast' for 'tls.crypto': "
+	  "expected one of auto, openssl, mbedtls\n" },
 	{ CFGFIX_BASE "  connect_timeout: 10x\n", IG_ECONFIG,
 	  "t.yaml:11:20: invalid duration '10x' for 'backend.connect_timeout': "
 	  "expected a number with ms, s, m or h\n" },
@@ -398,6 +406,34 @@ static const struct err_row err_rows[] = {
 	  "t.yaml:6:3: warning: backend.tls is none but the backend is not on loopback: "
 	  "passwords cross the network in clear\n" },
 };
+
+/* tls.crypto: openssl needs the OpenSSL driver (our own mbedTLS build). */
+static void
+test_tls_crypto_openssl(void **state)
+{
+	static const char yaml[] =
+	    "listeners:\n  - name: a\n    listen: \"127.0.0.1:993\"\n    tls: implicit\n"
+	    "tls:\n  certificates: [{cert: cert.pem, key: key.pem}]\n  crypto: openssl\n"
+	    "backend:\n  address: \"127.0.0.1:1143\"\n";
+	struct ig_config *cfg = NULL;
+	int rc;
+	char *msgs;
+
+	(void)state;
+	msgs = load(yaml, &rc, ig_crypto_openssl_built_in() ? &cfg : NULL);
+	if (ig_crypto_openssl_built_in()) {
+		assert_string_equal(msgs, "");
+		assert_int_equal(rc, 0);
+		assert_int_equal(cfg->tls_crypto, IG_CRYPTO_OPENSSL);
+		ig_config_free(cfg);
+	} else {
+		assert_int_equal(rc, IG_ECONFIG);
+		assert_string_equal(msgs, "t.yaml:7:11: 'tls.crypto' cannot be openssl: this "
+		    "imapguard has no OpenSSL driver (it was built with the system's mbedTLS, "
+		    "IG_SYSTEM_MBEDTLS=ON); use auto or mbedtls\n");
+	}
+	free(msgs);
+}
 
 static void
 test_error_rows(void **state)
@@ -700,6 +736,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_full_example, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_crypto_openssl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_mode_warning, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_errors_capped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_resolve, setup, teardown),

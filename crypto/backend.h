@@ -1,0 +1,49 @@
+/*
+ * The crypto backend under mbedTLS (tls.crypto): which code does the
+ * handshake's public-key operations (ECDSA, ECDH, X25519) and the records'
+ * AEAD. mbedTLS always keeps the TLS state machine, X.509 and the keys; with
+ * our own mbedTLS build, a PSA driver (crypto/driver/psa_ossl.h) can hand
+ * those operations to OpenSSL's libcrypto, mbedTLS's own code staying the
+ * fallback. The choice is made once at start-up, after psa_crypto_init().
+ */
+#ifndef IG_CRYPTO_BACKEND_H
+#define IG_CRYPTO_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum ig_crypto_backend {
+	IG_CRYPTO_AUTO,    /* OpenSSL when built in and its self-test passes, else mbedTLS */
+	IG_CRYPTO_OPENSSL, /* OpenSSL's libcrypto through the PSA driver */
+	IG_CRYPTO_MBEDTLS, /* mbedTLS's own code */
+	IG_CRYPTO_COUNT
+};
+
+/* "auto", "openssl" or "mbedtls"; never NULL. */
+const char *ig_crypto_backend_str(enum ig_crypto_backend b);
+
+/* Does this build have the OpenSSL driver (our own mbedTLS build)? */
+bool ig_crypto_openssl_built_in(void);
+
+/* libcrypto's version when the driver is built in, else NULL. */
+const char *ig_crypto_openssl_version(void);
+
+/*
+ * Selects the backend for the whole process; call after psa_crypto_init()
+ * and before any TLS. Choosing OpenSSL (openssl, or auto when the driver is
+ * built in) first runs a known-answer self-test through it (RFC 7748 X25519,
+ * RFC 6979 P-256 ECDSA checked by mbedTLS, AES-256-GCM). Returns 0 with the
+ * backend active, or IG_EINVAL (openssl without the driver) or IG_ETLS (its
+ * self-test failed) with err filled in and mbedTLS active. With auto, a
+ * failed self-test is not an error: it returns 0 with mbedTLS active and the
+ * reason in err; otherwise err is set to "" on success.
+ */
+int ig_crypto_select(enum ig_crypto_backend want, char *err, size_t errsz);
+
+/* What the last ig_crypto_select asked for (auto before any call). */
+enum ig_crypto_backend ig_crypto_requested(void);
+
+/* What does the work now: IG_CRYPTO_OPENSSL or IG_CRYPTO_MBEDTLS. */
+enum ig_crypto_backend ig_crypto_active(void);
+
+#endif /* IG_CRYPTO_BACKEND_H */

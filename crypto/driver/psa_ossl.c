@@ -1,0 +1,542 @@
+/*
+ * imapguard's PSA transparent driver over OpenSSL's libcrypto (psa_ossl.h).
+ *
+ * Keys arrive in PSA's export format: an ECC private key is its scalar
+ * (big-endian for the secp curves, RFC 7748 bytes for X25519), a public key
+ * the uncompressed point (or the 32 bytes of X25519). Each call builds
+ * libcrypto's EVP_PKEY from those bytes, does one EVP operation and frees
+ * everything; private key copies are cleansed.
+ *
+ * What is not handled here answers PSA_ERROR_NOT_SUPPORTED, and mbedTLS's own
+ * code then does the operation, including every malformed input (its error
+ * codes are then PSA's usual ones). When libcrypto fails where mbedTLS would
+ * not, the operation also falls back (and IG_PSA_OSSL_FALLBACK counts it).
+ * Answers that are the driver's own: a bad signature
+ * (PSA_ERROR_INVALID_SIGNATURE), an invalid peer key
+ * (PSA_ERROR_INVALID_ARGUMENT, as mbedTLS), an AEAD tag mismatch
+ * (PSA_ERROR_INVALID_SIGNATURE, the plaintext wiped) and output buffers too
+ * small (PSA_ERROR_BUFFER_TOO_SMALL).
+ *
+ * Key generation: a PSA key pair is its private key alone, and
+ * psa_export_public_key computes the public key afterwards. X25519 key
+ * generation is random bytes, left to mbedTLS's DRBG; its public key is
+ * computed here. For the secp curves OpenSSL 3.0 has no EVP call that derives
+ * the public point from a private scalar, so generate_key keeps the point it
+ * generated with the scalar in a one-entry, per-thread memo, which
+ * export_public_key uses (and wipes) when it is asked for that very key: the
+ * ECDHE sequence of TLS (generate, export, agree). Any other key's public
+ * point is left to mbedTLS.
+ */
+#include "psa_ossl.h"
+
+#if defined(IG_PSA_OSSL_DRIVER)
+
+#include <limits.h>
+#include <pthread.h>
+#include <string.h>
+
+#include <mbedtls/psa_util.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+
+#define OSSL_EC_BYTES_MAX 66                   /* secp521r1 */
+#define OSSL_EC_POINT_MAX (1 + 2 * OSSL_EC_BYTES_MAX)
+#define OSSL_DER_SIG_MAX 160                   /* ECDSA-Sig-Value on secp521r1: 139 */
+#define OSSL_AEAD_TAG 16
+#define OSSL_AEAD_NONCE 12
+
+static int ossl_on = 1;
+static unsigned long ossl_counts[IG_PSA_OSSL_OP_COUNT];
+
+void
+ig_psa_ossl_set_enabled(bool on)
+{
+	__atomic_store_n(&ossl_on, on ? 1 : 0, __ATOMIC_RELAXED);
+}
+
+bool
+ig_psa_ossl_enabled(void)
+{
+	return __atomic_load_n(&ossl_on, __ATOMIC_RELAXED) != 0;
+}
+
+unsigned long
+ig_psa_ossl_count(enum ig_psa_ossl_op op)
+{
+	if ((unsigned)op >= IG_PSA_OSSL_OP_COUNT)
+		return 0;
+	return __atomic_load_n(&ossl_counts[op], __ATOMIC_RELAXED);
+}
+
+static void
+ossl_counted(enum ig_psa_ossl_op op)
+{
+	__atomic_fetch_add(&ossl_counts[op], 1, __ATOMIC_RELAXED);
+}
+
+/* libcrypto failed where mbedTLS may not: leave the operation to it. */
+static psa_status_t
+ossl_fallback(void)
+{
+	ERR_clear_error();
+	ossl_counted(IG_PSA_OSSL_FALLBACK);
+	return PSA_ERROR_NOT_SUPPORTED;
+}
+
+const char *
+ig_psa_ossl_version(void)
+{
+	return OpenSSL_version(OPENSSL_VERSION);
+}
+
+/* The secp curves we hand over, by size; NULL for any other. */
+static const char *
+ossl_secp_group(psa_key_type_t type, size_t bits)
+{
+	if (PSA_KEY_TYPE_ECC_GET_FAMILY(type) != PSA_ECC_FAMILY_SECP_R1)
+		return NULL;
+	switch (bits) {
+	case 256: return "prime256v1";
+	case 384: return "secp384r1";
+	case 521: return "secp521r1";
+	default: return NULL;
+	}
+}
+
+static bool
+ossl_is_x25519(psa_key_type_t type, size_t bits)
+{
+	return PSA_KEY_TYPE_ECC_GET_FAMILY(type) == PSA_ECC_FAMILY_MONTGOMERY && bits == 255;
+}
+
+/* An EVP_PKEY from the parameters, or NULL. */
+static EVP_PKEY *
+ossl_fromdata(const char *name, int selection, OSSL_PARAM *params)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, name, NULL);
+	EVP_PKEY *pkey = NULL;
+
+	if (ctx == NULL || EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, selection, params) <= 0)
+		pkey = NULL;
+	EVP_PKEY_CTX_free(ctx);
+	return pkey;
+}
+
+/* An EC key pair from a big-endian private scalar (no public point). */
+static EVP_PKEY *
+ossl_ec_private(const char *group, const uint8_t *d, size_t dlen)
+{
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	OSSL_PARAM *params = NULL;
+	BIGNUM *bn = BN_secure_new();
+	EVP_PKEY *pkey = NULL;
+
+	if (bld == NULL || bn == NULL || dlen > INT_MAX ||
+	    BN_bin2bn(d, (int)dlen, bn) == NULL ||
+	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, bn) ||
+	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL)
+		goto done;
+	pkey = ossl_fromdata("EC", EVP_PKEY_KEYPAIR, params);
+done:
+	OSSL_PARAM_free(params); /* clears the secure part, the scalar */
+	OSSL_PARAM_BLD_free(bld);
+	BN_clear_free(bn);
+	return pkey;
+}
+
+/* An EC public key from an uncompressed point (checked to be on the curve). */
+static EVP_PKEY *
+ossl_ec_public(const char *group, const uint8_t *q, size_t qlen)
+{
+	OSSL_PARAM params[3];
+
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
+	    (char *)(uintptr_t)group, 0);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
+	    (void *)(uintptr_t)q, qlen);
+	params[2] = OSSL_PARAM_construct_end();
+	return ossl_fromdata("EC", EVP_PKEY_PUBLIC_KEY, params);
+}
+
+/* ---- ECDSA ---- */
+
+psa_status_t
+ig_psa_ossl_transparent_sign_hash(const psa_key_attributes_t *attributes,
+    const uint8_t *key_buffer, size_t key_buffer_size, psa_algorithm_t alg,
+    const uint8_t *hash, size_t hash_length, uint8_t *signature, size_t signature_size,
+    size_t *signature_length)
+{
+	psa_key_type_t type = psa_get_key_type(attributes);
+	size_t bits = psa_get_key_bits(attributes), n = PSA_BITS_TO_BYTES(bits);
+	const char *group = ossl_secp_group(type, bits);
+	uint8_t der[OSSL_DER_SIG_MAX];
+	size_t derlen = sizeof(der);
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *pkey = NULL;
+	psa_status_t st;
+
+	/* OpenSSL 3.0 has no deterministic ECDSA: that stays with mbedTLS. */
+	if (!ig_psa_ossl_enabled() || !PSA_ALG_IS_RANDOMIZED_ECDSA(alg) || group == NULL ||
+	    !PSA_KEY_TYPE_IS_ECC_KEY_PAIR(type) || key_buffer_size != n)
+		return PSA_ERROR_NOT_SUPPORTED;
+	if (signature_size < 2 * n)
+		return PSA_ERROR_BUFFER_TOO_SMALL;
+	if ((pkey = ossl_ec_private(group, key_buffer, key_buffer_size)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL)) == NULL ||
+	    EVP_PKEY_sign_init(ctx) <= 0 ||
+	    EVP_PKEY_sign(ctx, der, &derlen, hash, hash_length) <= 0) {
+		st = ossl_fallback();
+		goto done;
+	}
+	if (mbedtls_ecdsa_der_to_raw(bits, der, derlen, signature, signature_size,
+	    signature_length) != 0) {
+		st = ossl_fallback();
+		goto done;
+	}
+	ossl_counted(IG_PSA_OSSL_SIGN);
+	st = PSA_SUCCESS;
+done:
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(pkey);
+	return st;
+}
+
+psa_status_t
+ig_psa_ossl_transparent_verify_hash(const psa_key_attributes_t *attributes,
+    const uint8_t *key_buffer, size_t key_buffer_size, psa_algorithm_t alg,
+    const uint8_t *hash, size_t hash_length, const uint8_t *signature,
+    size_t signature_length)
+{
+	psa_key_type_t type = psa_get_key_type(attributes);
+	size_t bits = psa_get_key_bits(attributes), n = PSA_BITS_TO_BYTES(bits);
+	const char *group = ossl_secp_group(type, bits);
+	uint8_t der[OSSL_DER_SIG_MAX];
+	size_t derlen;
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *pkey = NULL;
+	psa_status_t st;
+	int rc;
+
+	/* A key pair's buffer holds the private scalar only: mbedTLS's. */
+	if (!ig_psa_ossl_enabled() || !PSA_ALG_IS_ECDSA(alg) || group == NULL ||
+	    !PSA_KEY_TYPE_IS_ECC_PUBLIC_KEY(type) || key_buffer_size != 1 + 2 * n ||
+	    key_buffer[0] != 0x04)
+		return PSA_ERROR_NOT_SUPPORTED;
+	if (signature_length != 2 * n)
+		return PSA_ERROR_INVALID_SIGNATURE; /* as mbedTLS */
+	if (mbedtls_ecdsa_raw_to_der(bits, signature, signature_length, der, sizeof(der),
+	    &derlen) != 0)
+		return PSA_ERROR_NOT_SUPPORTED;
+	if ((pkey = ossl_ec_public(group, key_buffer, key_buffer_size)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL)) == NULL ||
+	    EVP_PKEY_verify_init(ctx) <= 0) {
+		st = ossl_fallback();
+		goto done;
+	}
+	rc = EVP_PKEY_verify(ctx, der, derlen, hash, hash_length);
+	if (rc < 0) {
+		st = ossl_fallback();
+		goto done;
+	}
+	ERR_clear_error();
+	ossl_counted(IG_PSA_OSSL_VERIFY);
+	st = rc == 1 ? PSA_SUCCESS : PSA_ERROR_INVALID_SIGNATURE;
+done:
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(pkey);
+	return st;
+}
+
+/* ---- key generation and public keys ---- */
+
+/* The last secp key pair this thread generated (see the top of the file). */
+static __thread struct {
+	size_t dlen, qlen;             /* 0: empty */
+	uint8_t d[OSSL_EC_BYTES_MAX];  /* private scalar, big-endian */
+	uint8_t q[OSSL_EC_POINT_MAX];  /* its uncompressed public point */
+} ossl_memo;
+
+static void
+ossl_memo_clear(void)
+{
+	OPENSSL_cleanse(&ossl_memo, sizeof(ossl_memo));
+}
+
+psa_status_t
+ig_psa_ossl_transparent_generate_key(const psa_key_attributes_t *attributes,
+    uint8_t *key_buffer, size_t key_buffer_size, size_t *key_buffer_length)
+{
+	psa_key_type_t type = psa_get_key_type(attributes);
+	size_t bits = psa_get_key_bits(attributes), n = PSA_BITS_TO_BYTES(bits), qlen = 0;
+	const char *group = ossl_secp_group(type, bits);
+	uint8_t q[OSSL_EC_POINT_MAX];
+	EVP_PKEY *pkey = NULL;
+	BIGNUM *d = NULL;
+	psa_status_t st;
+
+	if (!ig_psa_ossl_enabled() || group == NULL || !PSA_KEY_TYPE_IS_ECC_KEY_PAIR(type))
+		return PSA_ERROR_NOT_SUPPORTED;
+	if (key_buffer_size < n)
+		return PSA_ERROR_BUFFER_TOO_SMALL;
+	if ((pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", group)) == NULL ||
+	    !EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_PRIV_KEY, &d) ||
+	    BN_bn2binpad(d, key_buffer, (int)n) != (int)n ||
+	    !EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_PUB_KEY, q, sizeof(q), &qlen) ||
+	    qlen != 1 + 2 * n || q[0] != 0x04) {
+		OPENSSL_cleanse(key_buffer, key_buffer_size);
+		st = ossl_fallback();
+		goto done;
+	}
+	*key_buffer_length = n;
+	ossl_memo_clear();
+	memcpy(ossl_memo.d, key_buffer, n);
+	memcpy(ossl_memo.q, q, qlen);
+	ossl_memo.dlen = n;
+	ossl_memo.qlen = qlen;
+	ossl_counted(IG_PSA_OSSL_GENERATE);
+	st = PSA_SUCCESS;
+done:
+	BN_clear_free(d);
+	EVP_PKEY_free(pkey);
+	return st;
+}
+
+psa_status_t
+ig_psa_ossl_transparent_export_public_key(const psa_key_attributes_t *attributes,
+    const uint8_t *key_buffer, size_t key_buffer_size, uint8_t *data, size_t data_size,
+    size_t *data_length)
+{
+	psa_key_type_t type = psa_get_key_type(attributes);
+	size_t bits = psa_get_key_bits(attributes), len;
+	EVP_PKEY *pkey;
+
+	if (!ig_psa_ossl_enabled() || !PSA_KEY_TYPE_IS_ECC_KEY_PAIR(type))
+		return PSA_ERROR_NOT_SUPPORTED;
+	if (ossl_secp_group(type, bits) != NULL) {
+		/* The memo of generate_key, for that key only. */
+		if (ossl_memo.dlen == 0 || ossl_memo.dlen != key_buffer_size ||
+		    CRYPTO_memcmp(ossl_memo.d, key_buffer, key_buffer_size) != 0)
+			return PSA_ERROR_NOT_SUPPORTED;
+		if (data_size < ossl_memo.qlen)
+			return PSA_ERROR_BUFFER_TOO_SMALL;
+		memcpy(data, ossl_memo.q, ossl_memo.qlen);
+		*data_length = ossl_memo.qlen;
+		ossl_memo_clear();
+		ossl_counted(IG_PSA_OSSL_EXPORT_PUBLIC);
+		return PSA_SUCCESS;
+	}
+	if (!ossl_is_x25519(type, bits) || key_buffer_size != 32)
+		return PSA_ERROR_NOT_SUPPORTED;
+	if (data_size < 32)
+		return PSA_ERROR_BUFFER_TOO_SMALL;
+	pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, key_buffer, key_buffer_size);
+	len = data_size;
+	if (pkey == NULL || EVP_PKEY_get_raw_public_key(pkey, data, &len) <= 0 || len != 32) {
+		EVP_PKEY_free(pkey);
+		return ossl_fallback();
+	}
+	EVP_PKEY_free(pkey);
+	*data_length = len;
+	ossl_counted(IG_PSA_OSSL_EXPORT_PUBLIC);
+	return PSA_SUCCESS;
+}
+
+/* ---- ECDH and X25519 ---- */
+
+psa_status_t
+ig_psa_ossl_transparent_key_agreement(const psa_key_attributes_t *attributes,
+    const uint8_t *key_buffer, size_t key_buffer_size, psa_algorithm_t alg,
+    const uint8_t *peer_key, size_t peer_key_length, uint8_t *shared_secret,
+    size_t shared_secret_size, size_t *shared_secret_length)
+{
+	psa_key_type_t type = psa_get_key_type(attributes);
+	size_t bits = psa_get_key_bits(attributes), n = PSA_BITS_TO_BYTES(bits), len;
+	const char *group = ossl_secp_group(type, bits);
+	EVP_PKEY *ours = NULL, *theirs = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	psa_status_t st;
+
+	if (!ig_psa_ossl_enabled() || alg != PSA_ALG_ECDH || !PSA_KEY_TYPE_IS_ECC_KEY_PAIR(type) ||
+	    key_buffer_size != n)
+		return PSA_ERROR_NOT_SUPPORTED;
+	if (group != NULL) {
+		if (peer_key_length != 1 + 2 * n || peer_key[0] != 0x04)
+			return PSA_ERROR_NOT_SUPPORTED;
+		ours = ossl_ec_private(group, key_buffer, key_buffer_size);
+		theirs = ossl_ec_public(group, peer_key, peer_key_length);
+	} else if (ossl_is_x25519(type, bits)) {
+		if (peer_key_length != 32)
+			return PSA_ERROR_NOT_SUPPORTED;
+		ours = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, key_buffer,
+		    key_buffer_size);
+		theirs = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer_key,
+		    peer_key_length);
+	} else {
+		return PSA_ERROR_NOT_SUPPORTED;
+	}
+	if (shared_secret_size < n) {
+		st = PSA_ERROR_BUFFER_TOO_SMALL;
+		goto done;
+	}
+	if (ours == NULL || (ctx = EVP_PKEY_CTX_new_from_pkey(NULL, ours, NULL)) == NULL ||
+	    EVP_PKEY_derive_init(ctx) <= 0) {
+		st = ossl_fallback();
+		goto done;
+	}
+	/*
+	 * A peer point off the curve (refused by EVP_PKEY_fromdata), or one
+	 * that yields the all-zero X25519 secret (refused by derive, as
+	 * Everest does), is the peer's fault: mbedTLS answers
+	 * PSA_ERROR_INVALID_ARGUMENT for it too.
+	 */
+	len = shared_secret_size;
+	if (theirs == NULL || EVP_PKEY_derive_set_peer_ex(ctx, theirs, 1) <= 0 ||
+	    EVP_PKEY_derive(ctx, shared_secret, &len) <= 0 || len != n) {
+		OPENSSL_cleanse(shared_secret, shared_secret_size);
+		ERR_clear_error();
+		st = PSA_ERROR_INVALID_ARGUMENT;
+		goto done;
+	}
+	*shared_secret_length = len;
+	ossl_counted(IG_PSA_OSSL_AGREE);
+	st = PSA_SUCCESS;
+done:
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(ours);
+	EVP_PKEY_free(theirs);
+	return st;
+}
+
+/* ---- AEAD: AES-GCM and ChaCha20-Poly1305, one-shot, 16-byte tags ---- */
+
+static pthread_once_t ossl_ciphers_once = PTHREAD_ONCE_INIT;
+static EVP_CIPHER *ossl_gcm[3];   /* AES-128/192/256-GCM */
+static EVP_CIPHER *ossl_chachapoly;
+
+static void
+ossl_ciphers_fetch(void)
+{
+	ossl_gcm[0] = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
+	ossl_gcm[1] = EVP_CIPHER_fetch(NULL, "AES-192-GCM", NULL);
+	ossl_gcm[2] = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+	ossl_chachapoly = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+	ERR_clear_error();
+}
+
+/* The cipher for this key and algorithm, or NULL when it is not ours. */
+static const EVP_CIPHER *
+ossl_aead_cipher(const psa_key_attributes_t *attributes, size_t key_buffer_size,
+    psa_algorithm_t alg, size_t nonce_length)
+{
+	psa_key_type_t type = psa_get_key_type(attributes);
+	size_t bits = psa_get_key_bits(attributes);
+
+	if (!ig_psa_ossl_enabled() || nonce_length != OSSL_AEAD_NONCE ||
+	    key_buffer_size != PSA_BITS_TO_BYTES(bits) ||
+	    PSA_AEAD_TAG_LENGTH(type, bits, alg) != OSSL_AEAD_TAG)
+		return NULL;
+	pthread_once(&ossl_ciphers_once, ossl_ciphers_fetch);
+	if (type == PSA_KEY_TYPE_AES &&
+	    PSA_ALG_AEAD_WITH_DEFAULT_LENGTH_TAG(alg) == PSA_ALG_GCM) {
+		switch (bits) {
+		case 128: return ossl_gcm[0];
+		case 192: return ossl_gcm[1];
+		case 256: return ossl_gcm[2];
+		default: return NULL;
+		}
+	}
+	if (type == PSA_KEY_TYPE_CHACHA20 && bits == 256 &&
+	    PSA_ALG_AEAD_WITH_DEFAULT_LENGTH_TAG(alg) == PSA_ALG_CHACHA20_POLY1305)
+		return ossl_chachapoly;
+	return NULL;
+}
+
+psa_status_t
+ig_psa_ossl_transparent_aead_encrypt(const psa_key_attributes_t *attributes,
+    const uint8_t *key_buffer, size_t key_buffer_size, psa_algorithm_t alg,
+    const uint8_t *nonce, size_t nonce_length, const uint8_t *additional_data,
+    size_t additional_data_length, const uint8_t *plaintext, size_t plaintext_length,
+    uint8_t *ciphertext, size_t ciphertext_size, size_t *ciphertext_length)
+{
+	const EVP_CIPHER *cipher = ossl_aead_cipher(attributes, key_buffer_size, alg,
+	    nonce_length);
+	EVP_CIPHER_CTX *ctx;
+	int outl, finl;
+
+	if (cipher == NULL || plaintext_length > INT_MAX - OSSL_AEAD_TAG ||
+	    additional_data_length > INT_MAX)
+		return PSA_ERROR_NOT_SUPPORTED;
+	if (ciphertext_size < plaintext_length + OSSL_AEAD_TAG)
+		return PSA_ERROR_BUFFER_TOO_SMALL;
+	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
+		return ossl_fallback();
+	if (EVP_EncryptInit_ex2(ctx, cipher, key_buffer, nonce, NULL) <= 0 ||
+	    (additional_data_length > 0 && EVP_EncryptUpdate(ctx, NULL, &outl,
+	    additional_data, (int)additional_data_length) <= 0) ||
+	    EVP_EncryptUpdate(ctx, ciphertext, &outl, plaintext, (int)plaintext_length) <= 0 ||
+	    EVP_EncryptFinal_ex(ctx, ciphertext + outl, &finl) <= 0 ||
+	    (size_t)outl + (size_t)finl != plaintext_length ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, OSSL_AEAD_TAG,
+	    ciphertext + plaintext_length) <= 0) {
+		EVP_CIPHER_CTX_free(ctx);
+		OPENSSL_cleanse(ciphertext, ciphertext_size);
+		return ossl_fallback();
+	}
+	EVP_CIPHER_CTX_free(ctx);
+	*ciphertext_length = plaintext_length + OSSL_AEAD_TAG;
+	ossl_counted(IG_PSA_OSSL_AEAD);
+	return PSA_SUCCESS;
+}
+
+psa_status_t
+ig_psa_ossl_transparent_aead_decrypt(const psa_key_attributes_t *attributes,
+    const uint8_t *key_buffer, size_t key_buffer_size, psa_algorithm_t alg,
+    const uint8_t *nonce, size_t nonce_length, const uint8_t *additional_data,
+    size_t additional_data_length, const uint8_t *ciphertext, size_t ciphertext_length,
+    uint8_t *plaintext, size_t plaintext_size, size_t *plaintext_length)
+{
+	const EVP_CIPHER *cipher = ossl_aead_cipher(attributes, key_buffer_size, alg,
+	    nonce_length);
+	EVP_CIPHER_CTX *ctx;
+	size_t len;
+	int outl, finl, rc;
+
+	if (cipher == NULL || ciphertext_length < OSSL_AEAD_TAG ||
+	    ciphertext_length > INT_MAX || additional_data_length > INT_MAX)
+		return PSA_ERROR_NOT_SUPPORTED;
+	len = ciphertext_length - OSSL_AEAD_TAG;
+	if (plaintext_size < len)
+		return PSA_ERROR_BUFFER_TOO_SMALL;
+	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
+		return ossl_fallback();
+	if (EVP_DecryptInit_ex2(ctx, cipher, key_buffer, nonce, NULL) <= 0 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, OSSL_AEAD_TAG,
+	    (void *)(uintptr_t)(ciphertext + len)) <= 0 ||
+	    (additional_data_length > 0 && EVP_DecryptUpdate(ctx, NULL, &outl,
+	    additional_data, (int)additional_data_length) <= 0) ||
+	    EVP_DecryptUpdate(ctx, plaintext, &outl, ciphertext, (int)len) <= 0) {
+		EVP_CIPHER_CTX_free(ctx);
+		OPENSSL_cleanse(plaintext, plaintext_size);
+		return ossl_fallback();
+	}
+	/* Final checks the tag: 0 is a mismatch, not a failure. */
+	rc = EVP_DecryptFinal_ex(ctx, plaintext + outl, &finl);
+	EVP_CIPHER_CTX_free(ctx);
+	ERR_clear_error();
+	if (rc <= 0 || (size_t)outl + (size_t)finl != len) {
+		OPENSSL_cleanse(plaintext, plaintext_size);
+		ossl_counted(IG_PSA_OSSL_AEAD);
+		return PSA_ERROR_INVALID_SIGNATURE;
+	}
+	*plaintext_length = len;
+	ossl_counted(IG_PSA_OSSL_AEAD);
+	return PSA_SUCCESS;
+}
+
+#endif /* IG_PSA_OSSL_DRIVER */

@@ -1,0 +1,125 @@
+/*
+ * imapguard's mbedTLS 3.6 configuration (MBEDTLS_CONFIG_FILE), used when
+ * CMake builds mbedTLS itself (the default; IG_SYSTEM_MBEDTLS=ON links the
+ * system's library and its configuration instead). cmake/MbedTLS.cmake passes
+ * this file to mbedTLS's build and to every target that includes its headers,
+ * so the library and imapguard always see the same options.
+ *
+ * What is on is what proxy/tls.c, certs/ and util/ use: TLS 1.2 and 1.3,
+ * server and client, ECDHE with ECDSA or RSA certificates, AES-GCM and
+ * ChaCha20-Poly1305, X.509 certificates in PEM or DER, session tickets and the
+ * session cache; everything else is off. Performance options are at the end;
+ * bench/CRYPTO.md has the measurements behind each of them, and behind the
+ * OpenSSL driver (IG_PSA_OSSL_DRIVER).
+ */
+#ifndef IG_CRYPTO_MBEDTLS_CONFIG_H
+#define IG_CRYPTO_MBEDTLS_CONFIG_H
+
+/* Platform */
+#define MBEDTLS_HAVE_ASM
+#define MBEDTLS_HAVE_TIME
+#define MBEDTLS_HAVE_TIME_DATE          /* certificate validity */
+#define MBEDTLS_FS_IO                   /* mbedtls_x509_crt_parse_file (backend CA) */
+#define MBEDTLS_PLATFORM_C
+#define MBEDTLS_THREADING_C             /* the RSA blinding values of shared keys */
+#define MBEDTLS_THREADING_PTHREAD
+#define MBEDTLS_ERROR_C                 /* mbedtls_strerror in logs */
+
+/* Randomness */
+#define MBEDTLS_ENTROPY_C
+#define MBEDTLS_CTR_DRBG_C
+
+/* Hashes: SHA-256/384 for TLS; SHA-1 and SHA-224/512 only to read the
+   certificates that use them (the verification profile decides whether
+   they are trusted) */
+#define MBEDTLS_MD_C
+#define MBEDTLS_SHA1_C
+#define MBEDTLS_SHA224_C
+#define MBEDTLS_SHA256_C
+#define MBEDTLS_SHA384_C
+#define MBEDTLS_SHA512_C
+#define MBEDTLS_HKDF_C                  /* TLS 1.3 key schedule */
+
+/* Ciphers: AES-GCM and ChaCha20-Poly1305, the AEAD suites of proxy/tls.c */
+#define MBEDTLS_AES_C
+#define MBEDTLS_AESNI_C                 /* used when the CPU has AES-NI */
+#define MBEDTLS_GCM_C
+#define MBEDTLS_CHACHA20_C
+#define MBEDTLS_POLY1305_C
+#define MBEDTLS_CHACHAPOLY_C
+#define MBEDTLS_CIPHER_C
+
+/* Public keys: ECDSA and RSA (PKCS#1 v1.5 and PSS) certificates, ECDHE */
+#define MBEDTLS_BIGNUM_C
+#define MBEDTLS_ECP_C
+#define MBEDTLS_ECDSA_C
+/* No MBEDTLS_ECDSA_DETERMINISTIC: TLS then signs with randomized ECDSA
+   (pk_wrap.c), which the OpenSSL driver does (OpenSSL 3.0 has no RFC 6979);
+   mbedTLS's fallback draws its nonces from the PSA DRBG. */
+#define MBEDTLS_ECDH_C
+#define MBEDTLS_ECP_DP_SECP256R1_ENABLED
+#define MBEDTLS_ECP_DP_SECP384R1_ENABLED
+#define MBEDTLS_ECP_DP_SECP521R1_ENABLED
+#define MBEDTLS_ECP_DP_CURVE25519_ENABLED
+#define MBEDTLS_ECP_NIST_OPTIM
+#define MBEDTLS_RSA_C
+#define MBEDTLS_PKCS1_V15
+#define MBEDTLS_PKCS1_V21
+#define MBEDTLS_OID_C
+#define MBEDTLS_ASN1_PARSE_C
+#define MBEDTLS_ASN1_WRITE_C
+#define MBEDTLS_PK_C
+#define MBEDTLS_PK_PARSE_C
+#define MBEDTLS_PK_WRITE_C
+#define MBEDTLS_PEM_PARSE_C
+#define MBEDTLS_BASE64_C                /* PEM, and util/sasl.c */
+
+/* PSA Crypto: TLS 1.3 needs it; with MBEDTLS_USE_PSA_CRYPTO, TLS 1.2, X.509
+   and PK go through it too (one code path for every handshake) */
+#define MBEDTLS_PSA_CRYPTO_C
+#define MBEDTLS_USE_PSA_CRYPTO
+#define MBEDTLS_PSA_KEY_STORE_DYNAMIC
+/* imapguard's transparent driver over OpenSSL's libcrypto
+   (crypto/driver/psa_ossl.h): ECDSA, ECDH, X25519 and AEAD, with mbedTLS's
+   own code as the fallback */
+#define MBEDTLS_PSA_CRYPTO_DRIVERS
+#define IG_PSA_OSSL_DRIVER
+
+/* X.509: certificates only (no CRL, CSR or writing) */
+#define MBEDTLS_X509_USE_C
+#define MBEDTLS_X509_CRT_PARSE_C
+#define MBEDTLS_X509_RSASSA_PSS_SUPPORT
+
+/* TLS */
+#define MBEDTLS_SSL_TLS_C
+#define MBEDTLS_SSL_SRV_C
+#define MBEDTLS_SSL_CLI_C
+#define MBEDTLS_SSL_PROTO_TLS1_2
+#define MBEDTLS_SSL_PROTO_TLS1_3
+#define MBEDTLS_KEY_EXCHANGE_ECDHE_ECDSA_ENABLED
+#define MBEDTLS_KEY_EXCHANGE_ECDHE_RSA_ENABLED
+#define MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL_ENABLED
+/* resumption with a fresh ECDHE (forward secrecy, like the suites); pure
+   PSK resumption stays off */
+#define MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_EPHEMERAL_ENABLED
+#define MBEDTLS_SSL_TLS1_3_COMPATIBILITY_MODE
+#define MBEDTLS_SSL_EXTENDED_MASTER_SECRET
+#define MBEDTLS_SSL_SERVER_NAME_INDICATION
+#define MBEDTLS_SSL_ALPN
+#define MBEDTLS_SSL_KEEP_PEER_CERTIFICATE /* the backend name check in tls.c */
+#define MBEDTLS_SSL_ALL_ALERT_MESSAGES
+#define MBEDTLS_SSL_SESSION_TICKETS
+#define MBEDTLS_SSL_TICKET_C
+#define MBEDTLS_SSL_CACHE_C
+
+/*
+ * Performance (bench/CRYPTO.md):
+ * - Everest's X25519 (HACL*, 64-bit) instead of the generic Montgomery ladder;
+ * - a window of 6 and precomputed tables for the fixed point (ECDSA signing,
+ *   ECDHE key generation), at a few KiB of memory per curve in use.
+ */
+#define MBEDTLS_ECDH_VARIANT_EVEREST_ENABLED
+#define MBEDTLS_ECP_WINDOW_SIZE 6
+#define MBEDTLS_ECP_FIXED_POINT_OPTIM 1
+
+#endif /* IG_CRYPTO_MBEDTLS_CONFIG_H */

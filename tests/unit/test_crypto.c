@@ -1,0 +1,481 @@
+/*
+ * Unit tests for the crypto backend (crypto/backend.c) and the PSA driver
+ * over OpenSSL (crypto/driver/psa_ossl.c): known answers (RFC 7748 X25519,
+ * RFC 6979 P-256 ECDSA, the GCM specification's AES-256 case 14) through
+ * both backends, and differential tests on random inputs: what one backend
+ * makes, the other accepts and computes alike (signatures verify both ways,
+ * shared secrets, public keys and AEAD ciphertexts are equal). The driver's
+ * counters prove which backend did the work.
+ */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <mbedtls/build_info.h>
+#include <psa/crypto.h>
+
+#include "crypto/backend.h"
+#include "crypto/driver/psa_ossl.h"
+#include "util/err.h"
+
+#define ROUNDS 40 /* random inputs per differential test */
+
+#if defined(IG_PSA_OSSL_DRIVER)
+
+static void
+unhex(const char *hex, uint8_t *out, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned int b;
+		assert_int_equal(sscanf(hex + 2 * i, "%2x", &b), 1);
+		out[i] = (uint8_t)b;
+	}
+	assert_int_equal(hex[2 * len], '\0');
+}
+
+static psa_key_id_t
+import_key(psa_key_type_t type, size_t bits, psa_key_usage_t usage, psa_algorithm_t alg,
+    const uint8_t *data, size_t len)
+{
+	psa_key_attributes_t attr = PSA_KEY_ATTRIBUTES_INIT;
+	psa_key_id_t key;
+
+	psa_set_key_type(&attr, type);
+	psa_set_key_bits(&attr, bits);
+	psa_set_key_usage_flags(&attr, usage);
+	psa_set_key_algorithm(&attr, alg);
+	assert_int_equal(psa_import_key(&attr, data, len, &key), PSA_SUCCESS);
+	return key;
+}
+
+static psa_key_id_t
+generate_key(psa_key_type_t type, size_t bits, psa_key_usage_t usage, psa_algorithm_t alg)
+{
+	psa_key_attributes_t attr = PSA_KEY_ATTRIBUTES_INIT;
+	psa_key_id_t key;
+
+	psa_set_key_type(&attr, type);
+	psa_set_key_bits(&attr, bits);
+	psa_set_key_usage_flags(&attr, usage);
+	psa_set_key_algorithm(&attr, alg);
+	assert_int_equal(psa_generate_key(&attr, &key), PSA_SUCCESS);
+	return key;
+}
+
+/* The public key of key, imported as a key of its own (as a certificate's). */
+static psa_key_id_t
+public_of(psa_key_id_t key, psa_algorithm_t alg, size_t bits)
+{
+	uint8_t pub[PSA_EXPORT_PUBLIC_KEY_MAX_SIZE];
+	size_t len;
+
+	assert_int_equal(psa_export_public_key(key, pub, sizeof(pub), &len), PSA_SUCCESS);
+	return import_key(PSA_KEY_TYPE_ECC_PUBLIC_KEY(PSA_ECC_FAMILY_SECP_R1), bits,
+	    PSA_KEY_USAGE_VERIFY_HASH, alg, pub, len);
+}
+
+/* The two backends, by name, for the tables below. */
+static const bool backends[] = { true, false }; /* OpenSSL, mbedTLS */
+
+static void
+use_openssl(bool on)
+{
+	ig_psa_ossl_set_enabled(on);
+}
+
+static const char x25519_a[] =
+    "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a";
+static const char x25519_a_pub[] =
+    "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a";
+static const char x25519_b[] =
+    "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb";
+static const char x25519_b_pub[] =
+    "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f";
+static const char x25519_k[] =
+    "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742";
+
+/* RFC 7748, section 6.1, both ways, through each backend. */
+static void
+test_x25519_rfc7748(void **state)
+{
+	(void)state;
+	for (size_t b = 0; b < 2; b++) {
+		static const char *const priv[] = { x25519_a, x25519_b };
+		static const char *const pub[] = { x25519_a_pub, x25519_b_pub };
+		static const char *const peer[] = { x25519_b_pub, x25519_a_pub };
+
+		use_openssl(backends[b]);
+		for (size_t side = 0; side < 2; side++) {
+			uint8_t d[32], want_pub[32], their[32], k[32], out[32];
+			size_t len;
+			unsigned long agree = ig_psa_ossl_count(IG_PSA_OSSL_AGREE);
+			unsigned long exp = ig_psa_ossl_count(IG_PSA_OSSL_EXPORT_PUBLIC);
+
+			unhex(priv[side], d, 32);
+			unhex(pub[side], want_pub, 32);
+			unhex(peer[side], their, 32);
+			unhex(x25519_k, k, 32);
+			psa_key_id_t key = import_key(
+			    PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_MONTGOMERY), 255,
+			    PSA_KEY_USAGE_DERIVE | PSA_KEY_USAGE_EXPORT, PSA_ALG_ECDH, d, 32);
+			assert_int_equal(psa_raw_key_agreement(PSA_ALG_ECDH, key, their, 32, out,
+			    sizeof(out), &len), PSA_SUCCESS);
+			assert_int_equal(len, 32);
+			assert_memory_equal(out, k, 32);
+			assert_int_equal(psa_export_public_key(key, out, sizeof(out), &len),
+			    PSA_SUCCESS);
+			assert_int_equal(len, 32);
+			assert_memory_equal(out, want_pub, 32);
+			psa_destroy_key(key);
+			/* The driver did the work with OpenSSL on, and only then. */
+			assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AGREE), agree + backends[b]);
+			assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_EXPORT_PUBLIC),
+			    exp + backends[b]);
+		}
+	}
+	use_openssl(true);
+}
+
+static const char p256_x[] =
+    "c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721";
+static const char p256_q[] =
+    "0460fed4ba255a9d31c961eb74c6356d68c049b8923b61fa6ce669622e60f29fb6"
+    "7903fe1008b8bc99a41ae9e95628bc64f2f1b20c2d7e9f5177a3c294d4462299";
+static const char sample_sha256[] =
+    "af2bdbe1aa9b6ec1e2ade1d694f41fc71a831d0268e9891562113d8a62add1bf";
+static const char p256_sig_sample[] =
+    "efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716"
+    "f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8";
+
+/* RFC 6979 A.2.5: the published signature verifies, a flipped bit does not. */
+static void
+test_ecdsa_rfc6979(void **state)
+{
+	const psa_algorithm_t alg = PSA_ALG_ECDSA(PSA_ALG_SHA_256);
+	uint8_t q[65], hash[32], sig[64], x[32], pub[65];
+	size_t len;
+
+	(void)state;
+	unhex(p256_q, q, sizeof(q));
+	unhex(sample_sha256, hash, sizeof(hash));
+	unhex(p256_sig_sample, sig, sizeof(sig));
+	unhex(p256_x, x, sizeof(x));
+	for (size_t b = 0; b < 2; b++) {
+		unsigned long verify = ig_psa_ossl_count(IG_PSA_OSSL_VERIFY);
+
+		use_openssl(backends[b]);
+		psa_key_id_t key = import_key(PSA_KEY_TYPE_ECC_PUBLIC_KEY(PSA_ECC_FAMILY_SECP_R1),
+		    256, PSA_KEY_USAGE_VERIFY_HASH, alg, q, sizeof(q));
+		assert_int_equal(psa_verify_hash(key, alg, hash, 32, sig, 64), PSA_SUCCESS);
+		sig[63] ^= 1;
+		assert_int_equal(psa_verify_hash(key, alg, hash, 32, sig, 64),
+		    PSA_ERROR_INVALID_SIGNATURE);
+		sig[63] ^= 1;
+		hash[0] ^= 0x80;
+		assert_int_equal(psa_verify_hash(key, alg, hash, 32, sig, 64),
+		    PSA_ERROR_INVALID_SIGNATURE);
+		hash[0] ^= 0x80;
+		assert_int_equal(psa_verify_hash(key, alg, hash, 32, sig, 63),
+		    PSA_ERROR_INVALID_SIGNATURE);
+		psa_destroy_key(key);
+		assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_VERIFY),
+		    verify + (backends[b] ? 3 : 0));
+
+		/* The RFC's private key gives the RFC's public key (mbedTLS). */
+		key = import_key(PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_SECP_R1), 256,
+		    PSA_KEY_USAGE_SIGN_HASH | PSA_KEY_USAGE_EXPORT, alg, x, sizeof(x));
+		assert_int_equal(psa_export_public_key(key, pub, sizeof(pub), &len), PSA_SUCCESS);
+		assert_int_equal(len, 65);
+		assert_memory_equal(pub, q, 65);
+		psa_destroy_key(key);
+	}
+	use_openssl(true);
+}
+
+/*
+ * Signatures made by one backend verify with the other, on random keys and
+ * hashes, for each secp curve the driver takes; a changed hash fails both.
+ */
+static void
+test_ecdsa_differential(void **state)
+{
+	static const size_t curves[] = { 256, 384, 521 };
+	const psa_algorithm_t alg = PSA_ALG_ECDSA(PSA_ALG_SHA_256);
+
+	(void)state;
+	for (size_t c = 0; c < sizeof(curves) / sizeof(curves[0]); c++) {
+		for (int i = 0; i < ROUNDS; i++) {
+			bool signer = (i & 1) == 0; /* OpenSSL signs on even rounds */
+			uint8_t hash[32], sig[PSA_SIGNATURE_MAX_SIZE];
+			size_t len;
+			unsigned long sign = ig_psa_ossl_count(IG_PSA_OSSL_SIGN);
+			unsigned long verify = ig_psa_ossl_count(IG_PSA_OSSL_VERIFY);
+
+			use_openssl(i % 4 < 2); /* either backend makes the key */
+			psa_key_id_t key = generate_key(
+			    PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_SECP_R1), curves[c],
+			    PSA_KEY_USAGE_SIGN_HASH | PSA_KEY_USAGE_EXPORT, alg);
+			use_openssl(false);
+			psa_key_id_t pub = public_of(key, alg, curves[c]);
+			assert_int_equal(psa_generate_random(hash, sizeof(hash)), PSA_SUCCESS);
+
+			use_openssl(signer);
+			assert_int_equal(psa_sign_hash(key, alg, hash, 32, sig, sizeof(sig), &len),
+			    PSA_SUCCESS);
+			assert_int_equal(len, 2 * PSA_BITS_TO_BYTES(curves[c]));
+			use_openssl(!signer);
+			assert_int_equal(psa_verify_hash(pub, alg, hash, 32, sig, len), PSA_SUCCESS);
+			hash[5] ^= 4;
+			assert_int_equal(psa_verify_hash(pub, alg, hash, 32, sig, len),
+			    PSA_ERROR_INVALID_SIGNATURE);
+			assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_SIGN), sign + signer);
+			assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_VERIFY),
+			    verify + (signer ? 0 : 2));
+			psa_destroy_key(key);
+			psa_destroy_key(pub);
+		}
+	}
+	use_openssl(true);
+}
+
+/* One side's key share: a key pair made by one backend, its public key. */
+static psa_key_id_t
+key_share(psa_key_type_t type, size_t bits, bool openssl, uint8_t *pub, size_t *publen)
+{
+	use_openssl(openssl);
+	psa_key_id_t key = generate_key(type, bits, PSA_KEY_USAGE_DERIVE | PSA_KEY_USAGE_EXPORT,
+	    PSA_ALG_ECDH);
+	assert_int_equal(psa_export_public_key(key, pub, PSA_EXPORT_PUBLIC_KEY_MAX_SIZE, publen),
+	    PSA_SUCCESS);
+	return key;
+}
+
+/*
+ * ECDHE as TLS does it, on random keys: each side's key share made by one
+ * backend (public keys compared with the other backend's computation), the
+ * agreement computed by each side with a different backend: equal secrets.
+ */
+static void
+ecdh_differential(psa_key_type_t type, size_t bits)
+{
+	for (int i = 0; i < ROUNDS; i++) {
+		bool a_ossl = (i & 1) == 0, b_ossl = (i & 2) == 0;
+		uint8_t apub[PSA_EXPORT_PUBLIC_KEY_MAX_SIZE], bpub[PSA_EXPORT_PUBLIC_KEY_MAX_SIZE];
+		uint8_t again[PSA_EXPORT_PUBLIC_KEY_MAX_SIZE];
+		uint8_t ka[PSA_RAW_KEY_AGREEMENT_OUTPUT_MAX_SIZE];
+		uint8_t kb[PSA_RAW_KEY_AGREEMENT_OUTPUT_MAX_SIZE];
+		size_t alen, blen, len, kalen, kblen;
+
+		psa_key_id_t a = key_share(type, bits, a_ossl, apub, &alen);
+		psa_key_id_t b = key_share(type, bits, b_ossl, bpub, &blen);
+		/* The other backend computes the same public keys. */
+		use_openssl(!a_ossl);
+		assert_int_equal(psa_export_public_key(a, again, sizeof(again), &len), PSA_SUCCESS);
+		assert_int_equal(len, alen);
+		assert_memory_equal(again, apub, alen);
+
+		use_openssl(a_ossl);
+		assert_int_equal(psa_raw_key_agreement(PSA_ALG_ECDH, a, bpub, blen, ka, sizeof(ka),
+		    &kalen), PSA_SUCCESS);
+		use_openssl(!a_ossl);
+		assert_int_equal(psa_raw_key_agreement(PSA_ALG_ECDH, b, apub, alen, kb, sizeof(kb),
+		    &kblen), PSA_SUCCESS);
+		assert_int_equal(kalen, PSA_BITS_TO_BYTES(bits));
+		assert_int_equal(kalen, kblen);
+		assert_memory_equal(ka, kb, kalen);
+		psa_destroy_key(a);
+		psa_destroy_key(b);
+	}
+	use_openssl(true);
+}
+
+static void
+test_x25519_differential(void **state)
+{
+	unsigned long agree = ig_psa_ossl_count(IG_PSA_OSSL_AGREE);
+
+	(void)state;
+	ecdh_differential(PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_MONTGOMERY), 255);
+	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AGREE), agree + ROUNDS);
+}
+
+static void
+test_ecdh_secp_differential(void **state)
+{
+	unsigned long generate = ig_psa_ossl_count(IG_PSA_OSSL_GENERATE);
+
+	(void)state;
+	ecdh_differential(PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_SECP_R1), 256);
+	ecdh_differential(PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_SECP_R1), 384);
+	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_GENERATE), generate + ROUNDS * 2);
+}
+
+/*
+ * A peer's key that is not on the curve, or an X25519 point of small order
+ * (whose secret is all zeros), is refused by both backends.
+ */
+static void
+test_ecdh_bad_peer(void **state)
+{
+	uint8_t pub[PSA_EXPORT_PUBLIC_KEY_MAX_SIZE], out[66], zero[32] = { 0 };
+	size_t len;
+
+	(void)state;
+	for (size_t b = 0; b < 2; b++) {
+		psa_key_id_t k = key_share(PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_SECP_R1), 256,
+		    true, pub, &len);
+		use_openssl(backends[b]);
+		pub[64] ^= 1; /* y changed: off the curve */
+		assert_int_equal(psa_raw_key_agreement(PSA_ALG_ECDH, k, pub, len, out,
+		    sizeof(out), &len), PSA_ERROR_INVALID_ARGUMENT);
+		psa_destroy_key(k);
+
+		k = key_share(PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_MONTGOMERY), 255, true, pub,
+		    &len);
+		use_openssl(backends[b]);
+		assert_int_not_equal(psa_raw_key_agreement(PSA_ALG_ECDH, k, zero, 32, out,
+		    sizeof(out), &len), PSA_SUCCESS);
+		psa_destroy_key(k);
+	}
+	use_openssl(true);
+}
+
+/* AEAD: the GCM spec's case 14, then random records both ways. */
+static void
+aead_differential(psa_key_type_t type, psa_algorithm_t alg)
+{
+	static const size_t sizes[] = { 0, 1, 15, 16, 17, 255, 1024, 16384 };
+	static uint8_t pt[16384], ct[16384 + 16], ct2[16384 + 16], back[16384];
+	uint8_t key[32], nonce[12], ad[13];
+
+	for (int i = 0; i < ROUNDS; i++) {
+		size_t n = sizes[(size_t)i % (sizeof(sizes) / sizeof(sizes[0]))];
+		size_t adlen = (size_t)i % 14, ctlen, ct2len, backlen;
+		bool enc = (i & 1) == 0;
+		unsigned long aead = ig_psa_ossl_count(IG_PSA_OSSL_AEAD);
+
+		assert_int_equal(psa_generate_random(key, sizeof(key)), PSA_SUCCESS);
+		assert_int_equal(psa_generate_random(nonce, sizeof(nonce)), PSA_SUCCESS);
+		assert_int_equal(psa_generate_random(ad, sizeof(ad)), PSA_SUCCESS);
+		assert_int_equal(psa_generate_random(pt, n), PSA_SUCCESS);
+		psa_key_id_t k = import_key(type, 256, PSA_KEY_USAGE_ENCRYPT |
+		    PSA_KEY_USAGE_DECRYPT, alg, key, sizeof(key));
+
+		use_openssl(enc);
+		assert_int_equal(psa_aead_encrypt(k, alg, nonce, 12, ad, adlen, pt, n, ct,
+		    sizeof(ct), &ctlen), PSA_SUCCESS);
+		assert_int_equal(ctlen, n + 16);
+		use_openssl(!enc);
+		assert_int_equal(psa_aead_encrypt(k, alg, nonce, 12, ad, adlen, pt, n, ct2,
+		    sizeof(ct2), &ct2len), PSA_SUCCESS);
+		assert_int_equal(ct2len, ctlen);
+		assert_memory_equal(ct2, ct, ctlen);
+		assert_int_equal(psa_aead_decrypt(k, alg, nonce, 12, ad, adlen, ct, ctlen, back,
+		    sizeof(back), &backlen), PSA_SUCCESS);
+		assert_int_equal(backlen, n);
+		assert_memory_equal(back, pt, n);
+		/* A changed tag or ciphertext is refused by both. */
+		for (size_t b = 0; b < 2; b++) {
+			use_openssl(backends[b]);
+			ct[(size_t)i % ctlen] ^= 0x10;
+			assert_int_equal(psa_aead_decrypt(k, alg, nonce, 12, ad, adlen, ct, ctlen,
+			    back, sizeof(back), &backlen), PSA_ERROR_INVALID_SIGNATURE);
+			ct[(size_t)i % ctlen] ^= 0x10;
+		}
+		/* OpenSSL did one encryption, one bad decryption, and the good
+		   decryption when it did not make the first ciphertext */
+		assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AEAD), aead + (enc ? 2 : 3));
+		psa_destroy_key(k);
+	}
+	use_openssl(true);
+}
+
+static void
+test_aead(void **state)
+{
+	uint8_t zero[32] = { 0 }, ct[32], want[32];
+	size_t len;
+
+	(void)state;
+	unhex("cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919", want, 32);
+	for (size_t b = 0; b < 2; b++) {
+		use_openssl(backends[b]);
+		psa_key_id_t k = import_key(PSA_KEY_TYPE_AES, 256, PSA_KEY_USAGE_ENCRYPT,
+		    PSA_ALG_GCM, zero, sizeof(zero));
+		assert_int_equal(psa_aead_encrypt(k, PSA_ALG_GCM, zero, 12, NULL, 0, zero, 16, ct,
+		    sizeof(ct), &len), PSA_SUCCESS);
+		assert_int_equal(len, 32);
+		assert_memory_equal(ct, want, 32);
+		psa_destroy_key(k);
+	}
+	aead_differential(PSA_KEY_TYPE_AES, PSA_ALG_GCM);
+	aead_differential(PSA_KEY_TYPE_CHACHA20, PSA_ALG_CHACHA20_POLY1305);
+}
+
+/* tls.crypto: each choice is what then does the work. */
+static void
+test_select(void **state)
+{
+	char err[256];
+
+	(void)state;
+	assert_true(ig_crypto_openssl_built_in());
+	assert_non_null(ig_crypto_openssl_version());
+	assert_int_equal(ig_crypto_select(IG_CRYPTO_MBEDTLS, err, sizeof(err)), 0);
+	assert_int_equal(ig_crypto_active(), IG_CRYPTO_MBEDTLS);
+	assert_false(ig_psa_ossl_enabled());
+	assert_int_equal(ig_crypto_select(IG_CRYPTO_OPENSSL, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	assert_int_equal(ig_crypto_active(), IG_CRYPTO_OPENSSL);
+	assert_int_equal(ig_crypto_select(IG_CRYPTO_AUTO, err, sizeof(err)), 0);
+	assert_int_equal(ig_crypto_active(), IG_CRYPTO_OPENSSL);
+	assert_int_equal(ig_crypto_requested(), IG_CRYPTO_AUTO);
+	assert_string_equal(ig_crypto_backend_str(ig_crypto_active()), "openssl");
+}
+
+#else /* !IG_PSA_OSSL_DRIVER: the system's mbedTLS */
+
+static void
+test_select(void **state)
+{
+	char err[256];
+
+	(void)state;
+	assert_false(ig_crypto_openssl_built_in());
+	assert_null(ig_crypto_openssl_version());
+	assert_int_equal(ig_crypto_select(IG_CRYPTO_OPENSSL, err, sizeof(err)), IG_EINVAL);
+	assert_non_null(strstr(err, "no OpenSSL driver"));
+	assert_int_equal(ig_crypto_select(IG_CRYPTO_AUTO, err, sizeof(err)), 0);
+	assert_int_equal(ig_crypto_active(), IG_CRYPTO_MBEDTLS);
+}
+
+#endif
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+#if defined(IG_PSA_OSSL_DRIVER)
+		cmocka_unit_test(test_x25519_rfc7748),
+		cmocka_unit_test(test_ecdsa_rfc6979),
+		cmocka_unit_test(test_ecdsa_differential),
+		cmocka_unit_test(test_x25519_differential),
+		cmocka_unit_test(test_ecdh_secp_differential),
+		cmocka_unit_test(test_ecdh_bad_peer),
+		cmocka_unit_test(test_aead),
+#endif
+		cmocka_unit_test(test_select),
+	};
+	int failed;
+
+	if (psa_crypto_init() != PSA_SUCCESS)
+		return 1;
+	failed = cmocka_run_group_tests(tests, NULL, NULL);
+	mbedtls_psa_crypto_free();
+	return failed;
+}
