@@ -79,6 +79,11 @@
 #define MBEDTLS_PSA_CRYPTO_C
 #define MBEDTLS_USE_PSA_CRYPTO
 #define MBEDTLS_PSA_KEY_STORE_DYNAMIC
+/* PSA runs in our process on our own buffers, never in memory shared with
+   an untrusted party: no copy of every buffer on every call (two 16 KiB
+   copies per TLS record, otherwise). TLS encrypts records in place, which
+   mbedTLS's AEAD and the OpenSSL driver's both support. */
+#define MBEDTLS_PSA_ASSUME_EXCLUSIVE_BUFFERS
 /* imapguard's transparent driver over OpenSSL's libcrypto
    (crypto/driver/psa_ossl.h): ECDSA, ECDH, X25519 and AEAD, with mbedTLS's
    own code as the fallback */

@@ -10,7 +10,9 @@
  * What is not handled here answers PSA_ERROR_NOT_SUPPORTED, and mbedTLS's own
  * code then does the operation, including every malformed input (its error
  * codes are then PSA's usual ones). When libcrypto fails where mbedTLS would
- * not, the operation also falls back (and IG_PSA_OSSL_FALLBACK counts it).
+ * not, the operation also falls back (and IG_PSA_OSSL_FALLBACK counts it),
+ * except in the middle of an AEAD operation, whose output may already have
+ * overwritten its input (TLS works in place): that is an error.
  * Answers that are the driver's own: a bad signature
  * (PSA_ERROR_INVALID_SIGNATURE), an invalid peer key
  * (PSA_ERROR_INVALID_ARGUMENT, as mbedTLS), an AEAD tag mismatch
@@ -478,15 +480,22 @@ ig_psa_ossl_transparent_aead_encrypt(const psa_key_attributes_t *attributes,
 		return ossl_fallback();
 	if (EVP_EncryptInit_ex2(ctx, cipher, key_buffer, nonce, NULL) <= 0 ||
 	    (additional_data_length > 0 && EVP_EncryptUpdate(ctx, NULL, &outl,
-	    additional_data, (int)additional_data_length) <= 0) ||
-	    EVP_EncryptUpdate(ctx, ciphertext, &outl, plaintext, (int)plaintext_length) <= 0 ||
+	    additional_data, (int)additional_data_length) <= 0)) {
+		EVP_CIPHER_CTX_free(ctx);
+		return ossl_fallback(); /* nothing written yet */
+	}
+	/*
+	 * From here on the output may have overwritten the input (TLS
+	 * encrypts in place): a failure cannot be left to mbedTLS.
+	 */
+	if (EVP_EncryptUpdate(ctx, ciphertext, &outl, plaintext, (int)plaintext_length) <= 0 ||
 	    EVP_EncryptFinal_ex(ctx, ciphertext + outl, &finl) <= 0 ||
 	    (size_t)outl + (size_t)finl != plaintext_length ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, OSSL_AEAD_TAG,
 	    ciphertext + plaintext_length) <= 0) {
 		EVP_CIPHER_CTX_free(ctx);
-		OPENSSL_cleanse(ciphertext, ciphertext_size);
-		return ossl_fallback();
+		ERR_clear_error();
+		return PSA_ERROR_GENERIC_ERROR;
 	}
 	EVP_CIPHER_CTX_free(ctx);
 	*ciphertext_length = plaintext_length + OSSL_AEAD_TAG;
@@ -519,11 +528,16 @@ ig_psa_ossl_transparent_aead_decrypt(const psa_key_attributes_t *attributes,
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, OSSL_AEAD_TAG,
 	    (void *)(uintptr_t)(ciphertext + len)) <= 0 ||
 	    (additional_data_length > 0 && EVP_DecryptUpdate(ctx, NULL, &outl,
-	    additional_data, (int)additional_data_length) <= 0) ||
-	    EVP_DecryptUpdate(ctx, plaintext, &outl, ciphertext, (int)len) <= 0) {
+	    additional_data, (int)additional_data_length) <= 0)) {
+		EVP_CIPHER_CTX_free(ctx);
+		return ossl_fallback(); /* nothing written yet */
+	}
+	/* In place, as for encryption: no fallback once output is written. */
+	if (EVP_DecryptUpdate(ctx, plaintext, &outl, ciphertext, (int)len) <= 0) {
 		EVP_CIPHER_CTX_free(ctx);
 		OPENSSL_cleanse(plaintext, plaintext_size);
-		return ossl_fallback();
+		ERR_clear_error();
+		return PSA_ERROR_GENERIC_ERROR;
 	}
 	/* Final checks the tag: 0 is a mismatch, not a failure. */
 	rc = EVP_DecryptFinal_ex(ctx, plaintext + outl, &finl);

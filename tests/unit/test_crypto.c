@@ -395,6 +395,42 @@ aead_differential(psa_key_type_t type, psa_algorithm_t alg)
 	use_openssl(true);
 }
 
+/*
+ * In place, as TLS calls it (MBEDTLS_PSA_ASSUME_EXCLUSIVE_BUFFERS: PSA does
+ * not copy): the record buffer is both input and output, both ways.
+ */
+static void
+aead_in_place(psa_key_type_t type, psa_algorithm_t alg)
+{
+	static uint8_t pt[4096], buf[4096 + 16], ref[4096 + 16];
+	uint8_t key[32], nonce[12], ad[13];
+	size_t len, reflen;
+
+	for (size_t b = 0; b < 2; b++) {
+		assert_int_equal(psa_generate_random(key, sizeof(key)), PSA_SUCCESS);
+		assert_int_equal(psa_generate_random(nonce, sizeof(nonce)), PSA_SUCCESS);
+		assert_int_equal(psa_generate_random(ad, sizeof(ad)), PSA_SUCCESS);
+		assert_int_equal(psa_generate_random(pt, sizeof(pt)), PSA_SUCCESS);
+		psa_key_id_t k = import_key(type, 256, PSA_KEY_USAGE_ENCRYPT |
+		    PSA_KEY_USAGE_DECRYPT, alg, key, sizeof(key));
+		use_openssl(!backends[b]);
+		assert_int_equal(psa_aead_encrypt(k, alg, nonce, 12, ad, sizeof(ad), pt,
+		    sizeof(pt), ref, sizeof(ref), &reflen), PSA_SUCCESS);
+		use_openssl(backends[b]);
+		memcpy(buf, pt, sizeof(pt));
+		assert_int_equal(psa_aead_encrypt(k, alg, nonce, 12, ad, sizeof(ad), buf,
+		    sizeof(pt), buf, sizeof(buf), &len), PSA_SUCCESS);
+		assert_int_equal(len, reflen);
+		assert_memory_equal(buf, ref, len);
+		assert_int_equal(psa_aead_decrypt(k, alg, nonce, 12, ad, sizeof(ad), buf, len,
+		    buf, sizeof(buf), &len), PSA_SUCCESS);
+		assert_int_equal(len, sizeof(pt));
+		assert_memory_equal(buf, pt, len);
+		psa_destroy_key(k);
+	}
+	use_openssl(true);
+}
+
 static void
 test_aead(void **state)
 {
@@ -415,6 +451,8 @@ test_aead(void **state)
 	}
 	aead_differential(PSA_KEY_TYPE_AES, PSA_ALG_GCM);
 	aead_differential(PSA_KEY_TYPE_CHACHA20, PSA_ALG_CHACHA20_POLY1305);
+	aead_in_place(PSA_KEY_TYPE_AES, PSA_ALG_GCM);
+	aead_in_place(PSA_KEY_TYPE_CHACHA20, PSA_ALG_CHACHA20_POLY1305);
 }
 
 /* tls.crypto: each choice is what then does the work. */
