@@ -222,6 +222,8 @@ mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
 static void
 die(const char *fmt, ...)
 {
@@ -408,6 +410,9 @@ client_next(struct client *c)
 	set_state(c, CS_DONE);
 }
 
+static void client_fail(struct client *c, enum errkind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static void
 client_fail(struct client *c, enum errkind kind, const char *fmt, ...)
 {
@@ -431,6 +436,9 @@ client_fail(struct client *c, enum errkind kind, const char *fmt, ...)
 		stopping = true;
 	}
 }
+
+static int queue_cmd(struct client *c, enum step step, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int
 queue_cmd(struct client *c, enum step step, const char *fmt, ...)
