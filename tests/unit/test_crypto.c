@@ -38,17 +38,25 @@ unhex(const char *hex, uint8_t *out, size_t len)
 	assert_int_equal(hex[2 * len], '\0');
 }
 
-static psa_key_id_t
-import_key(psa_key_type_t type, size_t bits, psa_key_usage_t usage, psa_algorithm_t alg,
-    const uint8_t *data, size_t len)
+static psa_key_attributes_t
+key_attrs(psa_key_type_t type, size_t bits, psa_key_usage_t usage, psa_algorithm_t alg)
 {
 	psa_key_attributes_t attr = PSA_KEY_ATTRIBUTES_INIT;
-	psa_key_id_t key;
 
 	psa_set_key_type(&attr, type);
 	psa_set_key_bits(&attr, bits);
 	psa_set_key_usage_flags(&attr, usage);
 	psa_set_key_algorithm(&attr, alg);
+	return attr;
+}
+
+static psa_key_id_t
+import_key(psa_key_type_t type, size_t bits, psa_key_usage_t usage, psa_algorithm_t alg,
+    const uint8_t *data, size_t len)
+{
+	psa_key_attributes_t attr = key_attrs(type, bits, usage, alg);
+	psa_key_id_t key;
+
 	assert_int_equal(psa_import_key(&attr, data, len, &key), PSA_SUCCESS);
 	return key;
 }
@@ -56,13 +64,9 @@ import_key(psa_key_type_t type, size_t bits, psa_key_usage_t usage, psa_algorith
 static psa_key_id_t
 generate_key(psa_key_type_t type, size_t bits, psa_key_usage_t usage, psa_algorithm_t alg)
 {
-	psa_key_attributes_t attr = PSA_KEY_ATTRIBUTES_INIT;
+	psa_key_attributes_t attr = key_attrs(type, bits, usage, alg);
 	psa_key_id_t key;
 
-	psa_set_key_type(&attr, type);
-	psa_set_key_bits(&attr, bits);
-	psa_set_key_usage_flags(&attr, usage);
-	psa_set_key_algorithm(&attr, alg);
 	assert_int_equal(psa_generate_key(&attr, &key), PSA_SUCCESS);
 	return key;
 }
