@@ -55,6 +55,8 @@ static const struct enum_name log_level_names[] = {
 
 static const struct field root_fields[] = {
 	F_ENUM("log_level", struct ig_config, log_level, false, IG_LOG_INFO, log_level_names, NULL),
+	{ .key = "workers", .type = FT_CUSTOM, .off = offsetof(struct ig_config, workers),
+	  .ops = &ig_cfg_workers_ops },
 	F_LIST("listeners", struct ig_config, listeners, nlisteners, true, 1, 64,
 	    &ig_cfg_listener_section, ig_cfg_check_listeners),
 	{ .key = "tls", .type = FT_SECTION, .off = 0, .sub = &ig_cfg_tls_section },

@@ -101,9 +101,15 @@ struct ig_limits {
 	size_t nraised;
 };
 
+/* Most workers "workers" accepts. */
+#define IG_WORKERS_MAX 256
+
 struct ig_config {
 	char *path;                      /* file it was loaded from */
 	enum ig_log_level log_level;     /* "log_level" (default info) */
+	unsigned workers;                /* "workers": event loops, one thread
+	                                    each; 0 = auto (default: one per
+	                                    CPU the process may run on) */
 
 	struct ig_listener_conf *listeners;
 	size_t nlisteners;

@@ -323,6 +323,31 @@ config_check_limits(struct cfgctx *c, const struct cnode *map, void *base, const
 	}
 }
 
+/* workers: "auto" (stored as 0) or a count, 1..IG_WORKERS_MAX. */
+static bool
+config_store_workers(struct cfgctx *c, const struct field *f, const struct cnode *v,
+    void *base, const char *path)
+{
+	char sb[CFG_SHOW_MAX];
+	unsigned *out = ig_cfg_at(base, f->off);
+	uint64_t n = 0;
+	if (!ig_cfg_scalar_ok(c, v, path))
+		return false;
+	if (strcmp(v->str, "auto") == 0) {
+		*out = 0;
+		return true;
+	}
+	if (ig_cfg_parse_u64(v->str, IG_WORKERS_MAX, &n) != 0 || n == 0) {
+		config_error(c, v->mark, "invalid value '%s' for '%s': expected auto or a number "
+		    "of workers from 1 to %u", ig_cfg_show(v->str, v->len, sb), path,
+		    IG_WORKERS_MAX);
+		return false;
+	}
+	*out = (unsigned)n;
+	return true;
+}
+const struct custom_ops ig_cfg_workers_ops = { NULL, config_store_workers, NULL };
+
 static const struct field listener_fields[] = {
 	F_STRBUF("name", struct ig_listener_conf, name, true, config_v_listener_name),
 	F_STRBUF("listen", struct ig_listener_conf, listen, true, config_v_listen),

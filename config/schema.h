@@ -219,6 +219,8 @@ extern const struct section ig_cfg_limits_section;
 /* listeners: names and addresses unique (a list_check). */
 void ig_cfg_check_listeners(struct cfgctx *c, const struct cnode *seq, void *base,
     const char *path);
+/* workers: auto or a count. */
+extern const struct custom_ops ig_cfg_workers_ops;
 
 /* policy.c */
 extern const struct section ig_cfg_policy_section;

@@ -84,9 +84,12 @@ static void
 attempt_keep_secret(struct ig_session *s, const uint8_t *p, size_t len)
 {
 	struct ig_attempt *a = &s->att;
-	if (s->set->rl == NULL || len == 0)
+	struct ig_shared *sh = s->set->sh;
+	if (sh->rl == NULL || len == 0)
 		return;
-	ig_rl_secret_hash(s->set->rl, p, len, a->secret_hash);
+	ig_shared_lock(sh);
+	ig_rl_secret_hash(sh->rl, p, len, a->secret_hash);
+	ig_shared_unlock(sh);
 	a->has_secret_hash = true;
 }
 
@@ -98,14 +101,17 @@ attempt_keep_secret(struct ig_session *s, const uint8_t *p, size_t len)
 static bool
 attempt_ratelimit(struct ig_session *s)
 {
-	struct ig_rl *rl = s->set->rl;
-	if (rl == NULL)
+	struct ig_shared *sh = s->set->sh;
+	if (sh->rl == NULL)
 		return true;
 	struct ig_attempt *a = &s->att;
 	struct ig_rl_attempt ra;
 	attempt_rl(s, &ra);
 	struct ig_rl_verdict v;
-	ig_rl_check(rl, &ra, &v);
+	ig_shared_lock(sh);
+	ig_rl_check(sh->rl, &ra, &v);
+	unsigned max_failures = ig_rl_max_conn_failures(sh->rl);
+	ig_shared_unlock(sh);
 	if (!v.refuse)
 		return true;
 	uint64_t left_s = v.until_ms > ra.now_ms ? (v.until_ms - ra.now_ms + 999) / 1000 : 0;
@@ -122,7 +128,7 @@ attempt_ratelimit(struct ig_session *s)
 		    "%llu seconds", a->tag, (unsigned long long)left_s);
 	s->failures++;
 	attempt_end(s);
-	ig_session_tarpit(s, v.delay_ms, s->failures >= ig_rl_max_conn_failures(rl));
+	ig_session_tarpit(s, v.delay_ms, s->failures >= max_failures);
 	return false;
 }
 
@@ -481,17 +487,19 @@ static unsigned
 attempt_count_abandoned(struct ig_session *s, const char *what)
 {
 	struct ig_attempt *a = &s->att;
-	struct ig_rl *rl = s->set->rl;
+	struct ig_shared *sh = s->set->sh;
 	ig_session_log(s, IG_LOG_INFO, "event=login-%s mech=%s cost=backend-connection",
 	    what, attempt_mech_name(a));
-	if (rl == NULL)
+	if (sh->rl == NULL)
 		return 0;
 	struct ig_rl_attempt ra;
 	attempt_rl(s, &ra);
 	ra.user = NULL; /* nobody's password was tried */
 	ra.secret_hash = NULL;
 	struct ig_rl_verdict v;
-	ig_rl_failure(rl, &ra, &v);
+	ig_shared_lock(sh);
+	ig_rl_failure(sh->rl, &ra, &v);
+	ig_shared_unlock(sh);
 	attempt_log_block(s, &v);
 	return v.delay_ms;
 }
@@ -539,7 +547,8 @@ ig_attempt_done(struct ig_session *s, bool ok, bool tempfail)
 {
 	struct ig_attempt *a = &s->att;
 	uint64_t ms = ig_session_now(s) - a->started_ms;
-	struct ig_rl *rl = s->set->rl;
+	struct ig_shared *sh = s->set->sh;
+	bool rl = sh->rl != NULL; /* (created at start, never replaced) */
 	struct ig_rl_attempt ra;
 	attempt_rl(s, &ra);
 	if (tempfail) {
@@ -554,8 +563,11 @@ ig_attempt_done(struct ig_session *s, bool ok, bool tempfail)
 		    (unsigned long long)ms);
 	}
 	if (ok) {
-		if (rl != NULL && a->user_known)
-			ig_rl_success(rl, &ra);
+		if (rl && a->user_known) {
+			ig_shared_lock(sh);
+			ig_rl_success(sh->rl, &ra);
+			ig_shared_unlock(sh);
+		}
 		snprintf(s->user, sizeof(s->user), "%s", a->user);
 		s->login_cmd = a->login_cmd;
 		s->login_mech = a->mech;
@@ -571,9 +583,11 @@ ig_attempt_done(struct ig_session *s, bool ok, bool tempfail)
 	bool cancelled = !tempfail && a->cancel_sent;
 	if (failed) {
 		s->failures++;
-		if (rl != NULL && a->user_known) {
+		if (rl && a->user_known) {
 			struct ig_rl_verdict v;
-			ig_rl_failure(rl, &ra, &v);
+			ig_shared_lock(sh);
+			ig_rl_failure(sh->rl, &ra, &v);
+			ig_shared_unlock(sh);
 			delay = v.delay_ms;
 			attempt_log_block(s, &v);
 		}
@@ -587,6 +601,10 @@ ig_attempt_done(struct ig_session *s, bool ok, bool tempfail)
 	/* The backend's BAD to a cancel, forwarded, is a BAD like ours. */
 	if (cancelled && ig_session_count_error(s))
 		return;
-	if ((failed || cancelled) && rl != NULL)
-		ig_session_tarpit(s, delay, s->failures >= ig_rl_max_conn_failures(rl));
+	if ((failed || cancelled) && rl) {
+		ig_shared_lock(sh);
+		unsigned max_failures = ig_rl_max_conn_failures(sh->rl);
+		ig_shared_unlock(sh);
+		ig_session_tarpit(s, delay, s->failures >= max_failures);
+	}
 }

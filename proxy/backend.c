@@ -332,7 +332,7 @@ backend_after_caps(struct ig_session *s)
 {
 	/* What this connection learned is what clients are shown next. */
 	if (s->bcaps.known)
-		ig_caps_learn(&s->set->backend_caps, s->bcaps.list);
+		(void)ig_shared_caps_learn(s->set->sh, s->bcaps.list);
 	if (s->gen->cfg->backend.forward_client_address == IG_FORWARD_ID &&
 	    ig_caps_has(s->bcaps.list, "ID")) {
 		char line[512];

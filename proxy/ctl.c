@@ -19,8 +19,7 @@
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
-#include "proxy/session.h"
-#include "proxy/sessions.h"
+#include "proxy/shared.h"
 
 #define CTL_LINE_MAX 512
 #define CTL_OUT_MAX (1024 * 1024) /* list output cap */
@@ -40,9 +39,9 @@ struct ctl_conn {
 
 struct ig_ctl {
 	uv_pipe_t server;
-	struct ig_session_set *set;    /* the worker's */
-	ig_ctl_stats_fn *stats;        /* the worker's state file numbers */
-	void *owner;                   /* passed to stats */
+	struct ig_shared *sh;          /* the limiter, session counts */
+	const struct ig_ctl_ops *ops;  /* the owner's: stats, kick */
+	void *owner;                   /* passed to ops */
 	char *path;
 	struct ctl_conn *conns;
 	unsigned open; /* handles not yet closed: server + connections */
@@ -148,8 +147,8 @@ ctl_write_cb(uv_write_t *req, int status)
 static void
 ctl_exec(struct ctl_conn *c, char *line)
 {
-	struct ig_session_set *set = c->ctl->set;
-	struct ig_rl *rl = set->rl;
+	struct ig_shared *sh = c->ctl->sh;
+	struct ig_rl *rl = sh->rl;
 	uint64_t now = ig_wall_ms();
 	char *arg = strchr(line, ' ');
 	if (arg != NULL)
@@ -159,7 +158,9 @@ ctl_exec(struct ctl_conn *c, char *line)
 			ctl_out(c, "error rate limiting is disabled\n");
 		} else {
 			struct ctl_list l = { c, now, 0 };
+			ig_shared_lock(sh);
 			ig_rl_foreach_block(rl, now, ctl_list_cb, &l);
+			ig_shared_unlock(sh);
 			ctl_out(c, c->truncated ? "error output truncated\n" : "ok %u blocks\n", l.n);
 		}
 	} else if (strcmp(line, "lift") == 0 && arg != NULL) {
@@ -168,7 +169,9 @@ ctl_exec(struct ctl_conn *c, char *line)
 			ctl_out(c, "error usage: lift LIMIT KEY\n");
 		} else {
 			*key++ = '\0';
+			ig_shared_lock(sh);
 			int rc = ig_rl_lift(rl, arg, key, now);
+			ig_shared_unlock(sh);
 			char esc[300];
 			ig_log_escape((const uint8_t *)key, strlen(key), esc, sizeof(esc));
 			if (rc == 0) {
@@ -182,7 +185,7 @@ ctl_exec(struct ctl_conn *c, char *line)
 		unsigned n = 0;
 		char esc[300];
 		ig_log_escape((const uint8_t *)arg, strlen(arg), esc, sizeof(esc));
-		if (ig_session_kick_user(set, arg, &n) != 0) {
+		if (c->ctl->ops->kick(c->ctl->owner, arg, &n) != 0) {
 			ctl_out(c, "error invalid user name\n");
 		} else {
 			log_info("event=kick user=\"%s\" sessions=%u by=ctl", esc, n);
@@ -190,11 +193,15 @@ ctl_exec(struct ctl_conn *c, char *line)
 		}
 	} else if (strcmp(line, "stats") == 0 && arg == NULL) {
 		struct ig_ctl_stats st = { 0 };
-		c->ctl->stats(c->ctl->owner, &st);
-		ctl_out(c, "sessions\t%u\n", set->nsessions);
-		ctl_out(c, "ratelimit_keys\t%zu\n", rl ? ig_rl_count(rl) : (size_t)0);
-		ctl_out(c, "ratelimit_changes\t%llu\n",
-		    (unsigned long long)(rl ? ig_rl_changes(rl) : 0));
+		c->ctl->ops->stats(c->ctl->owner, &st);
+		ig_shared_lock(sh);
+		size_t keys = rl ? ig_rl_count(rl) : 0;
+		uint64_t changes = rl ? ig_rl_changes(rl) : 0;
+		ig_shared_unlock(sh);
+		ctl_out(c, "sessions\t%u\n", atomic_load(&sh->nsessions));
+		ctl_out(c, "workers\t%u\n", st.workers);
+		ctl_out(c, "ratelimit_keys\t%zu\n", keys);
+		ctl_out(c, "ratelimit_changes\t%llu\n", (unsigned long long)changes);
 		if (st.state_file) {
 			ctl_out(c, "ratelimit_state_saved_changes\t%llu\n",
 			    (unsigned long long)st.state_saved_changes);
@@ -295,8 +302,8 @@ ctl_probe(const char *path)
 }
 
 int
-ig_ctl_start(struct ig_session_set *set, const char *path, ig_ctl_stats_fn *stats,
-    void *owner, struct ig_ctl **out)
+ig_ctl_start(uv_loop_t *loop, struct ig_shared *sh, const char *path,
+    const struct ig_ctl_ops *ops, void *owner, struct ig_ctl **out)
 {
 	struct stat st;
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
@@ -323,10 +330,10 @@ ig_ctl_start(struct ig_session_set *set, const char *path, ig_ctl_stats_fn *stat
 		    ig_strerror(IG_ENOMEM));
 		return IG_ENOMEM;
 	}
-	ctl->set = set;
-	ctl->stats = stats;
+	ctl->sh = sh;
+	ctl->ops = ops;
 	ctl->owner = owner;
-	uv_pipe_init(set->loop, &ctl->server, 0);
+	uv_pipe_init(loop, &ctl->server, 0);
 	ctl->server.data = ctl;
 	ctl->open = 1;
 	mode_t old = umask(0177);

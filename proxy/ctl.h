@@ -15,28 +15,38 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct ig_ctl;
-struct ig_session_set;
+#include <uv.h>
 
-/* What `stats` reports of the limiter's state file, which its owner keeps. */
+struct ig_ctl;
+struct ig_shared;
+
+/* What `stats` reports that its owner keeps: workers, the state file. */
 struct ig_ctl_stats {
+	unsigned workers;              /* worker threads running */
 	bool state_file;               /* the limiter saves to a state file */
 	uint64_t state_saved_changes;  /* ig_rl_changes() the file holds */
 	unsigned state_save_failures;  /* failed saves since the last good one */
 };
-/* Fills st with the owner's numbers now. */
-typedef void ig_ctl_stats_fn(void *owner, struct ig_ctl_stats *st);
+/* What the admin socket asks its owner (the server) for. */
+struct ig_ctl_ops {
+	/* Fills st with the owner's numbers now. */
+	void (*stats)(void *owner, struct ig_ctl_stats *st);
+	/* Ends USER's sessions on every worker; *count: how many. Returns 0,
+	   or IG_EINVAL for a user name that cannot be normalised. */
+	int (*kick)(void *owner, const char *user, unsigned *count);
+};
 
 /*
- * Binds path on set's loop; commands act on set (its limiter, its
- * sessions), and `stats` asks stats(owner, ...) for the rest. A socket file
+ * Binds path on loop; list and lift act on sh's limiter (under its lock),
+ * stats reads sh's counts and asks ops->stats for the rest, kick asks
+ * ops->kick. A socket file
  * there is replaced only when it is stale (connecting to it is refused);
  * when a process answers on it (a running instance), nothing is touched and
  * IG_EIO is returned. Returns 0 and *out, or IG_EIO or IG_ENOMEM after
  * logging why.
  */
-int ig_ctl_start(struct ig_session_set *set, const char *path, ig_ctl_stats_fn *stats,
-    void *owner, struct ig_ctl **out);
+int ig_ctl_start(uv_loop_t *loop, struct ig_shared *sh, const char *path,
+    const struct ig_ctl_ops *ops, void *owner, struct ig_ctl **out);
 
 /* Closes the socket and every open control connection; frees in callbacks. */
 void ig_ctl_stop(struct ig_ctl *ctl);

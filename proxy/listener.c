@@ -163,6 +163,8 @@ ig_listener_fd_budget(struct ig_accept_gate *g)
 		    "ulimit -n or LimitNOFILE=)", g->fd_limit, g->fd_in_use, IG_FD_RESERVE);
 		return IG_EIO;
 	}
+	if (g->set->worker != 0)
+		return 0; /* every worker has the same budget: said once */
 	if (g->max_sessions < configured)
 		log_warn("event=fd-budget limit=%" PRIu64 " in_use=%u reserve=%u max_sessions=%u "
 		    "configured_sessions=%" PRIu64 " note=\"the open files limit allows fewer "
@@ -174,10 +176,17 @@ ig_listener_fd_budget(struct ig_accept_gate *g)
 	return 0;
 }
 
+/* Live sessions of the process: the budget is the process's descriptors. */
+static unsigned
+listener_sessions(const struct ig_accept_gate *g)
+{
+	return atomic_load(&g->set->sh->nsessions);
+}
+
 static bool
 listener_has_room(const struct ig_accept_gate *g)
 {
-	return g->set->nsessions < g->max_sessions;
+	return listener_sessions(g) < g->max_sessions;
 }
 
 /* l keeps the connection libuv accepted; polling it stops until resumed. */
@@ -189,21 +198,29 @@ listener_pause(struct ig_accept_gate *g, struct ig_listener *l, enum ig_pause_re
 	if (why == IG_PAUSE_NO_MEMORY && g->timer_open && !uv_is_active((uv_handle_t *)&g->timer))
 		uv_timer_start(&g->timer, listener_timer_cb, LISTENER_NOMEM_RETRY_MS, 0);
 	if (g->npaused++ > 0)
-		return; /* already paused: one line per pause of the worker */
-	uint64_t now = uv_now(g->set->loop);
-	g->reason = why;
-	g->paused_at_ms = now;
-	g->pause_logged = g->pause_log_ms == 0 || now - g->pause_log_ms >= LISTENER_PAUSE_LOG_MS;
-	if (!g->pause_logged) {
-		g->pauses_unlogged++;
-	} else {
-		log_warn("event=accept-paused reason=%s listener=%s sessions=%u max_sessions=%u "
-		    "fd_limit=%" PRIu64 " pauses_not_logged=%u", ig_pause_reason_str(why),
-		    l->info.name, g->set->nsessions, g->max_sessions, g->fd_limit,
-		    g->pauses_unlogged);
-		g->pause_log_ms = now;
-		g->pauses_unlogged = 0;
+		return; /* already paused: one line per pause */
+	/* One line per pause of the process (the first worker that pauses),
+	   at most one per LISTENER_PAUSE_LOG_MS. */
+	struct ig_shared *sh = g->set->sh;
+	ig_shared_lock(sh);
+	if (atomic_fetch_add(&sh->paused_gates, 1) == 0) {
+		uint64_t now = uv_hrtime() / 1000000u;
+		sh->pause_reason = (int)why;
+		sh->paused_at_ms = now;
+		sh->pause_logged = sh->pause_log_ms == 0 ||
+		    now - sh->pause_log_ms >= LISTENER_PAUSE_LOG_MS;
+		if (!sh->pause_logged) {
+			sh->pauses_unlogged++;
+		} else {
+			log_warn("event=accept-paused reason=%s listener=%s sessions=%u "
+			    "max_sessions=%u fd_limit=%" PRIu64 " pauses_not_logged=%u",
+			    ig_pause_reason_str(why), l->info.name, listener_sessions(g),
+			    g->max_sessions, g->fd_limit, sh->pauses_unlogged);
+			sh->pause_log_ms = now;
+			sh->pauses_unlogged = 0;
+		}
 	}
+	ig_shared_unlock(sh);
 }
 
 /*
@@ -243,11 +260,18 @@ listener_resume(struct ig_accept_gate *g)
 	g->next = (g->next + 1) % n;
 	if (g->npaused > 0)
 		return;
-	if (g->pause_logged)
-		log_info("event=accept-resumed reason=%s paused_ms=%" PRIu64 " sessions=%u "
-		    "max_sessions=%u", ig_pause_reason_str(g->reason),
-		    uv_now(g->set->loop) - g->paused_at_ms, g->set->nsessions, g->max_sessions);
-	g->pause_logged = false;
+	struct ig_shared *sh = g->set->sh;
+	ig_shared_lock(sh);
+	if (atomic_fetch_sub(&sh->paused_gates, 1) == 1) {
+		if (sh->pause_logged)
+			log_info("event=accept-resumed reason=%s paused_ms=%" PRIu64 " sessions=%u "
+			    "max_sessions=%u", ig_pause_reason_str(
+			        (enum ig_pause_reason)sh->pause_reason),
+			    uv_hrtime() / 1000000u - sh->paused_at_ms, listener_sessions(g),
+			    g->max_sessions);
+		sh->pause_logged = false;
+	}
+	ig_shared_unlock(sh);
 }
 
 static void
@@ -283,7 +307,7 @@ listener_accept_error(struct ig_accept_gate *g, struct ig_listener *l, int statu
 	log_warn("listener=%s event=accept-error error=\"%s\"%s sessions=%u fd_limit=%" PRIu64
 	    " not_logged=%u", l->info.name, uv_strerror(status),
 	    fds ? " note=\"out of descriptors: pending connections were reset\"" : "",
-	    g->set->nsessions, g->fd_limit, g->errors_unlogged);
+	    listener_sessions(g), g->fd_limit, g->errors_unlogged);
 	g->error_log_ms = now;
 	g->errors_unlogged = 0;
 }

@@ -42,8 +42,10 @@ void ig_listener_gate_init(struct ig_accept_gate *g, struct ig_session_set *set)
 /*
  * Sets the session budget from the descriptors open now: call when
  * everything but client sessions is open (listeners bound, control socket
- * listening, just before uv_listen). Logs it. Returns 0, or IG_EIO when not
- * one session fits (logged).
+ * listening, just before uv_listen). The budget is the process's: every
+ * worker's gate gets the same one and counts every worker's sessions
+ * against it (struct ig_shared); worker 0 logs it. Returns 0, or IG_EIO
+ * when not one session fits (logged).
  */
 int ig_listener_fd_budget(struct ig_accept_gate *g);
 
@@ -52,8 +54,9 @@ void ig_listener_on_connection(uv_stream_t *server, int status);
 
 /*
  * A session has been freed and its descriptors closed (the owner's
- * on_freed of the session set): paused listeners resume from the next loop
- * iteration when there is room.
+ * on_freed of the session set), here or, with several workers, on another
+ * worker (sh->paused_gates tells the others to call this): paused
+ * listeners resume from the next loop iteration when there is room.
  */
 void ig_listener_session_freed(struct ig_accept_gate *g);
 

@@ -52,17 +52,13 @@ struct ig_accept_gate {
 	size_t nlisteners;
 	uint64_t fd_limit;             /* soft RLIMIT_NOFILE in force */
 	unsigned fd_in_use;            /* open when the budget was set */
-	unsigned max_sessions;         /* sessions the budget allows */
+	unsigned max_sessions;         /* sessions the budget allows, every
+	                                  worker's together */
 	uv_timer_t timer;              /* resumes from the loop, never from
 	                                  inside a session's teardown */
 	bool timer_open;
 	unsigned npaused;              /* listeners holding a connection */
 	size_t next;                   /* where resuming starts (fairness) */
-	enum ig_pause_reason reason;   /* of the current pause */
-	uint64_t paused_at_ms;         /* loop time the pause began */
-	bool pause_logged;             /* the resume is logged too */
-	uint64_t pause_log_ms;         /* last accept-paused line */
-	unsigned pauses_unlogged;      /* pauses since, not logged */
 	uint64_t error_log_ms;         /* last accept-error line */
 	unsigned errors_unlogged;      /* accept errors since, not logged */
 };

@@ -25,7 +25,7 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "proxy/tls.h"
-#include "proxy/worker.h"
+#include "proxy/server.h"
 
 static void
 usage(FILE *f)
@@ -253,7 +253,7 @@ main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	/*
-	 * SIGTERM, SIGINT and SIGHUP wait (blocked) until the worker's handlers
+	 * SIGTERM, SIGINT and SIGHUP wait (blocked) until the server's handlers
 	 * exist: a stop requested during start-up is then a clean stop, never
 	 * the default action.
 	 */
@@ -291,12 +291,12 @@ main(int argc, char **argv)
 	    ig_crypto_backend_str(ig_crypto_active()));
 	if (crypto_note[0] != '\0')
 		log_warn("event=crypto-fallback reason=\"%s\"", crypto_note);
-	struct ig_worker w;
-	if (ig_worker_init(&w, g, path) != 0)
+	struct ig_server sv;
+	if (ig_server_init(&sv, g, path) != 0)
 		return 1; /* (signals stay blocked: the exit status is ours) */
 	sigprocmask(SIG_SETMASK, &oldmask, NULL); /* pending signals arrive now */
-	ig_worker_run(&w);
-	int rc = ig_worker_destroy(&w);
+	ig_server_run(&sv);
+	int rc = ig_server_destroy(&sv);
 	log_info("event=stopped");
 	mbedtls_psa_crypto_free();
 	return rc == 0 ? 0 : 1;

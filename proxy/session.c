@@ -231,7 +231,7 @@ ig_session_caps(struct ig_session *s, char *out, size_t outsz)
 		.login_allowed = login_ok,
 		.mechs_allowed = mechs,
 	};
-	ig_caps_shown(&s->set->backend_caps, &v, out, outsz);
+	ig_shared_caps_shown(s->set->sh, &v, out, outsz);
 }
 
 int
@@ -572,7 +572,7 @@ session_refuse_early(struct ig_session *s, const char *reason, const char *text)
 }
 
 /*
- * Counts the session in the per-address table (set->cc). Returns true when
+ * Counts the session in the per-address table (the workers' shared one). Returns true when
  * it may go on; false when its address group is over
  * limits.max_connections_per_address (or the table could not grow): then it
  * has been refused and is closing.
@@ -585,7 +585,9 @@ session_count_address(struct ig_session *s)
 	if (!ig_cc_key_from_addr(sa, lim->conn_ipv6_prefix, &s->cc_key))
 		return true; /* no address: nothing to count */
 	unsigned count = 0;
-	int rc = ig_cc_add(s->set->cc, &s->cc_key, &count);
+	ig_shared_lock(s->set->sh);
+	int rc = ig_cc_add(s->set->sh->cc, &s->cc_key, &count);
+	ig_shared_unlock(s->set->sh);
 	if (rc != 0) {
 		ig_session_log(s, IG_LOG_ERROR, "event=refused reason=connection-table error=\"%s\"",
 		    ig_strerror(rc));
@@ -635,7 +637,7 @@ ig_session_accept(struct ig_session_set *set, uv_stream_t *server,
 	s->att.stage = p; s->att.stage_cap = bs + IG_STAGE_EXTRA; p += bs + IG_STAGE_EXTRA;
 	s->reply = (struct ig_buf){ .p = p, .cap = IG_REPLY_CAP };
 
-	s->id = set->sid_base + set->sid_next++;
+	s->id = ig_shared_next_sid(set->sh);
 	snprintf(s->ids, sizeof(s->ids), "%016llx", (unsigned long long)s->id);
 	snprintf(s->peer_ip, sizeof(s->peer_ip), "?");
 
@@ -645,7 +647,8 @@ ig_session_accept(struct ig_session_set *set, uv_stream_t *server,
 		set->sessions->prev = s;
 	set->sessions = s;
 	set->nsessions++;
-	l->nsessions++;
+	atomic_fetch_add(&set->sh->nsessions, 1);
+	unsigned here = atomic_fetch_add(l->nsessions, 1) + 1;
 
 	uv_timer_init(set->loop, &s->timer);
 	s->timer.data = s;
@@ -692,12 +695,13 @@ ig_session_accept(struct ig_session_set *set, uv_stream_t *server,
 		return rc;
 	}
 
-	ig_session_log(s, IG_LOG_INFO, "event=connect tls=%s", ig_tls_mode_str(l->tls));
+	ig_session_log(s, IG_LOG_INFO, "event=connect tls=%s worker=%u", ig_tls_mode_str(l->tls),
+	    set->worker);
 	if (!session_count_address(s)) {
 		ig_session_handle_closed(s);
 		return 0;
 	}
-	if (l->max_sessions && l->nsessions > l->max_sessions) {
+	if (l->max_sessions && here > l->max_sessions) {
 		ig_session_log(s, IG_LOG_WARN, "event=refused reason=max-sessions limit=%u",
 		    l->max_sessions);
 		session_refuse_early(s, "max-sessions", "Too many connections, try later");
@@ -740,9 +744,13 @@ session_free(struct ig_session *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	set->nsessions--;
-	l->nsessions--;
-	if (s->cc_counted)
-		ig_cc_remove(set->cc, &s->cc_key);
+	atomic_fetch_sub(&set->sh->nsessions, 1);
+	atomic_fetch_sub(l->nsessions, 1);
+	if (s->cc_counted) {
+		ig_shared_lock(set->sh);
+		ig_cc_remove(set->sh->cc, &s->cc_key);
+		ig_shared_unlock(set->sh);
+	}
 	ig_gen_unref(s->gen);
 	size_t total = sizeof(struct ig_session) + 8 * s->cin.cap + IG_STAGE_EXTRA +
 	    IG_REPLY_CAP;

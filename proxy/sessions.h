@@ -1,27 +1,26 @@
 /*
  * What the sessions of one loop share with their owner (the worker), and
  * all they know of it: the loop, the configuration generation new sessions
- * get, the limiter, the per-address connection table, the backend's learned
- * capabilities, the list of live sessions and the source of their ids. The
- * worker embeds one struct ig_session_set and hands it to the session, the
- * listeners and the admin socket, so that none of them includes worker.h:
- * they are below the worker and reach it only through callbacks it set
- * (on_freed here; the admin socket's stats).
+ * get, the list of live sessions, and what every worker of the process
+ * shares (struct ig_shared: the limiter, the per-address connection table,
+ * the backend's learned capabilities, session counts and ids). The worker
+ * embeds one struct ig_session_set and hands it to the sessions and the
+ * listeners, so that none of them includes worker.h: they are below the
+ * worker and reach it only through the callback it set (on_freed).
  */
 #ifndef IG_PROXY_SESSIONS_H
 #define IG_PROXY_SESSIONS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include <uv.h>
 
 #include "config/config.h"
-#include "proxy/caps.h"
+#include "proxy/shared.h"
 
-struct ig_cc;
 struct ig_gen;
-struct ig_rl;
 struct ig_session;
 
 /* Told when a session has been freed and its descriptors closed. */
@@ -29,22 +28,17 @@ typedef void ig_session_freed_fn(void *owner);
 
 struct ig_session_set {
 	uv_loop_t *loop;               /* the owner's */
+	unsigned worker;               /* the owner's index (logs) */
 	struct ig_gen *gen;            /* current generation (the owner's
 	                                  reference; swapped on reload) */
 	uint64_t gen_seq;              /* counts reloads: which generation a
 	                                  login was judged by */
-	struct ig_rl *rl;              /* the brute-force limiter (the owner's),
-	                                  or NULL when disabled */
-	struct ig_cc *cc;              /* live connections per address group
-	                                  (limits.max_connections_per_address;
-	                                  the owner's) */
-	/* The backend's capabilities as last learned (the probe, or a login's
-	   backend connection): what clients are shown, filtered. */
-	struct ig_caps_learned backend_caps;
+	struct ig_shared *sh;          /* every worker's: the limiter, the
+	                                  connection table (limits.
+	                                  max_connections_per_address), learned
+	                                  capabilities, counts, ids */
 	struct ig_session *sessions;   /* live sessions (doubly linked) */
-	unsigned nsessions;
-	uint64_t sid_base;             /* random; session ids count up from it */
-	uint64_t sid_next;
+	unsigned nsessions;            /* on this loop */
 	bool stopping;                 /* the owner is shutting down */
 	/* Called (with owner) after a session has been freed: from inside a
 	   close callback, so it must not start anything synchronously. */
@@ -60,7 +54,9 @@ struct ig_session_set {
 struct ig_session_listener {
 	char name[IG_NAME_MAX + 1];
 	enum ig_tls_mode tls;
-	unsigned nsessions;            /* live sessions accepted here */
+	atomic_uint *nsessions;        /* live sessions accepted by this
+	                                  listener on every worker (in the
+	                                  struct ig_shared) */
 	unsigned max_sessions;         /* its cap (0: none) */
 };
 

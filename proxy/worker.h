@@ -1,12 +1,20 @@
 /*
- * A worker: one libuv loop with its listeners and sessions, and the
- * configuration generation it hands to new sessions. All mutable state lives
- * here or in sessions; nothing is global, so several workers can run in
- * threads of their own.
+ * A worker: one libuv loop in a thread of its own, with its own sockets of
+ * the client listeners (SO_REUSEPORT: the kernel spreads connections over
+ * the workers), its sessions and its reference to the configuration
+ * generation. What workers share lives in struct ig_shared (the limiter,
+ * the connection table, learned capabilities, counts); everything else of a
+ * worker is touched only by its own thread.
+ *
+ * The server (proxy/server.c, the main thread) talks to a worker only
+ * through its mailbox: ig_worker_call() runs a function on the worker's
+ * thread and waits for it (reload, kick), ig_worker_stop() asks it to stop
+ * accepting and end its sessions. A uv_async_t wakes the worker's loop.
  */
 #ifndef IG_PROXY_WORKER_H
 #define IG_PROXY_WORKER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,67 +24,80 @@
 #include "proxy/listener_types.h"
 #include "proxy/sessions.h"
 
-struct ig_ctl;
-struct ig_probe;
-struct ig_rl_snapshot;
+struct ig_worker;
+
+/* A function run on a worker's thread (ig_worker_call). */
+typedef void ig_worker_fn(struct ig_worker *w, void *arg);
 
 struct ig_worker {
 	uv_loop_t loop;
+	unsigned index;                /* 0.. in the server's array */
 	/*
 	 * What the sessions share with the worker (proxy/sessions.h): the
-	 * current generation (one reference) and its number, the limiter and
-	 * the connection table (both owned here), the learned backend
-	 * capabilities, the live sessions, their ids, the stopping flag.
+	 * loop, the current generation (one reference) and its number, the
+	 * live sessions, the stopping flag, and the process's shared state.
 	 */
 	struct ig_session_set set;
-	const char *config_path;
-	uv_signal_t sig_term, sig_int, sig_hup;
-	struct ig_accept_gate gate;    /* the listeners, the descriptor budget,
-	                                  paused accepts (proxy/listener.c) */
+	struct ig_accept_gate gate;    /* the listeners, this worker's share of
+	                                  the descriptor budget, paused accepts
+	                                  (proxy/listener.c) */
+	uv_async_t wake;               /* the mailbox has something */
+	bool loop_on;                  /* loop initialised */
+	bool wake_on;                  /* wake initialised and not closed */
+	pthread_t thread;
+	bool thread_on;                /* started and not joined */
+	struct ig_worker *all;         /* every worker (the server's array) */
+	unsigned nall;
 
-	/* The brute-force limiter's hash key (the limiter is set.rl). */
-	uint8_t rl_key[32];
-	/*
-	 * Its state file: locked for the process's life, saved within
-	 * state_sync of a change (snapshot on the loop, write on libuv's thread
-	 * pool, one save at a time) and at shutdown (synchronously, last).
-	 */
-	char *rl_state_file;           /* owned copy, or NULL */
-	int rl_lock_fd;                /* flock on rl_state_file.lock, or -1 */
-	uv_timer_t rl_sync;            /* repeats every rl_sync_ms */
-	bool rl_sync_on;               /* rl_sync initialised and not closed */
-	unsigned rl_sync_ms;
-	uv_work_t rl_save_req;
-	struct ig_rl_snapshot *rl_snap;/* the save in flight, or NULL; the pool
-	                                  thread reads it, nobody else touches
-	                                  it until the after-work callback */
-	int rl_snap_rc;                /* its result, written on the pool */
-	int rl_snap_errno;
-	uint64_t rl_snap_changes;      /* ig_rl_changes() at its snapshot */
-	size_t rl_snap_keys;
-	uint64_t rl_saved_changes;     /* ig_rl_changes() in the file */
-	bool rl_final_pending;         /* shutdown waits for the save in flight */
-	unsigned rl_save_failures;     /* since the last good save */
-	uint64_t rl_fail_logged_ms;    /* loop time of the last failure logged */
-	struct ig_ctl *ctl;            /* admin.socket, or NULL */
-
-	struct ig_probe *probe;        /* the backend probe under way, or NULL
-	                                  (proxy/probe.c; frees itself) */
+	/* The mailbox, under mu (the server writes, the worker takes). */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	ig_worker_fn *call_fn;         /* a call waiting or running, or NULL */
+	void *call_arg;
+	bool call_done;                /* it ran: the caller may go on */
+	bool stop_req;                 /* stop accepting, end the sessions */
+	bool resume_req;               /* a session ended on another worker:
+	                                  paused listeners may resume */
+	bool closed;                   /* wake is closed: nothing more is
+	                                  taken (calls run nothing) */
 };
 
 /*
- * Sets up the worker on its own loop with generation g (takes the caller's
- * reference): binds every listener, creates the limiter (locking and
- * loading its state file), opens the admin socket, runs the loop until the
- * first backend probe has its result (or timed out), then listens. Returns 0,
- * or an IG_E* after logging event=start-failed with the reason (a listener
- * that cannot be bound, a state file or admin socket another instance
- * uses, ...); nothing is left open then and nothing was accepted.
+ * Sets up worker index on a loop of its own with generation g (takes one
+ * more reference of its own) and the listening sockets fds[0..nlisteners)
+ * (bound, in the generation's order; w owns them from here, even on
+ * failure). Nothing is accepted until ig_worker_listen(). Returns 0 or IG_E* after logging;
+ * ig_worker_destroy() then cleans up what was made.
  */
-int ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path);
-/* Runs the loop until SIGTERM/SIGINT and a clean shutdown. Returns 0. */
-int ig_worker_run(struct ig_worker *w);
-/* Closes everything and releases the generation; asserts the loop closes. */
+int ig_worker_init(struct ig_worker *w, unsigned index, struct ig_shared *sh, struct ig_gen *g, int *fds, size_t nlisteners);
+/* Takes this worker's share of the descriptor budget and listens. Call when
+   every descriptor of the process but sessions is open. 0 or IG_EIO. */
+int ig_worker_listen(struct ig_worker *w);
+/* Starts the worker's thread (all signals blocked in it); all[0..nall)
+   are every worker, itself included. 0 or IG_EIO. */
+int ig_worker_start(struct ig_worker *w, struct ig_worker *all, unsigned nall);
+
+/*
+ * Runs fn(w, arg) on w's thread and returns when it has run. When the
+ * thread has not started, runs it here; when w has stopped (its mailbox is
+ * closed), runs nothing and returns false.
+ */
+bool ig_worker_call(struct ig_worker *w, ig_worker_fn *fn, void *arg);
+/* Asks w to stop: close its listeners and end its sessions (they are told
+   "* BYE"); its loop, and then its thread, end when the last one has gone. */
+void ig_worker_stop(struct ig_worker *w);
+/* Waits for w's thread to end (after ig_worker_stop). */
+void ig_worker_join(struct ig_worker *w);
+/* Closes everything and releases the generation; 0 when the loop closed. */
 int ig_worker_destroy(struct ig_worker *w);
+
+/*
+ * On w's thread (inside an ig_worker_call): new sessions get generation g
+ * (w takes a reference of its own), the listeners' caps follow it, and the
+ * sessions the new policy refuses are ended. Returns how many were.
+ */
+unsigned ig_worker_apply_gen(struct ig_worker *w, struct ig_gen *g);
+/* On w's thread: ends user's sessions here (ig_session_kick_user). */
+int ig_worker_kick(struct ig_worker *w, const char *user, unsigned *count);
 
 #endif /* IG_PROXY_WORKER_H */

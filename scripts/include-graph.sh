@@ -37,14 +37,15 @@ FOLDERS="util crypto certs policy config proxy"
 # proxy/'s modules, one layer per line, top first: "rank module...".
 PROXY_LAYERS="
 1 main
-2 worker
-3 listener ctl probe
-4 session preauth attempt backend relay
-5 sessions
-6 gen
-7 tls
-8 conn
-9 caps conncount imap_parse
+2 server
+3 worker ctl
+4 listener probe
+5 session preauth attempt backend relay
+6 sessions
+7 shared gen
+8 tls
+9 conn
+10 caps conncount imap_parse
 "
 # The session state machine: one cycle over session_types.h, by design.
 PROXY_CYCLE="session preauth attempt backend relay"

@@ -86,6 +86,7 @@ fds_open(void)
  */
 struct lenv {
 	uv_loop_t loop;
+	struct ig_shared sh;
 	struct ig_session_set set;
 	struct ig_accept_gate gate;
 	struct ig_listener listeners[2];
@@ -98,6 +99,8 @@ lenv_new(void)
 	assert_non_null(e);
 	assert_int_equal(uv_loop_init(&e->loop), 0);
 	e->set.loop = &e->loop;
+	assert_int_equal(ig_shared_init(&e->sh, 2), 0);
+	e->set.sh = &e->sh;
 	ig_listener_gate_init(&e->gate, &e->set);
 	e->gate.listeners = e->listeners;
 	e->gate.nlisteners = 2;
@@ -118,6 +121,7 @@ lenv_free(struct lenv *e)
 	ig_listener_gate_close(&e->gate);
 	assert_int_equal(uv_run(&e->loop, UV_RUN_DEFAULT), 0);
 	assert_int_equal(uv_loop_close(&e->loop), 0);
+	ig_shared_destroy(&e->sh);
 	free(e);
 }
 

@@ -1,8 +1,8 @@
 /*
- * Unit tests for proxy/worker.c on a real loop: a worker started from a
- * configuration file, reloaded with SIGHUP and stopped with SIGTERM, ending
- * with a loop that closes (ig_worker_destroy() returns 0 only when
- * uv_loop_close() did).
+ * Unit tests for proxy/server.c and proxy/worker.c on real loops: a server
+ * with two worker threads started from a configuration file, reloaded with
+ * SIGHUP and stopped with SIGTERM, ending with every loop closed
+ * (ig_server_destroy() returns 0 only when every uv_loop_close() did).
  *
  * A refused reload must change nothing. The limiter is the last check that
  * can refuse a reload, and no configuration the loader accepts is refused
@@ -30,7 +30,7 @@
 #include "policy/ratelimit.h"
 #include "proxy/gen.h"
 #include "proxy/tls.h"
-#include "proxy/worker.h"
+#include "proxy/server.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -108,6 +108,7 @@ write_config(const struct wenv *e, const char *log_level, unsigned imaps_max,
 	assert_non_null(f);
 	fprintf(f,
 	    "log_level: %s\n"
+	    "workers: 2\n"
 	    "listeners:\n"
 	    "  - { name: imaps, listen: \"127.0.0.1:%u\", tls: implicit, max_sessions: %u }\n"
 	    "  - { name: imap, listen: \"127.0.0.1:%u\", tls: starttls }\n"
@@ -167,21 +168,42 @@ mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Sends sig to ourselves and runs w's loop until its handler has run
-   (reload: the limiter was asked; stop: the loop ended), 10 s at most. */
+/* Sends sig to ourselves and runs the server's loop until its handler has
+   run (reload: the limiter was asked; stop: every loop ended), 10 s at
+   most. */
 static void
-signal_and_run(struct ig_worker *w, int sig, unsigned want_calls)
+signal_and_run(struct ig_server *sv, int sig, unsigned want_calls)
 {
 	uint64_t deadline = mono_ms() + 10000;
 
 	assert_int_equal(raise(sig), 0);
 	if (sig == SIGTERM) {
-		assert_int_equal(uv_run(&w->loop, UV_RUN_DEFAULT), 0);
+		assert_int_equal(ig_server_run(sv), 0);
 		return;
 	}
 	while (set_conf_calls < want_calls) {
 		assert_true(mono_ms() < deadline);
-		uv_run(&w->loop, UV_RUN_ONCE);
+		uv_run(&sv->loop, UV_RUN_ONCE);
+	}
+}
+
+/* Every worker has generation g with number seq, and the caps given. */
+static void
+assert_workers(const struct ig_server *sv, const struct ig_gen *g, uint64_t seq,
+    unsigned imaps_max, unsigned imap_max)
+{
+	assert_int_equal(sv->nworkers, 2);
+	for (unsigned i = 0; i < sv->nworkers; i++) {
+		const struct ig_worker *w = &sv->workers[i];
+		assert_ptr_equal(w->set.gen, g);
+		assert_int_equal(w->set.gen_seq, seq);
+		assert_ptr_equal(w->set.sh, &sv->sh);
+		assert_int_equal(w->gate.nlisteners, 2);
+		assert_int_equal(w->gate.listeners[0].info.max_sessions, imaps_max);
+		assert_int_equal(w->gate.listeners[1].info.max_sessions, imap_max);
+		/* The per-listener counts are the shared ones. */
+		assert_ptr_equal(w->gate.listeners[0].info.nsessions,
+		    &sv->sh.listener_sessions[0]);
 	}
 }
 
@@ -189,43 +211,39 @@ static void
 test_refused_reload_changes_nothing(void **state)
 {
 	struct wenv *e = *state;
-	struct ig_worker w;
+	struct ig_server sv;
 
 	write_config(e, "info", 7, 11, "10s");
 	struct ig_gen *g = ig_gen_load(e->config, stderr);
 	assert_non_null(g);
 	ig_log_set_level(g->cfg->log_level);
-	assert_int_equal(ig_worker_init(&w, g, e->config), 0);
-	assert_int_equal(w.gate.nlisteners, 2);
-	assert_int_equal(w.gate.listeners[0].info.max_sessions, 7);
-	assert_int_equal(w.gate.listeners[1].info.max_sessions, 11);
-	assert_int_equal(w.rl_sync_ms, 10000);
-	assert_non_null(w.set.rl);
+	assert_int_equal(ig_server_init(&sv, g, e->config), 0);
+	assert_workers(&sv, g, 0, 7, 11);
+	assert_int_equal(sv.rl_sync_ms, 10000);
+	assert_non_null(sv.sh.rl);
 
 	/* Every value that a reload applies changes in the new file. */
 	write_config(e, "debug", 2, 3, "20s");
 	set_conf_calls = 0;
 	set_conf_refuse = true;
-	signal_and_run(&w, SIGHUP, 1);
-	assert_ptr_equal(w.set.gen, g);
-	assert_int_equal(w.set.gen_seq, 0);
-	assert_int_equal(w.gate.listeners[0].info.max_sessions, 7);
-	assert_int_equal(w.gate.listeners[1].info.max_sessions, 11);
-	assert_int_equal(w.rl_sync_ms, 10000);
+	signal_and_run(&sv, SIGHUP, 1);
+	assert_ptr_equal(sv.gen, g);
+	assert_int_equal(sv.gen_seq, 0);
+	assert_workers(&sv, g, 0, 7, 11);
+	assert_int_equal(sv.rl_sync_ms, 10000);
 	assert_int_equal(ig_log_get_level(), IG_LOG_INFO);
 
 	/* The same file, accepted this time: all of it applies. */
 	set_conf_refuse = false;
-	signal_and_run(&w, SIGHUP, 2);
-	assert_ptr_not_equal(w.set.gen, g);
-	assert_int_equal(w.set.gen_seq, 1);
-	assert_int_equal(w.gate.listeners[0].info.max_sessions, 2);
-	assert_int_equal(w.gate.listeners[1].info.max_sessions, 3);
-	assert_int_equal(w.rl_sync_ms, 20000);
+	signal_and_run(&sv, SIGHUP, 2);
+	assert_ptr_not_equal(sv.gen, g);
+	assert_int_equal(sv.gen_seq, 1);
+	assert_workers(&sv, sv.gen, 1, 2, 3);
+	assert_int_equal(sv.rl_sync_ms, 20000);
 	assert_int_equal(ig_log_get_level(), IG_LOG_DEBUG);
 
-	signal_and_run(&w, SIGTERM, 0);
-	assert_int_equal(ig_worker_destroy(&w), 0);
+	signal_and_run(&sv, SIGTERM, 0);
+	assert_int_equal(ig_server_destroy(&sv), 0);
 	ig_log_set_level(IG_LOG_INFO);
 }
 

@@ -1,0 +1,720 @@
+/*
+ * The server: the main thread's loop (signals, admin socket, backend
+ * probe, the limiter's state file), the listening sockets, and the workers
+ * (proxy/server.h). Reload (SIGHUP) builds a new generation to the side
+ * and hands it to every worker only if all of it loaded; running sessions
+ * keep the generation they started with.
+ */
+#include "proxy/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mbedtls/platform_util.h>
+#include <psa/crypto.h>
+
+#include "crypto/backend.h"
+#include "policy/ratelimit.h"
+#include "proxy/ctl.h"
+#include "proxy/gen.h"
+#include "proxy/listener.h"
+#include "proxy/probe.h"
+#include "proxy/tls.h"
+#include "util/clock.h"
+#include "util/err.h"
+#include "util/log.h"
+
+/*
+ * Takes the state file's lock, rl_state_file.lock, for the process's life:
+ * two instances saving one state file would overwrite each other's blocks.
+ * (The state file itself is replaced by rename at each save, so it cannot
+ * carry the lock.) The holder's pid is written into the lock file for the
+ * refusal to name it. Returns 0 or IG_EIO after logging why.
+ */
+static int
+server_rl_lock(struct ig_server *sv)
+{
+	char path[PATH_MAX], holder[24] = "unknown";
+	if (snprintf(path, sizeof(path), "%s.lock", sv->rl_state_file) >= (int)sizeof(path)) {
+		log_error("event=start-failed reason=state-file-lock file=%s error=\"name too "
+		    "long\"", sv->rl_state_file);
+		return IG_EIO;
+	}
+	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_error("event=start-failed reason=state-file-lock file=%s lock=%s error=\"%s\"",
+		    sv->rl_state_file, path, strerror(errno));
+		return IG_EIO;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		ssize_t n = e == EWOULDBLOCK ? pread(fd, holder, sizeof(holder) - 1, 0) : -1;
+		size_t digits = 0;
+		while (n > 0 && digits < (size_t)n && holder[digits] >= '0' && holder[digits] <= '9')
+			digits++;
+		if (digits > 0)
+			holder[digits] = '\0';
+		else
+			snprintf(holder, sizeof(holder), "unknown");
+		if (e == EWOULDBLOCK)
+			log_error("event=start-failed reason=state-file-in-use file=%s lock=%s "
+			    "holder_pid=%s error=\"another imapguard is running with this "
+			    "ratelimit.state_file\"", sv->rl_state_file, path, holder);
+		else
+			log_error("event=start-failed reason=state-file-lock file=%s lock=%s "
+			    "error=\"%s\"", sv->rl_state_file, path, strerror(e));
+		close(fd);
+		return IG_EIO;
+	}
+	char pid[24];
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+		log_warn("event=state-file-lock-note lock=%s error=\"cannot record our pid: %s\"",
+		    path, strerror(errno));
+	sv->rl_lock_fd = fd;
+	return 0;
+}
+
+static void server_rl_sync_cb(uv_timer_t *t);
+
+/* Creates the limiter from the generation's config; locks and loads the
+ * saved state and starts saving it. Returns 0 or an IG_E* after logging. */
+static int
+server_rl_init(struct ig_server *sv)
+{
+	const struct ig_config *cfg = sv->gen->cfg;
+	if (!cfg->ratelimit.enabled) {
+		log_warn("event=ratelimit state=disabled");
+		return 0;
+	}
+	psa_generate_random(sv->rl_key, sizeof(sv->rl_key));
+	int rc = ig_rl_new(&cfg->ratelimit, sv->rl_key, &sv->sh.rl);
+	if (rc != 0) {
+		log_error("event=start-failed reason=ratelimit error=\"%s\"", ig_strerror(rc));
+		return rc;
+	}
+	if (cfg->ratelimit_state_file != NULL) {
+		struct stat st;
+		sv->rl_state_file = strdup(cfg->ratelimit_state_file);
+		if (sv->rl_state_file == NULL) {
+			log_error("event=start-failed reason=ratelimit error=\"%s\"",
+			    ig_strerror(IG_ENOMEM));
+			return IG_ENOMEM;
+		}
+		if ((rc = server_rl_lock(sv)) != 0)
+			return rc;
+		rc = ig_rl_load(sv->sh.rl, sv->rl_state_file, ig_wall_ms());
+		if (rc == 0)
+			log_info("event=ratelimit-state-loaded file=%s keys=%zu", sv->rl_state_file,
+			    ig_rl_count(sv->sh.rl));
+		else if (rc == IG_ETOOLONG && stat(sv->rl_state_file, &st) == 0)
+			log_warn("event=ratelimit-state-ignored file=%s reason=too-large "
+			    "bytes=%lld max_bytes=%zu error=\"larger than any state max_keys "
+			    "%zu writes; not read\"", sv->rl_state_file, (long long)st.st_size,
+			    ig_rl_state_max_size(sv->sh.rl), cfg->ratelimit.max_keys);
+		else if (rc != IG_ENOTFOUND)
+			log_warn("event=ratelimit-state-ignored file=%s error=\"%s\"",
+			    sv->rl_state_file, ig_strerror(rc));
+		sv->rl_saved_changes = ig_rl_changes(sv->sh.rl);
+		sv->rl_sync_ms = cfg->ratelimit_state_sync_ms;
+		uv_timer_init(&sv->loop, &sv->rl_sync);
+		sv->rl_sync.data = sv;
+		sv->rl_sync_on = true;
+		uv_timer_start(&sv->rl_sync, server_rl_sync_cb, sv->rl_sync_ms, sv->rl_sync_ms);
+	}
+	log_info("event=ratelimit state=enabled max_keys=%zu bytes_per_key=%zu",
+	    cfg->ratelimit.max_keys, ig_rl_entry_size());
+	return 0;
+}
+
+/*
+ * A save failed: counted, and logged at once the first time, then at most
+ * once a minute while it keeps failing (a full disk would otherwise log
+ * every state_sync). The state stays in memory and the next change retries.
+ */
+static void
+server_rl_save_failed(struct ig_server *sv, int rc, int err)
+{
+	uint64_t now = uv_now(&sv->loop);
+	sv->rl_save_failures++;
+	if (sv->rl_save_failures > 1 && now - sv->rl_fail_logged_ms < 60 * 1000)
+		return;
+	sv->rl_fail_logged_ms = now;
+	log_error("event=ratelimit-state-save-failed file=%s error=\"%s%s%s\" failures=%u",
+	    sv->rl_state_file, ig_strerror(rc), err != 0 ? ": " : "", err != 0 ? strerror(err) : "",
+	    sv->rl_save_failures);
+}
+
+static void
+server_rl_saved(struct ig_server *sv, uint64_t changes, size_t keys, const char *trigger)
+{
+	if (sv->rl_save_failures > 0)
+		log_warn("event=ratelimit-state-save-recovered file=%s failures=%u",
+		    sv->rl_state_file, sv->rl_save_failures);
+	sv->rl_save_failures = 0;
+	sv->rl_saved_changes = changes;
+	ig_log(strcmp(trigger, "sync") == 0 ? IG_LOG_DEBUG : IG_LOG_INFO,
+	    "event=ratelimit-state-saved file=%s keys=%zu changes=%llu trigger=%s",
+	    sv->rl_state_file, keys, (unsigned long long)changes, trigger);
+}
+
+/* The final save at shutdown, when every worker has ended: synchronous,
+   whatever changed. */
+static void
+server_rl_save(struct ig_server *sv)
+{
+	if (sv->sh.rl == NULL || sv->rl_state_file == NULL)
+		return;
+	uint64_t changes = ig_rl_changes(sv->sh.rl);
+	int rc = ig_rl_save(sv->sh.rl, sv->rl_state_file, ig_wall_ms());
+	if (rc == 0)
+		server_rl_saved(sv, changes, ig_rl_count(sv->sh.rl), "shutdown");
+	else
+		log_error("event=ratelimit-state-save-failed file=%s error=\"%s%s%s\" "
+		    "trigger=shutdown", sv->rl_state_file, ig_strerror(rc),
+		    rc == IG_EIO ? ": " : "", rc == IG_EIO ? strerror(errno) : "");
+}
+
+/* On libuv's thread pool: touches only the snapshot and the file. */
+static void
+server_rl_save_work(uv_work_t *req)
+{
+	struct ig_server *sv = req->data;
+	sv->rl_snap_rc = ig_rl_snapshot_write(sv->rl_snap, sv->rl_state_file);
+	sv->rl_snap_errno = sv->rl_snap_rc != 0 ? errno : 0;
+}
+
+static void
+server_rl_save_done(uv_work_t *req, int status)
+{
+	struct ig_server *sv = req->data;
+	int rc = status == 0 ? sv->rl_snap_rc : IG_EIO;
+	ig_rl_snapshot_free(sv->rl_snap);
+	sv->rl_snap = NULL;
+	if (rc == 0)
+		server_rl_saved(sv, sv->rl_snap_changes, sv->rl_snap_keys, "sync");
+	else
+		server_rl_save_failed(sv, rc, status == 0 ? sv->rl_snap_errno : 0);
+}
+
+/*
+ * Every state_sync: when the limiter changed since the last good save and
+ * no save is in flight, copy it (on the loop: memory speed) and write the
+ * copy on the thread pool (checksum, write, fsync, rename: disk speed), so
+ * a crash loses at most state_sync plus one write of changes.
+ */
+static void
+server_rl_sync_cb(uv_timer_t *t)
+{
+	struct ig_server *sv = t->data;
+	if (sv->stopping || sv->rl_snap != NULL)
+		return;
+	ig_shared_lock(&sv->sh);
+	uint64_t changes = ig_rl_changes(sv->sh.rl);
+	int rc = 0;
+	if (changes != sv->rl_saved_changes) {
+		rc = ig_rl_snapshot(sv->sh.rl, ig_wall_ms(), &sv->rl_snap);
+		sv->rl_snap_keys = ig_rl_count(sv->sh.rl);
+	}
+	ig_shared_unlock(&sv->sh);
+	if (changes == sv->rl_saved_changes)
+		return;
+	if (rc != 0) {
+		server_rl_save_failed(sv, rc, 0);
+		return;
+	}
+	sv->rl_snap_changes = changes;
+	sv->rl_save_req.data = sv;
+	int uvrc = uv_queue_work(&sv->loop, &sv->rl_save_req, server_rl_save_work,
+	    server_rl_save_done);
+	if (uvrc != 0) {
+		ig_rl_snapshot_free(sv->rl_snap);
+		sv->rl_snap = NULL;
+		server_rl_save_failed(sv, IG_EIO, -uvrc);
+	}
+}
+
+static void
+server_handle_close_cb(uv_handle_t *h)
+{
+	(void)h;
+}
+
+/* The probe's result: what clients are shown before login from now on. */
+static void
+server_probe_done(void *arg, int rc, const char *caps, const char *reason)
+{
+	struct ig_server *sv = arg;
+	sv->probe = NULL; /* it is closing and frees itself */
+	if (rc != 0) {
+		log_warn("event=backend-probe result=fail backend=%s reason=\"%s\"",
+		    sv->gen->cfg->backend.address, reason);
+		return;
+	}
+	(void)ig_shared_caps_learn(&sv->sh, caps);
+	log_info("event=backend-probe result=ok backend=%s capabilities=\"%s\"",
+	    sv->gen->cfg->backend.address, caps);
+}
+
+/* Abandons the probe under way, if any (its result would be stale). */
+static void
+server_probe_cancel(struct ig_server *sv, const char *why)
+{
+	if (sv->probe == NULL)
+		return;
+	ig_probe_cancel(sv->probe);
+	sv->probe = NULL;
+	log_debug("event=backend-probe result=cancelled reason=%s", why);
+}
+
+/*
+ * Starts learning the current generation's backend capabilities on the
+ * loop (one probe at a time: one under way for an older generation is
+ * abandoned). The result arrives in server_probe_done.
+ */
+static void
+server_probe(struct ig_server *sv)
+{
+	char err[256];
+	server_probe_cancel(sv, "reload");
+	if (ig_probe_start(&sv->loop, sv->gen, IG_PROBE_STEP_MS, server_probe_done, sv,
+	        &sv->probe, err, sizeof(err)) != 0) {
+		log_warn("event=backend-probe result=fail backend=%s reason=\"%s\"",
+		    sv->gen->cfg->backend.address, err);
+		return;
+	}
+	log_debug("event=backend-probe state=started backend=%s step_ms=%u",
+	    sv->gen->cfg->backend.address, IG_PROBE_STEP_MS);
+}
+
+static void
+server_stop(struct ig_server *sv, const char *why)
+{
+	if (sv->stopping)
+		return;
+	sv->stopping = true;
+	log_info("event=shutdown reason=%s sessions=%u workers=%u", why,
+	    atomic_load(&sv->sh.nsessions), sv->nworkers);
+	for (unsigned i = 0; i < sv->nworkers; i++)
+		ig_worker_stop(&sv->workers[i]);
+	server_probe_cancel(sv, "shutdown");
+	if (sv->rl_sync_on) {
+		sv->rl_sync_on = false;
+		uv_close((uv_handle_t *)&sv->rl_sync, server_handle_close_cb);
+	}
+	ig_ctl_stop(sv->ctl);
+	sv->ctl = NULL;
+	uv_close((uv_handle_t *)&sv->sig_term, server_handle_close_cb);
+	uv_close((uv_handle_t *)&sv->sig_int, server_handle_close_cb);
+	uv_close((uv_handle_t *)&sv->sig_hup, server_handle_close_cb);
+}
+
+/* True when nc binds the listeners sv has bound (same names, addresses and
+   TLS modes, in the same order): they stay as bound at start. */
+static bool
+server_same_listeners(const struct ig_server *sv, const struct ig_config *nc)
+{
+	const struct ig_config *oc = sv->gen->cfg;
+	if (nc->nlisteners != oc->nlisteners)
+		return false;
+	for (size_t i = 0; i < oc->nlisteners; i++)
+		if (strcmp(nc->listeners[i].name, oc->listeners[i].name) != 0 ||
+		    strcmp(nc->listeners[i].listen, oc->listeners[i].listen) != 0 ||
+		    nc->listeners[i].tls != oc->listeners[i].tls)
+			return false;
+	return true;
+}
+
+struct server_apply {
+	struct ig_gen *gen;
+	unsigned revoked;
+};
+
+/* On each worker's thread: the new generation. */
+static void
+server_apply_cb(struct ig_worker *w, void *arg)
+{
+	struct server_apply *a = arg;
+	a->revoked += ig_worker_apply_gen(w, a->gen);
+}
+
+/*
+ * SIGHUP: loads the configuration file into a new generation and hands it
+ * to every worker. Every check that can refuse it runs before anything is
+ * applied, so a refused reload leaves everything (listener caps, limiter,
+ * state_sync, log level, generation) as it was.
+ */
+static void
+server_reload(struct ig_server *sv)
+{
+	log_info("event=reload-start config=%s", sv->config_path);
+	struct ig_gen *g = ig_gen_load(sv->config_path, NULL);
+	if (g == NULL) {
+		log_error("event=reload-failed reason=\"configuration invalid, keeping the "
+		    "running one\"");
+		return;
+	}
+	const struct ig_config *nc = g->cfg;
+	if (!server_same_listeners(sv, nc)) {
+		log_error("event=reload-failed reason=\"listeners changed: restart needed, "
+		    "keeping the running configuration\"");
+		ig_gen_unref(g);
+		return;
+	}
+	/*
+	 * The limiter checks last: ig_rl_set_conf() either refuses, leaving
+	 * the limiter as it was, or takes the new settings. Nothing may refuse
+	 * after it.
+	 */
+	if (sv->sh.rl != NULL && nc->ratelimit.enabled) {
+		ig_shared_lock(&sv->sh);
+		int rc = ig_rl_set_conf(sv->sh.rl, &nc->ratelimit);
+		ig_shared_unlock(&sv->sh);
+		if (rc != 0) {
+			log_error("event=reload-failed reason=\"rate limiter configuration "
+			    "refused, keeping the running configuration\"");
+			ig_gen_unref(g);
+			return;
+		}
+	}
+
+	/* Accepted: apply everything. */
+	if ((sv->sh.rl != NULL) != nc->ratelimit.enabled)
+		log_warn("event=reload-note reason=\"ratelimit.enabled changes at restart\"");
+	if (sv->rl_state_file != NULL && (nc->ratelimit_state_file == NULL ||
+	    strcmp(nc->ratelimit_state_file, sv->rl_state_file) != 0))
+		log_warn("event=reload-note reason=\"ratelimit.state_file changes at restart\"");
+	if (nc->tls_crypto != ig_crypto_requested())
+		log_warn("event=reload-note reason=\"tls.crypto changes at restart\"");
+	if (nc->workers != sv->gen->cfg->workers)
+		log_warn("event=reload-note reason=\"workers changes at restart\"");
+	if (sv->rl_sync_on && nc->ratelimit_state_sync_ms != sv->rl_sync_ms) {
+		sv->rl_sync_ms = nc->ratelimit_state_sync_ms;
+		uv_timer_start(&sv->rl_sync, server_rl_sync_cb, sv->rl_sync_ms, sv->rl_sync_ms);
+	}
+	ig_log_set_level(nc->log_level);
+	struct ig_gen *old = sv->gen;
+	sv->gen = g;
+	sv->gen_seq++;
+	ig_gen_unref(old);
+	server_probe(sv);
+	struct server_apply a = { g, 0 };
+	for (unsigned i = 0; i < sv->nworkers; i++)
+		ig_worker_call(&sv->workers[i], server_apply_cb, &a);
+	log_info("event=reload-done sessions=%u revoked=%u", atomic_load(&sv->sh.nsessions),
+	    a.revoked);
+}
+
+/* The admin socket's `stats`: workers, the limiter's state file. */
+static void
+server_ctl_stats(void *arg, struct ig_ctl_stats *st)
+{
+	const struct ig_server *sv = arg;
+	st->workers = sv->nworkers;
+	st->state_file = sv->rl_state_file != NULL;
+	st->state_saved_changes = sv->rl_saved_changes;
+	st->state_save_failures = sv->rl_save_failures;
+}
+
+struct server_kick {
+	const char *user;
+	unsigned count;
+	int rc;
+};
+
+static void
+server_kick_cb(struct ig_worker *w, void *arg)
+{
+	struct server_kick *k = arg;
+	unsigned n = 0;
+	int rc = ig_worker_kick(w, k->user, &n);
+	if (rc != 0)
+		k->rc = rc;
+	k->count += n;
+}
+
+/* The admin socket's `kick USER`: on every worker. */
+static int
+server_ctl_kick(void *arg, const char *user, unsigned *count)
+{
+	struct ig_server *sv = arg;
+	struct server_kick k = { user, 0, 0 };
+	for (unsigned i = 0; i < sv->nworkers; i++)
+		ig_worker_call(&sv->workers[i], server_kick_cb, &k);
+	*count = k.count;
+	return k.rc;
+}
+
+static const struct ig_ctl_ops server_ctl_ops = { server_ctl_stats, server_ctl_kick };
+
+static void
+server_signal_cb(uv_signal_t *h, int signum)
+{
+	struct ig_server *sv = h->data;
+	if (signum == SIGHUP)
+		server_reload(sv);
+	else
+		server_stop(sv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+unsigned
+ig_server_auto_workers(void)
+{
+	unsigned n = uv_available_parallelism();
+	if (n < 1)
+		n = 1;
+	return n > IG_WORKERS_MAX ? IG_WORKERS_MAX : n;
+}
+
+/* A listening socket for lc, bound to addr; -errno on failure. */
+static int
+server_socket(const struct sockaddr_storage *addr, bool reuseport)
+{
+	int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	int on = 1;
+	socklen_t len = addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) ||
+	    (addr->ss_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0) ||
+	    bind(fd, (const struct sockaddr *)addr, len) != 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+static uint16_t *
+server_port_of(struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET6 ? &((struct sockaddr_in6 *)ss)->sin6_port :
+	    &((struct sockaddr_in *)ss)->sin_port;
+}
+
+/*
+ * Binds listener i once per worker into fds[w * nlisteners + i]. With
+ * several workers the sockets share the port through SO_REUSEPORT; first
+ * a plain bind checks that nobody else holds it (another process with
+ * SO_REUSEPORT would otherwise silently share our port, and a port in use
+ * must fail the start as it does with one worker). Returns 0 or IG_EIO
+ * after logging.
+ */
+static int
+server_bind_listener(struct ig_server *sv, size_t i, int *fds)
+{
+	const struct ig_listener_conf *lc = &sv->gen->cfg->listeners[i];
+	struct sockaddr_storage addr = lc->addr;
+	bool reuseport = sv->nworkers > 1;
+	int fd = server_socket(&addr, false);
+	if (fd >= 0 && reuseport) {
+		/* The port it got (a configured port 0 gets one here). */
+		struct sockaddr_storage got;
+		socklen_t glen = sizeof(got);
+		if (getsockname(fd, (struct sockaddr *)&got, &glen) == 0)
+			*server_port_of(&addr) = *server_port_of(&got);
+		close(fd);
+		fd = 0;
+	}
+	for (unsigned w = 0; fd >= 0 && w < sv->nworkers; w++) {
+		if (!reuseport) {
+			fds[i] = fd;
+			break;
+		}
+		fd = server_socket(&addr, true);
+		if (fd >= 0)
+			fds[w * sv->nlisteners + i] = fd;
+	}
+	if (fd < 0) {
+		log_error("event=start-failed listener=%s listen=%s error=\"%s\"", lc->name,
+		    lc->listen, uv_strerror(uv_translate_sys_error(-fd)));
+		return IG_EIO;
+	}
+	return 0;
+}
+
+static int
+server_start(struct ig_server *sv, struct ig_gen *g, const char *config_path)
+{
+	memset(sv, 0, sizeof(*sv));
+	sv->rl_lock_fd = -1;
+	sv->gen = g;
+	sv->config_path = config_path;
+	const struct ig_config *cfg = g->cfg;
+	sv->nlisteners = cfg->nlisteners;
+	sv->nworkers = cfg->workers != 0 ? cfg->workers : ig_server_auto_workers();
+	ig_listener_raise_fd_limit();
+	if (uv_loop_init(&sv->loop) != 0) {
+		log_error("event=start-failed reason=loop-init");
+		return IG_EIO;
+	}
+	sv->loop_on = true;
+	int rc = ig_shared_init(&sv->sh, cfg->nlisteners);
+	if (rc != 0) {
+		log_error("event=start-failed reason=shared-state error=\"%s\"", ig_strerror(rc));
+		return rc;
+	}
+
+	/*
+	 * Signals first: from here a SIGTERM ends the process cleanly (main()
+	 * blocks them until the handlers exist, so one sent during start-up
+	 * waits here instead of killing us).
+	 */
+	uv_signal_init(&sv->loop, &sv->sig_term);
+	uv_signal_init(&sv->loop, &sv->sig_int);
+	uv_signal_init(&sv->loop, &sv->sig_hup);
+	sv->sig_term.data = sv->sig_int.data = sv->sig_hup.data = sv;
+	uv_signal_start(&sv->sig_term, server_signal_cb, SIGTERM);
+	uv_signal_start(&sv->sig_int, server_signal_cb, SIGINT);
+	uv_signal_start(&sv->sig_hup, server_signal_cb, SIGHUP);
+
+	/* Bind every listener (a port in use fails here), listen only last. */
+	size_t nfds = (size_t)sv->nworkers * cfg->nlisteners;
+	int *fds = malloc(nfds * sizeof(*fds));
+	sv->workers = calloc(sv->nworkers, sizeof(*sv->workers));
+	if (fds == NULL || sv->workers == NULL) {
+		free(fds);
+		log_error("event=start-failed error=\"%s\"", ig_strerror(IG_ENOMEM));
+		return IG_ENOMEM;
+	}
+	for (size_t i = 0; i < nfds; i++)
+		fds[i] = -1;
+	rc = 0;
+	for (size_t i = 0; i < cfg->nlisteners && rc == 0; i++)
+		rc = server_bind_listener(sv, i, fds);
+	/* Everything else that can fail, fails before a client is accepted. */
+	if (rc == 0 && server_rl_init(sv) != 0)
+		rc = IG_ECONFIG;
+	if (rc == 0 && cfg->admin_socket != NULL &&
+	    ig_ctl_start(&sv->loop, &sv->sh, cfg->admin_socket, &server_ctl_ops, sv,
+	        &sv->ctl) != 0)
+		rc = IG_EIO;
+	if (rc != 0) {
+		for (size_t i = 0; i < nfds; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		free(fds);
+		return rc;
+	}
+	/*
+	 * Ready waits for the first probe (its result or its timeout), so that
+	 * the first client is shown the backend's capabilities. The loop runs
+	 * meanwhile (the admin socket answers); the stop signals are still
+	 * held back by main(), and no client is accepted yet.
+	 */
+	server_probe(sv);
+	while (sv->probe != NULL)
+		uv_run(&sv->loop, UV_RUN_ONCE);
+
+	/* The workers, each on its sockets (they own them from here). */
+	unsigned made = 0;
+	for (; made < sv->nworkers && rc == 0; made++)
+		rc = ig_worker_init(&sv->workers[made], made, &sv->sh, g,
+		    &fds[(size_t)made * cfg->nlisteners], cfg->nlisteners);
+	for (size_t i = (size_t)made * cfg->nlisteners; i < nfds; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+	if (rc != 0) {
+		sv->nworkers = made; /* what destroy cleans up */
+		return rc;
+	}
+	/* Every descriptor but the sessions' is open: the budget, then listen. */
+	for (unsigned i = 0; i < sv->nworkers; i++)
+		if ((rc = ig_worker_listen(&sv->workers[i])) != 0)
+			return rc;
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		const struct ig_listener_conf *lc = &cfg->listeners[i];
+		log_info("event=listening listener=%s listen=%s tls=%s", lc->name, lc->listen,
+		    ig_tls_mode_str(lc->tls));
+	}
+	for (unsigned i = 0; i < sv->nworkers; i++)
+		if ((rc = ig_worker_start(&sv->workers[i], sv->workers, sv->nworkers)) != 0)
+			return rc;
+	log_info("event=ready listeners=%zu workers=%u pid=%ld", cfg->nlisteners, sv->nworkers,
+	    (long)getpid());
+	return 0;
+}
+
+int
+ig_server_init(struct ig_server *sv, struct ig_gen *g, const char *config_path)
+{
+	int rc = server_start(sv, g, config_path);
+	if (rc != 0)
+		ig_server_destroy(sv);
+	return rc;
+}
+
+int
+ig_server_run(struct ig_server *sv)
+{
+	uv_run(&sv->loop, UV_RUN_DEFAULT);
+	for (unsigned i = 0; i < sv->nworkers; i++)
+		ig_worker_join(&sv->workers[i]);
+	/* Last word on the state file: every session has ended. */
+	server_rl_save(sv);
+	return 0;
+}
+
+static void
+server_walk_close(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, server_handle_close_cb);
+}
+
+int
+ig_server_destroy(struct ig_server *sv)
+{
+	int rc = 0;
+	/* Workers first: their sessions use the shared state. */
+	for (unsigned i = 0; i < sv->nworkers; i++)
+		ig_worker_stop(&sv->workers[i]);
+	for (unsigned i = 0; i < sv->nworkers; i++)
+		if (ig_worker_destroy(&sv->workers[i]) != 0)
+			rc = IG_EIO;
+	free(sv->workers);
+	sv->workers = NULL;
+	sv->nworkers = 0;
+	if (sv->loop_on) {
+		/* Anything still open (a failed start) is closed and run out. */
+		server_probe_cancel(sv, "shutdown");
+		ig_ctl_stop(sv->ctl);
+		sv->ctl = NULL;
+		uv_walk(&sv->loop, server_walk_close, NULL);
+		uv_run(&sv->loop, UV_RUN_DEFAULT);
+		int lrc = uv_loop_close(&sv->loop);
+		if (lrc != 0) {
+			log_error("event=loop-close-failed error=\"%s\"", uv_strerror(lrc));
+			rc = IG_EIO;
+		}
+		sv->loop_on = false;
+	}
+	ig_rl_snapshot_free(sv->rl_snap); /* (none: the loop ran them out) */
+	sv->rl_snap = NULL;
+	ig_shared_destroy(&sv->sh); /* the limiter and the connection table */
+	if (sv->rl_lock_fd >= 0)
+		close(sv->rl_lock_fd); /* releases the state file to a successor */
+	sv->rl_lock_fd = -1;
+	free(sv->rl_state_file);
+	sv->rl_state_file = NULL;
+	mbedtls_platform_zeroize(sv->rl_key, sizeof(sv->rl_key));
+	ig_gen_unref(sv->gen);
+	sv->gen = NULL;
+	return rc;
+}
