@@ -86,7 +86,8 @@ static const char full_example[] =
     "  max_sessions: 20000\n"
     "policy:\n"
     "  defaults:\n"
-    "    require_tls: true\n";
+    "    require_tls: true\n"
+    "workers: 4                      # auto (default) | 1..256\n";
 
 static void
 test_full_example(void **state)
@@ -99,6 +100,7 @@ test_full_example(void **state)
 	assert_int_equal(rc, 0);
 	assert_string_equal(cfg->path, "t.yaml");
 	assert_int_equal(cfg->log_level, IG_LOG_INFO);
+	assert_int_equal(cfg->workers, 4);
 
 	assert_int_equal(cfg->nlisteners, 2);
 	const struct ig_listener_conf *l = &cfg->listeners[0];
@@ -166,6 +168,7 @@ test_defaults(void **state)
 	assert_int_equal(rc, 0);
 	assert_int_equal(cfg->log_level, IG_LOG_INFO);
 	assert_int_equal(cfg->listeners[0].max_sessions, 10000);
+	assert_int_equal(cfg->workers, 0); /* auto */
 	assert_int_equal(cfg->tls_min_version, 12);
 	assert_false(cfg->strict_sni);
 	assert_true(cfg->tls_tickets);
@@ -268,6 +271,17 @@ static const struct err_row err_rows[] = {
 	  "expected a whole number\n" },
 	{ CFGFIX_BASE "limits: [1]\n", IG_ECONFIG,
 	  "t.yaml:11:9: 'limits' must be a mapping, not a sequence\n" },
+	{ CFGFIX_BASE "workers: 0\n", IG_ECONFIG,
+	  "t.yaml:11:10: invalid value '0' for 'workers': expected auto or a number of "
+	  "workers from 1 to 256\n" },
+	{ CFGFIX_BASE "workers: 257\n", IG_ECONFIG,
+	  "t.yaml:11:10: invalid value '257' for 'workers': expected auto or a number of "
+	  "workers from 1 to 256\n" },
+	{ CFGFIX_BASE "workers: many\n", IG_ECONFIG,
+	  "t.yaml:11:10: invalid value 'many' for 'workers': expected auto or a number of "
+	  "workers from 1 to 256\n" },
+	{ CFGFIX_BASE "workers: [2]\n", IG_ECONFIG,
+	  "t.yaml:11:10: 'workers' must be a single value, not a sequence\n" },
 	{ CFGFIX_BASE "log_level: [info]\n", IG_ECONFIG,
 	  "t.yaml:11:12: 'log_level' must be a single value, not a sequence\n" },
 	{ CFGFIX_BASE "log_level:\n", IG_ECONFIG, "t.yaml:11:11: 'log_level' has no value\n" },
