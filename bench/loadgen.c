@@ -137,6 +137,7 @@ struct opts {
 	const char *label;
 	bool starttls;
 	bool no_idle;
+	bool no_login;   /* full/resumed: greeting, then LOGOUT (no backend) */
 	unsigned clients;
 	double duration;
 	uint64_t count;
@@ -544,6 +545,11 @@ step_ok(struct client *c)
 	case ST_GREETING:
 		if (O.starttls && c->ssl == NULL) {
 			queue_cmd(c, ST_STARTTLS, "STARTTLS");
+			return 0;
+		}
+		if (O.no_login && (O.mode == M_FULL || O.mode == M_RESUMED)) {
+			pending_end(c);
+			queue_logout(c);
 			return 0;
 		}
 		queue_login(c);
@@ -1210,6 +1216,8 @@ usage(void)
 	    "      --hold SECONDS       idle: hold after all are established (default 5;\n"
 	    "                           0 = until SIGUSR1, SIGINT or SIGTERM)\n"
 	    "      --no-idle            idle: hold without sending IDLE\n"
+	    "      --no-login           full, resumed: greeting, then LOGOUT: the proxy's\n"
+	    "                           handshakes alone, no backend work\n"
 	    "      --sources N          bind clients to N source addresses from --src-base\n"
 	    "                           (default: one per client for idle, 0 = no bind otherwise)\n"
 	    "      --src-base ADDR      first source address (default 127.1.0.1)\n"
@@ -1245,7 +1253,7 @@ parse_args(int argc, char **argv)
 	enum {
 		OPT_STARTTLS = 256, OPT_HOLD, OPT_NOIDLE, OPT_SOURCES, OPT_SRCBASE, OPT_RAMP,
 		OPT_TIMEOUT, OPT_SMALL, OPT_BIG, OPT_MAILBOX, OPT_SNI, OPT_CA, OPT_SUITES,
-		OPT_GROUPS, OPT_CPUPID, OPT_MAXERR, OPT_LABEL,
+		OPT_GROUPS, OPT_CPUPID, OPT_MAXERR, OPT_LABEL, OPT_NOLOGIN,
 	};
 	static const struct option lo[] = {
 		{ "host", required_argument, NULL, 'H' },
@@ -1258,6 +1266,7 @@ parse_args(int argc, char **argv)
 		{ "count", required_argument, NULL, 'n' },
 		{ "hold", required_argument, NULL, OPT_HOLD },
 		{ "no-idle", no_argument, NULL, OPT_NOIDLE },
+		{ "no-login", no_argument, NULL, OPT_NOLOGIN },
 		{ "sources", required_argument, NULL, OPT_SOURCES },
 		{ "src-base", required_argument, NULL, OPT_SRCBASE },
 		{ "ramp", required_argument, NULL, OPT_RAMP },
@@ -1300,6 +1309,7 @@ parse_args(int argc, char **argv)
 		case OPT_STARTTLS: O.starttls = true; break;
 		case OPT_HOLD: O.hold = parse_num(optarg, "--hold", 0, 86400); break;
 		case OPT_NOIDLE: O.no_idle = true; break;
+		case OPT_NOLOGIN: O.no_login = true; break;
 		case OPT_SOURCES: sources = (int)parse_num(optarg, "--sources", 0, 16000000); break;
 		case OPT_SRCBASE:
 			if (inet_pton(AF_INET, optarg, &O.src_base) != 1 ||

@@ -148,7 +148,7 @@ def pinned(cpu, argv):
 class Imapguard:
     name = "imapguard"
 
-    def __init__(self, binary, d, certs, backend_port, cpu, log_level):
+    def __init__(self, binary, d, certs, backend_port, cpu, log_level, workers=None):
         self.binary, self.dir, self.cpu = binary, d, cpu
         self.ports = {"imaps": igtest.free_port(), "imap": igtest.free_port()}
         self.config = {
@@ -168,6 +168,8 @@ class Imapguard:
             "limits": {"max_sessions": 100000, "max_connections_per_address": 0,
                        "handshake_timeout": "60s", "preauth_timeout": "60s",
                        "idle_timeout": "24h"},
+            # auto: one per CPU of its affinity, so one when pinned.
+            "workers": workers or "auto",
             "policy": {"defaults": {"require_tls": True}},
             # On, as in production, but no threshold the load could reach.
             "ratelimit": {"enabled": True, **{k: {"threshold": 65535} for k in (
@@ -439,7 +441,7 @@ def start_dovecot(d):
 # --------------------------------------------------------------------------
 # One run of the load generator
 
-def run_loadgen(args, loadgen, proxy, mode, port):
+def run_loadgen(args, loadgen, proxy, mode, port, extra=()):
     """Runs one mode against proxy; returns the loadgen's JSON result with
     rss_kib_per_session added for idle, or a dict with "error"."""
     argv = [loadgen, mode, "--host", "127.0.0.1", "--port", str(port),
@@ -449,6 +451,7 @@ def run_loadgen(args, loadgen, proxy, mode, port):
         argv.append("--starttls")
     for pid in proxy.pids():
         argv += ["--cpu-pid", str(pid)]
+    argv += list(extra)
     if mode in ("full", "resumed"):
         argv += ["--clients", str(args.clients), "--duration", str(args.duration)]
     elif mode == "bulk":
@@ -687,6 +690,10 @@ def parse_args(argv):
                     help="loadgen verifies the certificate against the dev CA")
     ap.add_argument("--json", help="also write every result to this file (JSON lines)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--scaling", action="store_true",
+                    help="instead of the table: imapguard's handshakes per second with 1, 2, "
+                    "... workers (up to the CPUs this process may use), nothing pinned, "
+                    "clients that only handshake and log out (no backend work)")
     ap.add_argument("--smoke", action="store_true",
                     help="a short check for the test suite: imapguard and Dovecot only, every "
                     "mode for about a second; non-zero exit on any failure")
@@ -716,8 +723,79 @@ def parse_args(argv):
     return args
 
 
+def scaling_main(args):
+    """imapguard with 1..N workers (N: the CPUs this process may use), the
+    proxy, the load generator and Dovecot on every CPU: full handshakes
+    with --no-login, so that only the proxy's work grows with the load."""
+    try:
+        imapguard_bin = find_binary(args.imapguard, args.build, "imapguard")
+        loadgen = find_binary(args.loadgen, args.build, "ig_loadgen")
+    except SetupError as e:
+        log(str(e))
+        return 2
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    ncpu = len(os.sched_getaffinity(0))
+    args.pin_cpu = 0
+    args.ca = None
+    root = tempfile.mkdtemp(prefix="igbench-")
+    os.chmod(root, 0o755)
+    rows = []
+    try:
+        certs = igtest.make_devcerts(SRC, os.path.join(root, "certs"))
+        dd = os.path.join(root, "dovecot")
+        os.makedirs(dd)
+        dv = start_dovecot(dd)
+        try:
+            for rep in range(args.repeat):
+                for workers in range(1, ncpu + 1):
+                    d = os.path.join(root, "imapguard-%d-%d" % (workers, rep))
+                    os.makedirs(d)
+                    px = Imapguard(imapguard_bin, d, certs, dv.port, None, args.ig_log_level,
+                                   workers=workers)
+                    px.start()
+                    try:
+                        r = run_loadgen(args, loadgen, px, "full", px.port(False),
+                                        extra=["--no-login"])
+                    finally:
+                        px.stop()
+                    r["workers"] = workers
+                    rows.append(r)
+        finally:
+            dv.stop()
+            igtest._kill_all()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print()
+    print("imapguard scaling, %s" % datetime.datetime.now().strftime("%Y-%m-%d %H:%M %Z").strip())
+    print("machine: %s" % machine_line())
+    print("TLS 1.3 full handshakes, %s, %s, ECDSA P-256; %d clients, %gs per run; each client "
+          "connects, handshakes, reads the greeting, logs out (no backend work); nothing "
+          "pinned: the load generator shares the CPUs" % (GROUP, TLS13_SUITE, args.clients,
+                                                          args.duration))
+    print()
+    print("| workers | handshakes/s | proxy CPU (cores) | handshakes per proxy CPU-second | errors |")
+    print("|---|---|---|---|---|")
+    base = None
+    for workers in range(1, ncpu + 1):
+        rs = [r for r in rows if r["workers"] == workers and "error" not in r]
+        if not rs:
+            print("| %d | failed | | | |" % workers)
+            continue
+        r = sorted(rs, key=lambda x: x.get("units_per_s", 0))[len(rs) // 2]
+        ups = r.get("units_per_s", 0)
+        base = base or ups
+        cores = r.get("proxy_cpu_s", 0) / r["wall_s"] if r.get("wall_s") else 0
+        print("| %d | %.0f (%.2fx) | %.2f | %.0f | %d |" % (
+            workers, ups, ups / base if base else 0, cores, r.get("units_per_cpu_s", 0),
+            r.get("errors", 0)))
+    return 0 if rows and all("error" not in r and not r.get("errors") for r in rows) else 1
+
+
 def main(argv):
     args = parse_args(argv)
+    if args.scaling:
+        return scaling_main(args)
     try:
         imapguard_bin = find_binary(args.imapguard, args.build, "imapguard")
         loadgen = find_binary(args.loadgen, args.build, "ig_loadgen")

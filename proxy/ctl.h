@@ -5,7 +5,7 @@
  *   list                     active rate-limit blocks, one per line
  *   lift LIMIT KEY           lift one block (as shown by list)
  *   kick USER                end USER's sessions ("* BYE [UNAVAILABLE]")
- *   stats                    sessions, tracked keys, limiter changes, and
+ *   stats                    sessions, workers, tracked keys, limiter changes, and
  *                            with a state file how many of them it holds
  *                            and the failed saves since the last good one
  */
