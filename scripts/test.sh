@@ -31,6 +31,16 @@ echo "== ASan+UBSan build: all tests (unit, fuzz corpus, integration with Doveco
 
 # A short libFuzzer pass over every target (clang, ASan+UBSan), starting from
 # the committed seed corpus in a scratch copy. IG_FUZZ_SECONDS=0 skips it.
+# Workers are threads: the tests that exercise what they share (the
+# limiter, kick, reload, the descriptor budget, relays on two workers) run
+# once more against a ThreadSanitizer build; any report fails them.
+echo "== ThreadSanitizer build: the tests of what workers share"
+build build/tsan -DCMAKE_BUILD_TYPE=Debug -DIG_TESTS=OFF \
+  -DCMAKE_C_FLAGS="-fsanitize=thread -O1 -g" -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread
+(cd tests/integration && IMAPGUARD_BIN="$top/build/tsan/imapguard" IMAPGUARD_SRC="$top" \
+  TSAN_OPTIONS=halt_on_error=0 /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+  test_workers.py test_ratelimit.py test_policy.py test_fdlimit.py test_relay.py)
+
 fuzz_seconds=${IG_FUZZ_SECONDS:-20}
 if [ "$fuzz_seconds" -gt 0 ] && command -v clang >/dev/null; then
   echo "== libFuzzer: ${fuzz_seconds}s per target"

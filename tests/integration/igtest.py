@@ -542,7 +542,7 @@ def base_config(certs, backend, listeners=("imaps", "imap"), backend_tls="none")
     }
 
 
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",
                      "runtime error:", "WARNING: AddressSanitizer")
 
 
