@@ -912,7 +912,7 @@ static void
 client_run(struct client *c)
 {
 	for (;;) {
-		int rc;
+		int rc = 0; /* (every state is handled below) */
 		switch (c->st) {
 		case CS_CONNECTING:
 			rc = do_connecting(c);
