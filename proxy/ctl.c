@@ -19,6 +19,7 @@
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "proxy/bufpool.h"
 #include "proxy/session.h"
 #include "proxy/sessions.h"
 
@@ -192,6 +193,15 @@ ctl_exec(struct ctl_conn *c, char *line)
 		struct ig_ctl_stats st = { 0 };
 		c->ctl->stats(c->ctl->owner, &st);
 		ctl_out(c, "sessions\t%u\n", set->nsessions);
+		if (set->bufpool != NULL) {
+			struct ig_bufpool_stats bs;
+			ig_bufpool_stats(set->bufpool, &bs);
+			ctl_out(c, "buffers_in_use\t%zu\n", bs.in_use);
+			ctl_out(c, "buffers_in_use_peak\t%zu\n", bs.in_use_peak);
+			ctl_out(c, "buffers_free\t%zu\n", bs.free);
+			ctl_out(c, "buffers_waiting\t%zu\n", bs.waiting);
+			ctl_out(c, "buffers_refused\t%llu\n", (unsigned long long)bs.refused);
+		}
 		ctl_out(c, "ratelimit_keys\t%zu\n", rl ? ig_rl_count(rl) : (size_t)0);
 		ctl_out(c, "ratelimit_changes\t%llu\n",
 		    (unsigned long long)(rl ? ig_rl_changes(rl) : 0));

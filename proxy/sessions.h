@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "proxy/caps.h"
 
+struct ig_bufpool;
 struct ig_cc;
 struct ig_gen;
 struct ig_rl;
@@ -38,6 +39,9 @@ struct ig_session_set {
 	struct ig_cc *cc;              /* live connections per address group
 	                                  (limits.max_connections_per_address;
 	                                  the owner's) */
+	struct ig_bufpool *bufpool;    /* the sessions' buffers while bytes are
+	                                  in them (limits.buffer_size,
+	                                  limits.buffer_pool_max; the owner's) */
 	/* The backend's capabilities as last learned (the probe, or a login's
 	   backend connection): what clients are shown, filtered. */
 	struct ig_caps_learned backend_caps;

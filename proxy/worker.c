@@ -23,6 +23,7 @@
 
 #include "crypto/backend.h"
 #include "policy/ratelimit.h"
+#include "proxy/bufpool.h"
 #include "proxy/conncount.h"
 #include "proxy/ctl.h"
 #include "proxy/gen.h"
@@ -33,6 +34,10 @@
 #include "proxy/probe.h"
 #include "proxy/session.h"
 #include "proxy/tls.h"
+
+/* Buffers kept on the pool's free list: enough for a few sessions moving
+   bytes at once; the rest of a burst goes back to the allocator. */
+#define IG_WORKER_BUFPOOL_FREE 64
 
 /*
  * Takes the state file's lock, rl_state_file.lock, for the process's life:
@@ -387,6 +392,8 @@ worker_reload(struct ig_worker *w)
 		log_warn("event=reload-note reason=\"ratelimit.state_file changes at restart\"");
 	if (nc->tls_crypto != ig_crypto_requested())
 		log_warn("event=reload-note reason=\"tls.crypto changes at restart\"");
+	if (nc->limits.buffer_size != ig_bufpool_buf_size(w->set.bufpool))
+		log_warn("event=reload-note reason=\"limits.buffer_size changes at restart\"");
 	for (size_t i = 0; i < w->gate.nlisteners; i++)
 		w->gate.listeners[i].info.max_sessions = nc->listeners[i].max_sessions ?
 		    nc->listeners[i].max_sessions : nc->limits.max_sessions;
@@ -462,6 +469,15 @@ ig_worker_init(struct ig_worker *w, struct ig_gen *g, const char *config_path)
 		    ig_strerror(cc_rc));
 		ig_worker_destroy(w);
 		return cc_rc;
+	}
+	/* The sessions' buffers; a few stay on the free list (the rest of a
+	   burst goes back to the allocator). */
+	int bp_rc = ig_bufpool_new(g->cfg->limits.buffer_size, g->cfg->limits.buffer_pool_max,
+	    IG_WORKER_BUFPOOL_FREE, &w->set.bufpool);
+	if (bp_rc != 0) {
+		log_error("event=start-failed reason=buffer-pool error=\"%s\"", ig_strerror(bp_rc));
+		ig_worker_destroy(w);
+		return bp_rc;
 	}
 
 	/*
@@ -580,6 +596,8 @@ ig_worker_destroy(struct ig_worker *w)
 	w->rl_snap = NULL;
 	ig_cc_free(w->set.cc); /* every session is freed by now */
 	w->set.cc = NULL;
+	ig_bufpool_free(w->set.bufpool); /* every buffer is back by now */
+	w->set.bufpool = NULL;
 	ig_rl_free(w->set.rl);
 	w->set.rl = NULL;
 	if (w->rl_lock_fd >= 0)

@@ -44,7 +44,7 @@ PROXY_LAYERS="
 6 gen
 7 tls
 8 conn
-9 caps conncount imap_parse
+9 bufpool caps conncount imap_parse
 "
 # The session state machine: one cycle over session_types.h, by design.
 PROXY_CYCLE="session preauth attempt backend relay"
