@@ -10,9 +10,9 @@
  * buffer comes back. A buffer that carries bytes already taken in onwards
  * (the plaintext, the outbound side: IG_BP_CARRY) is refused only when
  * memory runs out: refusing it could leave sessions each holding a buffer
- * and waiting for one another's. Only the sessions that started under the
- * cap move bytes, so the pool stays bounded by max_bytes times the buffers
- * one session can hold.
+ * and waiting for one another's. Only holders that started under the cap
+ * move bytes, so what the pool hands out beyond max_bytes is bounded by
+ * the buffers each of them can hold (a session: six).
  *
  * Returned buffers go on a free list of at most free_max entries; beyond
  * that they are freed, so that memory goes back after a burst.
