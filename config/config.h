@@ -82,6 +82,10 @@ struct ig_limits {
 	size_t buffer_size;              /* per direction relay buffer and the
 	                                    pre-auth command buffer (default
 	                                    16384); >= max_line */
+	size_t buffer_pool_max;          /* bytes of buffers a worker hands out
+	                                    before a session that holds none
+	                                    waits for one (default 0: no cap);
+	                                    0 or >= buffer_size */
 	unsigned handshake_timeout_ms;   /* TLS handshake (default 30 s) */
 	unsigned preauth_timeout_ms;     /* idle before login (default 60 s) */
 	unsigned idle_timeout_ms;        /* idle after login, both directions

@@ -295,6 +295,10 @@ config_check_limits(struct cfgctx *c, const struct cnode *map, void *base, const
 		config_error(c, ig_cfg_node_or(map, bs ? bs : "max_literal")->mark,
 		    "limits.buffer_size (%zu) must be at least limits.max_literal (%zu)",
 		    l->buffer_size, l->max_literal);
+	if (l->buffer_pool_max != 0 && l->buffer_pool_max < l->buffer_size)
+		config_error(c, ig_cfg_node_or(map, "buffer_pool_max")->mark,
+		    "limits.buffer_pool_max (%zu) must be 0 (no cap) or at least "
+		    "limits.buffer_size (%zu)", l->buffer_pool_max, l->buffer_size);
 	if (l->idle_timeout_ms < 30 * MIN)
 		config_warn(c, ig_cfg_node_or(map, "idle_timeout")->mark,
 		    "limits.idle_timeout is below 30m: clients in IMAP IDLE (RFC 2177) "
@@ -417,6 +421,8 @@ static const struct field limits_fields[] = {
 	F_NUM("max_line", FT_SIZE, struct ig_limits, max_line, 8192, 256, MIB),
 	F_NUM("max_literal", FT_SIZE, struct ig_limits, max_literal, 8192, 256, MIB),
 	F_NUM("buffer_size", FT_SIZE, struct ig_limits, buffer_size, 16384, 1 * KIB, MIB),
+	F_NUM("buffer_pool_max", FT_SIZE, struct ig_limits, buffer_pool_max, 0, 0,
+	    UINT64_C(1) << 40),
 	F_NUM("handshake_timeout", FT_DURATION, struct ig_limits, handshake_timeout_ms,
 	    30 * SEC, 1, 10 * MIN),
 	F_NUM("preauth_timeout", FT_DURATION, struct ig_limits, preauth_timeout_ms,

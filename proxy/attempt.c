@@ -10,6 +10,7 @@
 #include "proxy/attempt.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <mbedtls/platform_util.h>
@@ -21,34 +22,56 @@
 #include "util/clock.h"
 #include "util/err.h"
 
-/* Starts an attempt: copies the tag, clears the rest. */
-static void
+void
+ig_attempt_release(struct ig_session *s)
+{
+	struct ig_attempt *a = &s->att;
+	if (a->cmd == NULL)
+		return;
+	/* cmd and stage are one allocation (cmd first). */
+	mbedtls_platform_zeroize(a->cmd, a->cmd_cap + a->stage_cap);
+	free(a->cmd);
+	a->cmd = a->stage = NULL;
+}
+
+static void attempt_end(struct ig_session *s);
+
+/*
+ * Starts an attempt: copies the tag, clears the rest, allocates the
+ * command buffers. Returns false when they could not be allocated: the
+ * client has been answered NO [UNAVAILABLE] and there is no attempt.
+ */
+static bool
 attempt_begin(struct ig_session *s, const struct ig_imap_cmd *c, bool login_cmd,
     enum ig_sasl_mech mech)
 {
 	struct ig_attempt *a = &s->att;
-	mbedtls_platform_zeroize(a->cmd, a->cmd_cap);
-	mbedtls_platform_zeroize(a->stage, a->stage_cap);
-	uint8_t *cmd = a->cmd, *stage = a->stage;
+	ig_attempt_release(s);
 	size_t cap = a->cmd_cap, scap = a->stage_cap;
 	memset(a, 0, sizeof(*a));
-	a->cmd = cmd;
 	a->cmd_cap = cap;
-	a->stage = stage;
 	a->stage_cap = scap;
 	a->active = true;
 	a->login_cmd = login_cmd;
 	a->mech = mech;
 	a->started_ms = ig_session_now(s);
 	ig_imap_tag_copy(c, a->tag, sizeof(a->tag));
+	a->cmd = malloc(cap + scap);
+	if (a->cmd == NULL) {
+		ig_session_log(s, IG_LOG_ERROR, "event=login-refused reason=out-of-memory");
+		ig_session_reply(s, "%s NO [UNAVAILABLE] Server busy, try again later", a->tag);
+		attempt_end(s);
+		return false;
+	}
+	a->stage = a->cmd + cap;
+	return true;
 }
 
 static void
 attempt_end(struct ig_session *s)
 {
 	struct ig_attempt *a = &s->att;
-	mbedtls_platform_zeroize(a->cmd, a->cmd_cap);
-	mbedtls_platform_zeroize(a->stage, a->stage_cap);
+	ig_attempt_release(s);
 	a->cmd_len = a->ir_off = a->ir_len = a->pw_off = a->pw_len = 0;
 	a->send_off = a->send_len = a->stage_len = 0;
 	a->nseg = a->seg_next = 0;
@@ -215,7 +238,8 @@ void
 ig_attempt_login(struct ig_session *s, const struct ig_imap_cmd *c)
 {
 	struct ig_attempt *a = &s->att;
-	attempt_begin(s, c, true, IG_MECH_COUNT);
+	if (!attempt_begin(s, c, true, IG_MECH_COUNT))
+		return;
 	/* cmd holds "user" then "password", decoded; formatted at send time. */
 	long ul = ig_imap_unquote(&c->args[0], a->cmd, IG_USER_MAX + 1);
 	if (ul < 0 || (size_t)ul > IG_USER_MAX) {
@@ -395,7 +419,8 @@ ig_attempt_authenticate(struct ig_session *s, const struct ig_imap_cmd *c)
 	if (m == IG_MECH_COUNT || !ig_caps_has(caps, want)) {
 		/* Not offered here: either unknown, not the backend's, or not
 		   allowed on this connection (the policy tells which). */
-		attempt_begin(s, c, false, m == IG_MECH_COUNT ? IG_MECH_PLAIN : m);
+		if (!attempt_begin(s, c, false, m == IG_MECH_COUNT ? IG_MECH_PLAIN : m))
+			return;
 		if (m != IG_MECH_COUNT && !attempt_judge(s))
 			return;
 		attempt_end(s);
@@ -403,7 +428,8 @@ ig_attempt_authenticate(struct ig_session *s, const struct ig_imap_cmd *c)
 		ig_session_reply(s, "%s NO [CANNOT] Unsupported authentication mechanism", tag);
 		return;
 	}
-	attempt_begin(s, c, false, m);
+	if (!attempt_begin(s, c, false, m))
+		return;
 	if (!attempt_judge(s))
 		return;
 	/* "=" is an empty initial response (RFC 4959): the same as none for a
@@ -436,6 +462,8 @@ int
 ig_attempt_read_line(struct ig_session *s, struct ig_span *line, size_t *consumed)
 {
 	*consumed = 0;
+	if (s->cin.off == s->cin.len)
+		return 0; /* nothing read (cin is not even held) */
 	enum ig_parse_result r = ig_imap_parse_line(s->cin.p + s->cin.off,
 	    s->cin.len - s->cin.off, s->gen->cfg->limits.max_line, line, consumed);
 	if (r == IG_PARSE_AGAIN)

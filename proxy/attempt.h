@@ -65,4 +65,10 @@ void ig_attempt_done(struct ig_session *s, bool ok, bool tempfail);
  */
 void ig_attempt_abandon(struct ig_session *s);
 
+/*
+ * Wipes and frees the attempt's command buffers (they exist only while an
+ * attempt is active). Idempotent; the teardown calls it.
+ */
+void ig_attempt_release(struct ig_session *s);
+
 #endif /* IG_PROXY_ATTEMPT_H */

@@ -53,7 +53,8 @@ void
 ig_backend_close(struct ig_session *s)
 {
 	s->bstate = IG_BS_NONE;
-	s->bin.off = s->bin.len = 0;
+	s->bin.off = s->bin.len; /* what is left is dropped */
+	ig_session_buf_drop(s, &s->bin);
 	if (s->backend.open)
 		ig_conn_close(&s->backend);
 }
@@ -74,13 +75,13 @@ backend_connect(struct ig_session *s)
 {
 	const struct ig_backend_conf *b = &s->gen->cfg->backend;
 	s->backend_wanted = false;
-	uint8_t *rb = s->backend.rbuf, *wb = s->backend.wbuf;
-	size_t rc_ = s->backend.rcap, wc = s->backend.wcap;
 	if (ig_conn_init(&s->backend, &ig_session_conn_ops, s, s->set->loop, "backend",
-	        rb, rc_, wb, wc) != 0) {
+	        NULL, 0, NULL, 0) != 0) {
 		backend_fail(s, "socket", NULL);
 		return;
 	}
+	/* Its buffers come from the pool while bytes are in them. */
+	ig_conn_use_pool(&s->backend, s->set->bufpool, &s->bufs_held);
 	s->connect_req.data = s;
 	if (uv_tcp_connect(&s->connect_req, &s->backend.tcp,
 	        (const struct sockaddr *)&b->addr, backend_connect_cb) != 0) {
@@ -96,7 +97,8 @@ void
 ig_backend_start(struct ig_session *s)
 {
 	s->att.backend_used = true;
-	s->bin.off = s->bin.len = 0;
+	s->bin.off = s->bin.len;
+	ig_session_buf_drop(s, &s->bin);
 	if (s->backend.open) {
 		/* The previous attempt's handle is still closing. */
 		s->backend_wanted = true;
@@ -391,7 +393,8 @@ backend_line(struct ig_session *s, struct ig_span line, size_t consumed)
 	case IG_BS_STARTTLS:
 		if (backend_line_is(line, "ig.1 OK")) {
 			/* Nothing the backend sent before TLS is kept. */
-			s->bin.off = s->bin.len = 0;
+			s->bin.off = s->bin.len;
+			ig_session_buf_drop(s, &s->bin);
 			ig_conn_discard_input(&s->backend);
 			if (ig_tls_start_client(&s->backend, s->gen->tls_client) != 0) {
 				backend_fail(s, "tls-setup", NULL);
@@ -551,18 +554,24 @@ ig_backend_pump(struct ig_session *s)
 				return;
 		}
 		/* Lines from the backend. */
+		if (!ig_session_buf_take(s, &s->bin)) {
+			backend_fail(s, "out-of-memory", NULL);
+			return;
+		}
 		if (s->bin.len < s->bin.cap) {
 			long n = ig_conn_read(c, s->bin.p + s->bin.len, s->bin.cap - s->bin.len);
 			if (n > 0) {
-				s->bin.len += (size_t)n;
+				ig_buf_filled(&s->bin, (size_t)n);
 			} else if (n < 0 && s->bin.off == s->bin.len) {
 				backend_fail(s, n == IG_EEOF ? "closed" : "read",
 				    ig_strerror((int)n));
 				return;
 			}
 		}
-		if (s->bin.off == s->bin.len)
+		if (s->bin.off == s->bin.len) {
+			ig_session_buf_drop(s, &s->bin);
 			break;
+		}
 		struct ig_span line;
 		size_t consumed = 0;
 		enum ig_parse_result r = ig_imap_parse_line(s->bin.p + s->bin.off,
@@ -592,7 +601,8 @@ ig_backend_pump(struct ig_session *s)
 		if (s->closing)
 			return;
 		if (s->bin.off == s->bin.len && s->state != IG_SS_RELAY)
-			s->bin.off = s->bin.len = 0;
+			ig_session_buf_drop(s, &s->bin);
 	}
+	/* A line in part, or our replies full: bin holds it meanwhile. */
 	ig_conn_update_read(c);
 }

@@ -2,6 +2,11 @@
  * Socket side of a connection: reads only into the free space of a fixed
  * buffer (backpressure for free) and writes from a fixed buffer with at most
  * one uv_write in flight; bytes queued behind it wait in the same buffer.
+ * With a buffer pool (a session's connections), each buffer is held only
+ * while bytes are in it: the read buffer is taken in the alloc callback and
+ * given back once consumed, the write buffer taken when bytes are queued and
+ * given back once they have all been written. A read that cannot get a
+ * buffer stops reading and waits in the pool's queue.
  */
 #include "proxy/conn.h"
 
@@ -17,6 +22,7 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void conn_write_cb(uv_write_t *req, int status);
 static void conn_shutdown_cb(uv_shutdown_t *req, int status);
 static void conn_close_cb(uv_handle_t *h);
+static void conn_pool_ready(struct ig_bufpool_waiter *w);
 
 int
 ig_conn_init(struct ig_conn *c, const struct ig_conn_ops *ops, void *owner,
@@ -39,10 +45,77 @@ ig_conn_init(struct ig_conn *c, const struct ig_conn_ops *ops, void *owner,
 	return 0;
 }
 
+void
+ig_conn_use_pool(struct ig_conn *c, struct ig_bufpool *pool, unsigned *held)
+{
+	c->pool = pool;
+	c->pool_held = held;
+	c->rbuf = c->wbuf = NULL;
+	c->rcap = c->wcap = ig_bufpool_buf_size(pool);
+	c->roff = c->rlen = c->rdirty = 0;
+	c->wlen = c->wflight = c->wdirty = 0;
+	c->pool_wait.fn = conn_pool_ready;
+}
+
+/* Takes a pool buffer into *b. Returns false when none was given. */
+static bool
+conn_take(struct ig_conn *c, uint8_t **b, enum ig_bufpool_use use)
+{
+	*b = ig_bufpool_get(c->pool, use);
+	if (*b == NULL)
+		return false;
+	(*c->pool_held)++;
+	return true;
+}
+
+/* Gives *b back to the pool, wiping its first dirty bytes. */
+static void
+conn_give(struct ig_conn *c, uint8_t **b, size_t dirty)
+{
+	uint8_t *buf = *b;
+	*b = NULL;
+	(*c->pool_held)--;
+	/* May restart other connections' reads (waiters): never this one's
+	   state, which is consistent by now. */
+	ig_bufpool_put(c->pool, buf, dirty);
+}
+
+/* A pooled read buffer goes back once every byte in it was consumed. */
+static void
+conn_drop_rbuf(struct ig_conn *c)
+{
+	if (c->pool == NULL || c->rbuf == NULL || c->roff != c->rlen)
+		return;
+	c->roff = c->rlen = 0;
+	size_t dirty = c->rdirty;
+	c->rdirty = 0;
+	conn_give(c, &c->rbuf, dirty);
+}
+
+/* A pooled write buffer goes back once everything was written. */
+static void
+conn_drop_wbuf(struct ig_conn *c)
+{
+	if (c->pool == NULL || c->wbuf == NULL || c->wlen != 0 || c->wflight != 0)
+		return;
+	size_t dirty = c->wdirty;
+	c->wdirty = 0;
+	conn_give(c, &c->wbuf, dirty);
+}
+
+/* The pool has a buffer again: read if there is a reason to. */
+static void
+conn_pool_ready(struct ig_bufpool_waiter *w)
+{
+	struct ig_conn *c = (struct ig_conn *)(void *)((char *)w -
+	    offsetof(struct ig_conn, pool_wait));
+	ig_conn_update_read(c);
+}
+
 static void
 conn_compact_rbuf(struct ig_conn *c)
 {
-	if (c->roff == 0)
+	if (c->roff == 0 || c->rbuf == NULL)
 		return;
 	size_t n = c->rlen - c->roff;
 	if (n > 0)
@@ -58,7 +131,10 @@ ig_conn_update_read(struct ig_conn *c)
 		return;
 	if (c->rlen == c->rcap)
 		conn_compact_rbuf(c);
-	bool want = !c->eof && c->error == 0 && c->rlen < c->rcap;
+	/* Without a buffer (pooled, none held) there is room: one is taken
+	   when bytes arrive. While waiting for one, the pool restarts us. */
+	bool room = c->rbuf == NULL ? c->pool != NULL : c->rlen < c->rcap;
+	bool want = !c->eof && c->error == 0 && room && !c->pool_wait.queued;
 	if (want && !c->reading) {
 		if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) == 0)
 			c->reading = true;
@@ -73,6 +149,17 @@ conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct ig_conn *c = h->data;
 	(void)suggested;
+	if (c->rbuf == NULL && c->pool != NULL) {
+		/* The first buffer of an owner holding none waits at the
+		   pool's cap; one that already moves bytes gets its buffer. */
+		enum ig_bufpool_use use = *c->pool_held == 0 ? IG_BP_START : IG_BP_CARRY;
+		if (!conn_take(c, &c->rbuf, use)) {
+			buf->base = NULL;
+			buf->len = 0; /* the read callback gets UV_ENOBUFS */
+			return;
+		}
+		c->roff = c->rlen = c->rdirty = 0;
+	}
 	if (c->rlen == c->rcap)
 		conn_compact_rbuf(c);
 	buf->base = (char *)c->rbuf + c->rlen;
@@ -84,7 +171,16 @@ conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
 	struct ig_conn *c = st->data;
 	(void)buf;
+	if (nread == UV_ENOBUFS && c->rbuf == NULL && c->pool != NULL) {
+		/* No buffer: stop reading (the bytes wait in the socket) until
+		   one comes back (conn_pool_ready). */
+		uv_read_stop(st);
+		c->reading = false;
+		ig_bufpool_wait(c->pool, &c->pool_wait);
+		return;
+	}
 	if (nread == 0 || nread == UV_ENOBUFS) {
+		conn_drop_rbuf(c);
 		ig_conn_update_read(c);
 		return;
 	}
@@ -95,8 +191,11 @@ conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 			c->error = IG_EIO;
 		uv_read_stop(st);
 		c->reading = false;
+		conn_drop_rbuf(c);
 	} else {
 		c->rlen += (size_t)nread;
+		if (c->rlen > c->rdirty)
+			c->rdirty = c->rlen;
 		c->bytes_in += (uint64_t)nread;
 		if (c->rlen == c->rcap)
 			ig_conn_update_read(c);
@@ -117,8 +216,10 @@ ig_conn_read_raw(struct ig_conn *c, uint8_t *buf, size_t len)
 	size_t n = avail < len ? avail : len;
 	memcpy(buf, c->rbuf + c->roff, n);
 	c->roff += n;
-	if (c->roff == c->rlen)
+	if (c->roff == c->rlen) {
 		c->roff = c->rlen = 0;
+		conn_drop_rbuf(c);
+	}
 	return (long)n;
 }
 
@@ -142,11 +243,21 @@ ig_conn_write_raw(struct ig_conn *c, const uint8_t *buf, size_t len)
 		return IG_EIO;
 	if (c->shut_sent)
 		return IG_EINVAL; /* nothing goes out after the shutdown */
+	if (len == 0)
+		return 0;
+	if (c->wbuf == NULL) {
+		/* Bytes to carry out: never refused at the pool's cap. */
+		if (c->pool == NULL || !conn_take(c, &c->wbuf, IG_BP_CARRY))
+			return IG_ENOMEM;
+		c->wlen = c->wflight = c->wdirty = 0;
+	}
 	size_t room = c->wcap - c->wlen;
 	size_t n = room < len ? room : len;
 	if (n > 0) {
 		memcpy(c->wbuf + c->wlen, buf, n);
 		c->wlen += n;
+		if (c->wlen > c->wdirty)
+			c->wdirty = c->wlen;
 	}
 	return (long)n;
 }
@@ -264,6 +375,7 @@ conn_write_cb(uv_write_t *req, int status)
 		memmove(c->wbuf, c->wbuf + done, rest);
 	c->wlen = rest;
 	c->wflight = 0;
+	conn_drop_wbuf(c); /* when everything was written */
 	if (status < 0 && c->error == 0)
 		c->error = IG_EIO;
 	if (status == 0 && !c->closing) {
@@ -286,8 +398,10 @@ ig_conn_drained(const struct ig_conn *c)
 void
 ig_conn_discard_input(struct ig_conn *c)
 {
-	mbedtls_platform_zeroize(c->rbuf, c->rlen);
+	if (c->rbuf != NULL)
+		mbedtls_platform_zeroize(c->rbuf, c->rlen);
 	c->roff = c->rlen = 0;
+	conn_drop_rbuf(c);
 	ig_conn_update_read(c);
 }
 
@@ -299,6 +413,8 @@ ig_conn_close(struct ig_conn *c)
 	c->closing = true;
 	c->connected = false;
 	c->reading = false;
+	if (c->pool != NULL)
+		ig_bufpool_cancel(c->pool, &c->pool_wait);
 	if (c->layer != NULL)
 		c->layer->free(c);
 	uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
@@ -310,8 +426,17 @@ conn_close_cb(uv_handle_t *h)
 	struct ig_conn *c = h->data;
 	c->open = false;
 	c->closing = false;
-	mbedtls_platform_zeroize(c->rbuf, c->rcap);
-	mbedtls_platform_zeroize(c->wbuf, c->wcap);
+	if (c->pool != NULL) {
+		/* Every write callback has run (libuv calls them before this). */
+		if (c->rbuf != NULL)
+			conn_give(c, &c->rbuf, c->rdirty);
+		if (c->wbuf != NULL)
+			conn_give(c, &c->wbuf, c->wdirty);
+		c->rdirty = c->wdirty = 0;
+	} else {
+		mbedtls_platform_zeroize(c->rbuf, c->rcap);
+		mbedtls_platform_zeroize(c->wbuf, c->wcap);
+	}
 	c->roff = c->rlen = c->wlen = c->wflight = 0;
 	if (!c->ops->unref(c->owner)) /* false: the owner, c with it, was freed */
 		return;

@@ -26,8 +26,21 @@ int ig_conn_init(struct ig_conn *c, const struct ig_conn_ops *ops, void *owner,
     size_t wcap);
 
 /*
+ * Makes c take its raw buffers from pool (of which it must be the only
+ * user of c's buffers), only while bytes are in them, instead of the fixed
+ * ones given to ig_conn_init() (pass NULL and 0 there). held is the owner's
+ * count of pool buffers held, shared by its connections and its other
+ * buffers: an owner holding none waits at the pool's cap for the first,
+ * reading stopped meanwhile. Call right after ig_conn_init(). The pool
+ * must outlive c's close callback.
+ */
+void ig_conn_use_pool(struct ig_conn *c, struct ig_bufpool *pool, unsigned *held);
+
+/*
  * Starts or stops reading from the socket according to the free space in
- * rbuf: reading is on exactly while rbuf has room and the peer is open.
+ * rbuf: reading is on exactly while rbuf has room (or none is held: a
+ * pooled one is taken when bytes arrive), the peer is open and the
+ * connection is not waiting for a pool buffer.
  */
 void ig_conn_update_read(struct ig_conn *c);
 
@@ -40,7 +53,8 @@ long ig_conn_read(struct ig_conn *c, uint8_t *buf, size_t len);
 /*
  * Writes up to len plaintext bytes. Returns >0 bytes accepted, 0 when the
  * output is full (call again with the same bytes once it drains), or a
- * negative IG_E* (IG_EINVAL after ig_conn_shutdown()). A TLS write that
+ * negative IG_E* (IG_EINVAL after ig_conn_shutdown(), IG_ENOMEM when no
+ * pool buffer could be allocated). A TLS write that
  * returned 0 must be retried with the same buf and at least the same len.
  */
 long ig_conn_write(struct ig_conn *c, const uint8_t *buf, size_t len);

@@ -2,8 +2,10 @@
  * One side of a session (the client, or the backend), or the backend probe's
  * connection: a TCP handle, a raw inbound buffer the socket reads into, a raw
  * outbound buffer the socket writes from, and an optional TLS context running
- * over them. Embedded in its owner (struct ig_session, struct ig_probe); the
- * buffers belong to the owner too.
+ * over them. Embedded in its owner (struct ig_session, struct ig_probe). The
+ * buffers are either the owner's, fixed for the connection's life (the
+ * probe), or taken from a buffer pool only while bytes are in them (a
+ * session: ig_conn_use_pool()).
  */
 #ifndef IG_PROXY_CONN_TYPES_H
 #define IG_PROXY_CONN_TYPES_H
@@ -14,6 +16,8 @@
 
 #include <mbedtls/ssl.h>
 #include <uv.h>
+
+#include "proxy/bufpool.h"
 
 /*
  * What a connection tells its owner, set by the owner at ig_conn_init()
@@ -68,12 +72,25 @@ struct ig_conn {
 	void *owner;             /* passed to ops */
 	const char *side;        /* "client" or "backend", for logs */
 
+	/*
+	 * With a pool, rbuf is taken just before a read (the alloc callback)
+	 * and given back once every byte in it has been consumed; wbuf is
+	 * taken when bytes are queued and given back once they have all been
+	 * written (never while a uv_write holds it). NULL while not held.
+	 */
+	struct ig_bufpool *pool; /* NULL: rbuf and wbuf are fixed */
+	unsigned *pool_held;     /* the owner's count of pool buffers held
+	                            (its first is an IG_BP_START request) */
+	struct ig_bufpool_waiter pool_wait; /* a read waiting for a buffer */
+
 	uint8_t *rbuf;           /* raw bytes from the socket */
 	size_t rcap;             /* capacity of rbuf */
 	size_t roff, rlen;       /* unread bytes are rbuf[roff..rlen) */
+	size_t rdirty;           /* rbuf[0..rdirty) written since taken */
 
 	uint8_t *wbuf;           /* raw bytes for the socket */
 	size_t wcap;             /* capacity of wbuf */
+	size_t wdirty;           /* wbuf[0..wdirty) written since taken */
 	size_t wflight;          /* wbuf[0..wflight) is in a pending uv_write */
 	size_t wlen;             /* wbuf[wflight..wlen) is queued behind it */
 	uv_write_t wreq;

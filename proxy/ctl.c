@@ -200,6 +200,11 @@ ctl_exec(struct ctl_conn *c, char *line)
 		ig_shared_unlock(sh);
 		ctl_out(c, "sessions\t%u\n", atomic_load(&sh->nsessions));
 		ctl_out(c, "workers\t%u\n", st.workers);
+		ctl_out(c, "buffers_in_use\t%zu\n", st.buffers_in_use);
+		ctl_out(c, "buffers_in_use_peak\t%zu\n", st.buffers_in_use_peak);
+		ctl_out(c, "buffers_free\t%zu\n", st.buffers_free);
+		ctl_out(c, "buffers_waiting\t%zu\n", st.buffers_waiting);
+		ctl_out(c, "buffers_refused\t%llu\n", (unsigned long long)st.buffers_refused);
 		ctl_out(c, "ratelimit_keys\t%zu\n", keys);
 		ctl_out(c, "ratelimit_changes\t%llu\n", (unsigned long long)changes);
 		if (st.state_file) {

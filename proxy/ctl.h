@@ -5,7 +5,8 @@
  *   list                     active rate-limit blocks, one per line
  *   lift LIMIT KEY           lift one block (as shown by list)
  *   kick USER                end USER's sessions ("* BYE [UNAVAILABLE]")
- *   stats                    sessions, workers, tracked keys, limiter changes, and
+ *   stats                    sessions, workers, session buffers (in use, peak,
+ *                            free, waiting, refused), tracked keys, limiter changes, and
  *                            with a state file how many of them it holds
  *                            and the failed saves since the last good one
  */
@@ -13,6 +14,7 @@
 #define IG_PROXY_CTL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <uv.h>
@@ -23,6 +25,12 @@ struct ig_shared;
 /* What `stats` reports that its owner keeps: workers, the state file. */
 struct ig_ctl_stats {
 	unsigned workers;              /* worker threads running */
+	/* The session buffers, every worker's pool added up. */
+	size_t buffers_in_use;
+	size_t buffers_in_use_peak;    /* each pool's peak, added up */
+	size_t buffers_free;
+	size_t buffers_waiting;
+	uint64_t buffers_refused;
 	bool state_file;               /* the limiter saves to a state file */
 	uint64_t state_saved_changes;  /* ig_rl_changes() the file holds */
 	unsigned state_save_failures;  /* failed saves since the last good one */

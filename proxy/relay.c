@@ -1,8 +1,9 @@
 /*
- * After login: bytes move unchanged both ways through two fixed buffers
- * (cin: client to backend, bin: backend to client). A side is read only while
- * its buffer has room, so a slow reader stops the other side's reads:
- * memory per session stays fixed whatever the traffic.
+ * After login: bytes move unchanged both ways through two buffers (cin:
+ * client to backend, bin: backend to client), each taken from the pool for
+ * a move and given back once empty, so an idle session holds none. A side
+ * is read only while its buffer has room, so a slow reader stops the other
+ * side's reads: memory per session stays bounded whatever the traffic.
  */
 #include <string.h>
 
@@ -34,11 +35,15 @@ relay_move(struct ig_session *s, struct ig_conn *from, struct ig_buf *buf,
     struct ig_conn *to, int *ended)
 {
 	int progress = 0;
+	if (buf->p == NULL && *ended != 0)
+		return 0; /* nothing held, nothing more to read */
+	if (!ig_session_buf_take(s, buf))
+		return IG_ENOMEM;
 	relay_compact(buf);
 	if (buf->len < buf->cap && *ended == 0) {
 		long n = ig_conn_read(from, buf->p + buf->len, buf->cap - buf->len);
 		if (n > 0) {
-			buf->len += (size_t)n;
+			ig_buf_filled(buf, (size_t)n);
 			s->last_activity_ms = ig_session_now(s);
 			progress = 1;
 		} else if (n < 0) {
@@ -56,6 +61,7 @@ relay_move(struct ig_session *s, struct ig_conn *from, struct ig_buf *buf,
 		}
 	}
 	relay_compact(buf);
+	ig_session_buf_drop(s, buf); /* when everything went out */
 	return progress;
 }
 

@@ -26,6 +26,7 @@
 
 #include "crypto/backend.h"
 #include "policy/ratelimit.h"
+#include "proxy/bufpool.h"
 #include "proxy/ctl.h"
 #include "proxy/gen.h"
 #include "proxy/listener.h"
@@ -399,6 +400,10 @@ server_reload(struct ig_server *sv)
 		log_warn("event=reload-note reason=\"tls.crypto changes at restart\"");
 	if (nc->workers != sv->gen->cfg->workers)
 		log_warn("event=reload-note reason=\"workers changes at restart\"");
+	if (nc->limits.buffer_size != sv->gen->cfg->limits.buffer_size)
+		log_warn("event=reload-note reason=\"limits.buffer_size changes at restart\"");
+	if (nc->limits.buffer_pool_max != sv->gen->cfg->limits.buffer_pool_max)
+		log_warn("event=reload-note reason=\"limits.buffer_pool_max changes at restart\"");
 	if (sv->rl_sync_on && nc->ratelimit_state_sync_ms != sv->rl_sync_ms) {
 		sv->rl_sync_ms = nc->ratelimit_state_sync_ms;
 		uv_timer_start(&sv->rl_sync, server_rl_sync_cb, sv->rl_sync_ms, sv->rl_sync_ms);
@@ -416,12 +421,28 @@ server_reload(struct ig_server *sv)
 	    a.revoked);
 }
 
-/* The admin socket's `stats`: workers, the limiter's state file. */
+/* On each worker's thread: its buffer pool's numbers, added up. */
+static void
+server_buffers_cb(struct ig_worker *w, void *arg)
+{
+	struct ig_ctl_stats *st = arg;
+	struct ig_bufpool_stats bs;
+	ig_worker_buffer_stats(w, &bs);
+	st->buffers_in_use += bs.in_use;
+	st->buffers_in_use_peak += bs.in_use_peak;
+	st->buffers_free += bs.free;
+	st->buffers_waiting += bs.waiting;
+	st->buffers_refused += bs.refused;
+}
+
+/* The admin socket's `stats`: workers, buffers, the limiter's state file. */
 static void
 server_ctl_stats(void *arg, struct ig_ctl_stats *st)
 {
-	const struct ig_server *sv = arg;
+	struct ig_server *sv = arg;
 	st->workers = sv->nworkers;
+	for (unsigned i = 0; i < sv->nworkers; i++)
+		ig_worker_call(&sv->workers[i], server_buffers_cb, st);
 	st->state_file = sv->rl_state_file != NULL;
 	st->state_saved_changes = sv->rl_saved_changes;
 	st->state_save_failures = sv->rl_save_failures;
@@ -623,7 +644,7 @@ server_start(struct ig_server *sv, struct ig_gen *g, const char *config_path)
 	/* The workers, each on its sockets (they own them from here). */
 	unsigned made = 0;
 	for (; made < sv->nworkers && rc == 0; made++)
-		rc = ig_worker_init(&sv->workers[made], made, &sv->sh, g,
+		rc = ig_worker_init(&sv->workers[made], made, sv->nworkers, &sv->sh, g,
 		    &fds[(size_t)made * cfg->nlisteners], cfg->nlisteners);
 	for (size_t i = (size_t)made * cfg->nlisteners; i < nfds; i++)
 		if (fds[i] >= 0)

@@ -1,8 +1,11 @@
 /*
  * Session life cycle: accept, the pump that advances whichever state the
  * session is in, the one timer, logging with the session prefix, and the one
- * teardown. Memory is one allocation per session, sized from the limits, and
- * freed only when the last handle or request has called back.
+ * teardown. The session struct is one allocation, freed only when the last
+ * handle or request has called back; its buffers are held only while bytes
+ * are in them (the worker's buffer pool for cin, bin and the connections'
+ * raw buffers; the reply buffer and the login attempt's allocated), so an
+ * idle session holds none.
  */
 #include "proxy/session.h"
 
@@ -15,6 +18,7 @@
 
 #include "policy/decide.h"
 #include "proxy/attempt.h"
+#include "proxy/bufpool.h"
 #include "proxy/conn.h"
 #include "proxy/gen.h"
 #include "util/err.h"
@@ -87,6 +91,40 @@ ig_session_set_state(struct ig_session *s, enum ig_session_state st)
 	s->state = st;
 }
 
+bool
+ig_session_buf_take(struct ig_session *s, struct ig_buf *b)
+{
+	if (b->p != NULL)
+		return true;
+	b->p = ig_bufpool_get(s->set->bufpool, IG_BP_CARRY);
+	if (b->p == NULL)
+		return false;
+	s->bufs_held++;
+	b->off = b->len = b->dirty = 0;
+	return true;
+}
+
+void
+ig_session_buf_drop(struct ig_session *s, struct ig_buf *b)
+{
+	if (b->p == NULL || b->off != b->len)
+		return;
+	uint8_t *p = b->p;
+	size_t dirty = b->dirty;
+	b->p = NULL;
+	b->off = b->len = b->dirty = 0;
+	s->bufs_held--;
+	ig_bufpool_put(s->set->bufpool, p, dirty);
+}
+
+/* Gives b's buffer back whatever it holds, wiped (teardown, STARTTLS). */
+static void
+session_buf_wipe(struct ig_session *s, struct ig_buf *b)
+{
+	b->off = b->len;
+	ig_session_buf_drop(s, b);
+}
+
 size_t
 ig_session_reply_room(const struct ig_session *s)
 {
@@ -96,6 +134,16 @@ ig_session_reply_room(const struct ig_session *s)
 int
 ig_session_reply_raw(struct ig_session *s, const uint8_t *p, size_t len)
 {
+	if (len == 0)
+		return 0;
+	if (s->reply.p == NULL) {
+		/* Our own answers are short-lived: allocated when one is queued,
+		   freed once it has gone to the client connection. */
+		s->reply.p = malloc(s->reply.cap);
+		if (s->reply.p == NULL)
+			return IG_ENOMEM;
+		s->reply.off = s->reply.len = 0;
+	}
 	if (s->reply.off > 0 && s->reply.cap - s->reply.len < len) {
 		size_t n = s->reply.len - s->reply.off;
 		memmove(s->reply.p, s->reply.p + s->reply.off, n);
@@ -105,8 +153,19 @@ ig_session_reply_raw(struct ig_session *s, const uint8_t *p, size_t len)
 	if (s->reply.cap - s->reply.len < len)
 		return IG_ETOOLONG;
 	memcpy(s->reply.p + s->reply.len, p, len);
-	s->reply.len += len;
+	ig_buf_filled(&s->reply, len);
 	return 0;
+}
+
+/* Frees the reply buffer once everything in it has gone. */
+static void
+session_reply_drop(struct ig_session *s)
+{
+	if (s->reply.p == NULL || s->reply.off != s->reply.len)
+		return;
+	free(s->reply.p);
+	s->reply.p = NULL;
+	s->reply.off = s->reply.len = s->reply.dirty = 0;
 }
 
 int
@@ -187,11 +246,13 @@ ig_session_count_error(struct ig_session *s)
 void
 ig_session_consume_input(struct ig_session *s, size_t n, bool wipe)
 {
+	if (s->cin.p == NULL)
+		return; /* the teardown (or STARTTLS) wiped it meanwhile */
 	if (wipe)
 		mbedtls_platform_zeroize(s->cin.p + s->cin.off, n);
 	s->cin.off += n;
 	if (s->cin.off == s->cin.len)
-		s->cin.off = s->cin.len = 0;
+		ig_session_buf_drop(s, &s->cin);
 }
 
 void
@@ -246,8 +307,7 @@ ig_session_flush_reply(struct ig_session *s)
 			break;
 		s->reply.off += (size_t)n;
 	}
-	if (s->reply.off == s->reply.len)
-		s->reply.off = s->reply.len = 0;
+	session_reply_drop(s);
 	return 0;
 }
 
@@ -262,8 +322,7 @@ session_begin_starttls(struct ig_session *s)
 	 * command buffer and the raw socket buffer.
 	 */
 	size_t dropped = (s->cin.len - s->cin.off) + ig_conn_pending_in(&s->client);
-	mbedtls_platform_zeroize(s->cin.p, s->cin.cap);
-	s->cin.off = s->cin.len = 0;
+	session_buf_wipe(s, &s->cin);
 	ig_conn_discard_input(&s->client);
 	ig_imap_parser_reset(&s->parser);
 	if (dropped > 0)
@@ -306,10 +365,16 @@ session_handshake(struct ig_session *s)
 		ig_preauth_greet(s);
 }
 
-/* Reads what the client sent into cin, as much as fits. */
+/*
+ * Reads what the client sent into cin, as much as fits. cin is taken for
+ * the read and given back if nothing came.
+ */
 static int
 session_read_client(struct ig_session *s)
 {
+	if (!ig_session_buf_take(s, &s->cin))
+		return IG_ENOMEM;
+	int rc = 0;
 	for (;;) {
 		if (s->cin.off > 0 && s->cin.len == s->cin.cap) {
 			/* Moving bytes keeps parser offsets valid: they are
@@ -320,15 +385,19 @@ session_read_client(struct ig_session *s)
 			s->cin.len = n;
 		}
 		if (s->cin.len == s->cin.cap)
-			return 0;
+			break;
 		long n = ig_conn_read(&s->client, s->cin.p + s->cin.len, s->cin.cap - s->cin.len);
 		if (n == 0)
-			return 0;
-		if (n < 0)
-			return (int)n;
-		s->cin.len += (size_t)n;
+			break;
+		if (n < 0) {
+			rc = (int)n;
+			break;
+		}
+		ig_buf_filled(&s->cin, (size_t)n);
 		s->last_activity_ms = ig_session_now(s);
 	}
+	ig_session_buf_drop(s, &s->cin);
+	return rc;
 }
 
 static void
@@ -613,29 +682,24 @@ ig_session_accept(struct ig_session_set *set, uv_stream_t *server,
     struct ig_session_listener *l)
 {
 	const struct ig_limits *lim = &set->gen->cfg->limits;
-	size_t bs = lim->buffer_size;
-	/* One allocation: the struct and every buffer of the session. */
-	size_t total = sizeof(struct ig_session) + 8 * bs + IG_STAGE_EXTRA + IG_REPLY_CAP;
-	uint8_t *mem = calloc(1, total);
-	if (mem == NULL)
+	/* The pool's size: limits.buffer_size as the worker started (a
+	   reload changes it only at restart). */
+	size_t bs = ig_bufpool_buf_size(set->bufpool);
+	/* The struct only: buffers are taken while bytes are in them. */
+	struct ig_session *s = calloc(1, sizeof(*s));
+	if (s == NULL)
 		return IG_ENOMEM;
-	struct ig_session *s = (struct ig_session *)(void *)mem;
-	uint8_t *p = mem + sizeof(*s);
 	s->set = set;
 	s->l = l;
 	s->gen = set->gen;
 	ig_gen_ref(s->gen);
 	s->refs = 1; /* held by this function until the end */
 	s->state = IG_SS_PREAUTH;
-	uint8_t *crbuf = p; p += bs;
-	uint8_t *cwbuf = p; p += bs;
-	uint8_t *brbuf = p; p += bs;
-	uint8_t *bwbuf = p; p += bs;
-	s->cin = (struct ig_buf){ .p = p, .cap = bs }; p += bs;
-	s->bin = (struct ig_buf){ .p = p, .cap = bs }; p += bs;
-	s->att.cmd = p; s->att.cmd_cap = bs; p += bs;
-	s->att.stage = p; s->att.stage_cap = bs + IG_STAGE_EXTRA; p += bs + IG_STAGE_EXTRA;
-	s->reply = (struct ig_buf){ .p = p, .cap = IG_REPLY_CAP };
+	s->cin = (struct ig_buf){ .p = NULL, .cap = bs };
+	s->bin = (struct ig_buf){ .p = NULL, .cap = bs };
+	s->att.cmd_cap = bs;
+	s->att.stage_cap = bs + IG_STAGE_EXTRA;
+	s->reply = (struct ig_buf){ .p = NULL, .cap = IG_REPLY_CAP };
 
 	s->id = ig_shared_next_sid(set->sh);
 	snprintf(s->ids, sizeof(s->ids), "%016llx", (unsigned long long)s->id);
@@ -656,14 +720,13 @@ ig_session_accept(struct ig_session_set *set, uv_stream_t *server,
 	s->refs++;
 
 	int rc = ig_conn_init(&s->client, &ig_session_conn_ops, s, set->loop, "client",
-	    crbuf, bs, cwbuf, bs);
-	if (rc == 0 && uv_accept(server, (uv_stream_t *)&s->client.tcp) != 0)
-		rc = IG_EIO;
+	    NULL, 0, NULL, 0);
+	if (rc == 0) {
+		ig_conn_use_pool(&s->client, set->bufpool, &s->bufs_held);
+		if (uv_accept(server, (uv_stream_t *)&s->client.tcp) != 0)
+			rc = IG_EIO;
+	}
 	/* The backend side is set up only when a login is allowed. */
-	s->backend.rbuf = brbuf;
-	s->backend.rcap = bs;
-	s->backend.wbuf = bwbuf;
-	s->backend.wcap = bs;
 
 	struct ig_imap_limits il = {
 		.max_line = lim->max_line,
@@ -752,9 +815,13 @@ session_free(struct ig_session *s)
 		ig_shared_unlock(set->sh);
 	}
 	ig_gen_unref(s->gen);
-	size_t total = sizeof(struct ig_session) + 8 * s->cin.cap + IG_STAGE_EXTRA +
-	    IG_REPLY_CAP;
-	mbedtls_platform_zeroize(s, total);
+	/* Teardown gave everything back already; this is for certainty. */
+	session_buf_wipe(s, &s->cin);
+	session_buf_wipe(s, &s->bin);
+	s->reply.off = s->reply.len;
+	session_reply_drop(s);
+	ig_attempt_release(s);
+	mbedtls_platform_zeroize(s, sizeof(*s));
 	free(s);
 	/* Its descriptors are closed (close callbacks ran): room for one more
 	   (the worker resumes paused listeners). */
@@ -807,9 +874,8 @@ ig_session_close(struct ig_session *s, const char *reason, bool graceful)
 	ig_session_set_state(s, IG_SS_CLOSING);
 	s->tarpit = false; /* closing owns the timer now (linger) */
 	ig_attempt_abandon(s);
-	mbedtls_platform_zeroize(s->att.cmd, s->att.cmd_cap);
-	mbedtls_platform_zeroize(s->att.stage, s->att.stage_cap);
-	mbedtls_platform_zeroize(s->cin.p, s->cin.cap);
+	ig_attempt_release(s);
+	session_buf_wipe(s, &s->cin);
 	ig_backend_close(s);
 	struct ig_conn *c = &s->client;
 	bool usable = c->open && !c->closing && c->connected && c->error == 0;

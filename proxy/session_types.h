@@ -29,13 +29,27 @@
 struct ig_gen;
 struct ig_policy_conf;
 
-/* A fixed buffer: bytes [off..len) are pending. */
+/*
+ * A buffer of cap bytes, held only while bytes are pending in it (p is
+ * NULL otherwise): bytes [off..len) are pending.
+ */
 struct ig_buf {
 	uint8_t *p;
 	size_t cap;
 	size_t off;
 	size_t len;
+	size_t dirty;                   /* p[0..dirty) written since taken
+	                                   (wiped when given back) */
 };
+
+/* n bytes were appended at p + len. */
+static inline void
+ig_buf_filled(struct ig_buf *b, size_t n)
+{
+	b->len += n;
+	if (b->len > b->dirty)
+		b->dirty = b->len;
+}
 
 enum ig_backend_state {
 	IG_BS_NONE,          /* no backend connection */
@@ -72,9 +86,11 @@ struct ig_attempt {
 	                                 (1: user, 2: password) */
 	/*
 	 * The command line (or the SASL responses) to send once the backend
-	 * is ready. Holds credentials: wiped as soon as it is sent.
+	 * is ready. Holds credentials: wiped as soon as it is sent. cmd and
+	 * stage are allocated (together) only while an attempt is active,
+	 * and wiped when it ends.
 	 */
-	uint8_t *cmd;                 /* buffer of cmd_cap bytes */
+	uint8_t *cmd;                 /* buffer of cmd_cap bytes, or NULL */
 	size_t cmd_cap;
 	size_t cmd_len;
 	size_t ir_off, ir_len;        /* LOGIN: the password within cmd (the
@@ -148,10 +164,13 @@ struct ig_session {
 	                                   sent before is still answered. */
 	int backend_end;                /* the same for the backend, in relay */
 
-	/* Plaintext buffers. */
+	/* Plaintext buffers: cin and bin from set->bufpool, reply allocated,
+	   each only while bytes are in it. */
 	struct ig_buf cin;              /* from the client: commands, relay */
 	struct ig_buf bin;              /* from the backend: lines, relay */
 	struct ig_buf reply;            /* our own output to the client */
+	unsigned bufs_held;             /* pool buffers held (cin, bin, the
+	                                   connections' raw buffers) */
 
 	struct ig_imap_parser parser;
 	unsigned errors;                /* BAD answers so far */
@@ -244,6 +263,15 @@ bool ig_session_preauth_command(struct ig_session *s);
  * budget is spent: the session has said "* BYE" and is closing.
  */
 bool ig_session_count_error(struct ig_session *s);
+/*
+ * Takes a pool buffer for b (cin or bin) if it holds none. Returns false
+ * when memory ran out (a buffer that carries bytes on is never refused at
+ * the pool's cap).
+ */
+bool ig_session_buf_take(struct ig_session *s, struct ig_buf *b);
+/* Gives b's buffer back if nothing is pending in it (wiping what it held). */
+void ig_session_buf_drop(struct ig_session *s, struct ig_buf *b);
+
 /* Drops n bytes read from the client (cin); wipes them first if asked. */
 void ig_session_consume_input(struct ig_session *s, size_t n, bool wipe);
 /* Answers "tag BAD text", or "* BYE" once the error budget is spent. May close. */

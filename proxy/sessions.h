@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "proxy/shared.h"
 
+struct ig_bufpool;
 struct ig_gen;
 struct ig_session;
 
@@ -37,6 +38,9 @@ struct ig_session_set {
 	                                  connection table (limits.
 	                                  max_connections_per_address), learned
 	                                  capabilities, counts, ids */
+	struct ig_bufpool *bufpool;    /* this worker's: the sessions' buffers
+	                                  while bytes are in them (limits.
+	                                  buffer_size, limits.buffer_pool_max) */
 	struct ig_session *sessions;   /* live sessions (doubly linked) */
 	unsigned nsessions;            /* on this loop */
 	bool stopping;                 /* the owner is shutting down */

@@ -11,11 +11,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proxy/bufpool.h"
 #include "proxy/gen.h"
 #include "proxy/listener.h"
 #include "proxy/session.h"
 #include "util/err.h"
 #include "util/log.h"
+
+/* Buffers kept on the pool's free list: enough for a few sessions moving
+   bytes at once; the rest of a burst goes back to the allocator. */
+#define IG_WORKER_BUFPOOL_FREE 64
 
 static void
 worker_handle_close_cb(uv_handle_t *h)
@@ -108,7 +113,8 @@ worker_wake_cb(uv_async_t *a)
 }
 
 int
-ig_worker_init(struct ig_worker *w, unsigned index, struct ig_shared *sh, struct ig_gen *g, int *fds, size_t nlisteners)
+ig_worker_init(struct ig_worker *w, unsigned index, unsigned nworkers,
+    struct ig_shared *sh, struct ig_gen *g, int *fds, size_t nlisteners)
 {
 	memset(w, 0, sizeof(*w));
 	w->index = index;
@@ -130,6 +136,23 @@ ig_worker_init(struct ig_worker *w, unsigned index, struct ig_shared *sh, struct
 		return IG_EIO;
 	}
 	w->loop_on = true;
+	/*
+	 * The sessions' buffers. limits.buffer_pool_max is the process's:
+	 * each worker's pool gets its share. A few buffers stay on the free
+	 * list (the rest of a burst goes back to the allocator).
+	 */
+	const struct ig_limits *lim = &g->cfg->limits;
+	size_t cap = lim->buffer_pool_max / nworkers;
+	if (lim->buffer_pool_max != 0 && cap < lim->buffer_size)
+		cap = lim->buffer_size;
+	rc = ig_bufpool_new(lim->buffer_size, cap, IG_WORKER_BUFPOOL_FREE, &w->set.bufpool);
+	if (rc != 0) {
+		log_error("event=start-failed reason=buffer-pool worker=%u error=\"%s\"", index,
+		    ig_strerror(rc));
+		for (size_t i = 0; i < nlisteners; i++)
+			close(fds[i]);
+		return rc;
+	}
 	ig_listener_gate_init(&w->gate, &w->set);
 	uv_async_init(&w->loop, &w->wake, worker_wake_cb);
 	w->wake.data = w;
@@ -293,6 +316,8 @@ ig_worker_destroy(struct ig_worker *w)
 	}
 	free(w->gate.listeners);
 	w->gate.listeners = NULL;
+	ig_bufpool_free(w->set.bufpool); /* every buffer is back by now */
+	w->set.bufpool = NULL;
 	ig_gen_unref(w->set.gen);
 	w->set.gen = NULL;
 	pthread_cond_destroy(&w->cv);
@@ -313,6 +338,12 @@ ig_worker_apply_gen(struct ig_worker *w, struct ig_gen *g)
 	ig_gen_unref(old);
 	/* A user the new policy refuses loses the sessions it has open. */
 	return ig_session_recheck_all(&w->set);
+}
+
+void
+ig_worker_buffer_stats(struct ig_worker *w, struct ig_bufpool_stats *st)
+{
+	ig_bufpool_stats(w->set.bufpool, st);
 }
 
 int

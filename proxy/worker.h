@@ -66,10 +66,12 @@ struct ig_worker {
  * Sets up worker index on a loop of its own with generation g (takes one
  * more reference of its own) and the listening sockets fds[0..nlisteners)
  * (bound, in the generation's order; w owns them from here, even on
- * failure). Nothing is accepted until ig_worker_listen(). Returns 0 or IG_E* after logging;
+ * failure). Nothing is accepted until ig_worker_listen(). nworkers: how
+ * many share limits.buffer_pool_max. Returns 0 or IG_E* after logging;
  * ig_worker_destroy() then cleans up what was made.
  */
-int ig_worker_init(struct ig_worker *w, unsigned index, struct ig_shared *sh, struct ig_gen *g, int *fds, size_t nlisteners);
+int ig_worker_init(struct ig_worker *w, unsigned index, unsigned nworkers,
+    struct ig_shared *sh, struct ig_gen *g, int *fds, size_t nlisteners);
 /* Takes this worker's share of the descriptor budget and listens. Call when
    every descriptor of the process but sessions is open. 0 or IG_EIO. */
 int ig_worker_listen(struct ig_worker *w);
@@ -97,6 +99,9 @@ int ig_worker_destroy(struct ig_worker *w);
  * sessions the new policy refuses are ended. Returns how many were.
  */
 unsigned ig_worker_apply_gen(struct ig_worker *w, struct ig_gen *g);
+struct ig_bufpool_stats;
+/* On w's thread: its buffer pool's numbers. */
+void ig_worker_buffer_stats(struct ig_worker *w, struct ig_bufpool_stats *st);
 /* On w's thread: ends user's sessions here (ig_session_kick_user). */
 int ig_worker_kick(struct ig_worker *w, const char *user, unsigned *count);
 

@@ -45,7 +45,7 @@ PROXY_LAYERS="
 7 shared gen
 8 tls
 9 conn
-10 caps conncount imap_parse
+10 caps conncount imap_parse bufpool
 "
 # The session state machine: one cycle over session_types.h, by design.
 PROXY_CYCLE="session preauth attempt backend relay"

@@ -584,3 +584,118 @@ def test_backend_ends_first_client_side_ended_cleanly(ig, ca):
     assert c.close_notify_seen
     igtest.wait_until(lambda: close_count(ig, "backend-closed") > before, 10,
                       "event=close reason=backend-closed")
+
+
+@pytest.fixture
+def ctl_dir():
+    # Unix socket paths must stay short.
+    import shutil
+    import tempfile
+    d = tempfile.mkdtemp(prefix="igbp-", dir="/tmp")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def pool_stats(ig):
+    """The admin socket's `stats`, as a dict of ints."""
+    import subprocess
+    r = subprocess.run([ig.binary, "ctl", "-s", ig.config["admin"]["socket"], "stats"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return {k: int(v) for k, v in (line.split("\t", 1) for line in r.stdout.splitlines()
+                                    if "\t" in line)}
+
+
+def pool_config(devcerts, dovecot, ctl_dir, pool_max=None):
+    cfg = igtest.base_config(devcerts, dovecot.address)
+    cfg["log_level"] = "info"
+    cfg["admin"] = {"socket": ctl_dir + "/ctl.sock"}
+    if pool_max is not None:
+        cfg["limits"]["buffer_pool_max"] = pool_max
+    return cfg
+
+
+def test_idle_logged_in_sessions_hold_no_buffers(imapguard, devcerts, dovecot, ca, ctl_dir):
+    """Buffers are held only while bytes are in flight: logged-in sessions
+    that have exchanged commands (one in IDLE, one after a FETCH, one over
+    STARTTLS) and sit idle hold none, and neither does a session before
+    login; buffers in use come back to zero while all of them stay open."""
+    ig = imapguard(pool_config(devcerts, dovecot, ctl_dir))
+    ctx = igtest.client_context(ca)
+    conns = []
+    try:
+        a = Raw(*ig.addr("imaps"), tls_ctx=ctx, timeout=15)
+        conns.append(a)
+        a.readline()
+        assert status(a.cmd("a1", "LOGIN %s %s" % (ALICE, ALICE_PW))[1]) == "OK"
+        assert status(a.cmd("a2", "SELECT INBOX")[1]) == "OK"
+        a.send("a3 IDLE\r\n")
+        assert a.readline().startswith(b"+")
+        b = imaps(ig, ca)
+        assert b.login("user11", "pass11")[0] == "OK"
+        assert b.append("INBOX", None, None, igtest.make_message(40000))[0] == "OK"
+        assert b.select("INBOX")[0] == "OK"
+        assert b.fetch("1:*", "(FLAGS BODY.PEEK[])")[0] == "OK"
+        m = imaplib.IMAP4(*ig.addr("imap"), timeout=30)
+        m.starttls(ctx)
+        assert m.login("user12", "pass12")[0] == "OK"
+        assert m.select("INBOX")[0] == "OK"
+        c = Raw(*ig.addr("imaps"), tls_ctx=ctx, timeout=15)
+        conns.append(c)
+        c.readline()
+        assert status(c.cmd("c1", "CAPABILITY")[1]) == "OK"
+        igtest.wait_until(lambda: pool_stats(ig)["sessions"] == 4, 10, "4 sessions")
+        igtest.wait_until(lambda: pool_stats(ig)["buffers_in_use"] == 0, 10,
+                          "no buffer held by idle sessions: %r" % (pool_stats(ig),))
+        st = pool_stats(ig)
+        assert st["sessions"] == 4 and st["buffers_in_use_peak"] > 0, st
+        # Still alive and relaying after holding nothing.
+        a.send("DONE\r\n")
+        assert status(a.read_until_tagged("a3")[1]) == "OK"
+        assert b.noop()[0] == "OK"
+        b.logout()
+        assert m.noop()[0] == "OK"
+        m.logout()
+    finally:
+        for x in conns:
+            x.close()
+
+
+def test_tiny_buffer_pool_sessions_wait_and_complete(imapguard, devcerts, dovecot, ca,
+                                                     ctl_dir):
+    """limits.buffer_pool_max of one buffer: sessions that hold no buffer
+    wait for one (reads stop, they do not fail) while others move bytes;
+    eight parallel sessions each APPEND and FETCH back 300 kB byte for
+    byte, and the pool has every buffer back at the end."""
+    ig = imapguard(pool_config(devcerts, dovecot, ctl_dir, pool_max=16384))
+    errors = []
+
+    def session(i):
+        try:
+            msg = igtest.make_message(300 * 1024 + i, subject="pool %d" % i)
+            m = imaps(ig, ca, timeout=60)
+            try:
+                assert m.login(ALICE, ALICE_PW)[0] == "OK"
+                typ, data = m.append("INBOX", None, None, msg)
+                assert typ == "OK", data
+                uid = re.search(rb"\[APPENDUID \d+ (\d+)\]", data[0]).group(1).decode()
+                assert m.select("INBOX")[0] == "OK"
+                typ, data = m.uid("FETCH", uid, "(BODY.PEEK[])")
+                assert typ == "OK", data
+                assert hashlib.sha256(data[0][1]).digest() == hashlib.sha256(msg).digest()
+            finally:
+                m.logout()
+        except Exception as e:  # reported below
+            errors.append("%d: %r" % (i, e))
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads)
+    assert not errors, errors
+    igtest.wait_until(lambda: pool_stats(ig)["sessions"] == 0, 10, "sessions closed")
+    st = pool_stats(ig)
+    assert st["buffers_in_use"] == 0 and st["buffers_waiting"] == 0, st
+    # Sessions did wait: first buffers were refused at the cap.
+    assert st["buffers_refused"] > 0, st

@@ -3,8 +3,9 @@
  * limits.max_connections_per_address with its IPv6 group and raised
  * networks (names from policy.networks, wherever policy is written),
  * limits.preauth_lifetime (never below preauth_timeout) and
- * limits.max_preauth_commands: defaults, the documented shape, and every
- * error and warning with its exact text at its FILE:LINE:COL.
+ * limits.max_preauth_commands, limits.buffer_pool_max: defaults, the
+ * documented shape, and every error and warning with its exact text at its
+ * FILE:LINE:COL.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -58,6 +59,7 @@ test_defaults(void **state)
 		const struct ig_limits *l = &cfg->limits;
 		assert_int_equal(l->preauth_lifetime_ms, 5 * 60 * 1000);
 		assert_int_equal(l->max_preauth_commands, 100);
+		assert_int_equal(l->buffer_pool_max, 0); /* no cap */
 		assert_int_equal(l->max_conn_per_address, 100);
 		assert_int_equal(l->conn_ipv6_prefix, 64);
 		assert_int_equal(l->nraised, 0);
@@ -137,6 +139,54 @@ test_edges(void **state)
 	assert_int_equal(cfg->limits.conn_ipv6_prefix, 128);
 	ig_config_free(cfg);
 	free(msgs);
+}
+
+/* limits.buffer_pool_max: 0 is no cap; else a byte count of at least one
+   buffer, at most 1 TiB. */
+static void
+test_buffer_pool_max(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *yaml;
+		size_t want;           /* when valid */
+		const char *msgs;      /* "" when valid */
+	} rows[] = {
+		{ "  buffer_pool_max: 0\n", 0, "" },
+		{ "  buffer_pool_max: 16384\n", 16384, "" },
+		{ "  buffer_pool_max: 67108864\n", 67108864, "" },
+		{ "  max_line: 4096\n  max_literal: 4096\n  buffer_size: 4096\n"
+		  "  buffer_pool_max: 4096\n", 4096, "" },
+		{ "  buffer_pool_max: 1099511627776\n", 1099511627776u, "" },
+		{ "  buffer_pool_max: 16383\n", 0,
+		  "t.yaml:12:20: limits.buffer_pool_max (16383) must be 0 (no cap) or at least "
+		  "limits.buffer_size (16384)\n" },
+		{ "  buffer_size: 32768\n  buffer_pool_max: 20000\n", 0,
+		  "t.yaml:13:20: limits.buffer_pool_max (20000) must be 0 (no cap) or at least "
+		  "limits.buffer_size (32768)\n" },
+		{ "  buffer_pool_max: 1099511627777\n", 0,
+		  "t.yaml:12:20: 'limits.buffer_pool_max' must be between 0 and 1099511627776 "
+		  "(got 1099511627777)\n" },
+		{ "  buffer_pool_max: -1\n", 0,
+		  "t.yaml:12:20: invalid value '-1' for 'limits.buffer_pool_max': "
+		  "expected a whole number\n" },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char yaml[512];
+		snprintf(yaml, sizeof(yaml), "%slimits:\n%s", CFGFIX_BASE, rows[i].yaml);
+		int rc;
+		struct ig_config *cfg = NULL;
+		char *msgs = load(yaml, &rc, rows[i].msgs[0] ? NULL : &cfg);
+		assert_string_equal(msgs, rows[i].msgs);
+		if (rows[i].msgs[0] == '\0') {
+			assert_int_equal(rc, 0);
+			assert_int_equal(cfg->limits.buffer_pool_max, rows[i].want);
+			ig_config_free(cfg);
+		} else {
+			assert_int_equal(rc, IG_ECONFIG);
+		}
+		free(msgs);
+	}
 }
 
 /* Every error at its place. */
@@ -240,6 +290,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_example, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_edges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_buffer_pool_max, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_warnings, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

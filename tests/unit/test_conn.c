@@ -5,8 +5,8 @@
  * ig_conn_ops). Plaintext, backpressure with small buffers, half-close,
  * TLS (the listeners' server configuration against the backend client
  * configuration, the dev certificates of tests/data/certs) with
- * close_notify, a refused server identity, and an owner freed by its last
- * reference. Every test ends like libuv's MAKE_VALGRIND_HAPPY: the loop
+ * close_notify, a refused server identity, an owner freed by its last
+ * reference, and buffers from a pool held only while bytes are in them. Every test ends like libuv's MAKE_VALGRIND_HAPPY: the loop
  * closes (a handle left open fails it).
  */
 #include <stdarg.h>
@@ -30,6 +30,7 @@
 
 #include "certs/store.h"
 #include "config/config.h"
+#include "proxy/bufpool.h"
 #include "proxy/conn.h"
 #include "proxy/tls.h"
 #include "util/err.h"
@@ -578,6 +579,132 @@ test_owner_freed_by_last_unref(void **state)
 	pair_finish(&p);
 }
 
+/* ---- pooled buffers ---------------------------------------------------- */
+
+static struct ig_bufpool *pool;
+static unsigned held_cli, held_srv;
+
+static size_t
+pool_in_use(void)
+{
+	struct ig_bufpool_stats st;
+	ig_bufpool_stats(pool, &st);
+	return st.in_use;
+}
+
+static bool
+srv_waits(struct pair *p)
+{
+	return p->srv->c.pool_wait.queued;
+}
+
+static bool
+no_cli_write(struct pair *p)
+{
+	return p->cli->c.wflight == 0 && p->cli->refs == 1;
+}
+
+static bool
+srv_has_7(struct pair *p)
+{
+	return ig_conn_pending_in(&p->srv->c) == 7 && ig_conn_drained(&p->cli->c);
+}
+
+static bool
+both_eof_drained(struct pair *p)
+{
+	return p->srv->c.eof && ig_conn_drained(&p->cli->c);
+}
+
+/*
+ * Connections over a pool hold a buffer only while bytes are in it: none
+ * while idle, the write buffer until its write callback, the read buffer
+ * until its bytes have been consumed. At the pool's cap a connection whose
+ * owner holds nothing stops reading and waits; a buffer coming back
+ * restarts it, and nothing was lost.
+ */
+static void
+test_pooled_buffers(void **state)
+{
+	struct pair p;
+	int a, b;
+	(void)state;
+	/* 64-byte buffers, a cap of one. */
+	assert_int_equal(ig_bufpool_new(64, 64, 4, &pool), 0);
+	held_cli = held_srv = 0;
+	assert_int_equal(uv_loop_init(&p.loop), 0);
+	p.cli = calloc(1, sizeof(*p.cli));
+	p.srv = calloc(1, sizeof(*p.srv));
+	assert_non_null(p.cli);
+	assert_non_null(p.srv);
+	tcp_pair(&a, &b);
+	struct owner *o[2] = { p.cli, p.srv };
+	unsigned *held[2] = { &held_cli, &held_srv };
+	int fd[2] = { a, b };
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(ig_conn_init(&o[i]->c, &owner_ops, o[i], &p.loop,
+		    i == 0 ? "client" : "server", NULL, 0, NULL, 0), 0);
+		ig_conn_use_pool(&o[i]->c, pool, held[i]);
+		assert_int_equal(o[i]->c.rcap, 64);
+		assert_int_equal(uv_tcp_open(&o[i]->c.tcp, fd[i]), 0);
+		o[i]->c.connected = true;
+		ig_conn_update_read(&o[i]->c);
+		assert_true(o[i]->c.reading); /* idle, reading, holding nothing */
+		assert_null(o[i]->c.rbuf);
+		assert_null(o[i]->c.wbuf);
+	}
+	assert_int_equal(pool_in_use(), 0);
+
+	/* Someone else holds the one buffer the cap allows. */
+	uint8_t *other = ig_bufpool_get(pool, IG_BP_START);
+	assert_non_null(other);
+	/* Writing carries bytes on: a buffer even at the cap. */
+	assert_int_equal(ig_conn_write(&p.cli->c, (const uint8_t *)"hello\r\n", 7), 7);
+	assert_non_null(p.cli->c.wbuf);
+	assert_int_equal(held_cli, 1);
+	assert_int_equal(pool_in_use(), 2);
+	/* The server's first buffer is refused: it stops reading and waits. */
+	run_until(&p, srv_waits);
+	assert_false(p.srv->c.reading);
+	assert_null(p.srv->c.rbuf);
+	assert_int_equal(held_srv, 0);
+	/* The client's write callback gave its buffer back: over the cap
+	   still (the other one), so the server still waits. */
+	run_until(&p, no_cli_write);
+	assert_null(p.cli->c.wbuf);
+	assert_int_equal(held_cli, 0);
+	assert_true(p.srv->c.pool_wait.queued);
+	/* The other buffer comes back: the server reads again, all of it. */
+	ig_bufpool_put(pool, other, 64);
+	assert_false(p.srv->c.pool_wait.queued);
+	assert_true(p.srv->c.reading);
+	run_until(&p, srv_has_7);
+	assert_int_equal(held_srv, 1);
+	uint8_t got[8];
+	assert_int_equal(ig_conn_read(&p.srv->c, got, sizeof(got)), 7);
+	assert_memory_equal(got, "hello\r\n", 7);
+	/* Consumed: the read buffer went back. */
+	assert_null(p.srv->c.rbuf);
+	assert_int_equal(held_srv, 0);
+	assert_int_equal(pool_in_use(), 0);
+
+	/* The client ends its side: the server sees EOF holding nothing. */
+	assert_int_equal(ig_conn_shutdown(&p.cli->c), 0);
+	run_until(&p, both_eof_drained);
+	assert_null(p.srv->c.rbuf);
+	assert_int_equal(pool_in_use(), 0);
+
+	/* A buffer held at close goes back in the close callback. */
+	assert_int_equal(ig_conn_write(&p.srv->c, (const uint8_t *)"bye\r\n", 5), 5);
+	assert_int_equal(held_srv, 1);
+	pair_close(&p);
+	assert_int_equal(held_cli, 0);
+	assert_int_equal(held_srv, 0);
+	assert_int_equal(pool_in_use(), 0);
+	ig_bufpool_free(pool);
+	pool = NULL;
+}
+
 int
 main(void)
 {
@@ -590,6 +717,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_tls_identity_refused, tls_setup,
 		    tls_teardown),
 		cmocka_unit_test(test_owner_freed_by_last_unref),
+		cmocka_unit_test(test_pooled_buffers),
 	};
 	if (ig_tls_global_init() != 0)
 		return 1;
