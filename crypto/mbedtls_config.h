@@ -137,7 +137,12 @@
  *   certs/store.c refuses, when the configuration is loaded, a chain that
  *   would not fit. The input buffer stays 16 KiB: a peer may send records
  *   of 2^14 bytes (no max_fragment_length).
+ * - IG_SSL_RELEASE_IN_BUFFER: our patch to mbedTLS
+ *   (crypto/patches/0001-ssl-release-in-buffer.patch) frees the input
+ *   record buffer while no incoming data is buffered, and allocates it
+ *   again when a read starts, as OpenSSL's SSL_MODE_RELEASE_BUFFERS does.
  */
 #define MBEDTLS_SSL_OUT_CONTENT_LEN 8192
+#define IG_SSL_RELEASE_IN_BUFFER
 
 #endif /* IG_CRYPTO_MBEDTLS_CONFIG_H */
