@@ -99,12 +99,6 @@ struct peers {
 	struct pipe to_srv, to_cli;
 };
 
-static bool
-released(mbedtls_ssl_context *ssl)
-{
-	return ssl->MBEDTLS_PRIVATE(in_buf) == NULL;
-}
-
 /* Both sides of a TLS connection of the given version, handshake done. */
 static struct peers *
 peers_new(mbedtls_ssl_protocol_version version)
@@ -259,6 +253,12 @@ rnd(size_t n)
 }
 
 #if defined(IG_SSL_RELEASE_IN_BUFFER)
+
+static bool
+released(mbedtls_ssl_context *ssl)
+{
+	return ssl->MBEDTLS_PRIVATE(in_buf) == NULL;
+}
 
 static void
 released_when_idle(mbedtls_ssl_protocol_version version)
