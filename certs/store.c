@@ -251,6 +251,25 @@ store_load_pair(struct store_pair *pair, const struct ig_cert_pair_conf *conf,
 		store_set_err(err, errsz, conf->cert_path, "cannot parse certificate", why);
 		return IG_ECERT;
 	}
+	/*
+	 * mbedTLS 3.6 writes a TLS handshake message in one record, never in
+	 * fragments: the Certificate message with the whole chain must fit
+	 * the output record (MBEDTLS_SSL_OUT_CONTENT_LEN, crypto/mbedtls_config.h)
+	 * or every handshake with this pair fails. TLS 1.3's message is the
+	 * larger: 4 (header) + 1 (empty context) + 3 (list length) + for each
+	 * certificate 3 (length) + DER + 2 (no extensions).
+	 */
+	size_t msg = 8;
+	for (const mbedtls_x509_crt *c = &pair->chain; c != NULL; c = c->next)
+		msg += 5 + c->raw.len;
+	if (msg > MBEDTLS_SSL_OUT_CONTENT_LEN) {
+		char why[160];
+		snprintf(why, sizeof(why), "the chain needs a %zu-byte TLS Certificate message, "
+		    "more than the %d bytes of a TLS record here (leave out the root, "
+		    "or fewer names)", msg, MBEDTLS_SSL_OUT_CONTENT_LEN);
+		store_set_err(err, errsz, conf->cert_path, "certificate chain too long", why);
+		return IG_ECERT;
+	}
 
 	if ((ret = store_read_file(conf->key_path, &buf, &len, err, errsz)) != 0)
 		return ret;

@@ -5,11 +5,13 @@
 # package), with imapguard's configuration crypto/mbedtls_config.h: without
 # sanitizers or -Werror, optimised (-O2 -g) whatever the build type, and once
 # for every build tree of the checkout (plain, ASan, fuzz), in
-# IG_MBEDTLS_CACHE_DIR under a key made of the mbedTLS version, the compiler
-# and the configuration file's path. The build runs at configure time under a
-# lock; every later configure runs it again, which rebuilds only what changed
-# (the configuration header and mbedTLS's own sources are make dependencies),
-# and editing the configuration header or the driver reconfigures.
+# IG_MBEDTLS_CACHE_DIR under a key made of the mbedTLS version, the compiler,
+# the configuration file's path and the contents of our patches to mbedTLS
+# (crypto/patches/, applied to the build's copy of the source). The build runs
+# at configure time under a lock; every later configure runs it again, which
+# rebuilds only what changed (the configuration header and mbedTLS's own
+# sources are make dependencies), and editing the configuration header, the
+# driver or a patch reconfigures.
 #
 # The build has imapguard's PSA driver over OpenSSL's libcrypto
 # (crypto/driver/): the source is copied into the build's folder, where
@@ -94,14 +96,37 @@ set(_ig_driver_files "${IG_PSA_DRIVER_DIR}/psa_ossl.c" "${IG_PSA_DRIVER_DIR}/psa
   "${IG_PSA_DRIVER_DIR}/psa_ossl.json" "${IG_PSA_DRIVER_DIR}/driver_wrappers.py"
   "${CMAKE_CURRENT_LIST_DIR}/MbedTLSDriver.cmake")
 
-# The key: what the build cannot detect by itself. Bump the recipe when the
-# options below change.
-set(_ig_recipe 2)
+# Our patches to mbedTLS's source (crypto/patches/*.patch, applied in name
+# order to the build's copy of the source, never to .deps/mbedtls): their
+# contents are part of the key below, so a new, changed or removed patch
+# builds in a fresh folder from a fresh copy (the old folder stays until
+# .deps/build is cleaned).
+set(IG_MBEDTLS_PATCH_DIR "${CMAKE_SOURCE_DIR}/crypto/patches")
+file(GLOB _ig_patches CONFIGURE_DEPENDS "${IG_MBEDTLS_PATCH_DIR}/*.patch")
+list(SORT _ig_patches)
+set(_ig_patch_id "")
+foreach(p IN LISTS _ig_patches)
+  file(SHA256 "${p}" h)
+  get_filename_component(n "${p}" NAME)
+  string(APPEND _ig_patch_id "${n} ${h}\n")
+endforeach()
+if(_ig_patches)
+  find_program(IG_PATCH_PROGRAM patch)
+  if(NOT IG_PATCH_PROGRAM)
+    message(FATAL_ERROR "patch(1) is needed to apply crypto/patches/ to mbedTLS: "
+      "${IG_DEPS_HINT}.")
+  endif()
+endif()
+
+# The key: what the build cannot detect by itself (the configuration header
+# can: it is a make dependency of every mbedTLS object). Bump the recipe when
+# the options below change.
+set(_ig_recipe 3)
 file(READ "${_ig_src}/.ig-source" _ig_source_id)
 execute_process(COMMAND ${IG_MBEDTLS_C_COMPILER} --version
   OUTPUT_VARIABLE _ig_cc_version ERROR_QUIET)
 file(REAL_PATH "${IG_MBEDTLS_C_COMPILER}" _ig_cc_real)
-string(SHA256 _ig_key "${_ig_recipe}\n${_ig_source_id}\n${_ig_cc_real}\n${_ig_cc_version}\n${IG_MBEDTLS_CONFIG}")
+string(SHA256 _ig_key "${_ig_recipe}\n${_ig_source_id}\n${_ig_cc_real}\n${_ig_cc_version}\n${IG_MBEDTLS_CONFIG}\n${_ig_patch_id}")
 string(SUBSTRING "${_ig_key}" 0 12 _ig_key)
 set(IG_MBEDTLS_DIR "${IG_MBEDTLS_CACHE_DIR}/mbedtls-${IG_MBEDTLS_VERSION}-${_ig_key}")
 set(_ig_copy "${IG_MBEDTLS_DIR}/src")
@@ -130,11 +155,18 @@ function(ig_mbedtls_step what)
   endif()
 endfunction()
 
+# The copy is complete, patches applied, when .ig-copied exists (written
+# last): an interrupted copy or a failed patch starts again from scratch.
 if(NOT EXISTS "${_ig_copy}/.ig-copied")
   message(STATUS "mbedTLS ${IG_MBEDTLS_VERSION}: copying the source into ${IG_MBEDTLS_DIR}")
   file(REMOVE_RECURSE "${_ig_copy}" "${_ig_bld}")
   file(COPY "${_ig_src}/" DESTINATION "${_ig_copy}" PATTERN debian EXCLUDE)
-  file(WRITE "${_ig_copy}/.ig-copied" "${_ig_source_id}")
+  foreach(p IN LISTS _ig_patches)
+    message(STATUS "mbedTLS ${IG_MBEDTLS_VERSION}: applying ${p}")
+    ig_mbedtls_step("patch ${p}" ${IG_PATCH_PROGRAM} -d "${_ig_copy}" -p1 --forward
+      --batch --no-backup-if-mismatch -i "${p}")
+  endforeach()
+  file(WRITE "${_ig_copy}/.ig-copied" "${_ig_source_id}${_ig_patch_id}")
 endif()
 # PSA's driver wrappers with our driver (only changed files are replaced, so
 # make rebuilds only when they change).
@@ -173,10 +205,11 @@ ig_mbedtls_step(build ${CMAKE_COMMAND} --build "${_ig_bld}" -j${_ig_ncpu}
 ig_mbedtls_step(install ${CMAKE_COMMAND} --install "${_ig_bld}")
 file(LOCK "${IG_MBEDTLS_DIR}.lock" RELEASE)
 
-# A changed configuration header or driver reconfigures (and so rebuilds
-# what changed in mbedTLS).
+# A changed configuration header, driver or patch reconfigures (and so
+# rebuilds what changed in mbedTLS; a patch added or removed too: the glob
+# above is checked at every build).
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${IG_MBEDTLS_CONFIG}"
-  ${_ig_driver_files})
+  ${_ig_driver_files} ${_ig_patches})
 
 add_library(ig_mbedtls INTERFACE)
 # SYSTEM, as /usr/include is for the system's mbedTLS: our warning flags are

@@ -8,9 +8,9 @@
  * What is on is what proxy/tls.c, certs/ and util/ use: TLS 1.2 and 1.3,
  * server and client, ECDHE with ECDSA or RSA certificates, AES-GCM and
  * ChaCha20-Poly1305, X.509 certificates in PEM or DER, session tickets and the
- * session cache; everything else is off. Performance options are at the end;
- * bench/CRYPTO.md has the measurements behind each of them, and behind the
- * OpenSSL driver (IG_PSA_OSSL_DRIVER).
+ * session cache; everything else is off. Performance and memory options are
+ * at the end; bench/CRYPTO.md has the measurements behind each of them, and
+ * behind the OpenSSL driver (IG_PSA_OSSL_DRIVER).
  */
 #ifndef IG_CRYPTO_MBEDTLS_CONFIG_H
 #define IG_CRYPTO_MBEDTLS_CONFIG_H
@@ -126,5 +126,23 @@
 #define MBEDTLS_ECDH_VARIANT_EVEREST_ENABLED
 #define MBEDTLS_ECP_WINDOW_SIZE 6
 #define MBEDTLS_ECP_FIXED_POINT_OPTIM 1
+
+/*
+ * Memory per TLS connection (bench/CRYPTO.md, "Record buffers"):
+ * - the output record buffer holds 8 KiB of plaintext, not 16: imapguard
+ *   chooses its record sizes (proxy/tls.c writes at most this much per
+ *   record). mbedTLS 3.6 never fragments an outgoing handshake message, so
+ *   the server's Certificate message with the whole chain must fit: 8 KiB
+ *   holds a chain of three RSA-4096 certificates with room to spare, and
+ *   certs/store.c refuses, when the configuration is loaded, a chain that
+ *   would not fit. The input buffer stays 16 KiB: a peer may send records
+ *   of 2^14 bytes (no max_fragment_length).
+ * - IG_SSL_RELEASE_IN_BUFFER: our patch to mbedTLS
+ *   (crypto/patches/0001-ssl-release-in-buffer.patch) frees the input
+ *   record buffer while no incoming data is buffered, and allocates it
+ *   again when a read starts, as OpenSSL's SSL_MODE_RELEASE_BUFFERS does.
+ */
+#define MBEDTLS_SSL_OUT_CONTENT_LEN 8192
+#define IG_SSL_RELEASE_IN_BUFFER
 
 #endif /* IG_CRYPTO_MBEDTLS_CONFIG_H */

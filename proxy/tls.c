@@ -364,6 +364,25 @@ ig_tls_start_client(struct ig_conn *c, const struct ig_tls_client *tc)
 	return 0;
 }
 
+/*
+ * Our mbedTLS build frees a connection's input record buffer (16 KiB) while
+ * no incoming data is buffered (crypto/patches/0001-ssl-release-in-buffer.patch):
+ * by itself when a read finds nothing more, and through this when the raw
+ * input is drained after a read that returned data (a session's last read
+ * before it idles returns its command) or after the handshake. mbedTLS
+ * checks that no record, part of one or unread data remains.
+ */
+static void
+tls_release_in_buffer(struct ig_conn *c)
+{
+#if defined(IG_SSL_RELEASE_IN_BUFFER)
+	if (c->rlen == c->roff)
+		mbedtls_ssl_ig_in_buf_release(&c->ssl);
+#else
+	(void)c;
+#endif
+}
+
 int
 ig_tls_handshake(struct ig_conn *c, char *err, size_t errsz)
 {
@@ -412,6 +431,7 @@ ig_tls_handshake(struct ig_conn *c, char *err, size_t errsz)
 		}
 	}
 	c->tls_done = true;
+	tls_release_in_buffer(c);
 	return 1;
 eof:
 	snprintf(err, errsz, "peer closed the connection during the handshake");
@@ -424,10 +444,24 @@ tls_read(struct ig_conn *c, uint8_t *buf, size_t len)
 {
 	if (c->tls_close_notify)
 		return IG_EEOF;
+	/*
+	 * No raw input and nothing buffered in mbedTLS (at most part of a
+	 * record): a read cannot make progress, and would only take the
+	 * released input buffer again (16 KiB allocated and freed each time
+	 * the relay polls this side while the other one moves data).
+	 */
+	if (c->tls_done && c->rlen == c->roff && mbedtls_ssl_get_bytes_avail(&c->ssl) == 0 &&
+	    !mbedtls_ssl_check_pending(&c->ssl)) {
+		if (c->error)
+			return c->error;
+		return c->eof ? IG_EEOF : 0;
+	}
 	for (;;) {
 		int ret = mbedtls_ssl_read(&c->ssl, buf, len);
-		if (ret > 0)
+		if (ret > 0) {
+			tls_release_in_buffer(c);
 			return ret;
+		}
 		if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
 			continue;
 		if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) {

@@ -21,8 +21,9 @@ BOOKWORM_PKGS=(
   cmake make gcc clang pkg-config git ca-certificates
   # dpkg-source unpacks and checks mbedTLS's Debian source package;
   # mbedTLS's driver wrapper generator needs jinja2 and jsonschema; the PSA
-  # driver (crypto/driver/) calls OpenSSL's libcrypto
-  dpkg-dev python3-jinja2 python3-jsonschema libssl-dev
+  # driver (crypto/driver/) calls OpenSSL's libcrypto; patch applies
+  # crypto/patches/ to the build's copy of mbedTLS
+  dpkg-dev python3-jinja2 python3-jsonschema libssl-dev patch
   # clang's sanitizer and libFuzzer runtimes (a Recommends of clang-14)
   libclang-rt-14-dev
   libuv1-dev libyaml-dev libcmocka-dev
