@@ -730,16 +730,24 @@ def parse_args(argv):
     return args
 
 
+def find_binaries(args):
+    """(imapguard, ig_loadgen), or None after saying which is missing."""
+    try:
+        return (find_binary(args.imapguard, args.build, "imapguard"),
+                find_binary(args.loadgen, args.build, "ig_loadgen"))
+    except SetupError as e:
+        log(str(e))
+        return None
+
+
 def scaling_main(args):
     """imapguard with 1..N workers (N: the CPUs this process may use), the
     proxy, the load generator and Dovecot on every CPU: full handshakes
     with --no-login, so that only the proxy's work grows with the load."""
-    try:
-        imapguard_bin = find_binary(args.imapguard, args.build, "imapguard")
-        loadgen = find_binary(args.loadgen, args.build, "ig_loadgen")
-    except SetupError as e:
-        log(str(e))
+    bins = find_binaries(args)
+    if bins is None:
         return 2
+    imapguard_bin, loadgen = bins
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     ncpu = len(os.sched_getaffinity(0))
@@ -803,12 +811,10 @@ def main(argv):
     args = parse_args(argv)
     if args.scaling:
         return scaling_main(args)
-    try:
-        imapguard_bin = find_binary(args.imapguard, args.build, "imapguard")
-        loadgen = find_binary(args.loadgen, args.build, "ig_loadgen")
-    except SetupError as e:
-        log(str(e))
+    bins = find_binaries(args)
+    if bins is None:
         return 2
+    imapguard_bin, loadgen = bins
     for p in args.proxies:
         if p != "imapguard" and shutil.which(p) is None:
             log("%s is not installed: run bench/install-deps.sh" % p)

@@ -164,6 +164,26 @@ def wait_until(pred, timeout, what, interval=0.05):
         time.sleep(interval)
 
 
+def in_threads(fn, n, timeout):
+    """Runs fn(0) .. fn(n-1) in n threads at once; fails when one raised
+    (naming each) or has not finished within timeout seconds."""
+    import threading
+    errors = []
+
+    def run(i):
+        try:
+            fn(i)
+        except Exception as e:  # reported below
+            errors.append("%d: %r" % (i, e))
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in threads), "threads still running after %ss" % timeout
+    assert not errors, errors
+
+
 def can_connect(host, port, timeout=1.0):
     try:
         with socket.create_connection((host, port), timeout=timeout):

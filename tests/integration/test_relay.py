@@ -278,26 +278,15 @@ def test_post_login_capability_is_dovecots(ig, ca):
 
 
 def test_many_sessions_in_parallel(ig, ca):
-    errors = []
-
     def session(i):
+        m = imaps(ig, ca)
         try:
-            m = imaps(ig, ca)
-            try:
-                assert m.login(ALICE, ALICE_PW)[0] == "OK"
-                assert m.select("INBOX")[0] == "OK"
-                assert m.noop()[0] == "OK"
-            finally:
-                m.logout()
-        except Exception as e:  # reported below
-            errors.append("%d: %r" % (i, e))
-    threads = [threading.Thread(target=session, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not any(t.is_alive() for t in threads)
-    assert not errors, errors
+            assert m.login(ALICE, ALICE_PW)[0] == "OK"
+            assert m.select("INBOX")[0] == "OK"
+            assert m.noop()[0] == "OK"
+        finally:
+            m.logout()
+    igtest.in_threads(session, 20, 30)
 
 
 def test_client_disconnect_mid_session_is_clean(ig, ca, dovecot):
@@ -668,32 +657,21 @@ def test_tiny_buffer_pool_sessions_wait_and_complete(imapguard, devcerts, doveco
     eight parallel sessions each APPEND and FETCH back 300 kB byte for
     byte, and the pool has every buffer back at the end."""
     ig = imapguard(pool_config(devcerts, dovecot, ctl_dir, pool_max=16384))
-    errors = []
-
     def session(i):
+        msg = igtest.make_message(300 * 1024 + i, subject="pool %d" % i)
+        m = imaps(ig, ca, timeout=60)
         try:
-            msg = igtest.make_message(300 * 1024 + i, subject="pool %d" % i)
-            m = imaps(ig, ca, timeout=60)
-            try:
-                assert m.login(ALICE, ALICE_PW)[0] == "OK"
-                typ, data = m.append("INBOX", None, None, msg)
-                assert typ == "OK", data
-                uid = re.search(rb"\[APPENDUID \d+ (\d+)\]", data[0]).group(1).decode()
-                assert m.select("INBOX")[0] == "OK"
-                typ, data = m.uid("FETCH", uid, "(BODY.PEEK[])")
-                assert typ == "OK", data
-                assert hashlib.sha256(data[0][1]).digest() == hashlib.sha256(msg).digest()
-            finally:
-                m.logout()
-        except Exception as e:  # reported below
-            errors.append("%d: %r" % (i, e))
-    threads = [threading.Thread(target=session, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not any(t.is_alive() for t in threads)
-    assert not errors, errors
+            assert m.login(ALICE, ALICE_PW)[0] == "OK"
+            typ, data = m.append("INBOX", None, None, msg)
+            assert typ == "OK", data
+            uid = re.search(rb"\[APPENDUID \d+ (\d+)\]", data[0]).group(1).decode()
+            assert m.select("INBOX")[0] == "OK"
+            typ, data = m.uid("FETCH", uid, "(BODY.PEEK[])")
+            assert typ == "OK", data
+            assert hashlib.sha256(data[0][1]).digest() == hashlib.sha256(msg).digest()
+        finally:
+            m.logout()
+    igtest.in_threads(session, 8, 120)
     igtest.wait_until(lambda: pool_stats(ig)["sessions"] == 0, 10, "sessions closed")
     st = pool_stats(ig)
     assert st["buffers_in_use"] == 0 and st["buffers_waiting"] == 0, st
