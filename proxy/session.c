@@ -342,7 +342,13 @@ session_handshake(struct ig_session *s)
 {
 	char err[256] = "";
 	int rc = ig_tls_handshake(&s->client, err, sizeof(err));
-	if (ig_conn_flush(&s->client) != 0)
+	/*
+	 * Done on an implicit-TLS listener: what the handshake's end queued
+	 * (TLS 1.3 session tickets) goes out with the greeting, which the
+	 * pump writes next (one write, not two). Otherwise now.
+	 */
+	bool greet_next = rc > 0 && s->l->tls == IG_TLS_IMPLICIT;
+	if (!greet_next && ig_conn_flush(&s->client) != 0)
 		rc = IG_EIO;
 	if (rc == 0)
 		return;
