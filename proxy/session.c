@@ -343,12 +343,19 @@ session_handshake(struct ig_session *s)
 	char err[256] = "";
 	int rc = ig_tls_handshake(&s->client, err, sizeof(err));
 	/*
-	 * Done on an implicit-TLS listener: what the handshake's end queued
-	 * (TLS 1.3 session tickets) goes out with the greeting, which the
-	 * pump writes next (one write, not two). Otherwise now.
+	 * A TLS 1.3 handshake is done when the client's Finished arrives; all
+	 * it queued then is session tickets, and they go out with our next
+	 * answer: the greeting on an implicit-TLS listener, which the pump
+	 * writes next (one write, not two), or the answer to the client's
+	 * first command after STARTTLS. Clients that read and write one TLS
+	 * connection from two threads (imaplib2: offlineimap) break when a
+	 * ticket arrives while they write; with the answer, it arrives while
+	 * they wait for it. (A TLS 1.2 server ends with its own Finished,
+	 * which must go now.)
 	 */
-	bool greet_next = rc > 0 && s->l->tls == IG_TLS_IMPLICIT;
-	if (!greet_next && ig_conn_flush(&s->client) != 0)
+	bool hold = rc > 0 &&
+	    mbedtls_ssl_get_version_number(&s->client.ssl) == MBEDTLS_SSL_VERSION_TLS1_3;
+	if (!hold && ig_conn_flush(&s->client) != 0)
 		rc = IG_EIO;
 	if (rc == 0)
 		return;
