@@ -141,8 +141,13 @@
  *   (crypto/patches/0001-ssl-release-in-buffer.patch) frees the input
  *   record buffer while no incoming data is buffered, and allocates it
  *   again when a read starts, as OpenSSL's SSL_MODE_RELEASE_BUFFERS does.
+ * - IG_SSL_RELEASE_OUT_BUFFER: our patch
+ *   (crypto/patches/0003-ssl-release-out-buffer.patch) lets proxy/tls.c free
+ *   the output record buffer once its own raw output has drained; every
+ *   mbedTLS call that may write allocates it again.
  */
 #define MBEDTLS_SSL_OUT_CONTENT_LEN 8192
 #define IG_SSL_RELEASE_IN_BUFFER
+#define IG_SSL_RELEASE_OUT_BUFFER
 
 #endif /* IG_CRYPTO_MBEDTLS_CONFIG_H */

@@ -376,6 +376,8 @@ conn_write_cb(uv_write_t *req, int status)
 	c->wlen = rest;
 	c->wflight = 0;
 	conn_drop_wbuf(c); /* when everything was written */
+	if (c->wlen == 0 && c->layer != NULL && c->layer->drained != NULL)
+		c->layer->drained(c);
 	if (status < 0 && c->error == 0)
 		c->error = IG_EIO;
 	if (status == 0 && !c->closing) {

@@ -62,6 +62,12 @@ struct ig_conn_layer {
 	 * once it drains), or a negative IG_E*.
 	 */
 	int (*close_notify)(struct ig_conn *c);
+	/*
+	 * Everything written has left (a write completed, nothing more
+	 * queued): the layer may free what it holds for output until its next
+	 * write. Optional.
+	 */
+	void (*drained)(struct ig_conn *c);
 	/* Frees the layer's state and removes it from c (c->layer = NULL). */
 	void (*free)(struct ig_conn *c);
 };

@@ -308,12 +308,14 @@ tls_bio_recv(void *ctx, unsigned char *buf, size_t len)
 static long tls_read(struct ig_conn *c, uint8_t *buf, size_t len);
 static long tls_write(struct ig_conn *c, const uint8_t *buf, size_t len);
 static void tls_free(struct ig_conn *c);
+static void tls_drained(struct ig_conn *c);
 
 /* What conn.c calls once TLS is on (c->layer). */
 static const struct ig_conn_layer tls_layer = {
 	.read = tls_read,
 	.write = tls_write,
 	.close_notify = ig_tls_close_notify,
+	.drained = tls_drained,
 	.free = tls_free,
 };
 
@@ -378,6 +380,24 @@ tls_release_in_buffer(struct ig_conn *c)
 #if defined(IG_SSL_RELEASE_IN_BUFFER)
 	if (c->rlen == c->roff)
 		mbedtls_ssl_ig_in_buf_release(&c->ssl);
+#else
+	(void)c;
+#endif
+}
+
+/*
+ * And its output record buffer (8 KiB) once our raw output has drained
+ * (crypto/patches/0003-ssl-release-out-buffer.patch): every record
+ * mbedtls_ssl_write() made was already copied into the raw buffer by our
+ * BIO, so between writes the buffer holds nothing of use; an idle session
+ * keeps neither. mbedTLS checks that nothing is left to flush, and
+ * allocates the buffer again in any call that may write.
+ */
+static void
+tls_drained(struct ig_conn *c)
+{
+#if defined(IG_SSL_RELEASE_OUT_BUFFER)
+	mbedtls_ssl_ig_out_buf_release(&c->ssl);
 #else
 	(void)c;
 #endif

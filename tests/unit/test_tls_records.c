@@ -7,7 +7,10 @@
  * tests check when it is and is not released (never with a partial record or
  * unread application data), and that thousands of records across releases
  * still decrypt (the record counter survives) in both directions, with the
- * data delivered byte for byte in every chunking.
+ * data delivered byte for byte in every chunking. With
+ * IG_SSL_RELEASE_OUT_BUFFER (crypto/patches/0003-ssl-release-out-buffer.patch),
+ * the application frees the output buffer between writes: never while output
+ * is left to flush, and every call that writes gets it back.
  */
 #define MBEDTLS_ALLOW_PRIVATE_ACCESS
 #include <stdarg.h>
@@ -55,6 +58,7 @@ struct pipe {
 	size_t len;
 	size_t off;
 	size_t limit;
+	size_t room; /* bytes the sender may still write (SIZE_MAX: any) */
 };
 
 static int
@@ -65,6 +69,10 @@ pipe_send(void *p, const unsigned char *data, size_t len)
 		pp->off = pp->len = 0;
 	if (len > sizeof(pp->buf) - pp->len)
 		len = sizeof(pp->buf) - pp->len;
+	if (len > pp->room)
+		len = pp->room;
+	if (pp->room != SIZE_MAX)
+		pp->room -= len;
 	if (len == 0)
 		return MBEDTLS_ERR_SSL_WANT_WRITE;
 	memcpy(pp->buf + pp->len, data, len);
@@ -106,6 +114,7 @@ peers_new(mbedtls_ssl_protocol_version version)
 	struct peers *p = calloc(1, sizeof(*p));
 	assert_non_null(p);
 	p->to_srv.limit = p->to_cli.limit = SIZE_MAX;
+	p->to_srv.room = p->to_cli.room = SIZE_MAX;
 	mbedtls_x509_crt_init(&p->crt);
 	mbedtls_pk_init(&p->key);
 	mbedtls_ssl_ticket_init(&p->ticket);
@@ -321,6 +330,76 @@ test_released_when_idle_tls12(void **state)
 
 #endif /* IG_SSL_RELEASE_IN_BUFFER */
 
+#if defined(IG_SSL_RELEASE_OUT_BUFFER)
+
+static bool
+out_released(mbedtls_ssl_context *ssl)
+{
+	return ssl->MBEDTLS_PRIVATE(out_buf) == NULL;
+}
+
+static void
+out_released_when_drained(mbedtls_ssl_protocol_version version)
+{
+	struct peers *p = peers_new(version);
+	uint8_t buf[256];
+
+	/* Not during the handshake. */
+	mbedtls_ssl_ig_out_buf_release(&p->srv);
+	assert_false(out_released(&p->srv));
+	handshake(p);
+	assert_int_equal(drain(&p->cli, buf, sizeof(buf), sizeof(buf)), 0);
+
+	/* After it, with nothing to flush: released; a write takes it back. */
+	mbedtls_ssl_ig_out_buf_release(&p->srv);
+	assert_true(out_released(&p->srv));
+	send_all(&p->srv, (const uint8_t *)"* OK hello\r\n", 12);
+	assert_false(out_released(&p->srv));
+	assert_int_equal(drain(&p->cli, buf, sizeof(buf), sizeof(buf)), 12);
+	assert_memory_equal(buf, "* OK hello\r\n", 12);
+
+	/* A record the transport took only part of stays: no release until
+	   it is flushed. */
+	p->to_cli.room = 5;
+	assert_int_equal(mbedtls_ssl_write(&p->srv, (const uint8_t *)"* 1 EXISTS\r\n", 12),
+	    MBEDTLS_ERR_SSL_WANT_WRITE);
+	mbedtls_ssl_ig_out_buf_release(&p->srv);
+	assert_false(out_released(&p->srv));
+	p->to_cli.room = SIZE_MAX;
+	assert_int_equal(mbedtls_ssl_write(&p->srv, (const uint8_t *)"* 1 EXISTS\r\n", 12), 12);
+	mbedtls_ssl_ig_out_buf_release(&p->srv);
+	assert_true(out_released(&p->srv));
+	assert_int_equal(drain(&p->cli, buf, sizeof(buf), sizeof(buf)), 12);
+	assert_memory_equal(buf, "* 1 EXISTS\r\n", 12);
+
+	/* Reading while released (it may have to send an alert), then
+	   close_notify while released; the peer sees both sides right. */
+	send_all(&p->cli, (const uint8_t *)"a NOOP\r\n", 8);
+	assert_int_equal(drain(&p->srv, buf, sizeof(buf), sizeof(buf)), 8);
+	mbedtls_ssl_ig_out_buf_release(&p->srv);
+	assert_true(out_released(&p->srv));
+	assert_int_equal(mbedtls_ssl_close_notify(&p->srv), 0);
+	assert_int_equal(mbedtls_ssl_read(&p->cli, buf, sizeof(buf)),
+	    MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY);
+	peers_free(p);
+}
+
+static void
+test_out_released_when_drained_tls13(void **state)
+{
+	(void)state;
+	out_released_when_drained(MBEDTLS_SSL_VERSION_TLS1_3);
+}
+
+static void
+test_out_released_when_drained_tls12(void **state)
+{
+	(void)state;
+	out_released_when_drained(MBEDTLS_SSL_VERSION_TLS1_2);
+}
+
+#endif /* IG_SSL_RELEASE_OUT_BUFFER */
+
 /*
  * Random traffic both ways: writes of random sizes (up to several records),
  * delivered in random slices, read in random chunks; after each exchange
@@ -342,6 +421,14 @@ traffic(mbedtls_ssl_protocol_version version)
 		for (size_t i = 0; i < len; i++)
 			out[i] = (uint8_t)rnd(256);
 		send_all(w, out, len);
+#if defined(IG_SSL_RELEASE_OUT_BUFFER)
+		/* the writer's output buffer freed between most writes: the
+		   record counter must survive it */
+		if (round % 3 != 0) {
+			mbedtls_ssl_ig_out_buf_release(w);
+			assert_true(out_released(w));
+		}
+#endif
 		size_t got = 0;
 		while (got < len) {
 			pp->limit = 1 + rnd(round % 3 == 0 ? 40 : 20000);
@@ -387,6 +474,10 @@ main(void)
 #if defined(IG_SSL_RELEASE_IN_BUFFER)
 		cmocka_unit_test(test_released_when_idle_tls13),
 		cmocka_unit_test(test_released_when_idle_tls12),
+#endif
+#if defined(IG_SSL_RELEASE_OUT_BUFFER)
+		cmocka_unit_test(test_out_released_when_drained_tls13),
+		cmocka_unit_test(test_out_released_when_drained_tls12),
 #endif
 		cmocka_unit_test(test_traffic_tls13),
 		cmocka_unit_test(test_traffic_tls12),
