@@ -17,7 +17,8 @@
  *            session; reports how many handshakes were resumed.
  *   bulk     logged-in clients FETCH the big message's BODY[] over and over.
  *   noop     logged-in clients send NOOP; latency percentiles.
- *   idle     K sessions log in and IDLE (or just hold); prints
+ *   idle     K sessions log in and IDLE (or just hold; with --no-login,
+ *            hold right after the greeting); prints
  *            "established N" on stdout once all are, holds, then logs out.
  *
  * Output: one JSON line on stdout, one human line on stderr. Exit status 0
@@ -137,7 +138,8 @@ struct opts {
 	const char *label;
 	bool starttls;
 	bool no_idle;
-	bool no_login;   /* full/resumed: greeting, then LOGOUT (no backend) */
+	bool no_login;   /* full/resumed: greeting, then LOGOUT; idle: hold
+	                  * after the greeting (no backend either way) */
 	unsigned clients;
 	double duration;
 	uint64_t count;
@@ -551,6 +553,18 @@ step_ok(struct client *c)
 			pending_end(c);
 			queue_logout(c);
 			return 0;
+		}
+		if (O.no_login && O.mode == M_IDLE) {
+			/* A not-authenticated session, held: the proxy's
+			 * cost alone (handshake done, greeting sent). */
+			pending_end(c);
+			if (stopping) {
+				queue_logout(c);
+				return 0;
+			}
+			c->deadline = 0;
+			set_state(c, CS_HOLD);
+			return -1;
 		}
 		queue_login(c);
 		return 0;
@@ -1217,7 +1231,8 @@ usage(void)
 	    "                           0 = until SIGUSR1, SIGINT or SIGTERM)\n"
 	    "      --no-idle            idle: hold without sending IDLE\n"
 	    "      --no-login           full, resumed: greeting, then LOGOUT: the proxy's\n"
-	    "                           handshakes alone, no backend work\n"
+	    "                           handshakes alone, no backend work; idle: hold\n"
+	    "                           not-authenticated sessions after the greeting\n"
 	    "      --sources N          bind clients to N source addresses from --src-base\n"
 	    "                           (default: one per client for idle, 0 = no bind otherwise)\n"
 	    "      --src-base ADDR      first source address (default 127.1.0.1)\n"

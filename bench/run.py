@@ -167,8 +167,9 @@ class Imapguard:
             "backend": {"address": "127.0.0.1:%d" % backend_port, "tls": "none",
                         "forward_client_address": "none"},
             "limits": {"max_sessions": 100000, "max_connections_per_address": 0,
-                       "handshake_timeout": "60s", "preauth_timeout": "60s",
-                       "idle_timeout": "24h"},
+                       "handshake_timeout": "60s", "idle_timeout": "24h",
+                       # --idle-no-login holds sessions before login
+                       "preauth_timeout": "1h", "preauth_lifetime": "2h"},
             # auto: one per CPU of its affinity, so one when pinned.
             "workers": workers or "auto",
             "policy": {"defaults": {"require_tls": True}},
@@ -465,6 +466,8 @@ def run_loadgen(args, loadgen, proxy, mode, port, extra=()):
         argv += ["--clients", "1", "--duration", str(args.noop_duration or args.duration)]
     elif mode == "idle":
         argv += ["--clients", str(args.idle_sessions), "--hold", "0"]
+        if args.idle_no_login:
+            argv.append("--no-login")
     if args.ca:
         argv += ["--ca", args.ca, "--sni", "localhost"]
 
@@ -675,6 +678,10 @@ def parse_args(argv):
     ap.add_argument("--bulk-clients", type=int, default=4, help="bulk clients (default 4)")
     ap.add_argument("--bulk-count", type=int, help="bulk: this many FETCHes instead of a duration")
     ap.add_argument("--idle-sessions", type=int, default=1000, help="idle sessions (default 1000)")
+    ap.add_argument("--idle-no-login", action="store_true",
+                    help="idle sessions stay not authenticated after the greeting (handshake "
+                    "done, no backend connection): the proxy's cost alone, e.g. "
+                    "--proxies imapguard --modes idle --idle-sessions 100000")
     ap.add_argument("--repeat", type=int, default=1,
                     help="run each mode this many times per proxy and show the median run "
                     "(default 1)")
@@ -829,7 +836,10 @@ def main(argv):
     except (ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if NOFILE < 4 * args.idle_sessions + 1000:
+    # Per process: the proxy holds two descriptors per logged-in session
+    # (client, backend), one per session that has not logged in; the load
+    # generator one per session.
+    if NOFILE < (1 if args.idle_no_login else 4) * args.idle_sessions + 1000:
         log("open files limit %d: too low for %d idle sessions" % (NOFILE, args.idle_sessions))
         return 2
 
