@@ -274,10 +274,25 @@ ig_conn_write(struct ig_conn *c, const uint8_t *buf, size_t len)
 		n = ig_conn_write_raw(c, buf, len);
 	if (n < 0)
 		return n;
+	if (c->corked)
+		return n;
 	int rc = ig_conn_flush(c);
 	if (rc < 0)
 		return rc;
 	return n;
+}
+
+void
+ig_conn_cork(struct ig_conn *c)
+{
+	c->corked = true;
+}
+
+int
+ig_conn_uncork(struct ig_conn *c)
+{
+	c->corked = false;
+	return ig_conn_flush(c);
 }
 
 /*

@@ -74,6 +74,16 @@ int ig_conn_shutdown(struct ig_conn *c);
 /* Starts a uv_write of queued bytes if none is in flight. Returns 0 or IG_EIO. */
 int ig_conn_flush(struct ig_conn *c);
 
+/*
+ * While corked, ig_conn_write() queues without starting a write, so that a
+ * burst of writes (the relay's records) leaves in one system call;
+ * ig_conn_uncork() ends that and flushes (its return as ig_conn_flush's).
+ * Writes the conn makes itself (close_notify, the write callback's next
+ * write) are not held.
+ */
+void ig_conn_cork(struct ig_conn *c);
+int ig_conn_uncork(struct ig_conn *c);
+
 /* True when nothing is queued or in flight towards the socket. */
 bool ig_conn_drained(const struct ig_conn *c);
 

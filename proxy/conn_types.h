@@ -101,6 +101,7 @@ struct ig_conn {
 	size_t wlen;             /* wbuf[wflight..wlen) is queued behind it */
 	uv_write_t wreq;
 	bool wipe_writes;        /* zeroize written bytes (credentials inside) */
+	bool corked;             /* ig_conn_write() queues only (ig_conn_cork) */
 
 	/*
 	 * Ending our output (ig_conn_shutdown): no plaintext is written once

@@ -66,6 +66,49 @@ relay_move(struct ig_session *s, struct ig_conn *from, struct ig_buf *buf,
 }
 
 /*
+ * One pass of the relay: moves bytes both ways until neither side makes
+ * progress. Returns NULL to go on, or the reason to close the session
+ * (*graceful: after what was queued has gone out).
+ */
+static const char *
+relay_pass(struct ig_session *s, bool *graceful)
+{
+	*graceful = false;
+	for (;;) {
+		int p1 = 0;
+		if (!s->backend.shut_wanted) {
+			p1 = relay_move(s, &s->client, &s->cin, &s->backend, &s->client_end);
+			if (p1 < 0)
+				return "backend-write-error";
+		}
+		/* Our own last words (the forwarded tagged OK) go first. */
+		int p2 = 0;
+		if (s->reply.len > 0) {
+			size_t before = s->reply.len - s->reply.off;
+			if (ig_session_flush_reply(s) < 0)
+				return "client-write-error";
+			p2 = (s->reply.len - s->reply.off) != before;
+		} else {
+			p2 = relay_move(s, &s->backend, &s->bin, &s->client, &s->backend_end);
+			if (p2 < 0)
+				return "client-write-error";
+		}
+		if (p1 == 0 && p2 == 0)
+			break;
+	}
+	if (s->client_end != 0 && s->client_end != IG_EEOF) {
+		/* A broken client connection: nothing can reach it any more. */
+		return "client-error";
+	}
+	if (s->backend_end != 0 && s->bin.off == s->bin.len && s->reply.len == 0) {
+		*graceful = true;
+		return s->client_end != 0 ? "client-closed" :
+		    s->backend_end == IG_EEOF ? "backend-closed" : "backend-error";
+	}
+	return NULL;
+}
+
+/*
  * Half-close: a client whose input ends (a TCP FIN, with or without a TLS
  * close_notify) still gets every answer. What it sent goes to the backend,
  * then the backend's side is ended the same way (close_notify when it is
@@ -73,47 +116,25 @@ relay_move(struct ig_session *s, struct ig_conn *from, struct ig_buf *buf,
  * client until the backend closes too (or the idle timeout). When the
  * backend ends first, what it sent is delivered, and the session closes
  * gracefully: close_notify and a shutdown to the client, then the close.
+ *
+ * Both connections are corked for the pass: the records of one burst leave
+ * in one write (up to buffer_size), not one write per record.
  */
 void
 ig_relay_pump(struct ig_session *s)
 {
-	for (;;) {
-		int p1 = 0;
-		if (!s->backend.shut_wanted) {
-			p1 = relay_move(s, &s->client, &s->cin, &s->backend, &s->client_end);
-			if (p1 < 0) {
-				ig_session_close(s, "backend-write-error", false);
-				return;
-			}
-		}
-		/* Our own last words (the forwarded tagged OK) go first. */
-		int p2 = 0;
-		if (s->reply.len > 0) {
-			size_t before = s->reply.len - s->reply.off;
-			if (ig_session_flush_reply(s) < 0) {
-				ig_session_close(s, "client-write-error", false);
-				return;
-			}
-			p2 = (s->reply.len - s->reply.off) != before;
-		} else {
-			p2 = relay_move(s, &s->backend, &s->bin, &s->client, &s->backend_end);
-			if (p2 < 0) {
-				ig_session_close(s, "client-write-error", false);
-				return;
-			}
-		}
-		if (p1 == 0 && p2 == 0)
-			break;
-	}
-	if (s->client_end != 0 && s->client_end != IG_EEOF) {
-		/* A broken client connection: nothing can reach it any more. */
-		ig_session_close(s, "client-error", false);
-		return;
-	}
-	if (s->backend_end != 0 && s->bin.off == s->bin.len && s->reply.len == 0) {
-		const char *why = s->client_end != 0 ? "client-closed" :
-		    s->backend_end == IG_EEOF ? "backend-closed" : "backend-error";
-		ig_session_close(s, why, true);
+	bool graceful;
+	ig_conn_cork(&s->client);
+	ig_conn_cork(&s->backend);
+	const char *why = relay_pass(s, &graceful);
+	int rc1 = ig_conn_uncork(&s->client);
+	int rc2 = ig_conn_uncork(&s->backend);
+	if (why == NULL && rc1 < 0)
+		why = "client-write-error";
+	if (why == NULL && rc2 < 0)
+		why = "backend-write-error";
+	if (why != NULL) {
+		ig_session_close(s, why, graceful && rc1 >= 0);
 		return;
 	}
 	if (s->client_end != 0 && s->cin.off == s->cin.len && !s->backend.shut_wanted) {
