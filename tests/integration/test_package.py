@@ -296,3 +296,95 @@ def test_unit_exposure(deb, tmp_path):
     m = re.search(r"Overall exposure level for imapguard.service: ([0-9.]+)", out)
     assert m, out
     assert r.returncode == 0 and float(m.group(1)) <= 3.0, out
+
+
+# dpkg -i, again (idempotent), --purge, in a private mount namespace whose
+# root is an overlay over the machine's own (changes go to a tmpfs and vanish
+# with the namespace): the machine gets neither the package nor the user.
+OVERLAY_SETUP = r"""
+set -e
+O="$1"; DEB="$2"; PRE="$3"
+mount -t tmpfs none "$O" || exit 97
+mkdir -p "$O/u" "$O/w" "$O/m"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$O/u,workdir=$O/w" "$O/m" || exit 97
+M="$O/m"
+mount -t proc proc "$M/proc"
+mount --rbind /dev "$M/dev"
+mount -t tmpfs none "$M/run"
+mount -t tmpfs none "$M/tmp"
+cp "$DEB" "$M/tmp/p.deb"
+if [ -n "$PRE" ]; then cp -r "$PRE" "$M/tmp/pre"; fi
+# man-db's trigger would rebuild the whole index database (slow): off.
+rm -f "$M/var/lib/man-db/auto-update"
+exec chroot "$M" /bin/sh -c "$4"
+"""
+
+
+def in_overlay(tmp_path, deb_path, script, pre=None):
+    if os.geteuid() != 0:
+        pytest.skip("dpkg -i in an overlay needs root")
+    unshare = need("unshare")
+    o = tmp_path / "ovl"
+    o.mkdir()
+    r = run([unshare, "-m", "--propagation", "private", "sh", "-c", OVERLAY_SETUP, "sh",
+             str(o), deb_path, pre or "", "set -ex\n" + script],
+            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"), timeout=120)
+    if r.returncode == 97 or "unshare failed" in r.stderr:
+        pytest.skip("no private mount namespace with an overlay here: " + r.stderr[-300:])
+    return r
+
+
+def test_dpkg_install_creates_the_user_and_purge_cleans(deb, tmp_path):
+    r = in_overlay(tmp_path, deb[0], r"""
+dpkg -i /tmp/p.deb
+getent passwd imapguard | grep -q ':/var/lib/imapguard:'
+getent group imapguard
+[ "$(stat -c '%U:%G %a' /var/lib/imapguard)" = "root:imapguard 770" ]
+[ "$(stat -c '%U:%G %a' /var/log/imapguard)" = "root:imapguard 770" ]
+test -f /etc/imapguard/imapguard.yaml
+# The example does not load (no certificate): not enabled.
+test ! -e /etc/systemd/system/multi-user.target.wants/imapguard.service
+dpkg -i /tmp/p.deb
+[ "$(getent passwd imapguard | wc -l)" = 1 ]
+dpkg --purge imapguard
+test ! -e /var/lib/imapguard
+test ! -e /var/log/imapguard
+test ! -e /etc/imapguard
+echo PURGED
+""")
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "does not load yet; the service is not started" in out
+    assert "PURGED" in out
+
+
+def test_dpkg_install_enables_a_valid_configuration(deb, devcerts, tmp_path):
+    """With a configuration that loads already in place, postinst enables
+    the service (no systemd runs here, so nothing starts)."""
+    pre = tmp_path / "pre"
+    pre.mkdir()
+    for f in ("server-ecdsa.pem", "server-ecdsa.key"):
+        shutil.copy(os.path.join(devcerts, f), pre / f)
+    (pre / "imapguard.yaml").write_text(
+        "listeners:\n"
+        "  - { name: imaps, listen: \"127.0.0.1:10993\", tls: implicit }\n"
+        "tls:\n"
+        "  certificates:\n"
+        "    - { cert: /etc/imapguard/server-ecdsa.pem, key: /etc/imapguard/server-ecdsa.key }\n"
+        "backend:\n"
+        "  address: \"127.0.0.1:1143\"\n")
+    r = in_overlay(tmp_path, deb[0], r"""
+mkdir -p /etc/imapguard
+cp /tmp/pre/* /etc/imapguard/
+chmod 0640 /etc/imapguard/server-ecdsa.key
+dpkg -i --force-confold --force-confdef /tmp/p.deb
+test -L /etc/systemd/system/multi-user.target.wants/imapguard.service
+grep -q 'listen: "127.0.0.1:10993"' /etc/imapguard/imapguard.yaml
+dpkg --purge imapguard
+test ! -e /etc/systemd/system/multi-user.target.wants/imapguard.service
+echo DONE
+""", pre=str(pre))
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "does not load yet" not in out
+    assert "DONE" in out
