@@ -219,6 +219,8 @@ def test_man_page_renders_without_warnings(deb, page, tmp_path):
                                                   MANWIDTH="80", MAN_KEEP_STDERR="1"))
         assert r.returncode == 0, r.stderr
         assert "NAME" in r.stdout and "SEE ALSO" in r.stdout
+        wide = [l for l in r.stdout.splitlines() if len(l) > 80]
+        assert not wide, "lines wider than 80 columns:\n" + "\n".join(wide)
 
 
 def roff_words(text):
