@@ -97,8 +97,16 @@ def test_control_fields(deb):
         assert pkg in names, "Depends lacks %s: %s" % (pkg, depends)
     # Versioned, as dpkg-shlibdeps writes them.
     assert any(d.startswith("libuv1 (>=") for d in depends), depends
-    # mbedTLS is our own static build: no dependency on Debian's.
-    assert not any("mbed" in n for n in names), depends
+    # mbedTLS is our own static build: no dependency on Debian's (unless
+    # this tree links the system's, IG_SYSTEM_MBEDTLS=ON).
+    cache = os.path.join(os.path.dirname(os.path.abspath(os.environ["IMAPGUARD_BIN"])),
+                         "CMakeCache.txt")
+    with open(cache) as f:
+        system_mbedtls = re.search(r"^IG_SYSTEM_MBEDTLS:BOOL=(ON|TRUE|1)$", f.read(), re.M)
+    if system_mbedtls:
+        assert any(n.startswith("libmbedtls") for n in names), depends
+    else:
+        assert not any("mbed" in n for n in names), depends
 
 
 def test_maintainer_scripts_and_conffiles(deb):
