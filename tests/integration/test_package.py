@@ -399,3 +399,56 @@ echo DONE
     assert r.returncode == 0, out
     assert "does not load yet" not in out
     assert "DONE" in out
+
+
+def test_depends_cover_every_linked_library(deb):
+    """Every shared library the packaged binary links directly (its NEEDED
+    entries, found where ldd resolves them) belongs to a package named in
+    Depends; the libraries those pull in are their packages' business."""
+    path, root, _ = deb
+    names = {re.split(r"[\s(]", d.strip(), maxsplit=1)[0]
+             for d in field(path, "Depends").split(",")}
+    binary = os.path.join(root, "usr/sbin/imapguard")
+    r = run([need("readelf"), "-d", binary])
+    assert r.returncode == 0, r.stderr
+    needed = re.findall(r"\(NEEDED\).*\[(.+)\]", r.stdout)
+    assert any("libuv" in n for n in needed) and any("libyaml" in n for n in needed), needed
+    r = run(["ldd", binary])
+    assert r.returncode == 0, r.stderr
+    where = dict(re.findall(r"^\s*(\S+) => (/\S+)", r.stdout, re.M))
+    for n in needed:
+        lib = where.get(n)
+        assert lib, "ldd does not resolve %s:\n%s" % (n, r.stdout)
+        owner = run(["dpkg", "-S", os.path.realpath(lib)])
+        if owner.returncode != 0:  # a merged-/usr alias: /lib is /usr/lib
+            owner = run(["dpkg", "-S", lib])
+        assert owner.returncode == 0, "%s belongs to no package: %s" % (lib, owner.stderr)
+        pkg = owner.stdout.split(":")[0]
+        assert pkg in names, "%s (%s) is not in Depends %s" % (lib, pkg, sorted(names))
+
+
+def test_cmake_install_layout(imapguard_bin, tmp_path):
+    """cmake --install with another prefix: the GNU layout under it, the
+    unit and the man pages naming its paths, and a second install that
+    keeps an edited configuration."""
+    build = os.path.dirname(os.path.abspath(imapguard_bin))
+    dest = tmp_path / "dest"
+    env = dict(os.environ, DESTDIR=str(dest))
+    cmd = [need("cmake"), "--install", build, "--prefix", "/opt/ig"]
+    r = run(cmd, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    top = dest / "opt/ig"
+    for p in ("sbin/imapguard", "etc/imapguard/imapguard.yaml", "etc/logrotate.d/imapguard",
+              "lib/systemd/system/imapguard.service", "share/man/man8/imapguard.8.gz",
+              "share/man/man5/imapguard.yaml.5.gz", "share/doc/imapguard/README.md"):
+        assert (top / p).exists(), p
+    unit = (top / "lib/systemd/system/imapguard.service").read_text()
+    assert "ExecStart=/opt/ig/sbin/imapguard -c /opt/ig/etc/imapguard/imapguard.yaml\n" in unit
+    with gzip.open(top / "share/man/man8/imapguard.8.gz", "rt") as f:
+        assert "/opt/ig/etc/imapguard/imapguard.yaml" in f.read()
+    conf = top / "etc/imapguard/imapguard.yaml"
+    conf.write_text("# edited\n")
+    r = run(cmd, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert conf.read_text() == "# edited\n"
+    assert "Keeping" in r.stdout
