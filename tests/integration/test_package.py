@@ -21,6 +21,9 @@ import subprocess
 
 import pytest
 
+import igtest
+from igtest import ALICE, ALICE_PW
+
 PKG_FILES = [
     "./usr/sbin/imapguard",
     "./lib/systemd/system/imapguard.service",
@@ -452,3 +455,54 @@ def test_cmake_install_layout(imapguard_bin, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert conf.read_text() == "# edited\n"
     assert "Keeping" in r.stdout
+
+
+def privileged_port():
+    import socket
+    for port in range(990, 1024):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    pytest.skip("no free port below 1024")
+
+
+def test_unit_capabilities_suffice(deb, imapguard_bin, devcerts, dovecot, ca, tmp_path):
+    """The proxy under the unit's capability bounding set and
+    NoNewPrivileges (setpriv, as systemd would apply them to root): the
+    check, a start on a port below 1024 with a state file and an admin
+    socket, a login through to Dovecot, a reload, ctl, a clean stop."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (the unit starts the proxy as root)")
+    setpriv = need("setpriv")
+    caps = re.search(r"^CapabilityBoundingSet=(.*)$", unit_text(deb[1]), re.M).group(1).split()
+    bset = "-all," + ",".join("+" + c[len("CAP_"):].lower() for c in caps)
+    wrapper = tmp_path / "imapguard-sandboxed"
+    wrapper.write_text("#!/bin/sh\nexec %s --bounding-set=%s --inh-caps=-all --no-new-privs "
+                       "-- %s \"$@\"\n" % (setpriv, bset, os.path.abspath(imapguard_bin)))
+    wrapper.chmod(0o755)
+    cfg = igtest.base_config(devcerts, dovecot.address)
+    cfg["listeners"][0]["listen"] = "127.0.0.1:%d" % privileged_port()
+    cfg["ratelimit"] = {"enabled": True, "state_file": str(tmp_path / "ratelimit.state")}
+    sock = str(tmp_path / "ctl.sock")
+    cfg["admin"] = {"socket": sock}
+    ig = igtest.Imapguard(str(wrapper), str(tmp_path), cfg, certs=devcerts)
+    r = run([str(wrapper), "-t", "-c", ig.config_path])
+    assert r.returncode == 0, r.stdout + r.stderr
+    ig.start()
+    try:
+        c = igtest.tls_client(ig, ca)
+        try:
+            assert igtest.status(c.cmd("a", "LOGIN %s %s" % (ALICE, ALICE_PW))[1]) == "OK"
+        finally:
+            c.close()
+        ig.reload()
+        r = run([os.path.abspath(imapguard_bin), "ctl", "-s", sock, "stats"])
+        assert r.returncode == 0 and "sessions\t" in r.stdout, r.stdout + r.stderr
+    finally:
+        ig.stop(check=True)
+    assert os.path.exists(tmp_path / "ratelimit.state")
