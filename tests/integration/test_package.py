@@ -13,11 +13,15 @@ Nothing is installed on the machine: `dpkg -i` needs root and would create
 the imapguard user, so it is left to a manual check (README, "Install").
 """
 
+import grp
 import gzip
 import os
+import pathlib
 import re
 import shutil
+import socket
 import subprocess
+import tempfile
 
 import pytest
 
@@ -458,7 +462,6 @@ def test_cmake_install_layout(imapguard_bin, tmp_path):
 
 
 def privileged_port():
-    import socket
     for port in range(990, 1024):
         s = socket.socket()
         try:
@@ -471,13 +474,26 @@ def privileged_port():
     pytest.skip("no free port below 1024")
 
 
-def test_unit_capabilities_suffice(deb, imapguard_bin, devcerts, dovecot, ca, tmp_path):
+def test_unit_capabilities_suffice(deb, imapguard_bin, src_dir, devcerts, dovecot, ca):
     """The proxy under the unit's capability bounding set and
     NoNewPrivileges (setpriv, as systemd would apply them to root): the
     check, a start on a port below 1024 with a state file and an admin
-    socket, a login through to Dovecot, a reload, ctl, a clean stop."""
+    socket, a login through to Dovecot, a reload, ctl, a clean stop. Once
+    the privilege drop (issue 16, user and group) is in the schema, the
+    proxy drops to nobody:nogroup here, with its files as the package has
+    them (directory root:group 0770, key root:group 0640)."""
     if os.geteuid() != 0:
         pytest.skip("needs root (the unit starts the proxy as root)")
+    # Not under pytest's tmp_path (mode 0700): after a privilege drop the
+    # proxy must still reach its configuration for a reload.
+    tmp_path = pathlib.Path(tempfile.mkdtemp(prefix="igt-pkg-"))
+    try:
+        run_sandboxed(deb, imapguard_bin, src_dir, devcerts, dovecot, ca, tmp_path)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def run_sandboxed(deb, imapguard_bin, src_dir, devcerts, dovecot, ca, tmp_path):
     setpriv = need("setpriv")
     caps = re.search(r"^CapabilityBoundingSet=(.*)$", unit_text(deb[1]), re.M).group(1).split()
     bset = "-all," + ",".join("+" + c[len("CAP_"):].lower() for c in caps)
@@ -487,8 +503,31 @@ def test_unit_capabilities_suffice(deb, imapguard_bin, devcerts, dovecot, ca, tm
     wrapper.chmod(0o755)
     cfg = igtest.base_config(devcerts, dovecot.address)
     cfg["listeners"][0]["listen"] = "127.0.0.1:%d" % privileged_port()
-    cfg["ratelimit"] = {"enabled": True, "state_file": str(tmp_path / "ratelimit.state")}
-    sock = str(tmp_path / "ctl.sock")
+    # The state file and the admin socket where the package puts them: a
+    # directory of root and the service group, mode 0770.
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chmod(tmp_path, 0o755)
+    if "group" in schema_keys(src_dir):
+        # The privilege drop (issue 16) is built in: drop to nobody:nogroup
+        # as the package's unit has the proxy drop to imapguard, with the
+        # key readable by the group for the reload after the drop.
+        gid = grp.getgrnam("nogroup").gr_gid
+        os.chown(state, 0, gid)
+        certs = tmp_path / "certs"
+        certs.mkdir()
+        for pair in cfg["tls"]["certificates"]:
+            for k in ("cert", "key"):
+                dst = certs / os.path.basename(pair[k])
+                shutil.copy(pair[k], dst)
+                os.chown(dst, 0, gid)
+                os.chmod(dst, 0o640)
+                pair[k] = str(dst)
+        cfg["user"] = "nobody"
+        cfg["group"] = "nogroup"
+    os.chmod(state, 0o770)
+    cfg["ratelimit"] = {"enabled": True, "state_file": str(state / "ratelimit.state")}
+    sock = str(state / "ctl.sock")
     cfg["admin"] = {"socket": sock}
     ig = igtest.Imapguard(str(wrapper), str(tmp_path), cfg, certs=devcerts)
     r = run([str(wrapper), "-t", "-c", ig.config_path])
@@ -505,4 +544,4 @@ def test_unit_capabilities_suffice(deb, imapguard_bin, devcerts, dovecot, ca, tm
         assert r.returncode == 0 and "sessions\t" in r.stdout, r.stdout + r.stderr
     finally:
         ig.stop(check=True)
-    assert os.path.exists(tmp_path / "ratelimit.state")
+    assert os.path.exists(state / "ratelimit.state")
