@@ -9,8 +9,12 @@ package: verify needs the binary to exist; no running systemd is needed),
 and the man pages by groff's warnings and against the real options and
 configuration keys (proxy/main.c, the schema tables in config/*.c).
 
-Nothing is installed on the machine: `dpkg -i` needs root and would create
-the imapguard user, so it is left to a manual check (README, "Install").
+`dpkg -i`, a reinstall and `dpkg --purge` run as root inside a private
+mount namespace whose root is an overlay of the machine's (skipped where
+that cannot be made): nothing is installed on the machine, no user made.
+The unit's capability bounding set and NoNewPrivileges are applied with
+setpriv to a real proxy in front of Dovecot; `cmake --install` is checked
+under another prefix.
 """
 
 import grp
