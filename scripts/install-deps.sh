@@ -29,6 +29,11 @@ BOOKWORM_PKGS=(
   libuv1-dev libyaml-dev libcmocka-dev
   dovecot-imapd
   python3 python3-pytest
+  # the package test (tests/integration/test_package.py): CPack's DEB
+  # generator finds ELF files with file(1) for dpkg-shlibdeps (dpkg-dev);
+  # systemd-analyze verifies the unit (installing systemd starts nothing in
+  # a chroot or container without it); groff and man render the man pages
+  file systemd groff-base man-db
   curl openssl
   # the benchmark's load generator (bench/ig_loadgen) uses OpenSSL as its client
   libssl-dev
