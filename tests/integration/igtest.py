@@ -145,12 +145,23 @@ def read_text(path):
         return ""
 
 
+_handed_ports = set()
+
+
 def free_port(host="127.0.0.1"):
-    """A port that was free a moment ago on host (the kernel picks it)."""
+    """A port that was free a moment ago on host (the kernel picks it),
+    never one this process handed out before: the kernel may give the same
+    free port to two calls in a row, and a test that asks for two ports
+    (two listeners) must get two."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    for _ in range(100):
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_ports:
+            _handed_ports.add(port)
+            return port
+    raise RuntimeError("no fresh free port after 100 tries")
 
 
 def wait_until(pred, timeout, what, interval=0.05):
