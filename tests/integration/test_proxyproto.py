@@ -159,6 +159,10 @@ def lines_with(log, *needles):
 @pytest.mark.parametrize("send", ["v2", "v1"])
 def test_real_client_address_reaches_logs_and_dovecot(stack, devcerts, dovecot_pp, ca, send):
     ig, hp = stack(pp_config(devcerts, dovecot_pp, send=send))
+    # The start-up probe's connection carries a LOCAL (v1: UNKNOWN) header.
+    igtest.wait_until(lambda: "event=backend-probe result=" in ig.log_text(), 10,
+                      "the backend probe's result")
+    assert "event=backend-probe result=ok" in ig.log_text()
     assert status(login(via_tls(hp, ca, "127.0.0.3"))) == "OK"
     assert status(login(via_starttls(hp, ca, "127.0.0.2"))) == "OK"
     log = ig.log_text()
