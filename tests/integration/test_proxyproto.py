@@ -5,9 +5,12 @@ client's for the policy (allow_from), the rate limiter, the per-address
 connection cap and the logs; with backend.send_proxy_protocol Dovecot
 (haproxy = yes, haproxy_trusted_networks) logs the real client (rip=).
 A peer outside trusted_proxies, a missing or malformed header, and silence
-are refused. Clients come from 127.0.0.2, 127.0.0.3, ... through HAProxy,
+are refused. A TCP6 header carries an IPv6 client; a reload turns the
+listener option off for new connections. Clients come from 127.0.0.2,
+127.0.0.3, ... through HAProxy,
 which connects to imapguard from 127.0.0.1 (the only trusted proxy)."""
 
+import copy
 import os
 import signal
 import socket
@@ -340,3 +343,41 @@ def test_local_command_keeps_the_real_address(stack, devcerts, dovecot_pp, ca):
     log = ig.log_text()
     assert lines_with(log, "client=127.0.0.1:", "event=proxy-header version=2 command=local")
     assert lines_with(log, "client=127.0.0.1:", "event=proxy-header version=1 command=unknown")
+
+
+def test_ipv6_client_behind_an_ipv4_balancer(stack, devcerts, dovecot_pp, ca):
+    """A TCP6 header on an IPv4 connection: the IPv6 client is the one
+    logged, counted (its /64) and told to Dovecot."""
+    ig, hp = stack(pp_config(devcerts, dovecot_pp, send="v2"))
+    src = "2001:db8:7::9"
+    hdr = (SIG + b"\x21\x21\x00\x24" + socket.inet_pton(socket.AF_INET6, src) +
+           socket.inet_pton(socket.AF_INET6, "2001:db8:7::1") +
+           (40000).to_bytes(2, "big") + (143).to_bytes(2, "big"))
+    c = Raw(*ig.addr("imap"))
+    c.send(hdr)
+    assert c.readline().startswith(b"* OK")
+    _, tagged = c.cmd("s", "STARTTLS")
+    assert status(tagged) == "OK"
+    c.starttls(igtest.client_context(ca))
+    assert status(login(c)) == "OK"
+    assert lines_with(ig.log_text(), "client=%s:40000" % src, "event=login-result result=ok")
+    igtest.wait_until(lambda: lines_with(dovecot_pp.log_text(), "Login: user=<%s>" % ALICE,
+                                         "rip=%s" % src), 5, "Dovecot login from " + src)
+
+
+def test_reload_turns_proxy_protocol_off_for_new_connections(stack, devcerts, dovecot_pp, ca):
+    cfg = pp_config(devcerts, dovecot_pp)
+    ig, hp = stack(cfg)
+    c = Raw(*ig.addr("imap"))
+    c.send(b"a1 CAPABILITY\r\n")
+    assert c.expect_closed() == b""
+    c.close()
+    cfg = copy.deepcopy(ig.config)  # with the ports it listens on
+    for lst in cfg["listeners"]:
+        lst["proxy_protocol"] = False
+        del lst["trusted_proxies"]
+    ig.reload(cfg)
+    c = Raw(*ig.addr("imap"), source="127.0.0.2")
+    assert c.readline().startswith(b"* OK")
+    c.close()
+    assert lines_with(ig.log_text(), "client=127.0.0.2:", "event=connect tls=starttls")
