@@ -267,6 +267,12 @@ def test_missing_or_bad_header_is_refused(stack, devcerts, dovecot_pp, ca):
     c.send(b"PROXY UNKNOWN " + b"x" * 200)
     assert c.expect_closed() == b""
     c.close()
+    # A peer that closes inside the header.
+    c = Raw(*ig.addr("imap"))
+    c.send(b"PROXY TCP4 1.2.3.4")
+    c.sock.shutdown(socket.SHUT_WR)
+    assert c.expect_closed() == b""
+    c.close()
     # Silence: refused at the header deadline (limits.handshake_timeout here).
     c = Raw(*ig.addr("imaps"))
     c.send(SIG[:5])
@@ -278,6 +284,8 @@ def test_missing_or_bad_header_is_refused(stack, devcerts, dovecot_pp, ca):
     assert any('detail="not a PROXY protocol header" start="a1 CAPABILITY' in ln for ln in bad)
     assert any("v1 line longer than 107 bytes" in ln for ln in bad)
     assert lines_with(log, "event=refused reason=proxy-header-timeout got_bytes=5")
+    assert lines_with(log, "event=refused reason=proxy-header-missing detail=\"the connection "
+                      "closed before the header ended\" got_bytes=18")
 
 
 def test_header_and_first_bytes_in_one_segment(stack, devcerts, dovecot_pp, ca):
