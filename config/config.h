@@ -39,6 +39,11 @@ struct ig_listener_conf {
 	                                    (the loader fills in
 	                                    limits.max_sessions, so a loaded
 	                                    config never holds 0) */
+	bool proxy_protocol;             /* a PROXY v1/v2 header comes first
+	                                    (behind a load balancer) */
+	struct ig_netset trusted_proxies; /* who may send it (network names
+	                                    and CIDRs resolved); owned.
+	                                    Required with proxy_protocol */
 };
 
 enum ig_forward_addr {
@@ -46,6 +51,15 @@ enum ig_forward_addr {
 	IG_FORWARD_ID,   /* ID ("x-originating-ip" ...) before login (Dovecot:
 	                    login_trusted_networks must include the proxy) */
 	IG_FORWARD_COUNT
+};
+
+/* backend.send_proxy_protocol: a PROXY header in front of the backend
+   connection (Dovecot: haproxy_trusted_networks). */
+enum ig_send_proxy {
+	IG_SEND_PROXY_OFF,
+	IG_SEND_PROXY_V1,
+	IG_SEND_PROXY_V2,
+	IG_SEND_PROXY_COUNT
 };
 
 struct ig_backend_conf {
@@ -63,6 +77,7 @@ struct ig_backend_conf {
 	bool tls_verify;                 /* default true; false only with an
 	                                    explicit "verify: false" */
 	enum ig_forward_addr forward_client_address;
+	enum ig_send_proxy send_proxy_protocol; /* off (default), v1, v2 */
 	unsigned connect_timeout_ms;     /* TCP connect + greeting + TLS */
 	unsigned auth_timeout_ms;        /* waiting for the login result */
 };

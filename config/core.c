@@ -20,6 +20,7 @@
 _Static_assert(sizeof(enum ig_tls_mode) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum ig_forward_addr) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum ig_crypto_backend) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum ig_send_proxy) == sizeof(int), "enums are stored as int");
 
 static const struct enum_name tls_mode_names[] = {
 	{ "none", IG_TLS_NONE }, { "starttls", IG_TLS_STARTTLS },
@@ -39,6 +40,10 @@ static const struct enum_name tls_crypto_names[] = {
 };
 static const struct enum_name forward_names[] = {
 	{ "none", IG_FORWARD_NONE }, { "id", IG_FORWARD_ID }, { NULL, 0 },
+};
+static const struct enum_name send_proxy_names[] = {
+	{ "off", IG_SEND_PROXY_OFF }, { "v1", IG_SEND_PROXY_V1 }, { "v2", IG_SEND_PROXY_V2 },
+	{ NULL, 0 },
 };
 
 /* A file given in the config must be a readable regular file now. */
@@ -352,15 +357,35 @@ config_store_workers(struct cfgctx *c, const struct field *f, const struct cnode
 }
 const struct custom_ops ig_cfg_workers_ops = { NULL, config_store_workers, NULL };
 
+/* proxy_protocol needs trusted_proxies: without it anyone could claim any
+   address. trusted_proxies alone does nothing. */
+static void
+config_check_listener(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
+{
+	const struct ig_listener_conf *l = base;
+	const struct cnode *tp = ig_cfg_map_get(map, "trusted_proxies");
+	if (l->proxy_protocol && (tp == NULL || (tp->kind == CN_SEQ && tp->n == 0)))
+		config_error(c, ig_cfg_node_or(map, tp != NULL ? "trusted_proxies" :
+		    "proxy_protocol")->mark, "'%s.trusted_proxies' needs at least one network "
+		    "with proxy_protocol: true (only load balancers there may send the header)",
+		    path);
+	else if (!l->proxy_protocol && tp != NULL)
+		config_warn(c, tp->mark, "'%s.trusted_proxies' has no effect without "
+		    "proxy_protocol: true", path);
+}
+
 static const struct field listener_fields[] = {
 	F_STRBUF("name", struct ig_listener_conf, name, true, config_v_listener_name),
 	F_STRBUF("listen", struct ig_listener_conf, listen, true, config_v_listen),
 	F_ENUM("tls", struct ig_listener_conf, tls, true, IG_TLS_IMPLICIT, listener_tls_names,
 	    config_v_listener_tls),
 	F_NUM("max_sessions", FT_UINT, struct ig_listener_conf, max_sessions, 0, 1, 1000000),
+	F_BOOL("proxy_protocol", struct ig_listener_conf, proxy_protocol, false),
+	{ .key = "trusted_proxies", .type = FT_CUSTOM,
+	  .off = offsetof(struct ig_listener_conf, trusted_proxies), .ops = &ig_cfg_netset_ops },
 };
 const struct section ig_cfg_listener_section = {
-	listener_fields, NFIELDS(listener_fields), NULL, false, NULL
+	listener_fields, NFIELDS(listener_fields), config_check_listener, false, NULL
 };
 
 static const struct field cert_fields[] = {
@@ -396,6 +421,8 @@ static const struct field backend_fields[] = {
 	F_BOOL("verify", struct ig_backend_conf, tls_verify, true),
 	F_ENUM("forward_client_address", struct ig_backend_conf, forward_client_address, false,
 	    IG_FORWARD_ID, forward_names, NULL),
+	F_ENUM("send_proxy_protocol", struct ig_backend_conf, send_proxy_protocol, false,
+	    IG_SEND_PROXY_OFF, send_proxy_names, NULL),
 	F_NUM("connect_timeout", FT_DURATION, struct ig_backend_conf, connect_timeout_ms,
 	    10 * SEC, 1, 10 * MIN),
 	F_NUM("auth_timeout", FT_DURATION, struct ig_backend_conf, auth_timeout_ms,

@@ -16,6 +16,7 @@
 #include "proxy/conn.h"
 #include "util/err.h"
 #include "proxy/gen.h"
+#include "proxy/proxyproto.h"
 #include "proxy/session_types.h"
 #include "proxy/tls.h"
 
@@ -107,6 +108,28 @@ ig_backend_start(struct ig_session *s)
 	backend_connect(s);
 }
 
+/*
+ * backend.send_proxy_protocol: the header with the client's address (the
+ * socket's peer, or what the load balancer's header carried) and the one
+ * it connected to, as the first bytes on the connection, before TLS and
+ * before the greeting is read. Returns 0 or IG_E*.
+ */
+static int
+backend_send_proxy_header(struct ig_session *s)
+{
+	uint8_t hdr[IG_PP_MAX];
+	enum ig_pp_version v = s->gen->cfg->backend.send_proxy_protocol == IG_SEND_PROXY_V1 ?
+	    IG_PP_V1 : IG_PP_V2;
+	size_t n = ig_pp_format(v, (const struct sockaddr *)&s->peer,
+	    (const struct sockaddr *)&s->local, hdr, sizeof(hdr));
+	if (n == 0)
+		return IG_EINVAL;
+	long w = ig_conn_write(&s->backend, hdr, n);
+	if (w < 0)
+		return (int)w;
+	return (size_t)w == n ? 0 : IG_EIO;
+}
+
 static void
 backend_connect_cb(uv_connect_t *req, int status)
 {
@@ -125,6 +148,12 @@ backend_connect_cb(uv_connect_t *req, int status)
 	uv_tcp_nodelay(&c->tcp, 1);
 	ig_session_log(s, IG_LOG_DEBUG, "event=backend-connected backend=%s",
 	    s->gen->cfg->backend.address);
+	if (s->gen->cfg->backend.send_proxy_protocol != IG_SEND_PROXY_OFF &&
+	    backend_send_proxy_header(s) != 0) {
+		backend_fail(s, "write", "PROXY header");
+		ig_session_on_io(s);
+		return;
+	}
 	if (s->gen->cfg->backend.tls == IG_TLS_IMPLICIT) {
 		if (ig_tls_start_client(c, s->gen->tls_client) != 0) {
 			backend_fail(s, "tls-setup", NULL);

@@ -19,6 +19,7 @@
 #include "proxy/caps.h"
 #include "proxy/conn.h"
 #include "proxy/gen.h"
+#include "proxy/proxyproto.h"
 #include "proxy/tls.h"
 #include "util/err.h"
 #include "util/span.h"
@@ -364,6 +365,18 @@ probe_connect_cb(uv_connect_t *req, int status)
 	}
 	p->conn.connected = true;
 	uv_tcp_nodelay(&p->conn.tcp, 1);
+	enum ig_send_proxy sp = p->gen->cfg->backend.send_proxy_protocol;
+	if (sp != IG_SEND_PROXY_OFF) {
+		/* A backend that wants the header wants it on every connection:
+		   ours is no client's, so LOCAL (v2) or UNKNOWN (v1). */
+		uint8_t hdr[IG_PP_MAX];
+		size_t n = ig_pp_format(sp == IG_SEND_PROXY_V1 ? IG_PP_V1 : IG_PP_V2, NULL, NULL,
+		    hdr, sizeof(hdr));
+		if (ig_conn_write(&p->conn, hdr, n) != (long)n) {
+			probe_fail(p, IG_EIO, "cannot write the PROXY header to %s", probe_addr(p));
+			return;
+		}
+	}
 	if (p->gen->cfg->backend.tls == IG_TLS_IMPLICIT) {
 		if (!probe_start_tls(p))
 			return;

@@ -16,11 +16,13 @@
 
 #include <mbedtls/platform_util.h>
 
+#include "policy/cidr.h"
 #include "policy/decide.h"
 #include "proxy/attempt.h"
 #include "proxy/bufpool.h"
 #include "proxy/conn.h"
 #include "proxy/gen.h"
+#include "proxy/proxyproto.h"
 #include "util/err.h"
 #include "proxy/session_types.h"
 #include "proxy/tls.h"
@@ -28,12 +30,16 @@
 #define IG_REPLY_CAP 8192 /* our own responses: caps line + a few lines */
 #define IG_LINGER_MS 2000 /* how long a closing session may flush */
 #define IG_STAGE_EXTRA 2048 /* backend command: tag, verb, quoting */
+/* A load balancer sends its PROXY header with the connection's first
+   bytes: a few seconds is plenty (limits.handshake_timeout when shorter). */
+#define IG_PP_TIMEOUT_MS 5000
 
 #define CASE(x) case x: return #x
 const char *
 ig_session_state_str(enum ig_session_state st)
 {
 	switch (st) {
+	CASE(IG_SS_PROXY_HEADER);
 	CASE(IG_SS_TLS_HANDSHAKE);
 	CASE(IG_SS_PREAUTH);
 	CASE(IG_SS_SASL);
@@ -191,6 +197,7 @@ static bool
 session_before_login(const struct ig_session *s)
 {
 	switch (s->state) {
+	case IG_SS_PROXY_HEADER:
 	case IG_SS_TLS_HANDSHAKE:
 	case IG_SS_PREAUTH:
 	case IG_SS_SASL:
@@ -413,9 +420,17 @@ session_read_client(struct ig_session *s)
 	return rc;
 }
 
+static void session_proxy_header(struct ig_session *s);
+
 static void
 session_pump(struct ig_session *s)
 {
+	if (s->state == IG_SS_PROXY_HEADER) {
+		/* What followed the header (a ClientHello) is handled below. */
+		session_proxy_header(s);
+		if (s->closing || s->state == IG_SS_PROXY_HEADER)
+			return;
+	}
 	if (s->state == IG_SS_TLS_HANDSHAKE) {
 		session_handshake(s);
 		if (s->closing || s->state == IG_SS_TLS_HANDSHAKE)
@@ -570,7 +585,7 @@ session_lifetime_over(struct ig_session *s)
 	ig_session_log(s, IG_LOG_INFO,
 	    "event=refused reason=preauth-lifetime lifetime_ms=%u state=%s commands=%u",
 	    lim->preauth_lifetime_ms, ig_session_state_str(s->state) + 6, s->preauth_commands);
-	if (s->state == IG_SS_TLS_HANDSHAKE) {
+	if (s->state == IG_SS_TLS_HANDSHAKE || s->state == IG_SS_PROXY_HEADER) {
 		ig_session_close(s, "preauth-lifetime", false);
 		return;
 	}
@@ -603,6 +618,11 @@ session_timer_cb(uv_timer_t *t)
 	}
 	const struct ig_limits *lim = &s->gen->cfg->limits;
 	switch (s->state) {
+	case IG_SS_PROXY_HEADER:
+		ig_session_log(s, IG_LOG_WARN, "event=refused reason=proxy-header-timeout "
+		    "got_bytes=%zu", s->pp != NULL ? s->pp->have : 0);
+		ig_session_close(s, "proxy-header-timeout", false);
+		return;
 	case IG_SS_TLS_HANDSHAKE:
 		ig_session_log(s, IG_LOG_INFO, "event=timeout reason=tls-handshake");
 		ig_session_close(s, "handshake-timeout", false);
@@ -690,6 +710,137 @@ session_count_address(struct ig_session *s)
 	return false;
 }
 
+/* An address as text and port ("?" and 0 when neither IPv4 nor IPv6). */
+static void
+session_peer_text(const struct sockaddr_storage *ss, char *ip, size_t ipsz, unsigned *port)
+{
+	snprintf(ip, ipsz, "?");
+	*port = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &a->sin_addr, ip, (socklen_t)ipsz);
+		*port = ntohs(a->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, ip, (socklen_t)ipsz);
+		*port = ntohs(a->sin6_port);
+	}
+}
+
+/* The configuration of the session's listener, in its generation. */
+static const struct ig_listener_conf *
+session_listener_conf(const struct ig_session *s)
+{
+	const struct ig_config *cfg = s->gen->cfg;
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		if (strcmp(cfg->listeners[i].name, s->l->name) == 0)
+			return &cfg->listeners[i];
+	return NULL;
+}
+
+/*
+ * The client's address is known (the socket's peer, or what a PROXY header
+ * carried): log the connection, count it per address, check the
+ * listener's cap (here: its sessions with this one; 0 when checked
+ * already), then the TLS handshake or the greeting. May close the session.
+ */
+static void
+session_begin(struct ig_session *s, unsigned here)
+{
+	const struct ig_limits *lim = &s->gen->cfg->limits;
+	const struct ig_session_listener *l = s->l;
+	ig_session_log(s, IG_LOG_INFO, "event=connect tls=%s worker=%u", ig_tls_mode_str(l->tls),
+	    s->set->worker);
+	if (!session_count_address(s))
+		return;
+	if (here != 0 && l->max_sessions && here > l->max_sessions) {
+		ig_session_log(s, IG_LOG_WARN, "event=refused reason=max-sessions limit=%u",
+		    l->max_sessions);
+		session_refuse_early(s, "max-sessions", "Too many connections, try later");
+		return;
+	}
+	if (l->tls == IG_TLS_IMPLICIT) {
+		if (ig_tls_start_server(&s->client, s->gen->tls_server, s->sni, sizeof(s->sni)) != 0) {
+			ig_session_close(s, "tls-setup-failed", false);
+			return;
+		}
+		ig_session_set_state(s, IG_SS_TLS_HANDSHAKE);
+		ig_session_timer(s, lim->handshake_timeout_ms);
+	} else {
+		ig_session_set_state(s, IG_SS_PREAUTH);
+		ig_session_timer(s, lim->preauth_timeout_ms);
+		ig_preauth_greet(s);
+		ig_session_flush_reply(s);
+	}
+}
+
+/*
+ * IG_SS_PROXY_HEADER: reads the load balancer's header, never a byte past
+ * it (the ClientHello or the first command stays in the connection's
+ * buffer), then takes the client's address from it and begins the session.
+ * A missing, malformed or cut header ends the session. May close it.
+ */
+static void
+session_proxy_header(struct ig_session *s)
+{
+	struct ig_pp_parser *pp = s->pp;
+	uint8_t tmp[IG_PP_MAX];
+	enum ig_parse_result r = IG_PARSE_AGAIN;
+	size_t got = 0, used = 0;
+	while (r == IG_PARSE_AGAIN) {
+		/* No TLS yet: plain reads take the raw bytes. */
+		long n = ig_conn_read(&s->client, tmp, ig_pp_want(pp));
+		if (n == 0) {
+			ig_conn_update_read(&s->client);
+			return;
+		}
+		if (n < 0) {
+			ig_session_log(s, IG_LOG_WARN, "event=refused reason=proxy-header-missing "
+			    "detail=\"the connection %s before the header ended\" got_bytes=%zu",
+			    n == IG_EEOF ? "closed" : "failed", pp->have);
+			ig_session_close(s, "proxy-header-missing", false);
+			return;
+		}
+		got = (size_t)n;
+		r = ig_pp_parse(pp, tmp, got, &used);
+	}
+	ig_conn_update_read(&s->client);
+	if (r != IG_PARSE_OK) {
+		/* What the peer sent, for the operator (a client talking IMAP or
+		   TLS to a proxy_protocol port): the parser stopped at the first
+		   wrong byte; show the start of everything read. */
+		uint8_t head[24];
+		size_t hl = pp->have - used;
+		if (hl > sizeof(head))
+			hl = sizeof(head);
+		memcpy(head, pp->buf, hl);
+		size_t k = got < sizeof(head) - hl ? got : sizeof(head) - hl;
+		memcpy(head + hl, tmp, k);
+		hl += k;
+		char esc[128];
+		ig_log_escape(head, hl, esc, sizeof(esc));
+		ig_session_log(s, IG_LOG_WARN, "event=refused reason=bad-proxy-header "
+		    "detail=\"%s\" start=\"%s\"", pp->error, esc);
+		ig_session_close(s, "bad-proxy-header", false);
+		return;
+	}
+	char proxy_ip[INET6_ADDRSTRLEN];
+	unsigned proxy_port;
+	session_peer_text(&s->peer, proxy_ip, sizeof(proxy_ip), &proxy_port);
+	if (pp->command == IG_PP_CMD_PROXY) {
+		/* From here on the carried address is the client's everywhere:
+		   policy, limiter, connection caps, logs, the backend. */
+		s->peer = pp->src;
+		s->local = pp->dst;
+		session_peer_text(&s->peer, s->peer_ip, sizeof(s->peer_ip), &s->peer_port);
+	}
+	ig_session_log(s, IG_LOG_INFO, "event=proxy-header version=%d command=%s proxy=%s:%u",
+	    (int)pp->version, ig_pp_command_str(pp->command), proxy_ip, proxy_port);
+	free(s->pp);
+	s->pp = NULL;
+	session_begin(s, 0);
+}
+
 int
 ig_session_accept(struct ig_session_set *set, uv_stream_t *server,
     struct ig_session_listener *l)
@@ -753,15 +904,9 @@ ig_session_accept(struct ig_session_set *set, uv_stream_t *server,
 	if (rc == 0) {
 		int alen = sizeof(s->peer);
 		uv_tcp_getpeername(&s->client.tcp, (struct sockaddr *)&s->peer, &alen);
-		if (s->peer.ss_family == AF_INET) {
-			struct sockaddr_in *a = (struct sockaddr_in *)&s->peer;
-			inet_ntop(AF_INET, &a->sin_addr, s->peer_ip, sizeof(s->peer_ip));
-			s->peer_port = ntohs(a->sin_port);
-		} else if (s->peer.ss_family == AF_INET6) {
-			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&s->peer;
-			inet_ntop(AF_INET6, &a->sin6_addr, s->peer_ip, sizeof(s->peer_ip));
-			s->peer_port = ntohs(a->sin6_port);
-		}
+		alen = sizeof(s->local);
+		uv_tcp_getsockname(&s->client.tcp, (struct sockaddr *)&s->local, &alen);
+		session_peer_text(&s->peer, s->peer_ip, sizeof(s->peer_ip), &s->peer_port);
 		uv_tcp_nodelay(&s->client.tcp, 1);
 		s->client.connected = true;
 	}
@@ -771,9 +916,24 @@ ig_session_accept(struct ig_session_set *set, uv_stream_t *server,
 		return rc;
 	}
 
-	ig_session_log(s, IG_LOG_INFO, "event=connect tls=%s worker=%u", ig_tls_mode_str(l->tls),
-	    set->worker);
-	if (!session_count_address(s)) {
+	const struct ig_listener_conf *lc = session_listener_conf(s);
+	if (lc == NULL || !lc->proxy_protocol) {
+		session_begin(s, here);
+		ig_conn_update_read(&s->client);
+		ig_session_handle_closed(s); /* drop this function's reference */
+		return 0;
+	}
+	/*
+	 * Behind a load balancer: its PROXY header comes first, and only a
+	 * trusted one may send it (anyone else could claim any address).
+	 * The session is counted per address, and greeted, once the header
+	 * has told the client's address.
+	 */
+	if (!ig_netset_contains(&lc->trusted_proxies,
+	        (const struct sockaddr *)&s->peer)) {
+		ig_session_log(s, IG_LOG_WARN, "event=refused reason=untrusted-proxy "
+		    "note=\"proxy_protocol listener: the peer is not in trusted_proxies\"");
+		ig_session_close(s, "untrusted-proxy", false);
 		ig_session_handle_closed(s);
 		return 0;
 	}
@@ -784,19 +944,17 @@ ig_session_accept(struct ig_session_set *set, uv_stream_t *server,
 		ig_session_handle_closed(s);
 		return 0;
 	}
-	if (l->tls == IG_TLS_IMPLICIT) {
-		if (ig_tls_start_server(&s->client, s->gen->tls_server, s->sni, sizeof(s->sni)) != 0) {
-			ig_session_close(s, "tls-setup-failed", false);
-			ig_session_handle_closed(s);
-			return 0;
-		}
-		ig_session_set_state(s, IG_SS_TLS_HANDSHAKE);
-		ig_session_timer(s, lim->handshake_timeout_ms);
-	} else {
-		ig_session_timer(s, lim->preauth_timeout_ms);
-		ig_preauth_greet(s);
-		ig_session_flush_reply(s);
+	s->pp = malloc(sizeof(*s->pp));
+	if (s->pp == NULL) {
+		ig_session_log(s, IG_LOG_ERROR, "event=refused reason=no-memory");
+		ig_session_close(s, "no-memory", false);
+		ig_session_handle_closed(s);
+		return 0;
 	}
+	ig_pp_init(s->pp);
+	ig_session_set_state(s, IG_SS_PROXY_HEADER);
+	ig_session_timer(s, lim->handshake_timeout_ms < IG_PP_TIMEOUT_MS ?
+	    lim->handshake_timeout_ms : IG_PP_TIMEOUT_MS);
 	ig_conn_update_read(&s->client);
 	ig_session_handle_closed(s); /* drop this function's reference */
 	return 0;
@@ -834,6 +992,7 @@ session_free(struct ig_session *s)
 	s->reply.off = s->reply.len;
 	session_reply_drop(s);
 	ig_attempt_release(s);
+	free(s->pp);
 	mbedtls_platform_zeroize(s, sizeof(*s));
 	free(s);
 	/* Its descriptors are closed (close callbacks ran): room for one more

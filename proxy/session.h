@@ -15,6 +15,8 @@ struct ig_session_listener;
 struct ig_session_set;
 
 enum ig_session_state {
+	IG_SS_PROXY_HEADER,    /* reading the load balancer's PROXY header
+	                          (listeners with proxy_protocol: true) */
 	IG_SS_TLS_HANDSHAKE,   /* client TLS handshake (implicit or STARTTLS) */
 	IG_SS_PREAUTH,         /* not authenticated: our own command loop */
 	IG_SS_SASL,            /* AUTHENTICATE: waiting for the client's first

@@ -28,6 +28,7 @@
 
 struct ig_gen;
 struct ig_policy_conf;
+struct ig_pp_parser;
 
 /*
  * A buffer of cap bytes, held only while bytes are pending in it (p is
@@ -133,9 +134,15 @@ struct ig_session {
 
 	uint64_t id;
 	char ids[17];                   /* 16 hex digits */
-	struct sockaddr_storage peer;
+	struct sockaddr_storage peer;   /* the client: the socket's peer, or
+	                                   the address a PROXY header carried */
 	char peer_ip[INET6_ADDRSTRLEN];
 	unsigned peer_port;
+	struct sockaddr_storage local;  /* where the client connected to (the
+	                                   same two ways): the destination in
+	                                   our PROXY header to the backend */
+	struct ig_pp_parser *pp;        /* the PROXY header being read
+	                                   (IG_SS_PROXY_HEADER only), else NULL */
 	char sni[256];
 	uint64_t started_ms;
 	uint64_t last_activity_ms;

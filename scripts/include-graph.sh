@@ -45,7 +45,8 @@ PROXY_LAYERS="
 7 shared gen
 8 tls
 9 conn
-10 caps conncount imap_parse bufpool
+10 caps conncount bufpool proxyproto
+11 imap_parse
 "
 # The session state machine: one cycle over session_types.h, by design.
 PROXY_CYCLE="session preauth attempt backend relay"

@@ -42,6 +42,9 @@ BOOKWORM_PKGS=(
   # isync (mbsync) takes its SASL mechanisms from the Cyrus SASL plugins,
   # a Recommends that --no-install-recommends skips
   libsasl2-modules
+  # a TCP load balancer sending the PROXY protocol, in front of imapguard in
+  # tests/integration/test_proxyproto.py
+  haproxy
 )
 MBEDTLS_PKGS=(libmbedtls-dev libmbedcrypto16 libmbedtls21 libmbedx509-7)
 MBEDTLS_MIN=3.6.0

@@ -210,10 +210,18 @@ def split_hostport(s):
     return m.group(1), int(m.group(2))
 
 
-def read_greeting(host, port, timeout=2.0):
-    """Connect and return the first line, or None."""
+# A PROXY protocol v2 LOCAL header: "this connection is the proxy's own"
+# (a health check); the receiver keeps the real addresses.
+PROXY_V2_LOCAL = b"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00"
+
+
+def read_greeting(host, port, timeout=2.0, send_first=b""):
+    """Connect (sending send_first, e.g. PROXY_V2_LOCAL, first) and return
+    the first line, or None."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as s:
+            if send_first:
+                s.sendall(send_first)
             data = b""
             while b"\n" not in data:
                 chunk = s.recv(4096)
@@ -276,7 +284,7 @@ def client_context(ca):
 # --------------------------------------------------------------------------
 # Dovecot
 
-def dovecot_config(d, port, ssl_port=None, certs=None):
+def dovecot_config(d, port, ssl_port=None, certs=None, haproxy=False):
     """Write a self-contained dovecot.conf for a private instance rooted at
     directory d, listening on 127.0.0.1:port (and on ssl_port with implicit
     TLS when certs is given). Returns the config path.
@@ -287,7 +295,11 @@ def dovecot_config(d, port, ssl_port=None, certs=None):
     uid 0 for mail even with first_valid_uid = 0 ("userdb returned 0 as
     uid"), so mail_uid = root is not an option. d is made 0755 so those
     users can traverse it; the passwd file is 0644 (auth reads it as
-    dovecot); home/ belongs to mail."""
+    dovecot); home/ belongs to mail.
+
+    With haproxy, the plain listener requires a PROXY protocol header
+    (v1 or v2) from loopback (haproxy = yes, haproxy_trusted_networks), as
+    behind imapguard's backend.send_proxy_protocol."""
     import pwd
     mu = pwd.getpwnam(MAIL_USER)
     d = os.path.abspath(d)
@@ -301,8 +313,8 @@ def dovecot_config(d, port, ssl_port=None, certs=None):
             f.write("%s:{PLAIN}%s::::::\n" % (u, p))
     os.chmod(os.path.join(d, "passwd"), 0o644)  # auth runs as "dovecot"
     ssl_conf = "ssl = no\n"
-    listeners = ("  inet_listener imap {\n    address = 127.0.0.1\n    port = %d\n  }\n"
-                 % port)
+    listeners = ("  inet_listener imap {\n    address = 127.0.0.1\n    port = %d\n%s  }\n"
+                 % (port, "    haproxy = yes\n" if haproxy else ""))
     if certs:
         ssl_conf = ("ssl = yes\nssl_cert = <%s/server-rsa.pem\n"
                     "ssl_key = <%s/server-rsa.key\nssl_min_protocol = TLSv1.2\n"
@@ -332,7 +344,7 @@ auth_verbose = yes
 auth_debug = yes
 auth_cache_size = 0
 login_trusted_networks = 127.0.0.0/8 ::1
-verbose_proctitle = yes
+{haproxy_conf}verbose_proctitle = yes
 
 passdb {{
   driver = passwd-file
@@ -370,7 +382,8 @@ protocol imap {{
   imap_idle_notify_interval = 2 secs
 }}
 """.format(d=d, port=port, uid=mu.pw_uid, gid=mu.pw_gid, ssl_conf=ssl_conf,
-           listeners=listeners)
+           listeners=listeners,
+           haproxy_conf="haproxy_trusted_networks = 127.0.0.0/8 ::1\n" if haproxy else "")
     path = os.path.join(d, "dovecot.conf")
     with open(path, "w") as f:
         f.write(conf)
@@ -381,15 +394,17 @@ class Dovecot:
     """A running private Dovecot. Attributes: dir, conf, host, port,
     ssl_port (or None), log_path, proc. extra_conf is appended to the
     configuration (e.g. "imap_capability = IMAP4rev1 ID\n" makes a backend
-    that advertises neither SASL-IR nor LITERAL+ before login)."""
+    that advertises neither SASL-IR nor LITERAL+ before login). With
+    haproxy, the plain port wants a PROXY header first (dovecot_config)."""
 
-    def __init__(self, d, certs=None, ssl_port=False, extra_conf=""):
+    def __init__(self, d, certs=None, ssl_port=False, extra_conf="", haproxy=False):
         self.dir = d
         self.host = "127.0.0.1"
         self.port = free_port()
         self.ssl_port = free_port() if ssl_port else None
         self.certs = certs
-        self.conf = dovecot_config(d, self.port, self.ssl_port, certs)
+        self.haproxy = haproxy
+        self.conf = dovecot_config(d, self.port, self.ssl_port, certs, haproxy=haproxy)
         if extra_conf:
             with open(self.conf, "a") as f:
                 f.write(extra_conf)
@@ -404,7 +419,8 @@ class Dovecot:
             if self.proc.poll() is not None:
                 raise RuntimeError("dovecot exited with %s:\n%s" %
                                    (self.proc.returncode, self.all_output()))
-            g = read_greeting(self.host, self.port)
+            g = read_greeting(self.host, self.port,
+                              send_first=PROXY_V2_LOCAL if self.haproxy else b"")
             return g is not None and g.startswith(b"* OK")
         try:
             wait_until(ready, START_TIMEOUT, "dovecot greeting on port %d" % self.port)
@@ -460,6 +476,8 @@ def backend_barrier(dovecot):
     user = "barrier-%s" % secrets.token_hex(6)
     c = Raw(dovecot.host, dovecot.port)
     try:
+        if dovecot.haproxy:
+            c.send(PROXY_V2_LOCAL)
         c.readline()
         c.cmd("b", "LOGIN %s nothing" % user)
     finally:

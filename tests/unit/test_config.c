@@ -594,9 +594,9 @@ test_examples(void **state)
 	msgs = load_flags(slurp(path), IG_CF_NO_RESOLVE, &rc, NULL);
 	assert_int_equal(rc, IG_ECONFIG);
 	assert_string_equal(msgs,
-	    "t.yaml:37:13: cannot use '/etc/imapguard/mail.example.org.pem' for "
+	    "t.yaml:47:13: cannot use '/etc/imapguard/mail.example.org.pem' for "
 	    "'tls.certificates[0].cert': No such file or directory\n"
-	    "t.yaml:38:12: cannot use '/etc/imapguard/mail.example.org.key' for "
+	    "t.yaml:48:12: cannot use '/etc/imapguard/mail.example.org.key' for "
 	    "'tls.certificates[0].key': No such file or directory\n");
 	free(msgs);
 
