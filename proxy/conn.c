@@ -224,35 +224,6 @@ ig_conn_read_raw(struct ig_conn *c, uint8_t *buf, size_t len)
 }
 
 long
-ig_conn_peek(struct ig_conn *c, const uint8_t **p)
-{
-	if (c->layer != NULL)
-		return IG_EINVAL;
-	size_t avail = c->rlen - c->roff;
-	if (avail == 0) {
-		*p = NULL;
-		if (c->error)
-			return c->error;
-		return c->eof ? IG_EEOF : 0;
-	}
-	*p = c->rbuf + c->roff;
-	return (long)avail;
-}
-
-void
-ig_conn_consume(struct ig_conn *c, size_t n)
-{
-	if (n == 0 || n > c->rlen - c->roff)
-		return;
-	c->roff += n;
-	if (c->roff == c->rlen) {
-		c->roff = c->rlen = 0;
-		conn_drop_rbuf(c);
-	}
-	ig_conn_update_read(c);
-}
-
-long
 ig_conn_read(struct ig_conn *c, uint8_t *buf, size_t len)
 {
 	if (c->layer != NULL)

@@ -51,16 +51,6 @@ void ig_conn_update_read(struct ig_conn *c);
 long ig_conn_read(struct ig_conn *c, uint8_t *buf, size_t len);
 
 /*
- * The plaintext in place, without a copy, on a connection without a layer
- * (a cleartext backend): *p points at the unread bytes and their count is
- * returned (0 when none yet, IG_EEOF or a negative IG_E* as ig_conn_read);
- * IG_EINVAL on a TLS connection (use ig_conn_read). The bytes stay valid
- * until ig_conn_consume(), which marks n of them read.
- */
-long ig_conn_peek(struct ig_conn *c, const uint8_t **p);
-void ig_conn_consume(struct ig_conn *c, size_t n);
-
-/*
  * Writes up to len plaintext bytes. Returns >0 bytes accepted, 0 when the
  * output is full (call again with the same bytes once it drains), or a
  * negative IG_E* (IG_EINVAL after ig_conn_shutdown(), IG_ENOMEM when no

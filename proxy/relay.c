@@ -37,32 +37,6 @@ relay_move(struct ig_session *s, struct ig_conn *from, struct ig_buf *buf,
 	int progress = 0;
 	if (buf->p == NULL && *ended != 0)
 		return 0; /* nothing held, nothing more to read */
-	if (buf->p == NULL) {
-		/*
-		 * A cleartext source: its bytes go out straight from its read
-		 * buffer (a TLS client's records are made from them), one
-		 * copy fewer. Bytes not taken stay there, and a full read
-		 * buffer stops reading it, as a full buf would.
-		 */
-		const uint8_t *p;
-		long avail = ig_conn_peek(from, &p);
-		if (avail != IG_EINVAL) {
-			if (avail < 0) {
-				*ended = (int)avail;
-				return 1;
-			}
-			if (avail == 0)
-				return 0;
-			long n = ig_conn_write(to, p, (size_t)avail);
-			if (n < 0)
-				return (int)n;
-			if (n == 0)
-				return 0;
-			ig_conn_consume(from, (size_t)n);
-			s->last_activity_ms = ig_session_now(s);
-			return 1;
-		}
-	}
 	if (!ig_session_buf_take(s, buf))
 		return IG_ENOMEM;
 	relay_compact(buf);
