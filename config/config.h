@@ -103,6 +103,10 @@ struct ig_limits {
 	                                    always one address */
 	struct ig_conn_raise *raised;    /* first match wins; owned */
 	size_t nraised;
+	unsigned drain_timeout_ms;       /* SIGTERM: how long sessions may go
+	                                    on ending by themselves before the
+	                                    rest are told "* BYE" (default 30 s;
+	                                    0 = at once) */
 };
 
 /* Most workers "workers" accepts. */

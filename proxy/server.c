@@ -309,6 +309,14 @@ server_stop(struct ig_server *sv, const char *why)
 	    atomic_load(&sv->sh.nsessions), sv->nworkers);
 	for (unsigned i = 0; i < sv->nworkers; i++)
 		ig_worker_stop(&sv->workers[i]);
+	if (sv->drain_on) {
+		/* drained stays open (a worker may still send it until it is
+		   joined) but no longer keeps the loop running; the teardown's
+		   walk closes it. */
+		sv->drain_on = false;
+		uv_close((uv_handle_t *)&sv->drain_timer, server_handle_close_cb);
+		uv_unref((uv_handle_t *)&sv->drained);
+	}
 	server_probe_cancel(sv, "shutdown");
 	if (sv->rl_sync_on) {
 		sv->rl_sync_on = false;
@@ -479,14 +487,88 @@ server_ctl_kick(void *arg, const char *user, unsigned *count)
 
 static const struct ig_ctl_ops server_ctl_ops = { server_ctl_stats, server_ctl_kick };
 
+/* The drain is over (why: all-ended, timeout, second-signal): every
+   session left is shut down, then the process stops. */
+static void
+server_drain_end(struct ig_server *sv, const char *why)
+{
+	if (!sv->draining || sv->stopping)
+		return;
+	log_info("event=drain-end reason=%s sessions_left=%u duration_ms=%llu", why,
+	    atomic_load(&sv->sh.nsessions),
+	    (unsigned long long)(uv_now(&sv->loop) - sv->drain_start_ms));
+	server_stop(sv, why);
+}
+
+static void
+server_drain_timer_cb(uv_timer_t *t)
+{
+	server_drain_end(t->data, "timeout");
+}
+
+static void
+server_drained_cb(uv_async_t *a)
+{
+	struct ig_server *sv = a->data;
+	if (atomic_load(&sv->sh.nsessions) == 0)
+		server_drain_end(sv, "all-ended");
+}
+
+/* On each worker's thread: stop accepting, end the idle sessions. */
+static void
+server_drain_cb(struct ig_worker *w, void *arg)
+{
+	unsigned *ended = arg;
+	*ended += ig_worker_drain(w);
+}
+
+/*
+ * The first SIGTERM or SIGINT: every worker closes its listening sockets
+ * (when this returns a new connection is refused) and shuts down its
+ * sessions that have nothing under way; the rest may end by themselves
+ * until limits.drain_timeout (the current generation's).
+ */
+static void
+server_drain(struct ig_server *sv, const char *sig)
+{
+	sv->draining = true;
+	sv->drain_start_ms = uv_now(&sv->loop);
+	unsigned before = atomic_load(&sv->sh.nsessions), ended = 0;
+	for (unsigned i = 0; i < sv->nworkers; i++)
+		ig_worker_call(&sv->workers[i], server_drain_cb, &ended);
+	unsigned ms = sv->gen->cfg->limits.drain_timeout_ms;
+	log_info("event=accept-stopped reason=drain listeners=%zu workers=%u", sv->nlisteners,
+	    sv->nworkers);
+	log_info("event=drain-start reason=%s sessions=%u ended_now=%u drain_timeout_ms=%u",
+	    sig, before, ended, ms);
+	if (ms == 0) {
+		server_drain_end(sv, "timeout");
+		return;
+	}
+	uv_timer_start(&sv->drain_timer, server_drain_timer_cb, ms, 0);
+	if (atomic_load(&sv->sh.nsessions) == 0)
+		server_drain_end(sv, "all-ended");
+}
+
 static void
 server_signal_cb(uv_signal_t *h, int signum)
 {
 	struct ig_server *sv = h->data;
-	if (signum == SIGHUP)
+	if (signum == SIGHUP) {
+		if (sv->draining) {
+			log_warn("event=reload-ignored reason=draining");
+			return;
+		}
 		server_reload(sv);
-	else
-		server_stop(sv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+		return;
+	}
+	const char *sig = signum == SIGTERM ? "SIGTERM" : "SIGINT";
+	if (sv->draining) {
+		log_info("event=stop-now signal=%s", sig);
+		server_drain_end(sv, "second-signal");
+		return;
+	}
+	server_drain(sv, sig);
 }
 
 unsigned
@@ -602,6 +684,10 @@ server_start(struct ig_server *sv, struct ig_gen *g, const char *config_path)
 	uv_signal_start(&sv->sig_term, server_signal_cb, SIGTERM);
 	uv_signal_start(&sv->sig_int, server_signal_cb, SIGINT);
 	uv_signal_start(&sv->sig_hup, server_signal_cb, SIGHUP);
+	uv_timer_init(&sv->loop, &sv->drain_timer);
+	uv_async_init(&sv->loop, &sv->drained, server_drained_cb);
+	sv->drain_timer.data = sv->drained.data = sv;
+	sv->drain_on = true;
 
 	/* Bind every listener (a port in use fails here), listen only last. */
 	size_t nfds = (size_t)sv->nworkers * cfg->nlisteners;
@@ -663,6 +749,8 @@ server_start(struct ig_server *sv, struct ig_gen *g, const char *config_path)
 		log_info("event=listening listener=%s listen=%s tls=%s", lc->name, lc->listen,
 		    ig_tls_mode_str(lc->tls));
 	}
+	for (unsigned i = 0; i < sv->nworkers; i++)
+		sv->workers[i].drained = &sv->drained;
 	for (unsigned i = 0; i < sv->nworkers; i++)
 		if ((rc = ig_worker_start(&sv->workers[i], sv->workers, sv->nworkers)) != 0)
 			return rc;

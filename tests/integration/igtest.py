@@ -553,7 +553,10 @@ def base_config(certs, backend, listeners=("imaps", "imap"), backend_tls="none")
             {"cert": certs + "/server-rsa.pem", "key": certs + "/server-rsa.key"},
         ]},
         "backend": {"address": backend, "tls": backend_tls},
-        "limits": {"max_line": 8192, "max_literal": 8192, "preauth_timeout": "60s"},
+        # A stop (SIGTERM) lets logged-in sessions go on for drain_timeout
+        # (30 s by default): short here, so that stop() ends within its wait.
+        "limits": {"max_line": 8192, "max_literal": 8192, "preauth_timeout": "60s",
+                   "drain_timeout": "2s"},
         "policy": {"defaults": {"require_tls": True}},
         # The functional tests fail passwords on purpose, many times from
         # 127.0.0.1: the limiter (on by default) would rightly lock them

@@ -1,0 +1,271 @@
+"""Lifecycle against the real Dovecot: the drain on SIGTERM (no new
+connection, sessions before login told "* BYE [UNAVAILABLE]" at once,
+logged-in sessions going on until limits.drain_timeout and then told the
+same between two of the backend's responses), a drain that ends early when
+the last session logs out, a second SIGTERM that ends it at once, and a
+renewed certificate served after SIGHUP without a restart."""
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+import igtest
+from igtest import ALICE, ALICE_PW, Raw, status
+
+BYE = b"* BYE [UNAVAILABLE] Server shutting down\r\n"
+
+
+def login(ig, ca):
+    c = igtest.tls_client(ig, ca)
+    assert status(c.cmd("a", "LOGIN %s %s" % (ALICE, ALICE_PW))[1]) == "OK"
+    return c
+
+
+def drain_started(ig):
+    igtest.wait_until(lambda: " event=drain-start " in ig.log_text(), igtest.IO_TIMEOUT,
+                      "event=drain-start")
+
+
+def refused(ig, name):
+    try:
+        with socket.create_connection(ig.addr(name), timeout=2):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+def test_drain(imapguard, devcerts, dovecot, ca):
+    """SIGTERM: at once, new connections are refused and the session before
+    login is told "* BYE"; the logged-in ones (one idle, one in IDLE) go on
+    (a NOOP is answered) until drain_timeout, then get the BYE; exit 0."""
+    cfg = igtest.base_config(devcerts, dovecot.address)
+    cfg["limits"]["drain_timeout"] = "3s"
+    ig = imapguard(cfg)
+    a = login(ig, ca)
+    b = login(ig, ca)
+    b.send("i IDLE\r\n")
+    assert b.readline().startswith(b"+")
+    pre = igtest.plain_client(ig)
+    t0 = time.monotonic()
+    ig.proc.send_signal(signal.SIGTERM)
+    drain_started(ig)
+    assert refused(ig, "imaps") and refused(ig, "imap")
+    assert pre.expect_closed() == BYE
+    # Still relaying, well before the drain's end.
+    assert status(a.cmd("n", "NOOP")[1]) == "OK"
+    assert time.monotonic() - t0 < 2.5, "the NOOP came too late to prove anything"
+    for c in (a, b):
+        got = c.expect_closed(timeout=igtest.IO_TIMEOUT)
+        assert got.endswith(BYE), got
+    waited = time.monotonic() - t0
+    assert ig.proc.wait(igtest.IO_TIMEOUT) == 0
+    assert waited >= 2.9, "the sessions ended after %.1fs, before drain_timeout" % waited
+    ig.stop()
+    log = ig.log_text()
+    assert log.count(" event=accept-stopped ") == 1, log[-3000:]
+    assert re.search(r"event=drain-start reason=SIGTERM sessions=3 ended_now=1 "
+                     r"drain_timeout_ms=3000", log), log[-3000:]
+    assert re.search(r"event=drain-end reason=timeout sessions_left=2 ", log), log[-3000:]
+    assert log.count("event=close reason=shutdown state=RELAY") == 2, log[-3000:]
+
+
+def test_logout_during_drain_ends_it_early(imapguard, devcerts, dovecot, ca):
+    """The last session logs out during a 30 s drain: the process exits
+    then, without waiting for drain_timeout."""
+    cfg = igtest.base_config(devcerts, dovecot.address)
+    cfg["limits"]["drain_timeout"] = "30s"
+    ig = imapguard(cfg)
+    a = login(ig, ca)
+    t0 = time.monotonic()
+    ig.proc.send_signal(signal.SIGTERM)
+    drain_started(ig)
+    untagged, tagged = a.cmd("z", "LOGOUT")
+    assert status(tagged) == "OK" and untagged[0].startswith(b"* BYE"), (untagged, tagged)
+    a.close()
+    assert ig.proc.wait(igtest.IO_TIMEOUT) == 0
+    assert time.monotonic() - t0 < 10
+    ig.stop()
+    assert re.search(r"event=drain-end reason=all-ended sessions_left=0 ", ig.log_text())
+
+
+def test_second_sigterm_ends_the_drain_at_once(imapguard, devcerts, dovecot, ca):
+    cfg = igtest.base_config(devcerts, dovecot.address)
+    cfg["limits"]["drain_timeout"] = "30s"
+    ig = imapguard(cfg)
+    a = login(ig, ca)
+    ig.proc.send_signal(signal.SIGTERM)
+    drain_started(ig)
+    assert status(a.cmd("n", "NOOP")[1]) == "OK"
+    t0 = time.monotonic()
+    ig.proc.send_signal(signal.SIGTERM)
+    assert a.expect_closed(timeout=igtest.IO_TIMEOUT) == BYE
+    assert ig.proc.wait(igtest.IO_TIMEOUT) == 0
+    assert time.monotonic() - t0 < 5
+    ig.stop()
+    assert re.search(r"event=drain-end reason=second-signal sessions_left=1 ", ig.log_text())
+
+
+def test_no_drain_with_drain_timeout_0(imapguard, devcerts, dovecot, ca):
+    cfg = igtest.base_config(devcerts, dovecot.address)
+    cfg["limits"]["drain_timeout"] = 0
+    ig = imapguard(cfg)
+    a = login(ig, ca)
+    ig.proc.send_signal(signal.SIGTERM)
+    assert a.expect_closed() == BYE
+    assert ig.proc.wait(igtest.IO_TIMEOUT) == 0
+    ig.stop()
+
+
+def big_fetch_client(ig, ca, uid):
+    """A TLS client with a small receive window, logged in, INBOX
+    selected, that has asked for message uid and read the FETCH's first
+    line: (socket, file, literal size)."""
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    raw.settimeout(60)
+    raw.connect(ig.addr("imaps"))
+    s = igtest.client_context(ca).wrap_socket(raw, server_hostname="localhost")
+    f = s.makefile("rb")
+    f.readline()
+    s.sendall(b"a LOGIN %s %s\r\n" % (ALICE.encode(), ALICE_PW.encode()))
+    assert f.readline().startswith(b"a OK")
+    s.sendall(b"b SELECT INBOX\r\n")
+    while not f.readline().startswith(b"b "):
+        pass
+    s.sendall(b"c UID FETCH %s (BODY.PEEK[])\r\n" % uid.encode())
+    head = f.readline()
+    m = re.search(rb"\{(\d+)\}\r\n$", head)
+    assert m, head
+    return s, f, int(m.group(1))
+
+
+def append(ig, ca, msg):
+    c = login(ig, ca)
+    c.send(b"p APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+    _, tagged = c.read_until_tagged("p")
+    c.close()
+    m = re.search(r"\[APPENDUID \d+ (\d+)\]", tagged)
+    assert m, tagged
+    return m.group(1)
+
+
+def rest(f):
+    """Everything until the connection ends."""
+    out = b""
+    try:
+        while True:
+            chunk = f.read1(1 << 20)
+            if not chunk:
+                return out
+            out += chunk
+    except (ConnectionResetError, ssl.SSLError):
+        return out
+
+
+@pytest.fixture
+def ig_big(imapguard, devcerts, dovecot, ca):
+    """imapguard with drain_timeout 0 and an 8 MB message in INBOX."""
+    cfg = igtest.base_config(devcerts, dovecot.address)
+    cfg["limits"]["drain_timeout"] = 0
+    ig = imapguard(cfg)
+    msg = igtest.make_message(8 * 1024 * 1024, subject="drain")
+    return ig, msg, append(ig, ca, msg)
+
+
+def test_bye_waits_for_the_end_of_a_response(ig_big, ca):
+    """The stop comes while a large FETCH is on its way to a client that
+    has stopped reading: no "* BYE" inside the literal; once the client
+    reads again the whole body arrives, then the BYE."""
+    ig, msg, uid = ig_big
+    s, f, size = big_fetch_client(ig, ca, uid)
+    try:
+        assert size == len(msg)
+        ig.proc.send_signal(signal.SIGTERM)
+        igtest.wait_until(lambda: " event=drain-end " in ig.log_text(), igtest.IO_TIMEOUT,
+                          "event=drain-end")
+        body = f.read(size)
+        assert hashlib.sha256(body).digest() == hashlib.sha256(msg).digest()
+        tail = rest(f)
+    finally:
+        s.close()
+    assert tail.endswith(b")\r\n" + BYE) or tail.endswith(b"c OK Fetch completed.\r\n" + BYE) \
+        or re.search(rb"\r\nc OK [^\r\n]*\r\n" + re.escape(BYE) + b"$", tail), tail[-300:]
+    assert tail.count(b"* BYE") == 1, tail[-300:]
+    assert ig.proc.wait(igtest.IO_TIMEOUT) == 0
+
+
+def test_no_bye_into_a_response_cut_short(ig_big, ca):
+    """The same client never reads again: after IG_RELAY_END_MS (5 s) the
+    connection closes without the BYE, which could only land inside the
+    literal."""
+    ig, msg, uid = ig_big
+    s, f, size = big_fetch_client(ig, ca, uid)
+    try:
+        ig.proc.send_signal(signal.SIGTERM)
+        igtest.wait_until(lambda: "event=bye-skipped reason=mid-response" in ig.log_text(),
+                          15, "event=bye-skipped")
+        data = rest(f)
+    finally:
+        s.close()
+    assert len(data) < size
+    assert data == msg[:len(data)], "the bytes received are not the body's first ones"
+    assert ig.proc.wait(igtest.IO_TIMEOUT) == 0
+
+
+def test_renewed_certificate_served_after_sighup(imapguard, devcerts, dovecot, ca, tmp_path):
+    """Same paths, new files (as certbot renews): after SIGHUP new
+    connections get the new certificate; the running process stays."""
+    d = tmp_path / "tls"
+    d.mkdir()
+    cert, key = str(d / "mail.pem"), str(d / "mail.key")
+    shutil.copy(os.path.join(devcerts, "server-ecdsa.pem"), cert)
+    shutil.copy(os.path.join(devcerts, "server-ecdsa.key"), key)
+    os.chmod(key, 0o600)
+    cfg = igtest.base_config(devcerts, dovecot.address)
+    cfg["tls"]["certificates"] = [{"cert": cert, "key": key}]
+    ig = imapguard(cfg)
+
+    def served():
+        c = igtest.tls_client(ig, ca)
+        der = c.sock.getpeercert(binary_form=True)
+        c.close()
+        return hashlib.sha256(der).hexdigest()
+
+    old = served()
+    # A new key and certificate from the same CA, written as new files
+    # renamed over the old ones.
+    ca_key = os.path.join(devcerts, "ca.key")
+    if not os.path.exists(ca_key):
+        pytest.skip("the dev CA's key is not kept in %s" % devcerts)
+    ext = d / "ext.cnf"
+    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n"
+                   "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+
+    def openssl(*args):
+        subprocess.run(["openssl"] + list(args), check=True, timeout=60, cwd=str(d),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "new.key", "-out", "new.csr", "-subj", "/CN=localhost")
+    openssl("x509", "-req", "-in", "new.csr", "-CA", os.path.join(devcerts, "ca.pem"),
+            "-CAkey", ca_key, "-CAcreateserial", "-CAserial", str(d / "ca.srl"),
+            "-days", "30", "-extfile", str(ext), "-out", "new.pem")
+    os.chmod(str(d / "new.key"), 0o600)
+    os.rename(str(d / "new.key"), key)
+    os.rename(str(d / "new.pem"), cert)
+    assert served() == old, "the new certificate was served before the reload"
+    pid = ig.pid
+    ig.reload()
+    new = served()
+    assert new != old
+    with open(cert, "rb") as fh:
+        want = ssl.PEM_cert_to_DER_cert(fh.read().decode())
+    assert new == hashlib.sha256(want).hexdigest()
+    assert ig.proc.poll() is None and ig.pid == pid
