@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -35,6 +36,7 @@
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/priv.h"
 
 /*
  * Takes the state file's lock, rl_state_file.lock, for the process's life:
@@ -78,6 +80,12 @@ server_rl_lock(struct ig_server *sv)
 		close(fd);
 		return IG_EIO;
 	}
+	/* A later start as user alone (no root) can take it too. */
+	const struct ig_config *cfg = sv->gen->cfg;
+	if (cfg->user != NULL && geteuid() == 0 &&
+	    fchown(fd, cfg->user_uid, cfg->user_gid) != 0)
+		log_warn("event=state-file-lock-note lock=%s error=\"cannot give it to user %s: "
+		    "%s\"", path, cfg->user, strerror(errno));
 	char pid[24];
 	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
@@ -410,6 +418,9 @@ server_reload(struct ig_server *sv)
 		log_warn("event=reload-note reason=\"workers changes at restart\"");
 	if (nc->limits.buffer_size != sv->gen->cfg->limits.buffer_size)
 		log_warn("event=reload-note reason=\"limits.buffer_size changes at restart\"");
+	if ((nc->user == NULL) != (sv->gen->cfg->user == NULL) || (nc->user != NULL &&
+	    (nc->user_uid != sv->gen->cfg->user_uid || nc->user_gid != sv->gen->cfg->user_gid)))
+		log_warn("event=reload-note reason=\"user and group change at restart\"");
 	if (nc->limits.buffer_pool_max != sv->gen->cfg->limits.buffer_pool_max)
 		log_warn("event=reload-note reason=\"limits.buffer_pool_max changes at restart\"");
 	if (sv->rl_sync_on && nc->ratelimit_state_sync_ms != sv->rl_sync_ms) {
@@ -650,6 +661,58 @@ server_bind_listener(struct ig_server *sv, size_t i, int *fds)
 	return 0;
 }
 
+/*
+ * Becomes `user` (and `group`) once every socket and file that needs root
+ * is open, before the probe, the workers and any thread: no network-facing
+ * code runs as root. The admin socket is given to the user (so that it may
+ * use `imapguard ctl` too); the limiter's state file is saved by rename in
+ * its directory, which must therefore be writable by the user: checked
+ * here, as the user, so that a save cannot fail later for it. Returns 0 or
+ * IG_EIO after logging event=start-failed.
+ */
+static int
+server_drop_privileges(struct ig_server *sv)
+{
+	const struct ig_config *cfg = sv->gen->cfg;
+	char err[256];
+	if (cfg->user == NULL)
+		return 0;
+	if (geteuid() != 0) {
+		if (geteuid() == cfg->user_uid && getegid() == cfg->user_gid)
+			return 0; /* started as that user already */
+		log_error("event=start-failed reason=privileges user=%s error=\"only root can "
+		    "become another user (running as uid %lu)\"", cfg->user,
+		    (unsigned long)geteuid());
+		return IG_EIO;
+	}
+	if (cfg->admin_socket != NULL &&
+	    chown(cfg->admin_socket, cfg->user_uid, cfg->user_gid) != 0)
+		log_warn("event=privileges-note admin_socket=%s error=\"cannot give it to user "
+		    "%s: %s\"", cfg->admin_socket, cfg->user, strerror(errno));
+	if (ig_priv_drop(cfg->user, cfg->user_uid, cfg->user_gid, err, sizeof(err)) != 0) {
+		log_error("event=start-failed reason=privileges user=%s error=\"%s\"", cfg->user,
+		    err);
+		return IG_EIO;
+	}
+	gid_t groups[64];
+	int ngroups = getgroups(64, groups);
+	log_info("event=privileges-dropped user=%s uid=%lu gid=%lu groups=%d no_new_privs=1",
+	    cfg->user, (unsigned long)cfg->user_uid, (unsigned long)cfg->user_gid, ngroups);
+	if (sv->rl_state_file != NULL) {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof(dir), "%s", sv->rl_state_file);
+		const char *d = dirname(dir);
+		if (access(d, W_OK | X_OK) != 0) {
+			log_error("event=start-failed reason=state-file-directory file=%s dir=%s "
+			    "user=%s error=\"%s: the state is saved by rename in that directory; "
+			    "make it writable by %s (e.g. owned by it)\"", sv->rl_state_file, d,
+			    cfg->user, strerror(errno), cfg->user);
+			return IG_EIO;
+		}
+	}
+	return 0;
+}
+
 static int
 server_start(struct ig_server *sv, struct ig_gen *g, const char *config_path)
 {
@@ -709,6 +772,9 @@ server_start(struct ig_server *sv, struct ig_gen *g, const char *config_path)
 	if (rc == 0 && cfg->admin_socket != NULL &&
 	    ig_ctl_start(&sv->loop, &sv->sh, cfg->admin_socket, &server_ctl_ops, sv,
 	        &sv->ctl) != 0)
+		rc = IG_EIO;
+	/* Everything that needs root is open: from here, the user. */
+	if (rc == 0 && server_drop_privileges(sv) != 0)
 		rc = IG_EIO;
 	if (rc != 0) {
 		for (size_t i = 0; i < nfds; i++)

@@ -606,8 +606,7 @@ class Imapguard:
         # Ready means everything that can fail has failed and the listeners
         # accept: the process says so once ("event=ready"), after listening.
         before = self.log_text().count(" event=ready ")
-        self.proc = spawn([self.binary, "-c", self.config_path], self.log_path, env=env,
-                          rlimits=self.rlimits)
+        self.proc = spawn(self.argv(), self.log_path, env=env, rlimits=self.rlimits)
 
         def ready():
             if self.proc.poll() is not None:
@@ -622,6 +621,14 @@ class Imapguard:
             self.start_failed = True
             raise
         return self
+
+    def argv(self):
+        """The command line: root without `user` needs --allow-root (the
+        tests run as root; test_privilege.py tests the drop)."""
+        argv = [self.binary, "-c", self.config_path]
+        if os.geteuid() == 0 and "user" not in self.config:
+            argv.append("--allow-root")
+        return argv
 
     def reload(self, config=None, what="event=reload-done", timeout=10):
         """Writes config (when given) as the new configuration, sends SIGHUP

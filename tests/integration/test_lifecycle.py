@@ -269,3 +269,146 @@ def test_renewed_certificate_served_after_sighup(imapguard, devcerts, dovecot, c
         want = ssl.PEM_cert_to_DER_cert(fh.read().decode())
     assert new == hashlib.sha256(want).hexdigest()
     assert ig.proc.poll() is None and ig.pid == pid
+
+
+# --------------------------------------------------------------------------
+# Privilege: bind as root, then run as `user`.
+
+root_only = pytest.mark.skipif(os.geteuid() != 0,
+                               reason="needs root: the test starts imapguard as root to "
+                                      "see it drop to another user")
+
+
+@pytest.fixture
+def priv_dir():
+    """A short directory (Unix socket paths) owned by nobody:nogroup, for
+    the limiter's state file and the admin socket."""
+    import pwd
+    import tempfile
+    nobody = pwd.getpwnam("nobody")
+    d = tempfile.mkdtemp(prefix="igpv-", dir="/tmp")
+    os.chmod(d, 0o755)
+    os.chown(d, nobody.pw_uid, nobody.pw_gid)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def proc_status(pid):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.split()
+    return out
+
+
+@root_only
+def test_runs_as_user_after_binding(imapguard, devcerts, dovecot, ca, priv_dir):
+    """user: nobody (group: its primary, nogroup): the running process has
+    nobody's ids in all four slots, its supplementary groups only,
+    NoNewPrivs and no capability; a full session works, the admin socket
+    answers, and the limiter's state file is saved on exit (by rename in a
+    directory nobody owns)."""
+    import grp
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    state = os.path.join(priv_dir, "rl.state")
+    sock = os.path.join(priv_dir, "ctl.sock")
+    cfg = igtest.base_config(devcerts, dovecot.address)
+    cfg["user"] = "nobody"
+    cfg["ratelimit"] = {"enabled": True, "state_file": state}
+    cfg["admin"] = {"socket": sock}
+    ig = imapguard(cfg)
+    st = proc_status(ig.pid)
+    uid, gid = str(nobody.pw_uid), str(nobody.pw_gid)
+    assert st["Uid"] == [uid] * 4, st["Uid"]
+    assert st["Gid"] == [gid] * 4, st["Gid"]
+    want_groups = sorted(str(g.gr_gid) for g in grp.getgrall() if "nobody" in g.gr_mem)
+    want_groups = sorted(set(want_groups) | {gid})
+    assert sorted(st["Groups"]) == want_groups, st["Groups"]
+    assert st["NoNewPrivs"] == ["1"]
+    assert st["CapEff"] == ["0000000000000000"] and st["CapPrm"] == ["0000000000000000"]
+    assert re.search(r"event=privileges-dropped user=nobody uid=%s gid=%s " % (uid, gid),
+                     ig.log_text())
+    # Every thread too (the workers and libuv's pool start after the drop).
+    for tid in os.listdir("/proc/%d/task" % ig.pid):
+        with open("/proc/%d/task/%s/status" % (ig.pid, tid)) as f:
+            assert "Uid:\t%s\t%s\t%s\t%s\n" % ((uid,) * 4) in f.read(), tid
+
+    c = igtest.tls_client(ig, ca)
+    assert status(c.cmd("a", "LOGIN %s wrong" % ALICE)[1]) == "NO"  # the limiter changes
+    assert status(c.cmd("b", "LOGIN %s %s" % (ALICE, ALICE_PW))[1]) == "OK"
+    assert status(c.cmd("c", "SELECT INBOX")[1]) == "OK"
+    untagged, tagged = c.cmd("d", "LOGOUT")
+    assert status(tagged) == "OK"
+    c.close()
+    r = subprocess.run([ig.binary, "ctl", "-s", sock, "stats"], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert ig.stop() == 0
+    log = ig.log_text()
+    assert "event=ratelimit-state-saved" in log and "trigger=shutdown" in log, log[-3000:]
+    assert os.stat(state).st_uid == nobody.pw_uid
+
+
+def write_config(tmp_path, cfg):
+    """cfg written to tmp_path/ig.yaml, listeners on free ports."""
+    for lst in cfg["listeners"]:
+        lst["listen"] = "127.0.0.1:%d" % igtest.free_port()
+    path = str(tmp_path / "ig.yaml")
+    with open(path, "w") as f:
+        f.write(igtest.to_yaml(cfg) + "\n")
+    return path
+
+
+@root_only
+def test_state_directory_not_writable_by_user_fails_the_start(imapguard_bin, devcerts,
+                                                              dovecot, tmp_path):
+    """The state is saved by rename in its directory: one the user cannot
+    write fails the start with a message saying so (not a save failing
+    later)."""
+    cfg = igtest.base_config(devcerts, dovecot.address)
+    cfg["user"] = "nobody"
+    cfg["ratelimit"] = {"enabled": True, "state_file": str(tmp_path / "rl.state")}
+    path = write_config(tmp_path, cfg)
+    r = subprocess.run([imapguard_bin, "-c", path], capture_output=True, text=True,
+                       timeout=60)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert "event=start-failed reason=state-file-directory" in out, out
+    assert "make it writable by nobody" in out, out
+    assert "event=ready" not in out
+
+
+@root_only
+def test_root_without_user_is_refused(imapguard_bin, devcerts, dovecot, tmp_path):
+    path = write_config(tmp_path, igtest.base_config(devcerts, dovecot.address))
+    r = subprocess.run([imapguard_bin, "-c", path], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 1
+    assert ("imapguard: refusing to run as root: set 'user' in %s" % path) in r.stderr
+    assert "--allow-root" in r.stderr
+    assert "event=start" not in r.stdout + r.stderr  # nothing started
+
+
+@pytest.mark.parametrize("extra,want", [
+    ("user: no-such-user-igt\n",
+     "%s:%d:7: cannot use 'no-such-user-igt' for 'user': no such user"),
+    ("user: nobody\ngroup: no-such-group-igt\n",
+     "%s:%d:8: cannot use 'no-such-group-igt' for 'group': no such group"),
+    ("user: root\n",
+     "%s:%d:7: 'user' cannot be root (uid 0)"),
+    ("group: nogroup\n",
+     "%s:%d:8: 'group' needs 'user'"),
+], ids=["unknown-user", "unknown-group", "root", "group-alone"])
+def test_check_reports_user_and_group(imapguard_bin, devcerts, dovecot, tmp_path, extra, want):
+    cfg = igtest.base_config(devcerts, dovecot.address)
+    text = igtest.to_yaml(cfg) + "\n"
+    line = text.count("\n") + 1 + extra.count("\n") - 1  # the last line of extra
+    path = str(tmp_path / "ig.yaml")
+    with open(path, "w") as f:
+        f.write(text + extra)
+    r = subprocess.run([imapguard_bin, "-t", "-c", path], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert (want % (path, line)) in r.stderr, r.stderr
