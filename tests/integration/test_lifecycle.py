@@ -124,6 +124,43 @@ def test_no_drain_with_drain_timeout_0(imapguard, devcerts, dovecot, ca):
     ig.stop()
 
 
+def test_login_under_way_may_finish(imapguard, devcerts, dovecot, ca):
+    """A login waiting for the backend when the drain begins is not cut
+    short: it gets its answer (here the backend never greets: NO
+    [UNAVAILABLE] after backend.connect_timeout), then the "* BYE", and the
+    drain ends with it, well before drain_timeout."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # never accepts: connections complete, nobody greets
+    try:
+        cfg = igtest.base_config(devcerts, dovecot.address)
+        cfg["limits"]["drain_timeout"] = "20s"
+        ig = imapguard(cfg)
+        cfg = dict(ig.config)
+        cfg["backend"] = dict(cfg["backend"], address="127.0.0.1:%d" % silent.getsockname()[1],
+                              connect_timeout="2s")
+        ig.reload(cfg)
+        c = igtest.tls_client(ig, ca)
+        n = ig.log_text().count("event=state from=PREAUTH to=BACKEND_CONNECT")
+        c.send("a LOGIN %s %s\r\n" % (ALICE, ALICE_PW))
+        igtest.wait_until(lambda: ig.log_text().count(
+            "event=state from=PREAUTH to=BACKEND_CONNECT") > n, igtest.IO_TIMEOUT,
+            "the login to reach the backend")
+        t0 = time.monotonic()
+        ig.proc.send_signal(signal.SIGTERM)
+        drain_started(ig)
+        assert re.search(r"event=drain-start reason=SIGTERM sessions=1 ended_now=0 ",
+                         ig.log_text())
+        got = c.expect_closed(timeout=igtest.IO_TIMEOUT)
+        assert re.fullmatch(rb"a NO \[UNAVAILABLE\] [^\r\n]*\r\n" + re.escape(BYE), got), got
+        assert ig.proc.wait(igtest.IO_TIMEOUT) == 0
+        assert time.monotonic() - t0 < 10
+        ig.stop()
+        assert re.search(r"event=drain-end reason=all-ended ", ig.log_text())
+    finally:
+        silent.close()
+
+
 def big_fetch_client(ig, ca, uid):
     """A TLS client with a small receive window, logged in, INBOX
     selected, that has asked for message uid and read the FETCH's first
