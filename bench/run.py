@@ -197,7 +197,9 @@ class Imapguard:
     def start(self):
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        self.proc = igtest.spawn(pinned(self.cpu, [self.binary, "-c", self.conf_path]),
+        # As root, imapguard wants `user` or --allow-root (a benchmark run).
+        root = ["--allow-root"] if os.geteuid() == 0 else []
+        self.proc = igtest.spawn(pinned(self.cpu, [self.binary, "-c", self.conf_path] + root),
                                  self.log_path, env=env)
 
         def ready():

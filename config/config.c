@@ -24,6 +24,7 @@
 
 #include "config/schema.h"
 #include "util/err.h"
+#include "util/priv.h"
 
 #define CFG_FILE_MAX (16u << 20)  /* largest config file read */
 
@@ -46,6 +47,46 @@ config_check_root(struct cfgctx *c, const struct cnode *map, void *base, const c
 		if (cfg->listeners[i].max_sessions == 0)
 			cfg->listeners[i].max_sessions = cfg->limits.max_sessions;
 	ig_cfg_policy_finish(map, &cfg->policy);
+	const struct cnode *g = ig_cfg_map_get(map, "group");
+	if (g != NULL && ig_cfg_map_get(map, "user") == NULL)
+		config_error(c, g->mark, "'group' needs 'user': the proxy changes its group "
+		    "only when it changes its user");
+}
+
+/* user: an existing user, not root. Its primary group is the default. */
+static void
+config_v_user(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	struct ig_config *cfg = base;
+	char sb[CFG_SHOW_MAX], err[128];
+	gid_t primary = 0;
+	(void)f;
+	int rc = ig_priv_user(v->str, &cfg->user_uid, &primary, err, sizeof(err));
+	if (rc != 0) {
+		config_error(c, v->mark, "cannot use '%s' for '%s': %s", ig_cfg_show(v->str,
+		    v->len, sb), path, err);
+		return;
+	}
+	if (cfg->user_uid == 0) {
+		config_error(c, v->mark, "'%s' cannot be root (uid 0): name the unprivileged "
+		    "user the proxy runs as after binding", path);
+		return;
+	}
+	if (cfg->group == NULL)
+		cfg->user_gid = primary;
+}
+
+static void
+config_v_group(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	struct ig_config *cfg = base;
+	char sb[CFG_SHOW_MAX], err[128];
+	(void)f;
+	if (ig_priv_group(v->str, &cfg->user_gid, err, sizeof(err)) != 0)
+		config_error(c, v->mark, "cannot use '%s' for '%s': %s", ig_cfg_show(v->str,
+		    v->len, sb), path, err);
 }
 
 static const struct enum_name log_level_names[] = {
@@ -67,6 +108,9 @@ static const struct field root_fields[] = {
 	  .sub = &ig_cfg_policy_section, .early = 1 },
 	{ .key = "ratelimit", .type = FT_SECTION, .off = 0, .sub = &ig_cfg_rl_section },
 	{ .key = "admin", .type = FT_SECTION, .off = 0, .sub = &ig_cfg_admin_section },
+	/* In either order: user sets the primary group only when no group was stored. */
+	F_STR("group", struct ig_config, group, false, config_v_group),
+	F_STR("user", struct ig_config, user, false, config_v_user),
 };
 static const struct section root_section = {
 	root_fields, NFIELDS(root_fields), config_check_root, false, NULL

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "certs/store.h"
 #include "crypto/backend.h"
@@ -118,6 +119,10 @@ struct ig_limits {
 	                                    always one address */
 	struct ig_conn_raise *raised;    /* first match wins; owned */
 	size_t nraised;
+	unsigned drain_timeout_ms;       /* SIGTERM: how long sessions may go
+	                                    on ending by themselves before the
+	                                    rest are told "* BYE" (default 30 s;
+	                                    0 = at once) */
 };
 
 /* Most workers "workers" accepts. */
@@ -159,6 +164,13 @@ struct ig_config {
 	                                    saved within this (2 s) */
 	char *admin_socket;              /* admin.socket: `imapguard ctl`;
 	                                    NULL = no control socket */
+	char *user;                      /* "user": who the proxy becomes after
+	                                    binding (started as root); NULL =
+	                                    stays who it was started as */
+	char *group;                     /* "group" (needs user); NULL = the
+	                                    user's primary group */
+	uid_t user_uid;                  /* user's, looked up at load */
+	gid_t user_gid;                  /* group's, or user's primary group */
 };
 
 /*

@@ -467,6 +467,8 @@ static const struct field limits_fields[] = {
 	F_NUM("address_ipv6_prefix", FT_U8, struct ig_limits, conn_ipv6_prefix, 64, 0, 128),
 	F_LIST("raised", struct ig_limits, raised, nraised, false, 0, LIMITS_RAISED_MAX,
 	    &conn_raise_section, NULL),
+	F_NUM("drain_timeout", FT_DURATION, struct ig_limits, drain_timeout_ms, 30 * SEC, 0,
+	    1 * HOUR),
 };
 const struct section ig_cfg_limits_section = {
 	limits_fields, NFIELDS(limits_fields), config_check_limits, false, NULL

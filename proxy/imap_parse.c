@@ -419,6 +419,95 @@ ig_imap_parse_line(const uint8_t *buf, size_t len, size_t max_line, struct ig_sp
 	return IG_PARSE_OK;
 }
 
+/* Keeps the last sizeof(sc->tail) bytes of the current line. */
+static void
+resp_tail_push(struct ig_imap_resp_scan *sc, const uint8_t *p, size_t n)
+{
+	size_t cap = sizeof(sc->tail);
+	if (n >= cap) {
+		memcpy(sc->tail, p + n - cap, cap);
+		sc->tail_len = (uint8_t)cap;
+		return;
+	}
+	size_t keep = sc->tail_len;
+	if (keep + n > cap) {
+		memmove(sc->tail, sc->tail + (keep + n - cap), cap - n);
+		keep = cap - n;
+	}
+	memcpy(sc->tail + keep, p, n);
+	sc->tail_len = (uint8_t)(keep + n);
+}
+
+/*
+ * The line that just ended (its last bytes in sc->tail, LF excluded):
+ * 1 and *n when it announces a literal ("{n}" or "{n+}" at its end, CR
+ * optional), 0 when not, -1 when the size does not fit 64 bits.
+ */
+static int
+resp_tail_literal(const struct ig_imap_resp_scan *sc, uint64_t *n)
+{
+	size_t i = sc->tail_len;
+	if (i > 0 && sc->tail[i - 1] == '\r')
+		i--;
+	if (i == 0 || sc->tail[i - 1] != '}')
+		return 0;
+	i--;
+	if (i > 0 && sc->tail[i - 1] == '+')
+		i--;
+	size_t end = i;
+	while (i > 0 && sc->tail[i - 1] >= '0' && sc->tail[i - 1] <= '9')
+		i--;
+	if (i == end)
+		return 0;
+	if (i == 0 || sc->tail[i - 1] != '{')
+		return i == 0 && sc->tail_len == sizeof(sc->tail) ? -1 : 0;
+	uint64_t v = 0;
+	for (size_t k = i; k < end; k++) {
+		unsigned d = (unsigned)(sc->tail[k] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*n = v;
+	return 1;
+}
+
+void
+ig_imap_resp_scan(struct ig_imap_resp_scan *sc, const uint8_t *p, size_t len)
+{
+	while (len > 0 && !sc->lost) {
+		if (sc->literal_left > 0) {
+			size_t n = sc->literal_left < len ? (size_t)sc->literal_left : len;
+			sc->literal_left -= n;
+			p += n;
+			len -= n;
+			continue;
+		}
+		const uint8_t *lf = memchr(p, '\n', len);
+		size_t n = lf != NULL ? (size_t)(lf - p) : len;
+		resp_tail_push(sc, p, n);
+		if (lf == NULL) {
+			sc->mid_line = true;
+			return;
+		}
+		uint64_t lit = 0;
+		int r = resp_tail_literal(sc, &lit);
+		sc->tail_len = 0;
+		p += n + 1;
+		len -= n + 1;
+		/* After literal data the same response goes on. */
+		sc->mid_line = r != 0;
+		sc->literal_left = lit;
+		sc->lost = r < 0;
+	}
+}
+
+bool
+ig_imap_resp_at_boundary(const struct ig_imap_resp_scan *sc)
+{
+	return !sc->lost && !sc->mid_line && sc->literal_left == 0;
+}
+
 long
 ig_imap_unquote(const struct ig_imap_arg *arg, uint8_t *out, size_t outsz)
 {

@@ -145,6 +145,31 @@ enum ig_parse_result ig_imap_parse_line(const uint8_t *buf, size_t len,
     size_t max_line, struct ig_span *line, size_t *consumed);
 
 /*
+ * Where a stream of server responses stands, fed every byte in order (the
+ * backend's bytes as they are written to the client, after login): at a
+ * boundary between two responses, or inside one (a line not yet ended, or
+ * literal data announced by a line ending in {n}, {n+} or ~{n}, RFC 9051
+ * 4.3 and RFC 3516). A line of our own ("* BYE ...") may go into the
+ * stream only at a boundary. All zero is the start of a stream: a boundary.
+ */
+struct ig_imap_resp_scan {
+	uint64_t literal_left;      /* literal bytes still to come */
+	bool mid_line;              /* a line has begun and not ended (also
+	                               while its literal data passes) */
+	bool lost;                  /* a literal size past 2^64: the position
+	                               is unknown from here, never a boundary */
+	uint8_t tail_len;
+	uint8_t tail[24];           /* the current line's last bytes, for a
+	                               "{n}" at its end: "{" 20 digits "+}\r" */
+};
+
+/* Feeds len bytes that follow those fed before. Pure; O(len) with memchr. */
+void ig_imap_resp_scan(struct ig_imap_resp_scan *sc, const uint8_t *p, size_t len);
+
+/* True when everything fed so far ends with a complete response. */
+bool ig_imap_resp_at_boundary(const struct ig_imap_resp_scan *sc);
+
+/*
  * Removes the backslash escapes of a quoted string's raw content (as returned
  * for IG_ARG_QUOTED) into out (size outsz). For other argument types copies
  * the bytes. Returns the decoded length, or IG_ETOOLONG when out is too small.

@@ -1,6 +1,7 @@
 /*
  * imapguard: command line, start-up and shutdown.
  *   imapguard -c FILE        run in the foreground, log to stderr
+ *                            (as root only with `user`, or --allow-root)
  *   imapguard -t -c FILE     check the configuration (and certificates)
  *   imapguard explain -c FILE --user U --from ADDR [--listener NAME]
  *                     [--tls yes|no] [--mechanism M]
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <mbedtls/version.h>
 #include <uv.h>
@@ -31,13 +33,14 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: imapguard [-t] -c FILE\n"
+	    "usage: imapguard [-t] [-d] [--allow-root] -c FILE\n"
 	    "       imapguard explain -c FILE --user U --from ADDR [...]\n"
 	    "       imapguard ctl [-c FILE | -s SOCKET] list | lift LIMIT KEY | kick USER | stats\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (YAML)\n"
 	    "  -t, --test          check the configuration and certificates, then exit\n"
 	    "  -d, --debug         log at debug level (overrides log_level)\n"
+	    "      --allow-root    run as root without 'user' (refused otherwise)\n"
 	    "  -V, --version       print the version\n"
 	    "  -h, --help          this text\n");
 }
@@ -225,16 +228,18 @@ main(int argc, char **argv)
 		{ "debug", no_argument, NULL, 'd' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "allow-root", no_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = NULL;
-	bool test = false, debug = false;
+	bool test = false, debug = false, allow_root = false;
 	int ch;
 	while ((ch = getopt_long(argc, argv, "c:tdVh", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': path = optarg; break;
 		case 't': test = true; break;
 		case 'd': debug = true; break;
+		case 'R': allow_root = true; break;
 		case 'V': {
 			const char *ossl = ig_crypto_openssl_version();
 			printf("imapguard %s (%s, libuv %s, crypto: %s%s)\n", IG_VERSION,
@@ -285,6 +290,14 @@ main(int argc, char **argv)
 		printf("%s: configuration OK\n", path);
 		ig_gen_unref(g);
 		return 0;
+	}
+	/* Root for the whole run only when asked for (before anything starts). */
+	if (geteuid() == 0 && g->cfg->user == NULL && !allow_root) {
+		fprintf(stderr, "imapguard: refusing to run as root: set 'user' in %s (the "
+		    "proxy drops to it once its sockets and files are open), or start with "
+		    "--allow-root to keep root for the whole run\n", path);
+		ig_gen_unref(g);
+		return 1;
 	}
 	ig_log_set_level(debug ? IG_LOG_DEBUG : g->cfg->log_level);
 	log_info("event=start version=%s config=%s crypto=%s", IG_VERSION, path,

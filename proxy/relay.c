@@ -25,14 +25,15 @@ relay_compact(struct ig_buf *b)
 }
 
 /*
- * Moves what it can from one connection through buf to the other.
+ * Moves what it can from one connection through buf to the other; what
+ * is written is fed to scan (when not NULL).
  * Returns >0 on progress, 0 for none, <0 (IG_E*) on a write error.
  * When the source's input ends, *ended records why (IG_EEOF, or a read
  * error) and the source is not read again; what buf holds still goes out.
  */
 static int
 relay_move(struct ig_session *s, struct ig_conn *from, struct ig_buf *buf,
-    struct ig_conn *to, int *ended)
+    struct ig_conn *to, int *ended, struct ig_imap_resp_scan *scan)
 {
 	int progress = 0;
 	if (buf->p == NULL && *ended != 0)
@@ -56,6 +57,8 @@ relay_move(struct ig_session *s, struct ig_conn *from, struct ig_buf *buf,
 		if (n < 0)
 			return (int)n;
 		if (n > 0) {
+			if (scan != NULL)
+				ig_imap_resp_scan(scan, buf->p + buf->off, (size_t)n);
 			buf->off += (size_t)n;
 			progress = 1;
 		}
@@ -76,8 +79,13 @@ relay_pass(struct ig_session *s, bool *graceful)
 	*graceful = false;
 	for (;;) {
 		int p1 = 0;
-		if (!s->backend.shut_wanted) {
-			p1 = relay_move(s, &s->client, &s->cin, &s->backend, &s->client_end);
+		if (s->end_reason != NULL) {
+			/* Ending: nothing more goes to the backend. */
+			s->cin.off = s->cin.len;
+			ig_session_buf_drop(s, &s->cin);
+			ig_conn_discard_input(&s->client);
+		} else if (!s->backend.shut_wanted) {
+			p1 = relay_move(s, &s->client, &s->cin, &s->backend, &s->client_end, NULL);
 			if (p1 < 0)
 				return "backend-write-error";
 		}
@@ -89,7 +97,8 @@ relay_pass(struct ig_session *s, bool *graceful)
 				return "client-write-error";
 			p2 = (s->reply.len - s->reply.off) != before;
 		} else {
-			p2 = relay_move(s, &s->backend, &s->bin, &s->client, &s->backend_end);
+			p2 = relay_move(s, &s->backend, &s->bin, &s->client, &s->backend_end,
+			    &s->to_client);
 			if (p2 < 0)
 				return "client-write-error";
 		}
@@ -99,6 +108,14 @@ relay_pass(struct ig_session *s, bool *graceful)
 	if (s->client_end != 0 && s->client_end != IG_EEOF) {
 		/* A broken client connection: nothing can reach it any more. */
 		return "client-error";
+	}
+	if (s->end_reason != NULL && s->bin.off == s->bin.len && s->reply.len == 0 &&
+	    ig_imap_resp_at_boundary(&s->to_client)) {
+		/* Everything read from the backend has gone out, and it ends
+		   with a whole response: our line cannot split one. */
+		ig_session_reply(s, "* BYE [UNAVAILABLE] %s", s->end_text);
+		*graceful = true;
+		return s->end_reason;
 	}
 	if (s->backend_end != 0 && s->bin.off == s->bin.len && s->reply.len == 0) {
 		*graceful = true;
@@ -146,4 +163,17 @@ ig_relay_pump(struct ig_session *s)
 	}
 	ig_conn_update_read(&s->client);
 	ig_conn_update_read(&s->backend);
+}
+
+void
+ig_relay_end(struct ig_session *s, const char *reason, const char *text)
+{
+	if (s->closing || s->end_reason != NULL)
+		return;
+	s->end_reason = reason;
+	s->end_text = text;
+	/* The session timer bounds the wait for a boundary (the idle timeout
+	   no longer matters). */
+	ig_session_timer(s, IG_RELAY_END_MS);
+	ig_relay_pump(s);
 }

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -35,6 +36,7 @@
 #include "util/clock.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/priv.h"
 
 /*
  * Takes the state file's lock, rl_state_file.lock, for the process's life:
@@ -78,6 +80,12 @@ server_rl_lock(struct ig_server *sv)
 		close(fd);
 		return IG_EIO;
 	}
+	/* A later start as user alone (no root) can take it too. */
+	const struct ig_config *cfg = sv->gen->cfg;
+	if (cfg->user != NULL && geteuid() == 0 &&
+	    fchown(fd, cfg->user_uid, cfg->user_gid) != 0)
+		log_warn("event=state-file-lock-note lock=%s error=\"cannot give it to user %s: "
+		    "%s\"", path, cfg->user, strerror(errno));
 	char pid[24];
 	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
@@ -309,6 +317,14 @@ server_stop(struct ig_server *sv, const char *why)
 	    atomic_load(&sv->sh.nsessions), sv->nworkers);
 	for (unsigned i = 0; i < sv->nworkers; i++)
 		ig_worker_stop(&sv->workers[i]);
+	if (sv->drain_on) {
+		/* drained stays open (a worker may still send it until it is
+		   joined) but no longer keeps the loop running; the teardown's
+		   walk closes it. */
+		sv->drain_on = false;
+		uv_close((uv_handle_t *)&sv->drain_timer, server_handle_close_cb);
+		uv_unref((uv_handle_t *)&sv->drained);
+	}
 	server_probe_cancel(sv, "shutdown");
 	if (sv->rl_sync_on) {
 		sv->rl_sync_on = false;
@@ -402,6 +418,9 @@ server_reload(struct ig_server *sv)
 		log_warn("event=reload-note reason=\"workers changes at restart\"");
 	if (nc->limits.buffer_size != sv->gen->cfg->limits.buffer_size)
 		log_warn("event=reload-note reason=\"limits.buffer_size changes at restart\"");
+	if ((nc->user == NULL) != (sv->gen->cfg->user == NULL) || (nc->user != NULL &&
+	    (nc->user_uid != sv->gen->cfg->user_uid || nc->user_gid != sv->gen->cfg->user_gid)))
+		log_warn("event=reload-note reason=\"user and group change at restart\"");
 	if (nc->limits.buffer_pool_max != sv->gen->cfg->limits.buffer_pool_max)
 		log_warn("event=reload-note reason=\"limits.buffer_pool_max changes at restart\"");
 	if (sv->rl_sync_on && nc->ratelimit_state_sync_ms != sv->rl_sync_ms) {
@@ -479,14 +498,88 @@ server_ctl_kick(void *arg, const char *user, unsigned *count)
 
 static const struct ig_ctl_ops server_ctl_ops = { server_ctl_stats, server_ctl_kick };
 
+/* The drain is over (why: all-ended, timeout, second-signal): every
+   session left is shut down, then the process stops. */
+static void
+server_drain_end(struct ig_server *sv, const char *why)
+{
+	if (!sv->draining || sv->stopping)
+		return;
+	log_info("event=drain-end reason=%s sessions_left=%u duration_ms=%llu", why,
+	    atomic_load(&sv->sh.nsessions),
+	    (unsigned long long)(uv_now(&sv->loop) - sv->drain_start_ms));
+	server_stop(sv, why);
+}
+
+static void
+server_drain_timer_cb(uv_timer_t *t)
+{
+	server_drain_end(t->data, "timeout");
+}
+
+static void
+server_drained_cb(uv_async_t *a)
+{
+	struct ig_server *sv = a->data;
+	if (atomic_load(&sv->sh.nsessions) == 0)
+		server_drain_end(sv, "all-ended");
+}
+
+/* On each worker's thread: stop accepting, end the idle sessions. */
+static void
+server_drain_cb(struct ig_worker *w, void *arg)
+{
+	unsigned *ended = arg;
+	*ended += ig_worker_drain(w);
+}
+
+/*
+ * The first SIGTERM or SIGINT: every worker closes its listening sockets
+ * (when this returns a new connection is refused) and shuts down its
+ * sessions that have nothing under way; the rest may end by themselves
+ * until limits.drain_timeout (the current generation's).
+ */
+static void
+server_drain(struct ig_server *sv, const char *sig)
+{
+	sv->draining = true;
+	sv->drain_start_ms = uv_now(&sv->loop);
+	unsigned before = atomic_load(&sv->sh.nsessions), ended = 0;
+	for (unsigned i = 0; i < sv->nworkers; i++)
+		ig_worker_call(&sv->workers[i], server_drain_cb, &ended);
+	unsigned ms = sv->gen->cfg->limits.drain_timeout_ms;
+	log_info("event=accept-stopped reason=drain listeners=%zu workers=%u", sv->nlisteners,
+	    sv->nworkers);
+	log_info("event=drain-start reason=%s sessions=%u ended_now=%u drain_timeout_ms=%u",
+	    sig, before, ended, ms);
+	if (ms == 0) {
+		server_drain_end(sv, "timeout");
+		return;
+	}
+	uv_timer_start(&sv->drain_timer, server_drain_timer_cb, ms, 0);
+	if (atomic_load(&sv->sh.nsessions) == 0)
+		server_drain_end(sv, "all-ended");
+}
+
 static void
 server_signal_cb(uv_signal_t *h, int signum)
 {
 	struct ig_server *sv = h->data;
-	if (signum == SIGHUP)
+	if (signum == SIGHUP) {
+		if (sv->draining) {
+			log_warn("event=reload-ignored reason=draining");
+			return;
+		}
 		server_reload(sv);
-	else
-		server_stop(sv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+		return;
+	}
+	const char *sig = signum == SIGTERM ? "SIGTERM" : "SIGINT";
+	if (sv->draining) {
+		log_info("event=stop-now signal=%s", sig);
+		server_drain_end(sv, "second-signal");
+		return;
+	}
+	server_drain(sv, sig);
 }
 
 unsigned
@@ -568,6 +661,58 @@ server_bind_listener(struct ig_server *sv, size_t i, int *fds)
 	return 0;
 }
 
+/*
+ * Becomes `user` (and `group`) once every socket and file that needs root
+ * is open, before the probe, the workers and any thread: no network-facing
+ * code runs as root. The admin socket is given to the user (so that it may
+ * use `imapguard ctl` too); the limiter's state file is saved by rename in
+ * its directory, which must therefore be writable by the user: checked
+ * here, as the user, so that a save cannot fail later for it. Returns 0 or
+ * IG_EIO after logging event=start-failed.
+ */
+static int
+server_drop_privileges(struct ig_server *sv)
+{
+	const struct ig_config *cfg = sv->gen->cfg;
+	char err[256];
+	if (cfg->user == NULL)
+		return 0;
+	if (geteuid() != 0) {
+		if (geteuid() == cfg->user_uid && getegid() == cfg->user_gid)
+			return 0; /* started as that user already */
+		log_error("event=start-failed reason=privileges user=%s error=\"only root can "
+		    "become another user (running as uid %lu)\"", cfg->user,
+		    (unsigned long)geteuid());
+		return IG_EIO;
+	}
+	if (cfg->admin_socket != NULL &&
+	    chown(cfg->admin_socket, cfg->user_uid, cfg->user_gid) != 0)
+		log_warn("event=privileges-note admin_socket=%s error=\"cannot give it to user "
+		    "%s: %s\"", cfg->admin_socket, cfg->user, strerror(errno));
+	if (ig_priv_drop(cfg->user, cfg->user_uid, cfg->user_gid, err, sizeof(err)) != 0) {
+		log_error("event=start-failed reason=privileges user=%s error=\"%s\"", cfg->user,
+		    err);
+		return IG_EIO;
+	}
+	gid_t groups[64];
+	int ngroups = getgroups(64, groups);
+	log_info("event=privileges-dropped user=%s uid=%lu gid=%lu groups=%d no_new_privs=1",
+	    cfg->user, (unsigned long)cfg->user_uid, (unsigned long)cfg->user_gid, ngroups);
+	if (sv->rl_state_file != NULL) {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof(dir), "%s", sv->rl_state_file);
+		const char *d = dirname(dir);
+		if (access(d, W_OK | X_OK) != 0) {
+			log_error("event=start-failed reason=state-file-directory file=%s dir=%s "
+			    "user=%s error=\"%s: the state is saved by rename in that directory; "
+			    "make it writable by %s (e.g. owned by it)\"", sv->rl_state_file, d,
+			    cfg->user, strerror(errno), cfg->user);
+			return IG_EIO;
+		}
+	}
+	return 0;
+}
+
 static int
 server_start(struct ig_server *sv, struct ig_gen *g, const char *config_path)
 {
@@ -602,6 +747,10 @@ server_start(struct ig_server *sv, struct ig_gen *g, const char *config_path)
 	uv_signal_start(&sv->sig_term, server_signal_cb, SIGTERM);
 	uv_signal_start(&sv->sig_int, server_signal_cb, SIGINT);
 	uv_signal_start(&sv->sig_hup, server_signal_cb, SIGHUP);
+	uv_timer_init(&sv->loop, &sv->drain_timer);
+	uv_async_init(&sv->loop, &sv->drained, server_drained_cb);
+	sv->drain_timer.data = sv->drained.data = sv;
+	sv->drain_on = true;
 
 	/* Bind every listener (a port in use fails here), listen only last. */
 	size_t nfds = (size_t)sv->nworkers * cfg->nlisteners;
@@ -623,6 +772,9 @@ server_start(struct ig_server *sv, struct ig_gen *g, const char *config_path)
 	if (rc == 0 && cfg->admin_socket != NULL &&
 	    ig_ctl_start(&sv->loop, &sv->sh, cfg->admin_socket, &server_ctl_ops, sv,
 	        &sv->ctl) != 0)
+		rc = IG_EIO;
+	/* Everything that needs root is open: from here, the user. */
+	if (rc == 0 && server_drop_privileges(sv) != 0)
 		rc = IG_EIO;
 	if (rc != 0) {
 		for (size_t i = 0; i < nfds; i++)
@@ -663,6 +815,8 @@ server_start(struct ig_server *sv, struct ig_gen *g, const char *config_path)
 		log_info("event=listening listener=%s listen=%s tls=%s", lc->name, lc->listen,
 		    ig_tls_mode_str(lc->tls));
 	}
+	for (unsigned i = 0; i < sv->nworkers; i++)
+		sv->workers[i].drained = &sv->drained;
 	for (unsigned i = 0; i < sv->nworkers; i++)
 		if ((rc = ig_worker_start(&sv->workers[i], sv->workers, sv->nworkers)) != 0)
 			return rc;

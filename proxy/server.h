@@ -34,6 +34,19 @@ struct ig_server {
 	const char *config_path;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	bool stopping;
+	/*
+	 * The drain (first SIGTERM or SIGINT): listeners closed, sessions
+	 * ending by themselves until limits.drain_timeout, the last one's
+	 * end (drained, sent by a worker) or a second signal; then stopping.
+	 */
+	bool draining;
+	bool drain_on;                 /* drain_timer and drained initialised,
+	                                  the timer not closed (drained is
+	                                  closed by ig_server_destroy, after
+	                                  the workers are joined) */
+	uv_timer_t drain_timer;
+	uv_async_t drained;            /* a worker: no session left */
+	uint64_t drain_start_ms;       /* loop time the drain began */
 
 	struct ig_worker *workers;     /* nworkers, each with its thread */
 	unsigned nworkers;
@@ -83,8 +96,13 @@ unsigned ig_server_auto_workers(void);
  * nothing is left open.
  */
 int ig_server_init(struct ig_server *sv, struct ig_gen *g, const char *config_path);
-/* Runs until SIGTERM/SIGINT and the workers' clean shutdown, then saves
-   the limiter's state. Returns 0. */
+/*
+ * Runs until SIGTERM/SIGINT and the workers' clean shutdown, then saves
+ * the limiter's state. Returns 0. The first signal drains: no new
+ * connection, sessions before login end at once ("* BYE [UNAVAILABLE]";
+ * a login under way may finish), the others until they end or
+ * limits.drain_timeout; a second signal ends the drain at once.
+ */
 int ig_server_run(struct ig_server *sv);
 /* Closes everything and releases the generation; 0 when every loop closed. */
 int ig_server_destroy(struct ig_server *sv);

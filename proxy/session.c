@@ -514,6 +514,12 @@ session_pump(struct ig_session *s)
 		probing = true;
 		left = s->cin.len - s->cin.off;
 	}
+	if (s->set->draining && s->state == IG_SS_PREAUTH && !s->starttls_pending) {
+		/* A login that was under way when the drain began has ended
+		   without a session (its answer has gone first). */
+		ig_session_shutdown(s);
+		return;
+	}
 	ig_conn_update_read(&s->client);
 }
 
@@ -641,6 +647,14 @@ session_timer_cb(uv_timer_t *t)
 		ig_attempt_done(s, false, true);
 		return;
 	case IG_SS_RELAY: {
+		if (s->end_reason != NULL) {
+			/* No response boundary in time: a "* BYE" now could
+			   split a response, so the connection just closes. */
+			ig_session_log(s, IG_LOG_INFO, "event=bye-skipped reason=mid-response "
+			    "waited_ms=%u", IG_RELAY_END_MS);
+			ig_session_close(s, s->end_reason, false);
+			return;
+		}
 		uint64_t idle = ig_session_now(s) - s->last_activity_ms;
 		if (idle < lim->idle_timeout_ms) {
 			ig_session_timer(s, (unsigned)(lim->idle_timeout_ms - idle));
@@ -1098,14 +1112,36 @@ session_linger(struct ig_session *s)
 		session_finish_close(s);
 }
 
+#define IG_SHUTDOWN_TEXT "Server shutting down"
+
 void
 ig_session_shutdown(struct ig_session *s)
 {
 	if (s->closing)
 		return;
-	if (s->state == IG_SS_PREAUTH || s->state == IG_SS_SASL)
-		ig_session_reply(s, "* BYE Server shutting down");
-	ig_session_close(s, "shutdown", s->state != IG_SS_RELAY);
+	switch (s->state) {
+	case IG_SS_TLS_HANDSHAKE:
+		/* No channel for an answer yet. */
+		ig_session_close(s, "shutdown", false);
+		return;
+	case IG_SS_PREAUTH:
+	case IG_SS_SASL:
+	case IG_SS_BACKEND_CONNECT:
+	case IG_SS_BACKEND_AUTH:
+		/* Our own lines only so far (a tarpit's held answer goes first):
+		   "* BYE" may follow any of them. After a STARTTLS OK the
+		   client starts a handshake: no cleartext line then. */
+		if (!s->starttls_pending)
+			ig_session_reply(s, "* BYE [UNAVAILABLE] " IG_SHUTDOWN_TEXT);
+		ig_session_close(s, "shutdown", true);
+		return;
+	case IG_SS_RELAY:
+		ig_relay_end(s, "shutdown", IG_SHUTDOWN_TEXT);
+		return;
+	case IG_SS_CLOSING:
+	case IG_SS_COUNT:
+		break;
+	}
 }
 
 void
@@ -1117,10 +1153,55 @@ ig_session_shutdown_all(struct ig_session_set *set)
 		ig_session_shutdown(s);
 }
 
-/* Ends a session the administrator took access from: "* BYE", then close. */
+/*
+ * Draining: true when s has nothing under way that may finish by itself
+ * (a TLS handshake, or waiting for a command before login), so it ends
+ * now. A login under way (SASL exchange, backend connection and login)
+ * may finish: into the relay, which drains like any other, or back to
+ * the command loop, which ends then (session_pump).
+ */
+static bool
+session_drain_now(const struct ig_session *s)
+{
+	switch (s->state) {
+	case IG_SS_TLS_HANDSHAKE:
+	case IG_SS_PREAUTH:
+		return true;
+	case IG_SS_SASL:
+	case IG_SS_BACKEND_CONNECT:
+	case IG_SS_BACKEND_AUTH:
+	case IG_SS_RELAY:
+	case IG_SS_CLOSING:
+	case IG_SS_COUNT:
+		break;
+	}
+	return false;
+}
+
+unsigned
+ig_session_drain_all(struct ig_session_set *set)
+{
+	unsigned n = 0;
+	set->draining = true;
+	/* Closing never frees synchronously: the walk stays valid. */
+	for (struct ig_session *s = set->sessions; s != NULL; s = s->next) {
+		if (s->closing || !session_drain_now(s))
+			continue;
+		ig_session_shutdown(s);
+		n++;
+	}
+	return n;
+}
+
+/* Ends a session the administrator took access from: "* BYE", then close
+   (in relay, between two of the backend's responses). */
 static void
 session_revoke(struct ig_session *s, const char *reason, const char *text)
 {
+	if (s->state == IG_SS_RELAY) {
+		ig_relay_end(s, reason, text);
+		return;
+	}
 	ig_session_reply(s, "* BYE [UNAVAILABLE] %s", text);
 	ig_session_close(s, reason, true);
 }
@@ -1131,7 +1212,8 @@ ig_session_recheck_all(struct ig_session_set *set)
 	unsigned n = 0;
 	/* Closing never frees synchronously: the walk stays valid. */
 	for (struct ig_session *s = set->sessions; s != NULL; s = s->next) {
-		if (s->closing || s->state != IG_SS_RELAY || s->user[0] == '\0')
+		if (s->closing || s->state != IG_SS_RELAY || s->user[0] == '\0' ||
+		    s->end_reason != NULL)
 			continue;
 		struct ig_login_facts f = {
 			.user = s->user,
@@ -1167,7 +1249,7 @@ ig_session_kick_user(struct ig_session_set *set, const char *user, unsigned *cou
 	        set->gen->cfg->policy.fold_case, u, sizeof(u)) != 0)
 		return IG_EINVAL;
 	for (struct ig_session *s = set->sessions; s != NULL; s = s->next) {
-		if (s->closing)
+		if (s->closing || s->end_reason != NULL)
 			continue;
 		bool in_relay = s->state == IG_SS_RELAY && strcmp(s->user, u) == 0;
 		bool trying = s->att.active && s->att.user_known && strcmp(s->att.user, u) == 0;

@@ -48,10 +48,23 @@ int ig_session_accept(struct ig_session_set *set, uv_stream_t *server,
  */
 void ig_session_close(struct ig_session *s, const char *reason, bool graceful);
 
-/* Worker shutdown: sends "* BYE" and closes, as ig_session_close(). */
+/*
+ * Worker shutdown: "* BYE [UNAVAILABLE] Server shutting down" and close, as
+ * ig_session_close(); a TLS handshake just closes, and a relaying session
+ * gets the BYE between two of the backend's responses (or, when none comes
+ * within a moment, closes without it: ig_relay_end()). May close s.
+ */
 void ig_session_shutdown(struct ig_session *s);
 /* Shuts down every session of set. */
 void ig_session_shutdown_all(struct ig_session_set *set);
+/*
+ * Drain (SIGTERM, before drain_timeout): marks set draining and shuts down
+ * its sessions that have nothing under way (TLS handshakes, and sessions
+ * waiting for a command before login). Logins under way may finish; one
+ * that fails is shut down after its answer. Relaying sessions go on.
+ * Returns how many were shut down now.
+ */
+unsigned ig_session_drain_all(struct ig_session_set *set);
 
 /*
  * After a reload: judges every logged-in session again with the newest

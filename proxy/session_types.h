@@ -170,6 +170,15 @@ struct ig_session {
 	                                   close_notify) or an error. What it
 	                                   sent before is still answered. */
 	int backend_end;                /* the same for the backend, in relay */
+	struct ig_imap_resp_scan to_client; /* in relay: where the backend's
+	                                   responses written to the client
+	                                   stand (our "* BYE" goes only
+	                                   between two of them) */
+	const char *end_reason;         /* in relay, ending (shutdown, kick):
+	                                   the close reason (a static string);
+	                                   NULL while relaying */
+	const char *end_text;           /* the "* BYE [UNAVAILABLE]" text said
+	                                   at the next response boundary */
 
 	/* Plaintext buffers: cin and bin from set->bufpool, reply allocated,
 	   each only while bytes are in it. */
@@ -312,5 +321,17 @@ void ig_backend_client_line(struct ig_session *s, struct ig_span line);
 /* relay.c */
 /* Moves bytes both ways. May close the session. */
 void ig_relay_pump(struct ig_session *s);
+/*
+ * Ends a relaying session with "* BYE [UNAVAILABLE] text" (reason: the
+ * close reason; both static strings) without splitting a response of the
+ * backend: the client's input is no longer forwarded (it is read and
+ * dropped), the backend's keeps going to the client until what has been
+ * written ends with a complete response, and the BYE goes there. When no
+ * boundary comes within IG_RELAY_END_MS (a response cut mid-line, or a
+ * client that does not read), the session closes without it (the
+ * session timer, event=bye-skipped). Idempotent. May close the session.
+ */
+void ig_relay_end(struct ig_session *s, const char *reason, const char *text);
+#define IG_RELAY_END_MS 5000
 
 #endif /* IG_PROXY_SESSION_TYPES_H */

@@ -44,6 +44,8 @@ struct ig_session_set {
 	struct ig_session *sessions;   /* live sessions (doubly linked) */
 	unsigned nsessions;            /* on this loop */
 	bool stopping;                 /* the owner is shutting down */
+	bool draining;                 /* no more accepts; sessions end by
+	                                  themselves (pre-auth ones at once) */
 	/* Called (with owner) after a session has been freed: from inside a
 	   close callback, so it must not start anything synchronously. */
 	ig_session_freed_fn *on_freed;

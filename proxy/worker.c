@@ -49,12 +49,29 @@ static void
 worker_session_freed(void *arg)
 {
 	struct ig_worker *w = arg;
+	/* Draining: the server ends the drain when the last one has gone. */
+	if (w->set.draining && w->drained != NULL && atomic_load(&w->set.sh->nsessions) == 0)
+		uv_async_send(w->drained);
 	ig_listener_session_freed(&w->gate);
 	if (atomic_load(&w->set.sh->paused_gates) == 0)
 		return;
 	for (unsigned i = 0; i < w->nall; i++)
 		if (&w->all[i] != w)
 			worker_nudge(&w->all[i]);
+}
+
+/* Closes the listening sockets (uv_close closes the descriptor at once:
+   from here a connection to them is refused) and the accept gate. */
+static void
+worker_close_listeners(struct ig_worker *w)
+{
+	for (size_t i = 0; i < w->gate.nlisteners; i++) {
+		if (w->gate.listeners[i].open) {
+			w->gate.listeners[i].open = false;
+			uv_close((uv_handle_t *)&w->gate.listeners[i].tcp, worker_handle_close_cb);
+		}
+	}
+	ig_listener_gate_close(&w->gate);
 }
 
 /* On the worker's thread: stop accepting, end every session, close the
@@ -66,13 +83,7 @@ worker_do_stop(struct ig_worker *w)
 		return;
 	w->set.stopping = true;
 	log_debug("event=worker-stop worker=%u sessions=%u", w->index, w->set.nsessions);
-	for (size_t i = 0; i < w->gate.nlisteners; i++) {
-		if (w->gate.listeners[i].open) {
-			w->gate.listeners[i].open = false;
-			uv_close((uv_handle_t *)&w->gate.listeners[i].tcp, worker_handle_close_cb);
-		}
-	}
-	ig_listener_gate_close(&w->gate);
+	worker_close_listeners(w);
 	ig_session_shutdown_all(&w->set);
 	pthread_mutex_lock(&w->mu);
 	w->closed = true;
@@ -323,6 +334,18 @@ ig_worker_destroy(struct ig_worker *w)
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
 	return rc == 0 ? 0 : IG_EIO;
+}
+
+unsigned
+ig_worker_drain(struct ig_worker *w)
+{
+	if (w->set.stopping || w->set.draining)
+		return 0;
+	worker_close_listeners(w);
+	unsigned n = ig_session_drain_all(&w->set);
+	log_debug("event=worker-drain worker=%u sessions=%u ended_now=%u", w->index,
+	    w->set.nsessions, n);
+	return n;
 }
 
 unsigned

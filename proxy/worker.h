@@ -48,6 +48,10 @@ struct ig_worker {
 	bool thread_on;                /* started and not joined */
 	struct ig_worker *all;         /* every worker (the server's array) */
 	unsigned nall;
+	uv_async_t *drained;           /* the server's: sent when a session is
+	                                  freed while draining and none is left
+	                                  in the process (set before the
+	                                  thread starts), or NULL */
 
 	/* The mailbox, under mu (the server writes, the worker takes). */
 	pthread_mutex_t mu;
@@ -99,6 +103,14 @@ int ig_worker_destroy(struct ig_worker *w);
  * sessions the new policy refuses are ended. Returns how many were.
  */
 unsigned ig_worker_apply_gen(struct ig_worker *w, struct ig_gen *g);
+/*
+ * On w's thread (inside an ig_worker_call): the drain begins. Closes w's
+ * listening sockets (a new connection is refused once this returns) and
+ * shuts down the sessions that have nothing under way
+ * (ig_session_drain_all); the others go on until they end or
+ * ig_worker_stop(). Returns how many were shut down now.
+ */
+unsigned ig_worker_drain(struct ig_worker *w);
 struct ig_bufpool_stats;
 /* On w's thread: its buffer pool's numbers. */
 void ig_worker_buffer_stats(struct ig_worker *w, struct ig_bufpool_stats *st);

@@ -582,7 +582,10 @@ def base_config(certs, backend, listeners=("imaps", "imap"), backend_tls="none")
             {"cert": certs + "/server-rsa.pem", "key": certs + "/server-rsa.key"},
         ]},
         "backend": {"address": backend, "tls": backend_tls},
-        "limits": {"max_line": 8192, "max_literal": 8192, "preauth_timeout": "60s"},
+        # A stop (SIGTERM) lets logged-in sessions go on for drain_timeout
+        # (30 s by default): short here, so that stop() ends within its wait.
+        "limits": {"max_line": 8192, "max_literal": 8192, "preauth_timeout": "60s",
+                   "drain_timeout": "2s"},
         "policy": {"defaults": {"require_tls": True}},
         # The functional tests fail passwords on purpose, many times from
         # 127.0.0.1: the limiter (on by default) would rightly lock them
@@ -613,7 +616,9 @@ class Imapguard:
         for lst in self.config.get("listeners", []):
             host, port = split_hostport(lst["listen"])
             if port == 0:
-                port = free_port(host)
+                # (free_port can hand out one port twice: free both times)
+                while port == 0 or port in self.ports.values():
+                    port = free_port(host)
                 lst["listen"] = ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
             self.ports[lst["name"]] = port
             self.hosts[lst["name"]] = host
@@ -632,8 +637,7 @@ class Imapguard:
         # Ready means everything that can fail has failed and the listeners
         # accept: the process says so once ("event=ready"), after listening.
         before = self.log_text().count(" event=ready ")
-        self.proc = spawn([self.binary, "-c", self.config_path], self.log_path, env=env,
-                          rlimits=self.rlimits)
+        self.proc = spawn(self.argv(), self.log_path, env=env, rlimits=self.rlimits)
 
         def ready():
             if self.proc.poll() is not None:
@@ -648,6 +652,14 @@ class Imapguard:
             self.start_failed = True
             raise
         return self
+
+    def argv(self):
+        """The command line: root without `user` needs --allow-root (the
+        tests run as root; test_privilege.py tests the drop)."""
+        argv = [self.binary, "-c", self.config_path]
+        if os.geteuid() == 0 and "user" not in self.config:
+            argv.append("--allow-root")
+        return argv
 
     def reload(self, config=None, what="event=reload-done", timeout=10):
         """Writes config (when given) as the new configuration, sends SIGHUP

@@ -162,7 +162,7 @@ def test_stop_during_startup_is_clean(imapguard_bin, good_cfg, tmp_path):
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
     for i in range(5):
         log = str(tmp_path / ("run%d.log" % i))
-        proc = igtest.spawn([imapguard_bin, "-c", path], log, env=env)
+        proc = igtest.spawn([imapguard_bin, "-c", path, "--allow-root"], log, env=env)
         try:
             # "event=start" is logged once the stop signals are held back,
             # before the limiter, the state file and the listeners.

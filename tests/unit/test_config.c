@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -589,15 +590,20 @@ test_examples(void **state)
 	ig_config_free(cfg);
 	free(msgs);
 
-	/* imapguard.yaml is valid but for its (absent) production files. */
+	/* imapguard.yaml is valid but for its (absent) production files, and
+	   its user where the package has not created it. */
 	source_path(path, sizeof(path), "examples/imapguard.yaml");
 	msgs = load_flags(slurp(path), IG_CF_NO_RESOLVE, &rc, NULL);
 	assert_int_equal(rc, IG_ECONFIG);
-	assert_string_equal(msgs,
-	    "t.yaml:47:13: cannot use '/etc/imapguard/mail.example.org.pem' for "
+	char want[1024];
+	snprintf(want, sizeof(want), "%s"
+	    "t.yaml:58:13: cannot use '/etc/imapguard/mail.example.org.pem' for "
 	    "'tls.certificates[0].cert': No such file or directory\n"
-	    "t.yaml:48:12: cannot use '/etc/imapguard/mail.example.org.key' for "
-	    "'tls.certificates[0].key': No such file or directory\n");
+	    "t.yaml:59:12: cannot use '/etc/imapguard/mail.example.org.key' for "
+	    "'tls.certificates[0].key': No such file or directory\n",
+	    getpwnam("imapguard") != NULL ? "" :
+	    "t.yaml:27:7: cannot use 'imapguard' for 'user': no such user\n");
+	assert_string_equal(msgs, want);
 	free(msgs);
 
 	/* A missing file is an I/O error. */
@@ -743,6 +749,55 @@ test_tls_mode_str(void **state)
 	ig_config_free(NULL);
 }
 
+/* user and group: looked up at load (nobody and nogroup exist on Debian). */
+static void
+test_user_group(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *yaml;
+		const char *msgs;      /* "" when valid */
+		bool user;             /* user set (nobody) */
+	} rows[] = {
+		{ "", "", false },
+		{ "user: nobody\n", "", true },
+		{ "user: nobody\ngroup: nogroup\n", "", true },
+		{ "group: nogroup\nuser: nobody\n", "", true },
+		{ "user: no-such-user-igt\n",
+		  "t.yaml:11:7: cannot use 'no-such-user-igt' for 'user': no such user\n", false },
+		{ "user: nobody\ngroup: no-such-group-igt\n",
+		  "t.yaml:12:8: cannot use 'no-such-group-igt' for 'group': no such group\n", false },
+		{ "user: root\n",
+		  "t.yaml:11:7: 'user' cannot be root (uid 0): name the unprivileged user the "
+		  "proxy runs as after binding\n", false },
+		{ "group: nogroup\n",
+		  "t.yaml:11:8: 'group' needs 'user': the proxy changes its group only when it "
+		  "changes its user\n", false },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char yaml[1024];
+		snprintf(yaml, sizeof(yaml), "%s%s", CFGFIX_BASE, rows[i].yaml);
+		int rc;
+		struct ig_config *cfg = NULL;
+		char *msgs = load(yaml, &rc, rows[i].msgs[0] ? NULL : &cfg);
+		assert_string_equal(msgs, rows[i].msgs);
+		if (rows[i].msgs[0] == '\0') {
+			assert_int_equal(rc, 0);
+			if (rows[i].user) {
+				assert_string_equal(cfg->user, "nobody");
+				assert_int_equal(cfg->user_uid, 65534);
+				assert_int_equal(cfg->user_gid, 65534);
+			} else {
+				assert_null(cfg->user);
+			}
+			ig_config_free(cfg);
+		} else {
+			assert_int_equal(rc, IG_ECONFIG);
+		}
+		free(msgs);
+	}
+}
+
 int
 main(void)
 {
@@ -758,6 +813,7 @@ main(void)
 		cmocka_unit_test(test_duration_rows),
 		cmocka_unit_test(test_listen_rows),
 		cmocka_unit_test(test_tls_mode_str),
+		cmocka_unit_test_setup_teardown(test_user_group, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,8 @@
  * limits.max_connections_per_address with its IPv6 group and raised
  * networks (names from policy.networks, wherever policy is written),
  * limits.preauth_lifetime (never below preauth_timeout) and
- * limits.max_preauth_commands, limits.buffer_pool_max: defaults, the
+ * limits.max_preauth_commands, limits.buffer_pool_max, limits.drain_timeout:
+ * defaults, the
  * documented shape, and every error and warning with its exact text at its
  * FILE:LINE:COL.
  */
@@ -60,6 +61,7 @@ test_defaults(void **state)
 		assert_int_equal(l->preauth_lifetime_ms, 5 * 60 * 1000);
 		assert_int_equal(l->max_preauth_commands, 100);
 		assert_int_equal(l->buffer_pool_max, 0); /* no cap */
+		assert_int_equal(l->drain_timeout_ms, 30 * 1000);
 		assert_int_equal(l->max_conn_per_address, 100);
 		assert_int_equal(l->conn_ipv6_prefix, 64);
 		assert_int_equal(l->nraised, 0);
@@ -189,6 +191,44 @@ test_buffer_pool_max(void **state)
 	}
 }
 
+/* limits.drain_timeout: a duration from 0 (stop at once) to 1 h. */
+static void
+test_drain_timeout(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *yaml;
+		unsigned want;         /* when valid */
+		const char *msgs;      /* "" when valid */
+	} rows[] = {
+		{ "  drain_timeout: 0\n", 0, "" },
+		{ "  drain_timeout: 2s\n", 2000, "" },
+		{ "  drain_timeout: 250ms\n", 250, "" },
+		{ "  drain_timeout: 1h\n", 3600000, "" },
+		{ "  drain_timeout: 61m\n", 0,
+		  "t.yaml:12:18: 'limits.drain_timeout' must be between 0ms and 1h (got 61m)\n" },
+		{ "  drain_timeout: soon\n", 0,
+		  "t.yaml:12:18: invalid duration 'soon' for 'limits.drain_timeout': "
+		  "expected a number with ms, s, m or h\n" },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char yaml[512];
+		snprintf(yaml, sizeof(yaml), "%slimits:\n%s", CFGFIX_BASE, rows[i].yaml);
+		int rc;
+		struct ig_config *cfg = NULL;
+		char *msgs = load(yaml, &rc, rows[i].msgs[0] ? NULL : &cfg);
+		assert_string_equal(msgs, rows[i].msgs);
+		if (rows[i].msgs[0] == '\0') {
+			assert_int_equal(rc, 0);
+			assert_int_equal(cfg->limits.drain_timeout_ms, rows[i].want);
+			ig_config_free(cfg);
+		} else {
+			assert_int_equal(rc, IG_ECONFIG);
+		}
+		free(msgs);
+	}
+}
+
 /* Every error at its place. */
 static void
 test_errors(void **state)
@@ -291,6 +331,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_edges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_buffer_pool_max, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drain_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_warnings, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -316,6 +316,65 @@ test_unquote(void **state)
 	assert_false(ig_imap_arg_is_astring(&lb));
 }
 
+/* The response scanner: rows fed in one call, one byte at a time, and in
+   every split in two; the answer must not depend on how bytes arrive. */
+struct resp_row {
+	const char *in;
+	bool boundary;
+};
+
+static const struct resp_row resp_rows[] = {
+	{ "", true },
+	{ "* OK done\r\n", true },
+	{ "* OK done\r", false },
+	{ "* OK done", false },
+	{ "a1 OK done\n", true },
+	{ "* 1 FETCH (BODY[] {5}\r\n", false },
+	{ "* 1 FETCH (BODY[] {5}\r\nab\r\nc", false },
+	{ "* 1 FETCH (BODY[] {5}\r\nab\r\nc)", false },
+	{ "* 1 FETCH (BODY[] {5}\r\nab\r\nc)\r\n", true },
+	{ "* 1 FETCH (BODY[] {5}\r\n{3}\r\n)\r\n", true },
+	{ "* 1 FETCH (A {2}\r\nxy B {0}\r\n)\r\n", true },
+	{ "* 1 FETCH (A {2}\r\nxy B {0}\r\n", false },
+	{ "* 1 FETCH (BINARY[] ~{4}\r\n\r\n\r\n)\r\n", true },
+	{ "* 1 FETCH (X {3+}\r\nabc)\r\n", true },
+	{ "* OK {x}\r\n", true },
+	{ "* OK }\r\n", true },
+	{ "* OK 12}\r\n", true },
+	{ "* 1 FETCH (BODY[] {18446744073709551615}\r\n", false },
+	{ "* 1 FETCH (BODY[] {18446744073709551616}\r\n* OK\r\n", false },
+	{ "* 1 FETCH (BODY[] {123456789012345678901234567890}\r\n* OK\r\n", false },
+	{ "* 1 FETCH (BODY[] {2}\r\n\r\n)\r\n* 2 EXISTS\r\n", true },
+	{ "* 1 FETCH (BODY[] {2}\r\n\r\n)\r\n* 2 EXISTS", false },
+	{ "* OK a long line well past the twenty-four bytes the tail keeps {1}\r\nx)\r\n",
+	  true },
+	{ "* OK a long line well past the twenty-four bytes the tail keeps {1}\r\n", false },
+};
+
+static void
+test_resp_scan(void **state)
+{
+	(void)state;
+	for (size_t r = 0; r < sizeof(resp_rows) / sizeof(resp_rows[0]); r++) {
+		const uint8_t *in = (const uint8_t *)resp_rows[r].in;
+		size_t len = strlen(resp_rows[r].in);
+		for (size_t split = 0; split <= len; split++) {
+			struct ig_imap_resp_scan sc;
+			memset(&sc, 0, sizeof(sc));
+			ig_imap_resp_scan(&sc, in, split);
+			ig_imap_resp_scan(&sc, in + split, len - split);
+			if (ig_imap_resp_at_boundary(&sc) != resp_rows[r].boundary)
+				fail_msg("row %zu split %zu: %s", r, split, resp_rows[r].in);
+		}
+		struct ig_imap_resp_scan sc;
+		memset(&sc, 0, sizeof(sc));
+		for (size_t i = 0; i < len; i++)
+			ig_imap_resp_scan(&sc, in + i, 1);
+		if (ig_imap_resp_at_boundary(&sc) != resp_rows[r].boundary)
+			fail_msg("row %zu byte by byte: %s", r, resp_rows[r].in);
+	}
+}
+
 int
 main(void)
 {
@@ -327,6 +386,7 @@ main(void)
 		cmocka_unit_test(test_too_many_args),
 		cmocka_unit_test(test_parse_line),
 		cmocka_unit_test(test_unquote),
+		cmocka_unit_test(test_resp_scan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
