@@ -1120,6 +1120,7 @@ ig_session_shutdown(struct ig_session *s)
 	if (s->closing)
 		return;
 	switch (s->state) {
+	case IG_SS_PROXY_HEADER:
 	case IG_SS_TLS_HANDSHAKE:
 		/* No channel for an answer yet. */
 		ig_session_close(s, "shutdown", false);
@@ -1164,6 +1165,7 @@ static bool
 session_drain_now(const struct ig_session *s)
 {
 	switch (s->state) {
+	case IG_SS_PROXY_HEADER:
 	case IG_SS_TLS_HANDSHAKE:
 	case IG_SS_PREAUTH:
 		return true;
