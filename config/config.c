@@ -46,6 +46,11 @@ config_check_root(struct cfgctx *c, const struct cnode *map, void *base, const c
 		if (cfg->listeners[i].max_sessions == 0)
 			cfg->listeners[i].max_sessions = cfg->limits.max_sessions;
 	ig_cfg_policy_finish(map, &cfg->policy);
+	const struct cnode *log = ig_cfg_map_get(map, "log");
+	const struct cnode *level = ig_cfg_map_get(log, "level");
+	if (level != NULL && ig_cfg_map_get(map, "log_level") != NULL)
+		config_error(c, level->mark, "'log.level' and 'log_level' are the same setting: "
+		    "keep one");
 }
 
 static const struct enum_name log_level_names[] = {
@@ -67,6 +72,7 @@ static const struct field root_fields[] = {
 	  .sub = &ig_cfg_policy_section, .early = 1 },
 	{ .key = "ratelimit", .type = FT_SECTION, .off = 0, .sub = &ig_cfg_rl_section },
 	{ .key = "admin", .type = FT_SECTION, .off = 0, .sub = &ig_cfg_admin_section },
+	{ .key = "log", .type = FT_SECTION, .off = 0, .sub = &ig_cfg_log_section },
 };
 static const struct section root_section = {
 	root_fields, NFIELDS(root_fields), config_check_root, false, NULL
