@@ -182,6 +182,7 @@ attempt_judge(struct ig_session *s)
 	struct ig_login_facts f;
 	attempt_facts(s, &f);
 	struct ig_decision d;
+	char rule[4 * sizeof(d.rule_name) + 8]; /* as logged (ig_log_rule) */
 	/* Always the newest policy: a reload that denies a user applies to
 	   connections opened before it. */
 	enum ig_verdict v = ig_policy_decide(ig_session_policy(s), &f, &d);
@@ -190,7 +191,7 @@ attempt_judge(struct ig_session *s)
 			ig_session_log(s, IG_LOG_WARN,
 			    "event=login-decision verdict=would-deny mode=monitor mech=%s tls=%s "
 			    "reason=%s rule=%s", attempt_mech_name(a), s->tls_active ? "yes" : "no",
-			    d.reason, d.rule_name);
+			    d.reason, ig_log_rule(d.rule_name, rule, sizeof(rule)));
 		if (!attempt_ratelimit(s))
 			return false;
 		if (a->user_known) {
@@ -200,14 +201,15 @@ attempt_judge(struct ig_session *s)
 				ig_session_log(s, IG_LOG_INFO,
 				    "event=login-decision verdict=allow mech=%s tls=%s reason=%s "
 				    "rule=%s", attempt_mech_name(a), s->tls_active ? "yes" : "no",
-				    d.reason, d.rule_name);
+				    d.reason, ig_log_rule(d.rule_name, rule, sizeof(rule)));
 		}
 		return true;
 	}
 	ig_session_log(s, IG_LOG_INFO,
 	    "event=login-decision verdict=%s mech=%s tls=%s reason=%s rule=%s code=%s",
 	    ig_verdict_str(d.verdict), attempt_mech_name(a), s->tls_active ? "yes" : "no",
-	    d.reason, d.rule_name, d.code != NULL ? d.code : "-");
+	    d.reason, ig_log_rule(d.rule_name, rule, sizeof(rule)),
+	    d.code != NULL ? d.code : "-");
 	if (d.code != NULL)
 		ig_session_reply(s, "%s NO [%s] %s", a->tag, d.code, d.text);
 	else
@@ -551,6 +553,7 @@ ig_attempt_recheck(struct ig_session *s)
 	struct ig_login_facts f;
 	attempt_facts(s, &f);
 	struct ig_decision d;
+	char rule[4 * sizeof(d.rule_name) + 8];
 	if (ig_policy_decide(ig_session_policy(s), &f, &d) == IG_VERDICT_ALLOW) {
 		a->decided_gen = s->set->gen_seq;
 		return true;
@@ -560,7 +563,8 @@ ig_attempt_recheck(struct ig_session *s)
 	ig_session_log(s, IG_LOG_INFO,
 	    "event=login-decision verdict=%s mech=%s tls=%s reason=%s rule=%s code=%s "
 	    "phase=after-reload", ig_verdict_str(d.verdict), attempt_mech_name(a),
-	    s->tls_active ? "yes" : "no", d.reason, d.rule_name, d.code != NULL ? d.code : "-");
+	    s->tls_active ? "yes" : "no", d.reason, ig_log_rule(d.rule_name, rule, sizeof(rule)),
+	    d.code != NULL ? d.code : "-");
 	if (d.code != NULL)
 		ig_session_reply(s, "%s NO [%s] %s", a->tag, d.code, d.text);
 	else

@@ -998,16 +998,19 @@ ig_session_recheck_all(struct ig_session_set *set)
 			.listener = s->l->name,
 		};
 		struct ig_decision d;
+		char rule[4 * sizeof(d.rule_name) + 8];
 		if (ig_policy_decide(ig_session_policy(s), &f, &d) == IG_VERDICT_ALLOW) {
 			if (d.would_deny)
 				ig_session_log(s, IG_LOG_WARN,
 				    "event=session-revoked verdict=would-deny mode=monitor "
-				    "reason=%s rule=%s", d.reason, d.rule_name);
+				    "reason=%s rule=%s", d.reason,
+				    ig_log_rule(d.rule_name, rule, sizeof(rule)));
 			continue;
 		}
 		ig_session_log(s, IG_LOG_WARN,
 		    "event=session-revoked by=reload verdict=%s reason=%s rule=%s",
-		    ig_verdict_str(d.verdict), d.reason, d.rule_name);
+		    ig_verdict_str(d.verdict), d.reason,
+		    ig_log_rule(d.rule_name, rule, sizeof(rule)));
 		session_revoke(s, "policy-revoked", "Access revoked by the administrator");
 		n++;
 	}

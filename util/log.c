@@ -174,6 +174,24 @@ log_bare_ok(const char *s)
 	return true;
 }
 
+/* s bare when it can be, else quoted and escaped. */
+static char *
+log_show(const char *s, char *out, size_t outsz)
+{
+	if (log_bare_ok(s)) {
+		snprintf(out, outsz, "%s", s);
+		return out;
+	}
+	if (outsz < 3)
+		return out;
+	out[0] = '"';
+	ig_log_escape((const uint8_t *)s, strlen(s), out + 1, outsz - 2);
+	size_t n = strlen(out);
+	out[n] = '"';
+	out[n + 1] = '\0';
+	return out;
+}
+
 char *
 ig_log_user(const char *user, char *out, size_t outsz)
 {
@@ -199,18 +217,23 @@ ig_log_user(const char *user, char *out, size_t outsz)
 		snprintf(out, outsz, "%s", tok);
 		return out;
 	}
-	if (log_bare_ok(user)) {
-		snprintf(out, outsz, "%s", user);
+	return log_show(user, out, outsz);
+}
+
+char *
+ig_log_rule(const char *rule, char *out, size_t outsz)
+{
+	if (outsz < 8) {
+		if (outsz > 0)
+			out[0] = '\0';
 		return out;
 	}
-	if (outsz < 3)
+	if (strncmp(rule, "user:", 5) == 0 && atomic_load(&log_redact)) {
+		memcpy(out, "user:", 5);
+		ig_log_user(rule + 5, out + 5, outsz - 5);
 		return out;
-	out[0] = '"';
-	ig_log_escape((const uint8_t *)user, strlen(user), out + 1, outsz - 2);
-	size_t n = strlen(out);
-	out[n] = '"';
-	out[n + 1] = '\0';
-	return out;
+	}
+	return log_show(rule, out, outsz);
 }
 
 /* ---- JSON --------------------------------------------------------------- */

@@ -90,6 +90,14 @@ int ig_log_set_redact(bool on, const uint8_t *key, size_t len);
 char *ig_log_user(const char *user, char *out, size_t outsz);
 
 /*
+ * A policy rule's name (policy/decide.h: "defaults", "built-in",
+ * "group:NAME", "user:NAME") as it may appear in a log line, into out
+ * (outsz >= 64): "user:" + the ig_log_user() token when redaction is on,
+ * else the name, quoted and escaped when it needs it. Returns out.
+ */
+char *ig_log_rule(const char *rule, char *out, size_t outsz);
+
+/*
  * Turns one key=value line (kv, kvlen bytes; what the call sites write)
  * into a JSON object followed by '\n' in out (outsz >= 128), with "time"
  * (time, an RFC 3339 string) and "level" first. Any input gives valid JSON

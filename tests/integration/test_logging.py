@@ -241,7 +241,10 @@ def test_log_file_reopen_on_sigusr1(logig, devcerts, dovecot, ca, tmp_path):
 
 
 def test_redact_users(logig, devcerts, dovecot, ca):
-    ig = logig(json_config(devcerts, dovecot, redact_users=True))
+    cfg = json_config(devcerts, dovecot, redact_users=True)
+    # A user rule's name holds the user name: redacted too.
+    cfg["policy"]["users"] = {ALICE: {"require_tls": True}}
+    ig = logig(cfg)
     for i in range(2):
         c = igtest.tls_client(ig, ca)
         assert status(c.cmd("a", "LOGIN %s %s" % (ALICE, ALICE_PW))[1]) == "OK"
@@ -271,3 +274,5 @@ def test_redact_users(logig, devcerts, dovecot, ca):
     for t in tokens + bob_tok:
         assert re.match(r"^h:[0-9a-f]{16}$", t), t
     assert all(re.match(r"^h:[0-9a-f]{16}$", e["user"]) for e in events if "user" in e)
+    rules = [e["rule"] for e in events if e.get("event") == "login-decision"]
+    assert "user:" + tokens[0] in rules, rules

@@ -217,9 +217,15 @@ test_user_names(void **state)
 	assert_int_equal(ig_log_set_redact(true, key2, sizeof(key2)), 0);
 	ig_log_user("alice", b, sizeof(b));
 	assert_string_not_equal(a, b);
+	/* A user rule's name hides the user; other rules stay readable. */
+	assert_string_equal(ig_log_rule("user:alice", out, sizeof(out)), "user:h:63c37aec67ef8d46");
+	assert_string_equal(ig_log_rule("defaults", out, sizeof(out)), "defaults");
+	assert_string_equal(ig_log_rule("group:staff", out, sizeof(out)), "group:staff");
 	/* Off again: the name. */
 	assert_int_equal(ig_log_set_redact(false, NULL, 0), 0);
 	assert_string_equal(ig_log_user("alice", out, sizeof(out)), "alice");
+	assert_string_equal(ig_log_rule("user:alice", out, sizeof(out)), "user:alice");
+	assert_string_equal(ig_log_rule("user:a b", out, sizeof(out)), "\"user:a b\"");
 	assert_int_equal(ig_log_set_redact(true, key, 0), IG_EINVAL);
 }
 
