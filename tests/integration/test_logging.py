@@ -276,3 +276,25 @@ def test_redact_users(logig, devcerts, dovecot, ca):
     assert all(re.match(r"^h:[0-9a-f]{16}$", e["user"]) for e in events if "user" in e)
     rules = [e["rule"] for e in events if e.get("event") == "login-decision"]
     assert "user:" + tokens[0] in rules, rules
+
+
+def test_reload_switches_format_and_redaction(logig, devcerts, dovecot, ca):
+    """SIGHUP applies log.format and log.redact_users at once."""
+    cfg = igtest.base_config(devcerts, dovecot.address)
+    ig = logig(cfg)
+    new = dict(ig.config, log={"format": "json", "redact_users": True})
+    ig.reload(new, what='"event":"reload-done"')
+    c = igtest.tls_client(ig, ca)
+    assert status(c.cmd("a", "LOGIN %s %s" % (ALICE, ALICE_PW))[1]) == "OK"
+    c.send("b LOGOUT\r\n")
+    c.read_until_tagged("b")
+    c.close()
+    igtest.wait_until(lambda: '"event":"close"' in ig.log_text(), igtest.IO_TIMEOUT, "close")
+    text = ig.log_text()
+    before, after = text.split('"event":"reload-done"', 1)
+    assert " info event=ready " in before
+    assert ALICE not in after and ALICE_PW not in text
+    tail = after.split("\n", 1)[1]
+    events = json_lines(tail)
+    close = [e for e in events if e["event"] == "close"][0]
+    assert re.match(r"^h:[0-9a-f]{16}$", close["user"]), close
