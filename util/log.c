@@ -366,26 +366,33 @@ struct jobj {
 	bool truncated;
 };
 
+static bool
+jobj_has(const struct jobj *o, const char *key)
+{
+	for (size_t i = 0; i < o->nkeys; i++)
+		if (strcmp(o->keys[i], key) == 0)
+			return true;
+	return false;
+}
+
 /* Emits "key":value (a number when numeric), rolling back if it does not fit. */
 static void
 jfield(struct jobj *o, const char *k, size_t kn, const char *v, size_t vn, bool numeric)
 {
 	if (o->truncated)
 		return;
+	if (o->nkeys >= JKEYS_MAX) {
+		o->truncated = true; /* (repeats could no longer be told apart) */
+		return;
+	}
 	char key[JKEY_MAX + 8];
 	memcpy(key, k, kn);
 	key[kn] = '\0';
-	unsigned seen = 0;
-	for (size_t i = 0; i < o->nkeys; i++) {
-		size_t l = strlen(o->keys[i]);
-		if (strncmp(o->keys[i], key, kn) == 0 && (l == kn || (o->keys[i][kn] == '_' &&
-		    l > kn + 1 && o->keys[i][kn + 1] >= '2' && o->keys[i][kn + 1] <= '9')))
-			seen++;
-	}
-	if (seen > 0) {
-		if (seen > 8)
-			return; /* (a repeat beyond _9: dropped) */
-		snprintf(key + kn, sizeof(key) - kn, "_%u", seen + 1);
+	/* A repeated key becomes key_2 ... key_9, whichever is still free. */
+	for (unsigned n = 2; jobj_has(o, key); n++) {
+		if (n > 9)
+			return; /* (dropped) */
+		snprintf(key + kn, sizeof(key) - kn, "_%u", n);
 	}
 	size_t mark = o->b.len;
 	bool ok = jput(&o->b, ",", 1) && jstr(&o->b, key, strlen(key)) && jput(&o->b, ":", 1) &&
@@ -395,8 +402,7 @@ jfield(struct jobj *o, const char *k, size_t kn, const char *v, size_t vn, bool 
 		o->truncated = true;
 		return;
 	}
-	if (o->nkeys < JKEYS_MAX)
-		snprintf(o->keys[o->nkeys++], sizeof(o->keys[0]), "%s", key);
+	snprintf(o->keys[o->nkeys++], sizeof(o->keys[0]), "%s", key);
 }
 
 static bool

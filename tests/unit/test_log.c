@@ -88,6 +88,8 @@ static const struct json_row json_rows[] = {
 	/* quotes and backslashes in values, a repeated key */
 	{ "a=x\"y b=c\\d a=2", 0,
 	  ",\"a\":\"x\\\"y\",\"b\":\"c\\\\d\",\"a_2\":\"2\"}\n" },
+	/* a repeat whose _2 name is taken already (found by the fuzzer) */
+	{ "r_2=a r=b r=c", 0, ",\"r_2\":\"a\",\"r\":\"b\",\"r_3\":\"c\"}\n" },
 	/* control bytes, DEL, and bytes that are not UTF-8 */
 	{ "v=\x01\x1f\x7f\t", 0, ",\"v\":\"\\u0001\\u001f\\u007f\\u0009\"}\n" },
 	{ "v=\xff\xc3(\xed\xa0\x80", 0,
@@ -159,6 +161,13 @@ test_json_hostile(void **state)
 	char big[8192];
 	len = ig_log_json(big, sizeof(big), "T", IG_LOG_INFO, many, strlen(many));
 	assert_true(json_check_line(big, len));
+	/* More keys than can be told apart: the rest is cut, marked. */
+	many[0] = '\0';
+	for (int i = 0; i < 80; i++)
+		snprintf(many + strlen(many), sizeof(many) - strlen(many), "k%d=1 ", i % 70);
+	len = ig_log_json(big, sizeof(big), "T", IG_LOG_INFO, many, strlen(many));
+	assert_true(json_check_line(big, len));
+	assert_non_null(strstr(big, "\"truncated\":true}\n"));
 	/* Too small an output buffer writes nothing. */
 	assert_int_equal(ig_log_json(out, 100, "T", IG_LOG_INFO, "a=b", 3), 0);
 }
