@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 
 import pytest
 
@@ -240,10 +241,12 @@ def test_log_file_reopen_on_sigusr1(logig, devcerts, dovecot, ca, tmp_path):
     assert ALICE_PW not in igtest.read_text(path) + igtest.read_text(path + ".1")
 
 
-def test_redact_users(logig, devcerts, dovecot, ca):
+def test_redact_users(logig, devcerts, dovecot, ca, tmp_path):
     cfg = json_config(devcerts, dovecot, redact_users=True)
     # A user rule's name holds the user name: redacted too.
     cfg["policy"]["users"] = {ALICE: {"require_tls": True}}
+    sock = str(tmp_path / "ctl.sock")
+    cfg["admin"] = {"socket": sock}
     ig = logig(cfg)
     for i in range(2):
         c = igtest.tls_client(ig, ca)
@@ -255,6 +258,9 @@ def test_redact_users(logig, devcerts, dovecot, ca):
     bob = "bob@example.com"
     assert status(c.cmd("a", "LOGIN %s wrong-password" % bob)[1]) == "NO"
     c.close()
+    r = subprocess.run([ig.binary, "ctl", "-s", sock, "kick", bob],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "ok kicked 0 sessions" in r.stdout, r.stdout + r.stderr
     igtest.wait_until(lambda: sum(1 for e in json_lines(ig.events_text())
                                   if e.get("event") == "close") >= 3,
                       igtest.IO_TIMEOUT, "three close lines")
@@ -276,6 +282,8 @@ def test_redact_users(logig, devcerts, dovecot, ca):
     assert all(re.match(r"^h:[0-9a-f]{16}$", e["user"]) for e in events if "user" in e)
     rules = [e["rule"] for e in events if e.get("event") == "login-decision"]
     assert "user:" + tokens[0] in rules, rules
+    kick = [e for e in events if e.get("event") == "kick"]
+    assert len(kick) == 1 and kick[0]["user"] == bob_tok[0], kick
 
 
 def test_reload_switches_format_and_redaction(logig, devcerts, dovecot, ca):
