@@ -51,6 +51,11 @@ config_check_root(struct cfgctx *c, const struct cnode *map, void *base, const c
 	if (g != NULL && ig_cfg_map_get(map, "user") == NULL)
 		config_error(c, g->mark, "'group' needs 'user': the proxy changes its group "
 		    "only when it changes its user");
+	const struct cnode *log = ig_cfg_map_get(map, "log");
+	const struct cnode *level = ig_cfg_map_get(log, "level");
+	if (level != NULL && ig_cfg_map_get(map, "log_level") != NULL)
+		config_error(c, level->mark, "'log.level' and 'log_level' are the same setting: "
+		    "keep one");
 }
 
 /* user: an existing user, not root. Its primary group is the default. */
@@ -111,6 +116,7 @@ static const struct field root_fields[] = {
 	/* In either order: user sets the primary group only when no group was stored. */
 	F_STR("group", struct ig_config, group, false, config_v_group),
 	F_STR("user", struct ig_config, user, false, config_v_user),
+	{ .key = "log", .type = FT_SECTION, .off = 0, .sub = &ig_cfg_log_section },
 };
 static const struct section root_section = {
 	root_fields, NFIELDS(root_fields), config_check_root, false, NULL

@@ -130,7 +130,14 @@ struct ig_limits {
 
 struct ig_config {
 	char *path;                      /* file it was loaded from */
-	enum ig_log_level log_level;     /* "log_level" (default info) */
+	enum ig_log_level log_level;     /* "log_level" or log.level (info) */
+	enum ig_log_format log_format;   /* log.format (text) */
+	char *log_file;                  /* log.file: NULL = stderr, "syslog",
+	                                    or a file; opened at start-up */
+	bool log_redact_users;           /* log.redact_users (false) */
+	char *log_redact_key_file;       /* log.redact_key_file: the HMAC key
+	                                    (read at start-up); NULL = a random
+	                                    key per process */
 	unsigned workers;                /* "workers": event loops, one thread
 	                                    each; 0 = auto (default: one per
 	                                    CPU the process may run on) */

@@ -473,3 +473,82 @@ static const struct field limits_fields[] = {
 const struct section ig_cfg_limits_section = {
 	limits_fields, NFIELDS(limits_fields), config_check_limits, false, NULL
 };
+
+/* ---- log ---------------------------------------------------------------- */
+
+static const struct enum_name log_format_names[] = {
+	{ "text", IG_LOG_TEXT }, { "json", IG_LOG_JSON }, { NULL, 0 },
+};
+
+static const struct enum_name log_level_names[] = {
+	{ "error", IG_LOG_ERROR }, { "warn", IG_LOG_WARN },
+	{ "info", IG_LOG_INFO }, { "debug", IG_LOG_DEBUG }, { NULL, 0 },
+};
+
+/* log.file: "syslog", or a file in a directory that exists. */
+static void
+log_v_file(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	char sb[CFG_SHOW_MAX];
+	struct stat st;
+	(void)f;
+	(void)base;
+	if (strcmp(v->str, "syslog") == 0)
+		return;
+	if (v->len == 0 || v->len >= CFG_PATH_MAX) {
+		config_error(c, v->mark, "invalid value '%s' for '%s': expected syslog or a file "
+		    "name", ig_cfg_show(v->str, v->len, sb), path);
+		return;
+	}
+	const char *slash = strrchr(v->str, '/');
+	char dir[CFG_PATH_MAX];
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == v->str)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - v->str), v->str);
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		config_error(c, v->mark, "cannot use '%s' for '%s': directory '%s' does not exist",
+		    ig_cfg_show(v->str, v->len, sb), path, dir);
+		return;
+	}
+	if (lstat(v->str, &st) == 0 && !S_ISREG(st.st_mode))
+		config_error(c, v->mark, "cannot use '%s' for '%s': it exists and is not a regular "
+		    "file", ig_cfg_show(v->str, v->len, sb), path);
+}
+
+/* log.redact_key_file: a private file of IG_LOG_KEY_MIN..IG_LOG_KEY_MAX bytes. */
+static void
+log_v_key_file(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	struct stat st;
+	char sb[CFG_SHOW_MAX];
+	(void)f;
+	(void)base;
+	if (!config_check_file(c, v, path, &st))
+		return;
+	if (st.st_size < IG_LOG_KEY_MIN || st.st_size > IG_LOG_KEY_MAX)
+		config_error(c, v->mark, "cannot use '%s' for '%s': a key file holds %d to %d "
+		    "bytes, not %lld", ig_cfg_show(v->str, v->len, sb), path, IG_LOG_KEY_MIN,
+		    IG_LOG_KEY_MAX, (long long)st.st_size);
+	else if (st.st_mode & S_IROTH)
+		config_warn(c, v->mark, "key file '%s' is readable by every user (mode %03o)",
+		    ig_cfg_show(v->str, v->len, sb), (unsigned)(st.st_mode & 0777));
+}
+
+static const struct field log_fields[] = {
+	F_ENUM("format", struct ig_config, log_format, false, IG_LOG_TEXT, log_format_names,
+	    NULL),
+	F_STR("file", struct ig_config, log_file, false, log_v_file),
+	F_BOOL("redact_users", struct ig_config, log_redact_users, false),
+	F_STR("redact_key_file", struct ig_config, log_redact_key_file, false, log_v_key_file),
+	/* The same setting as the top-level log_level (both: an error). */
+	F_ENUM("level", struct ig_config, log_level, false, IG_LOG_INFO, log_level_names, NULL),
+};
+/* "log" fills fields of struct ig_config (offset 0). */
+const struct section ig_cfg_log_section = {
+	log_fields, NFIELDS(log_fields), NULL, false, NULL
+};

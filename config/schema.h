@@ -221,6 +221,7 @@ void ig_cfg_check_listeners(struct cfgctx *c, const struct cnode *seq, void *bas
     const char *path);
 /* workers: auto or a count. */
 extern const struct custom_ops ig_cfg_workers_ops;
+extern const struct section ig_cfg_log_section;      /* fills struct ig_config */
 
 /* policy.c */
 extern const struct section ig_cfg_policy_section;

@@ -58,7 +58,8 @@ attempt_begin(struct ig_session *s, const struct ig_imap_cmd *c, bool login_cmd,
 	ig_imap_tag_copy(c, a->tag, sizeof(a->tag));
 	a->cmd = malloc(cap + scap);
 	if (a->cmd == NULL) {
-		ig_session_log(s, IG_LOG_ERROR, "event=login-refused reason=out-of-memory");
+		ig_session_log(s, IG_LOG_ERROR,
+		    "event=login-refused reason=out-of-memory code=UNAVAILABLE");
 		ig_session_reply(s, "%s NO [UNAVAILABLE] Server busy, try again later", a->tag);
 		attempt_end(s);
 		return false;
@@ -140,7 +141,7 @@ attempt_ratelimit(struct ig_session *s)
 	uint64_t left_s = v.until_ms > ra.now_ms ? (v.until_ms - ra.now_ms + 999) / 1000 : 0;
 	ig_session_log(s, IG_LOG_WARN,
 	    "event=login-decision verdict=tempfail reason=ratelimit limit=%s count=%u "
-	    "threshold=%u remaining_s=%llu known_address=%s mech=%s",
+	    "threshold=%u remaining_s=%llu known_address=%s mech=%s code=UNAVAILABLE",
 	    v.limit, v.count, v.threshold, (unsigned long long)left_s,
 	    v.known_address ? "yes" : "no", attempt_mech_name(a));
 	if (left_s >= 120)
@@ -181,6 +182,7 @@ attempt_judge(struct ig_session *s)
 	struct ig_login_facts f;
 	attempt_facts(s, &f);
 	struct ig_decision d;
+	char rule[4 * sizeof(d.rule_name) + 8]; /* as logged (ig_log_rule) */
 	/* Always the newest policy: a reload that denies a user applies to
 	   connections opened before it. */
 	enum ig_verdict v = ig_policy_decide(ig_session_policy(s), &f, &d);
@@ -189,7 +191,7 @@ attempt_judge(struct ig_session *s)
 			ig_session_log(s, IG_LOG_WARN,
 			    "event=login-decision verdict=would-deny mode=monitor mech=%s tls=%s "
 			    "reason=%s rule=%s", attempt_mech_name(a), s->tls_active ? "yes" : "no",
-			    d.reason, d.rule_name);
+			    d.reason, ig_log_rule(d.rule_name, rule, sizeof(rule)));
 		if (!attempt_ratelimit(s))
 			return false;
 		if (a->user_known) {
@@ -199,14 +201,15 @@ attempt_judge(struct ig_session *s)
 				ig_session_log(s, IG_LOG_INFO,
 				    "event=login-decision verdict=allow mech=%s tls=%s reason=%s "
 				    "rule=%s", attempt_mech_name(a), s->tls_active ? "yes" : "no",
-				    d.reason, d.rule_name);
+				    d.reason, ig_log_rule(d.rule_name, rule, sizeof(rule)));
 		}
 		return true;
 	}
 	ig_session_log(s, IG_LOG_INFO,
-	    "event=login-decision verdict=%s mech=%s tls=%s reason=%s rule=%s",
+	    "event=login-decision verdict=%s mech=%s tls=%s reason=%s rule=%s code=%s",
 	    ig_verdict_str(d.verdict), attempt_mech_name(a), s->tls_active ? "yes" : "no",
-	    d.reason, d.rule_name);
+	    d.reason, ig_log_rule(d.rule_name, rule, sizeof(rule)),
+	    d.code != NULL ? d.code : "-");
 	if (d.code != NULL)
 		ig_session_reply(s, "%s NO [%s] %s", a->tag, d.code, d.text);
 	else
@@ -313,7 +316,8 @@ attempt_sasl_user(struct ig_session *s, struct ig_span b64)
 			/* A different authorization identity is a master-user
 			   login: refused unless configured (not yet). */
 			ig_session_log(s, IG_LOG_INFO,
-			    "event=login-decision verdict=deny reason=authzid-mismatch mech=%s",
+			    "event=login-decision verdict=deny reason=authzid-mismatch mech=%s "
+			    "code=AUTHORIZATIONFAILED",
 			    ig_sasl_mech_str(a->mech));
 			ig_session_reply(s, "%s NO [AUTHORIZATIONFAILED] Authorization identity refused",
 			    a->tag);
@@ -424,7 +428,8 @@ ig_attempt_authenticate(struct ig_session *s, const struct ig_imap_cmd *c)
 		if (m != IG_MECH_COUNT && !attempt_judge(s))
 			return;
 		attempt_end(s);
-		ig_session_log(s, IG_LOG_INFO, "event=login-refused reason=mechanism-unavailable");
+		ig_session_log(s, IG_LOG_INFO,
+		    "event=login-refused reason=mechanism-unavailable code=CANNOT");
 		ig_session_reply(s, "%s NO [CANNOT] Unsupported authentication mechanism", tag);
 		return;
 	}
@@ -548,6 +553,7 @@ ig_attempt_recheck(struct ig_session *s)
 	struct ig_login_facts f;
 	attempt_facts(s, &f);
 	struct ig_decision d;
+	char rule[4 * sizeof(d.rule_name) + 8];
 	if (ig_policy_decide(ig_session_policy(s), &f, &d) == IG_VERDICT_ALLOW) {
 		a->decided_gen = s->set->gen_seq;
 		return true;
@@ -555,9 +561,10 @@ ig_attempt_recheck(struct ig_session *s)
 	/* The policy was reloaded while the backend checked the password,
 	   and no longer allows this login: the backend's OK is dropped. */
 	ig_session_log(s, IG_LOG_INFO,
-	    "event=login-decision verdict=%s mech=%s tls=%s reason=%s rule=%s "
+	    "event=login-decision verdict=%s mech=%s tls=%s reason=%s rule=%s code=%s "
 	    "phase=after-reload", ig_verdict_str(d.verdict), attempt_mech_name(a),
-	    s->tls_active ? "yes" : "no", d.reason, d.rule_name);
+	    s->tls_active ? "yes" : "no", d.reason, ig_log_rule(d.rule_name, rule, sizeof(rule)),
+	    d.code != NULL ? d.code : "-");
 	if (d.code != NULL)
 		ig_session_reply(s, "%s NO [%s] %s", a->tag, d.code, d.text);
 	else
@@ -583,7 +590,8 @@ ig_attempt_done(struct ig_session *s, bool ok, bool tempfail)
 		ig_session_reply(s, "%s NO [UNAVAILABLE] Backend unavailable, try again later",
 		    a->tag);
 		ig_session_log(s, IG_LOG_WARN, "event=login-result result=tempfail "
-		    "reason=backend-unavailable mech=%s ms=%llu", attempt_mech_name(a),
+		    "reason=backend-unavailable mech=%s code=UNAVAILABLE ms=%llu",
+		    attempt_mech_name(a),
 		    (unsigned long long)ms);
 	} else {
 		ig_session_log(s, IG_LOG_INFO, "event=login-result result=%s mech=%s ms=%llu",

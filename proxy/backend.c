@@ -342,7 +342,7 @@ backend_send_login(struct ig_session *s)
 	bool ok = backend_format_login(s);
 	mbedtls_platform_zeroize(a->cmd, a->cmd_cap);
 	if (!ok) {
-		ig_session_log(s, IG_LOG_WARN, "event=login-refused reason=command-too-long");
+		ig_session_log(s, IG_LOG_WARN, "event=login-refused reason=command-too-long code=LIMIT");
 		ig_backend_close(s);
 		ig_session_reply(s, "%s NO [LIMIT] Login command too long for the backend", a->tag);
 		ig_attempt_done(s, false, false);

@@ -173,7 +173,11 @@ ctl_exec(struct ctl_conn *c, char *line)
 			int rc = ig_rl_lift(rl, arg, key, now);
 			ig_shared_unlock(sh);
 			char esc[300];
-			ig_log_escape((const uint8_t *)key, strlen(key), esc, sizeof(esc));
+			/* A user limit's key holds the user name: redacted like it. */
+			if (strncmp(arg, "user", 4) == 0)
+				ig_log_user(key, esc, sizeof(esc));
+			else
+				ig_log_escape((const uint8_t *)key, strlen(key), esc, sizeof(esc));
 			if (rc == 0) {
 				log_info("event=ratelimit-lifted limit=%s key=\"%s\" by=ctl", arg, esc);
 				ctl_out(c, "ok lifted %s %s\n", arg, key);
@@ -183,12 +187,12 @@ ctl_exec(struct ctl_conn *c, char *line)
 		}
 	} else if (strcmp(line, "kick") == 0 && arg != NULL) {
 		unsigned n = 0;
-		char esc[300];
-		ig_log_escape((const uint8_t *)arg, strlen(arg), esc, sizeof(esc));
+		char esc[1100];
+		ig_log_user(arg, esc, sizeof(esc));
 		if (c->ctl->ops->kick(c->ctl->owner, arg, &n) != 0) {
 			ctl_out(c, "error invalid user name\n");
 		} else {
-			log_info("event=kick user=\"%s\" sessions=%u by=ctl", esc, n);
+			log_info("event=kick user=%s sessions=%u by=ctl", esc, n);
 			ctl_out(c, "ok kicked %u session%s\n", n, n == 1 ? "" : "s");
 		}
 	} else if (strcmp(line, "stats") == 0 && arg == NULL) {

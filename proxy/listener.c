@@ -159,8 +159,8 @@ ig_listener_fd_budget(struct ig_accept_gate *g)
 		configured += g->listeners[i].info.max_sessions;
 	if (g->max_sessions == 0) {
 		log_error("event=start-failed reason=fd-limit limit=%" PRIu64 " in_use=%u "
-		    "reserve=%u: no descriptor left for a session (raise the open files limit, "
-		    "ulimit -n or LimitNOFILE=)", g->fd_limit, g->fd_in_use, IG_FD_RESERVE);
+		    "reserve=%u error=\"no descriptor left for a session (raise the open files "
+		    "limit, ulimit -n or LimitNOFILE=)\"", g->fd_limit, g->fd_in_use, IG_FD_RESERVE);
 		return IG_EIO;
 	}
 	if (g->set->worker != 0)

@@ -8,6 +8,8 @@
  *                            what the policy would decide, and why
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -16,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <mbedtls/platform_util.h>
 #include <mbedtls/version.h>
 #include <uv.h>
 
@@ -214,6 +217,46 @@ ctl_main(int argc, char **argv)
 	return rc;
 }
 
+/*
+ * The log output and format, at start-up, before anything is logged (and
+ * before privileges are dropped: the file and the key file are opened
+ * now). Returns 0, or 1 with the reason on stderr.
+ */
+static int
+main_log_setup(const struct ig_config *cfg)
+{
+	ig_log_set_format(cfg->log_format);
+	if (ig_log_open(cfg->log_file) != 0) {
+		fprintf(stderr, "imapguard: cannot open log.file %s: %s\n", cfg->log_file,
+		    strerror(errno));
+		return 1;
+	}
+	uint8_t key[IG_LOG_KEY_MAX + 1];
+	size_t n = 0;
+	if (cfg->log_redact_key_file != NULL) {
+		int fd = open(cfg->log_redact_key_file, O_RDONLY | O_CLOEXEC);
+		ssize_t r = fd >= 0 ? read(fd, key, sizeof(key)) : -1;
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		if (r < IG_LOG_KEY_MIN || r > IG_LOG_KEY_MAX) {
+			fprintf(stderr, "imapguard: cannot use log.redact_key_file %s: %s\n",
+			    cfg->log_redact_key_file, r < 0 ? strerror(e) : "it must hold 16 to 64 "
+			    "bytes");
+			mbedtls_platform_zeroize(key, sizeof(key));
+			return 1;
+		}
+		n = (size_t)r;
+	}
+	int rc = ig_log_set_redact(cfg->log_redact_users, n > 0 ? key : NULL, n);
+	mbedtls_platform_zeroize(key, sizeof(key));
+	if (rc != 0) {
+		fprintf(stderr, "imapguard: log.redact_users: no random key: %s\n", strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -267,6 +310,7 @@ main(int argc, char **argv)
 	sigaddset(&stopsigs, SIGTERM);
 	sigaddset(&stopsigs, SIGINT);
 	sigaddset(&stopsigs, SIGHUP);
+	sigaddset(&stopsigs, SIGUSR1); /* (its default action ends the process) */
 	sigprocmask(SIG_BLOCK, &stopsigs, &oldmask);
 	if (ig_tls_global_init() != 0) {
 		fprintf(stderr, "imapguard: PSA crypto initialisation failed\n");
@@ -300,6 +344,10 @@ main(int argc, char **argv)
 		return 1;
 	}
 	ig_log_set_level(debug ? IG_LOG_DEBUG : g->cfg->log_level);
+	if (main_log_setup(g->cfg) != 0) {
+		ig_gen_unref(g);
+		return 1;
+	}
 	log_info("event=start version=%s config=%s crypto=%s", IG_VERSION, path,
 	    ig_crypto_backend_str(ig_crypto_active()));
 	if (crypto_note[0] != '\0')

@@ -335,6 +335,14 @@ server_stop(struct ig_server *sv, const char *why)
 	uv_close((uv_handle_t *)&sv->sig_term, server_handle_close_cb);
 	uv_close((uv_handle_t *)&sv->sig_int, server_handle_close_cb);
 	uv_close((uv_handle_t *)&sv->sig_hup, server_handle_close_cb);
+	uv_close((uv_handle_t *)&sv->sig_usr1, server_handle_close_cb);
+}
+
+/* Two optional strings (NULL: unset) are equal. */
+static bool
+server_same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
 /* True when nc binds the listeners sv has bound (same names, addresses and
@@ -428,6 +436,14 @@ server_reload(struct ig_server *sv)
 		uv_timer_start(&sv->rl_sync, server_rl_sync_cb, sv->rl_sync_ms, sv->rl_sync_ms);
 	}
 	ig_log_set_level(nc->log_level);
+	ig_log_set_format(nc->log_format);
+	if (ig_log_set_redact(nc->log_redact_users, NULL, 0) != 0)
+		log_error("event=reload-note reason=\"log.redact_users: no randomness for the "
+		    "key, unchanged\"");
+	if (!server_same_str(nc->log_file, sv->gen->cfg->log_file))
+		log_warn("event=reload-note reason=\"log.file changes at restart\"");
+	if (!server_same_str(nc->log_redact_key_file, sv->gen->cfg->log_redact_key_file))
+		log_warn("event=reload-note reason=\"log.redact_key_file changes at restart\"");
 	struct ig_gen *old = sv->gen;
 	sv->gen = g;
 	sv->gen_seq++;
@@ -559,6 +575,24 @@ server_drain(struct ig_server *sv, const char *sig)
 	uv_timer_start(&sv->drain_timer, server_drain_timer_cb, ms, 0);
 	if (atomic_load(&sv->sh.nsessions) == 0)
 		server_drain_end(sv, "all-ended");
+}
+
+/*
+ * SIGUSR1: log.file is opened again by name (logrotate renamed it). Lines
+ * written meanwhile by the workers go whole to the old or the new file.
+ */
+static void
+server_log_reopen_cb(uv_signal_t *h, int signum)
+{
+	(void)h;
+	(void)signum;
+	if (ig_log_path() == NULL)
+		return;
+	if (ig_log_reopen() != 0)
+		log_error("event=log-reopen-failed file=%s error=\"%s\"", ig_log_path(),
+		    strerror(errno));
+	else
+		log_info("event=log-reopened file=%s", ig_log_path());
 }
 
 static void
@@ -751,6 +785,9 @@ server_start(struct ig_server *sv, struct ig_gen *g, const char *config_path)
 	uv_async_init(&sv->loop, &sv->drained, server_drained_cb);
 	sv->drain_timer.data = sv->drained.data = sv;
 	sv->drain_on = true;
+	uv_signal_init(&sv->loop, &sv->sig_usr1);
+	sv->sig_usr1.data = sv;
+	uv_signal_start(&sv->sig_usr1, server_log_reopen_cb, SIGUSR1);
 
 	/* Bind every listener (a port in use fails here), listen only last. */
 	size_t nfds = (size_t)sv->nworkers * cfg->nlisteners;

@@ -33,6 +33,7 @@ struct ig_server {
 	uint64_t gen_seq;              /* counts accepted reloads */
 	const char *config_path;
 	uv_signal_t sig_term, sig_int, sig_hup;
+	uv_signal_t sig_usr1;          /* log.file reopen (logrotate) */
 	bool stopping;
 	/*
 	 * The drain (first SIGTERM or SIGINT): listeners closed, sessions

@@ -83,8 +83,11 @@ ig_session_log(const struct ig_session *s, enum ig_log_level lvl, const char *fm
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	const char *user = s->att.user_known ? s->att.user : s->user;
+	char ushow[4 * IG_USER_MAX + 8];
+	if (user[0] != '\0')
+		ig_log_user(user, ushow, sizeof(ushow));
 	ig_log(lvl, "sid=%s client=%s:%u listener=%s%s%s %s", s->ids, s->peer_ip,
-	    s->peer_port, s->l->name, user[0] ? " user=" : "", user, msg);
+	    s->peer_port, s->l->name, user[0] ? " user=" : "", user[0] ? ushow : "", msg);
 }
 
 void
@@ -1051,12 +1054,24 @@ ig_session_close(struct ig_session *s, const char *reason, bool graceful)
 	s->closing = true;
 	snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
 	uint64_t dur = ig_session_now(s) - s->started_ms;
+	/* The session's summary: TLS (when it came up), the backend (when one
+	   was contacted), bytes each way and the duration, on one line. */
+	char tls[400] = "";
+	if (s->tls_active) {
+		const char *alpn = mbedtls_ssl_get_alpn_protocol(&s->client.ssl);
+		snprintf(tls, sizeof(tls), " tls_version=%s cipher=%s sni=%s alpn=%s",
+		    ig_tls_version(&s->client), ig_tls_cipher(&s->client),
+		    s->sni[0] ? s->sni : "-", alpn != NULL ? alpn : "-");
+	}
+	bool backend_used = s->backend.bytes_in > 0 || s->backend.bytes_out > 0;
 	ig_session_log(s, IG_LOG_INFO,
 	    "event=close reason=%s state=%s duration_ms=%llu client_in=%llu client_out=%llu "
-	    "backend_in=%llu backend_out=%llu",
+	    "backend_in=%llu backend_out=%llu%s%s%s",
 	    reason, ig_session_state_str(s->state) + 6, (unsigned long long)dur,
 	    (unsigned long long)s->client.bytes_in, (unsigned long long)s->client.bytes_out,
-	    (unsigned long long)s->backend.bytes_in, (unsigned long long)s->backend.bytes_out);
+	    (unsigned long long)s->backend.bytes_in, (unsigned long long)s->backend.bytes_out,
+	    tls, backend_used ? " backend=" : "",
+	    backend_used ? s->gen->cfg->backend.address : "");
 	ig_session_set_state(s, IG_SS_CLOSING);
 	s->tarpit = false; /* closing owns the timer now (linger) */
 	ig_attempt_abandon(s);
@@ -1226,16 +1241,19 @@ ig_session_recheck_all(struct ig_session_set *set)
 			.listener = s->l->name,
 		};
 		struct ig_decision d;
+		char rule[4 * sizeof(d.rule_name) + 8];
 		if (ig_policy_decide(ig_session_policy(s), &f, &d) == IG_VERDICT_ALLOW) {
 			if (d.would_deny)
 				ig_session_log(s, IG_LOG_WARN,
 				    "event=session-revoked verdict=would-deny mode=monitor "
-				    "reason=%s rule=%s", d.reason, d.rule_name);
+				    "reason=%s rule=%s", d.reason,
+				    ig_log_rule(d.rule_name, rule, sizeof(rule)));
 			continue;
 		}
 		ig_session_log(s, IG_LOG_WARN,
 		    "event=session-revoked by=reload verdict=%s reason=%s rule=%s",
-		    ig_verdict_str(d.verdict), d.reason, d.rule_name);
+		    ig_verdict_str(d.verdict), d.reason,
+		    ig_log_rule(d.rule_name, rule, sizeof(rule)));
 		session_revoke(s, "policy-revoked", "Access revoked by the administrator");
 		n++;
 	}
