@@ -41,7 +41,7 @@ class LogIg(igtest.Imapguard):
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         before = self.ready_count()
-        self.proc = igtest.spawn([self.binary, "-c", self.config_path], self.log_path, env=env)
+        self.proc = igtest.spawn(self.argv(), self.log_path, env=env)
 
         def ready():
             if self.proc.poll() is not None:
