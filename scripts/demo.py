@@ -9,18 +9,24 @@ started here is stopped on exit (normal, error or signal).
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 import igtest  # noqa: E402
-from igtest import ALICE, ALICE_PW, Raw  # noqa: E402
+from igtest import ALICE, ALICE_PW, USERS, Raw  # noqa: E402
+
+BOB = "bob@example.com"
+BOB_PW = USERS[BOB]
 
 BOLD, DIM, RED, GREEN, RESET = ("\033[1m", "\033[2m", "\033[31m", "\033[32m", "\033[0m") \
     if sys.stdout.isatty() else ("",) * 5
@@ -113,8 +119,22 @@ def main():
 
         heading("imapguard")
         os.makedirs(os.path.join(run_dir, "imapguard"))
-        ig = igtest.Imapguard(args.bin, os.path.join(run_dir, "imapguard"),
-                              igtest.base_config(certs, dovecot.address)).start()
+        config = igtest.base_config(certs, dovecot.address)
+        # The JSON audit stream, the metrics endpoint, a group that may
+        # only use tokens, and the rate limiter with thresholds a demo
+        # reaches (production defaults: 10 failures, tarpit from 1 s).
+        metrics_port = igtest.free_port()
+        config["log"] = {"format": "json"}
+        config["admin"] = {"listen": "127.0.0.1:%d" % metrics_port}
+        config["policy"]["groups"] = {"modern-only": {
+            "users": [BOB], "mechanisms": ["XOAUTH2", "OAUTHBEARER"], "login_command": False}}
+        config["ratelimit"] = {
+            "enabled": True,
+            "address": {"threshold": 3, "window": "10m", "block": "15m"},
+            "user": {"threshold": 5, "window": "10m", "block": "15m"},
+            "tarpit": {"base": "100ms", "max": "200ms"},
+        }
+        ig = igtest.Imapguard(args.bin, os.path.join(run_dir, "imapguard"), config).start()
         print("  %s -c %s" % (args.bin, ig.config_path))
         print("  implicit TLS on 127.0.0.1:%d, STARTTLS on 127.0.0.1:%d -> backend %s"
               % (ig.ports["imaps"], ig.ports["imap"], dovecot.address))
@@ -168,14 +188,89 @@ def main():
         c.cmd("c5", "LOGOUT")
         c.close()
 
-        time.sleep(0.3)
-        heading("imapguard's log for these sessions (%s)" % ig.log_path)
-        for line in ig.log_text().splitlines():
+        heading("5. A user whose group allows tokens only: LOGIN is refused")
+        c = Shown(Raw(*ig.addr("imaps"), tls_ctx=ctx))
+        c.greeting()
+        _, tagged = c.cmd("d1", "LOGIN %s %s" % (BOB, BOB_PW))
+        check(igtest.status(tagged) == "NO", "%s: LOGIN refused before the backend" % BOB)
+        c.close()
+        print("  %s$ imapguard explain -c imapguard.yaml --user %s --from 127.0.0.1 "
+              "--listener imaps%s" % (DIM, BOB, RESET))
+        out = subprocess.run([args.bin, "explain", "-c", ig.config_path, "--user", BOB,
+                              "--from", "127.0.0.1", "--listener", "imaps"],
+                             capture_output=True, text=True, timeout=30)
+        for line in out.stdout.splitlines():
+            print("    " + line)
+        check(out.returncode == 1 and "modern-only" in out.stdout,
+              "explain names the rule (group modern-only) and exits 1")
+
+        heading("6. Wrong passwords for %s from 127.0.0.2 and 127.0.0.3: locked out "
+                "there, not at home" % ALICE)
+
+        def attempt(source, password, tag):
+            c = Shown(Raw(*ig.addr("imaps"), tls_ctx=ctx, source=source))
+            c.greeting()
+            _, tagged = c.cmd(tag, "LOGIN %s %s" % (ALICE, password))
+            c.close()
+            return tagged
+
+        print("  %s-- from 127.0.0.2 --%s" % (DIM, RESET))
+        for i in range(3):
+            tagged = attempt("127.0.0.2", "guess-%d" % i, "e%d" % i)
+        tagged = attempt("127.0.0.2", ALICE_PW, "e9")
+        check(igtest.resp_code(tagged) == "UNAVAILABLE",
+              "after 3 failures 127.0.0.2 is blocked, even with the right password")
+        print("  %s-- from 127.0.0.3 --%s" % (DIM, RESET))
+        for i in range(2):
+            attempt("127.0.0.3", "guess-%d" % (10 + i), "f%d" % i)
+        tagged = attempt("127.0.0.4", ALICE_PW, "g1")
+        check(igtest.resp_code(tagged) == "UNAVAILABLE",
+              "5 failures from unknown addresses: %s refused from a new address (127.0.0.4)"
+              % ALICE)
+        print("  %s-- from 127.0.0.1, where %s logged in before --%s" % (DIM, ALICE, RESET))
+        tagged = attempt("127.0.0.1", ALICE_PW, "h1")
+        check(igtest.status(tagged) == "OK",
+              "%s still logs in from her known address" % ALICE)
+
+        heading("7. Metrics (http://127.0.0.1:%d/metrics) and readiness" % metrics_port)
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics_port,
+                                    timeout=10) as r:
+            metrics = r.read().decode()
+        shown = [l for l in metrics.splitlines() if not l.startswith("#") and re.match(
+            r"imapguard_(login_attempts_total|refusals_total|ratelimit_blocks|"
+            r"connections_total|bytes_relayed_total)", l)]
+        for line in shown:
             print("  " + line)
+        check(any(l.startswith("imapguard_refusals_total") for l in shown),
+              "refusals counted by reason")
+        with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % metrics_port,
+                                    timeout=10) as r:
+            ready = r.status
+        check(ready == 200, "/readyz: backend reachable, certificates valid")
+
+        heading("8. The JSON audit stream: every login decision with its reason")
+        lines = []
+        for text in ig.log_text().splitlines():
+            try:
+                ev = json.loads(text)
+            except ValueError:
+                continue
+            if ev.get("event") in ("login-decision", "login-refused", "login-result",
+                                   "ratelimit-block"):
+                lines.append(ev)
+        for ev in lines:
+            keep = {k: v for k, v in ev.items() if k in (
+                "event", "client_ip", "user", "mech", "verdict", "result", "reason", "rule",
+                "code", "limit", "client_in", "client_out", "duration_ms", "tls_version")}
+            print("  " + json.dumps(keep))
+        check(any(ev.get("verdict") == "deny" for ev in lines), "denials in the audit stream")
+        check(all(ALICE_PW not in json.dumps(ev) for ev in lines), "no password in any line")
         heading("Dovecot saw")
         for line in dovecot.log_text().splitlines():
             if re.search(r"imap-login: .*(Login|Disconnected|Aborted)", line) and "rip=" in line:
                 print("  " + line)
+        time.sleep(0.3)
+        print("\n  (the whole log: %s)" % ig.log_path)
         code = ig.stop(check=False)
         ig = None
         print("\nimapguard stopped (exit %s). Demo complete." % code)

@@ -634,14 +634,14 @@ class Imapguard:
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         # Ready means everything that can fail has failed and the listeners
         # accept: the process says so once ("event=ready"), after listening.
-        before = self.log_text().count(" event=ready ")
+        before = self.ready_count()
         self.proc = spawn(self.argv(), self.log_path, env=env, rlimits=self.rlimits)
 
         def ready():
             if self.proc.poll() is not None:
                 raise RuntimeError("imapguard exited with %s:\n%s" %
                                    (self.proc.returncode, self.log_text()))
-            return self.log_text().count(" event=ready ") > before
+            return self.ready_count() > before
         try:
             wait_until(ready, START_TIMEOUT, "imapguard event=ready (listeners %s)" % self.ports)
         except Exception:
@@ -650,6 +650,16 @@ class Imapguard:
             self.start_failed = True
             raise
         return self
+
+    def events_text(self):
+        """The event lines: log.file when it is set, else stderr."""
+        path = self.config.get("log", {}).get("file")
+        return read_text(path) if path and path != "syslog" else self.log_text()
+
+    def ready_count(self):
+        """How many times the process said it is ready (either log format)."""
+        t = self.events_text()
+        return t.count(" event=ready ") + t.count('"event":"ready"')
 
     def argv(self):
         """The command line: root without `user` needs --allow-root (the

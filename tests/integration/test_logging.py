@@ -29,34 +29,6 @@ class LogIg(igtest.Imapguard):
     def events_path(self):
         return self.config.get("log", {}).get("file") or self.log_path
 
-    def events_text(self):
-        return igtest.read_text(self.events_path())
-
-    def ready_count(self):
-        t = self.events_text()
-        return t.count(" event=ready ") + t.count('"event":"ready"')
-
-    def start(self):
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-        before = self.ready_count()
-        self.proc = igtest.spawn(self.argv(), self.log_path, env=env)
-
-        def ready():
-            if self.proc.poll() is not None:
-                raise RuntimeError("imapguard exited with %s:\n%s" %
-                                   (self.proc.returncode, self.log_text()))
-            return self.ready_count() > before
-        try:
-            igtest.wait_until(ready, igtest.START_TIMEOUT, "imapguard ready")
-        except Exception:
-            self.exit_code = igtest.reap(self.proc, signal.SIGKILL, 5)
-            self.proc = None
-            self.start_failed = True
-            raise
-        return self
-
 
 @pytest.fixture
 def logig(request, imapguard_bin, devcerts, tmp_path):
