@@ -156,6 +156,10 @@ def test_sigterm_ends_sessions_on_every_worker(imapguard, devcerts, dovecot, ca,
     wait for them); the process exits 0."""
     ig = imapguard(config(devcerts, dovecot, tmpdir_short))
     conns = one_per_worker(ig, ca)
+    # The extra connections one_per_worker closed are gone first, so that
+    # the drain counts exactly ours.
+    igtest.wait_until(lambda: "sessions\t%d\n" % WORKERS in ctl(ig, "stats").stdout,
+                      igtest.IO_TIMEOUT, "ctl stats: sessions %d" % WORKERS)
     ig.proc.send_signal(signal.SIGTERM)
     for c in conns:
         assert b"* BYE [UNAVAILABLE] Server shutting down" in c.expect_closed()
