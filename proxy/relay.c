@@ -58,6 +58,10 @@ relay_move(struct ig_session *s, struct ig_conn *from, struct ig_buf *buf,
 		if (n > 0) {
 			buf->off += (size_t)n;
 			progress = 1;
+			if (to == &s->backend)
+				IG_SESSION_METRIC(s, to_backend, (uint64_t)n);
+			else
+				IG_SESSION_METRIC(s, to_client, (uint64_t)n);
 		}
 	}
 	relay_compact(buf);

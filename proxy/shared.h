@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "proxy/caps.h"
+#include "proxy/metrics.h"
 
 struct ig_cc;
 struct ig_rl;
@@ -49,6 +50,10 @@ struct ig_shared {
 	size_t nlisteners;
 	uint64_t sid_base;             /* random; ids count up from it */
 	atomic_uint_fast64_t sid_next;
+	struct ig_metrics *metrics;    /* one per worker (nmetrics), each
+	                                  written by its worker only and read
+	                                  at scrape time (proxy/metrics.h) */
+	unsigned nmetrics;
 };
 
 /*
@@ -57,7 +62,10 @@ struct ig_shared {
  * owner's to create (sh->rl, NULL until then). Returns 0 or IG_ENOMEM.
  */
 int ig_shared_init(struct ig_shared *sh, size_t nlisteners);
-/* Frees what ig_shared_init() made and the limiter, if any. */
+/* Allocates the workers' counters: n structs (sh->metrics). Returns 0 or
+   IG_ENOMEM. */
+int ig_shared_metrics_init(struct ig_shared *sh, unsigned n);
+/* Frees what ig_shared_init() made, the counters and the limiter, if any. */
 void ig_shared_destroy(struct ig_shared *sh);
 
 void ig_shared_lock(struct ig_shared *sh);

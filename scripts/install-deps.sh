@@ -37,6 +37,8 @@ BOOKWORM_PKGS=(
   # isync (mbsync) takes its SASL mechanisms from the Cyrus SASL plugins,
   # a Recommends that --no-install-recommends skips
   libsasl2-modules
+  # promtool (check metrics) parses /metrics in tests/integration/test_metrics.py
+  prometheus
 )
 MBEDTLS_PKGS=(libmbedtls-dev libmbedcrypto16 libmbedtls21 libmbedx509-7)
 MBEDTLS_MIN=3.6.0
