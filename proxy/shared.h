@@ -8,7 +8,9 @@
  * Locking: the limiter, the connection table and the capabilities are
  * guarded by one mutex, taken with ig_shared_lock() around each call into
  * them (every such call is a few hash lookups: the lock is held for
- * microseconds, never across I/O). The counters are atomics. Nothing else
+ * microseconds, never across I/O). The counters are atomics; the metrics
+ * (proxy/metrics.h) are one struct per worker, written only by that
+ * worker and added up at scrape time. Nothing else
  * is shared between workers: each has its own loop, sessions, listeners'
  * sockets and its own reference to the configuration generation, which is
  * immutable (proxy/gen.h).
