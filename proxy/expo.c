@@ -195,8 +195,12 @@ expo_fmt_double(double v, char *out, size_t outsz)
 		snprintf(out, outsz, "NaN");
 	else if (isinf(v))
 		snprintf(out, outsz, v > 0 ? "+Inf" : "-Inf");
-	else
-		snprintf(out, outsz, "%.17g", v);
+	else {
+		/* The shortest of 15 or 17 digits that reads back the same. */
+		snprintf(out, outsz, "%.15g", v);
+		if (strtod(out, NULL) != v)
+			snprintf(out, outsz, "%.17g", v);
+	}
 }
 
 void

@@ -330,3 +330,49 @@ def test_admin_listen_in_use_fails_start(imapguard, devcerts, dovecot):
         cfg["admin"] = {"listen": "127.0.0.1:%d" % blocker.getsockname()[1]}
         with pytest.raises(RuntimeError, match="admin-listen"):
             imapguard(cfg)
+
+
+def _login(ig, ca, source, user, pw):
+    c = igtest.tls_client(ig, ca, source)
+    try:
+        return c.cmd("a", "LOGIN %s %s" % (user, pw))[1]
+    finally:
+        c.close()
+
+
+def test_ratelimit_metrics(imapguard, devcerts, dovecot, ca):
+    """With the limiter on: failures cost tarpit time, an address block
+    shows in imapguard_ratelimit_blocks and its refusals count as
+    ratelimit; a spraying block counts as spray."""
+    cfg = admin_config(igtest.base_config(devcerts, dovecot.address))
+    cfg["ratelimit"] = {"tarpit": {"base": "50ms", "max": "200ms"},
+                        "max_connection_failures": 100,
+                        "address": {"threshold": 3}, "user": {"threshold": 0},
+                        "user_address": {"threshold": 0},
+                        "spray_address": {"threshold": 2}}
+    ig = imapguard(cfg)
+    s0 = scrape(ig)
+    assert val(s0, "imapguard_ratelimit_blocks", limit="address") == 0
+    for i in range(3):
+        assert resp_code(_login(ig, ca, "127.0.0.6", ALICE, "wrong-%d" % i)) == \
+            "AUTHENTICATIONFAILED"
+    tagged = _login(ig, ca, "127.0.0.6", ALICE, ALICE_PW)
+    assert resp_code(tagged) == "UNAVAILABLE", tagged
+    # Two distinct users from another address: the spraying limit.
+    for i in range(2):
+        _login(ig, ca, "127.0.0.7", "victim%d@example.com" % i, "pw-%d" % i)
+    tagged = _login(ig, ca, "127.0.0.7", "victim9@example.com", "pw-9")
+    assert resp_code(tagged) == "UNAVAILABLE", tagged
+
+    def moved():
+        s = scrape(ig)
+        d = lambda name, **lb: val(s, name, **lb) - val(s0, name, **lb)
+        return (val(s, "imapguard_ratelimit_blocks", limit="address") >= 1 and
+                val(s, "imapguard_ratelimit_blocks", limit="spray-address") >= 1 and
+                d("imapguard_login_refusals_total", reason="ratelimit") >= 1 and
+                d("imapguard_login_refusals_total", reason="spray") >= 1 and
+                d("imapguard_tarpit_seconds_total") >= 0.05 and
+                d("imapguard_login_attempts_total", mechanism="LOGIN-command",
+                  result="fail") >= 5)
+    igtest.wait_until(moved, 15, "rate-limit metrics")
+    promtool_check(scrape_text(ig))
