@@ -22,6 +22,8 @@ struct ah_conn {
 	unsigned open;                 /* handles not closed yet (tcp, timer) */
 	bool closing;
 	bool answered;                 /* a response is being written */
+	bool shut;                     /* it was written and our FIN sent */
+	bool peer_done;                /* the client's side ended */
 	char peer[64];                 /* "ip:port" for logs */
 	uint8_t in[IG_AH_MAX_REQUEST];
 	size_t inlen;
@@ -81,11 +83,20 @@ ah_conn_close(struct ah_conn *c)
 	uv_close((uv_handle_t *)&c->tcp, ah_conn_close_cb);
 }
 
+/*
+ * The answer is out and our side shut down. The connection is closed when
+ * the client's side ends too (or at the timer): closing while its unread
+ * bytes (the rest of an oversized request) sit in our socket would send a
+ * reset that can destroy the answer before the client reads it (a
+ * lingering close, as nginx and HAProxy do).
+ */
 static void
 ah_shutdown_cb(uv_shutdown_t *req, int status)
 {
-	(void)status;
-	ah_conn_close(req->data);
+	struct ah_conn *c = req->data;
+	c->shut = true;
+	if (status < 0 || c->peer_done)
+		ah_conn_close(c);
 }
 
 static void
@@ -128,7 +139,7 @@ ah_respond(struct ah_conn *c, unsigned status, const char *ctype)
 	if (c->answered || c->closing)
 		return;
 	c->answered = true;
-	uv_read_stop((uv_stream_t *)&c->tcp);
+	/* Reading goes on (into nothing) until the client's side ends. */
 	int n = snprintf(c->head, sizeof(c->head),
 	    "HTTP/1.1 %u %s\r\n"
 	    "Content-Type: %s\r\n"
@@ -224,6 +235,11 @@ ah_alloc_cb(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
 {
 	struct ah_conn *c = hd->data;
 	(void)suggested;
+	if (c->answered) {
+		/* The request is parsed: what comes now is dropped. */
+		*buf = uv_buf_init((char *)c->in, (unsigned)sizeof(c->in));
+		return;
+	}
 	*buf = uv_buf_init((char *)c->in + c->inlen, (unsigned)(sizeof(c->in) - c->inlen));
 }
 
@@ -232,8 +248,19 @@ ah_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct ah_conn *c = s->data;
 	(void)buf;
-	if (n == 0 || c->answered || c->closing)
+	if (n == 0 || c->closing)
 		return;
+	if (c->answered) {
+		/* Draining after the answer: bytes are dropped. */
+		if (n < 0) {
+			c->peer_done = true;
+			if (c->shut)
+				ah_conn_close(c);
+			else
+				uv_read_stop(s);
+		}
+		return;
+	}
 	if (n < 0) {
 		/* Gone before a complete request: nothing to answer. */
 		ah_conn_close(c);
