@@ -380,3 +380,30 @@ def test_ratelimit_metrics(imapguard, devcerts, dovecot, ca):
                   result="fail") >= 5)
     igtest.wait_until(moved, 15, "rate-limit metrics")
     promtool_check(scrape_text(ig))
+
+
+def test_connection_cap(mig):
+    """More than 32 connections at once: the extra ones are closed at once,
+    the first ones still get their answer, and once they are gone the
+    endpoint serves again."""
+    addr = admin_addr(mig)
+    held = [socket.create_connection(addr, timeout=10) for _ in range(32)]
+    try:
+        extra = socket.create_connection(addr, timeout=10)
+        try:
+            extra.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+        except OSError:
+            pass
+        try:
+            got = extra.recv(100)
+        except (ConnectionResetError, OSError):
+            got = b""
+        extra.close()
+        assert got == b"", got
+        held[0].sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+        assert held[0].recv(100).startswith(b"HTTP/1.1 200 ")
+    finally:
+        for s in held:
+            s.close()
+    igtest.wait_until(lambda: get(mig, "/healthz")[0] == 200, 15, "/healthz after the cap")
+    assert "reason=too-many-connections" in mig.log_text()
