@@ -324,6 +324,14 @@ def test_readyz_expiring_certificate(imapguard, devcerts, dovecot, tmp_path):
     ig.reload(cfg)
     igtest.wait_until(lambda: get(ig, "/readyz")[0] == 200, 15, "/readyz 200 after reload")
     assert val(scrape(ig), "imapguard_reloads_total", result="success") == before + 1
+    # A refused reload counts as a failure, and changes nothing.
+    bad = copy.deepcopy(cfg)
+    bad["admin"]["ready_cert_days"] = 99999
+    ig.reload(bad, what="event=reload-failed")
+    s = scrape(ig)
+    assert val(s, "imapguard_reloads_total", result="failure") == 1
+    assert val(s, "imapguard_reloads_total", result="success") == before + 1
+    assert get(ig, "/readyz")[0] == 200
 
 
 def test_admin_listen_in_use_fails_start(imapguard, devcerts, dovecot):
