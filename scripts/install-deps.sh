@@ -37,7 +37,9 @@ BOOKWORM_PKGS=(
   # isync (mbsync) takes its SASL mechanisms from the Cyrus SASL plugins,
   # a Recommends that --no-install-recommends skips
   libsasl2-modules
-  # promtool (check metrics) parses /metrics in tests/integration/test_metrics.py
+  # promtool (check metrics) parses /metrics in tests/integration/test_metrics.py;
+  # Debian 12 ships it only inside the server's package (whose service, like
+  # Dovecot's below, the tests leave alone)
   prometheus
 )
 MBEDTLS_PKGS=(libmbedtls-dev libmbedcrypto16 libmbedtls21 libmbedx509-7)
