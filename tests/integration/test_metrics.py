@@ -415,3 +415,40 @@ def test_connection_cap(mig):
             s.close()
     igtest.wait_until(lambda: get(mig, "/healthz")[0] == 200, 15, "/healthz after the cap")
     assert "reason=too-many-connections" in mig.log_text()
+
+
+def test_policy_refusals_by_reason(imapguard, devcerts, dovecot, ca):
+    """deny, allow_from and a blocked LOGIN command or mechanism each count
+    under their own reason, and as refused attempts of their mechanism."""
+    cfg = admin_config(igtest.base_config(devcerts, dovecot.address))
+    cfg["policy"] = {
+        "networks": {"office": ["10.20.0.0/16"]},
+        "defaults": {"require_tls": True},
+        "groups": {"tokens": {"users": ["bob@example.com"],
+                              "mechanisms": ["XOAUTH2"], "login_command": False}},
+        "users": {"user11": {"deny": True}, "user12": {"allow_from": ["office"]}},
+    }
+    ig = imapguard(cfg)
+    s0 = scrape(ig)
+    c = igtest.tls_client(ig, ca)
+    try:
+        assert resp_code(c.cmd("a", "LOGIN user11 pass11")[1]) == "CONTACTADMIN"
+        assert resp_code(c.cmd("b", "LOGIN user12 pass12")[1]) == "AUTHENTICATIONFAILED"
+        assert resp_code(c.cmd("c", "LOGIN bob@example.com bob-secret")[1]) == "CONTACTADMIN"
+        ir = igtest.plain_ir("bob@example.com", "bob-secret")
+        assert status(c.cmd("d", "AUTHENTICATE PLAIN " + ir)[1]) == "NO"
+    finally:
+        c.close()
+
+    def moved():
+        s = scrape(ig)
+        d = lambda name, **lb: val(s, name, **lb) - val(s0, name, **lb)
+        return (d("imapguard_login_refusals_total", reason="deny") == 1 and
+                d("imapguard_login_refusals_total", reason="allow_from") == 1 and
+                d("imapguard_login_refusals_total", reason="mechanism") == 2 and
+                d("imapguard_login_attempts_total", mechanism="LOGIN-command",
+                  result="refused") == 3 and
+                d("imapguard_login_attempts_total", mechanism="PLAIN",
+                  result="refused") == 1 and
+                d("imapguard_login_duration_seconds_count") == 0)
+    igtest.wait_until(moved, 15, "policy refusals in /metrics")
