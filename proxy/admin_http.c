@@ -129,9 +129,10 @@ ah_status_text(unsigned status)
 static void ah_timer_cb(uv_timer_t *t);
 
 /*
- * Sends status with c->body (c->body_len bytes), then shuts the
- * connection down and closes it; reading stops, and the timer now bounds
- * the write (a client that does not read its answer is closed).
+ * Sends status with c->body (c->body_len bytes), then shuts our side
+ * down and closes once the client's side ends (ah_shutdown_cb); what it
+ * still sends is read and dropped. The timer now bounds the whole (a
+ * client that does not read its answer, or never closes, is closed).
  */
 static void
 ah_respond(struct ah_conn *c, unsigned status, const char *ctype)
