@@ -376,6 +376,37 @@ ig_certstore_count(const struct ig_certstore *store)
 	return store == NULL ? 0 : store->npairs;
 }
 
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; H. Hinnant's
+   days_from_civil). */
+static int64_t
+store_days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+int
+ig_certstore_not_after(const struct ig_certstore *store, size_t i, int64_t *unix_s)
+{
+	if (store == NULL || i >= store->npairs)
+		return IG_ENOTFOUND;
+	int64_t best = INT64_MAX;
+	for (const mbedtls_x509_crt *c = &store->pairs[i].chain; c != NULL && c->raw.len > 0;
+	    c = c->next) {
+		const mbedtls_x509_time *t = &c->valid_to;
+		int64_t s = store_days_from_civil(t->year, (unsigned)t->mon, (unsigned)t->day) *
+		    86400 + t->hour * 3600 + t->min * 60 + t->sec;
+		if (s < best)
+			best = s;
+	}
+	*unix_s = best;
+	return 0;
+}
+
 static bool
 store_has_name(const struct store_pair *pair, const char *name)
 {

@@ -7,6 +7,7 @@
 #define IG_CERTS_STORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <mbedtls/ssl.h>
 
@@ -52,5 +53,12 @@ int ig_certstore_select(const struct ig_certstore *store, mbedtls_ssl_context *s
 
 /* Number of pairs loaded. */
 size_t ig_certstore_count(const struct ig_certstore *store);
+
+/*
+ * The end of validity of pair i (0 .. count-1, in the order loaded): the
+ * earliest notAfter of its chain (leaf and intermediates), in Unix seconds
+ * (UTC). Returns 0, or IG_ENOTFOUND for an index out of range.
+ */
+int ig_certstore_not_after(const struct ig_certstore *store, size_t i, int64_t *unix_s);
 
 #endif /* IG_CERTS_STORE_H */

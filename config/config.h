@@ -178,6 +178,16 @@ struct ig_config {
 	                                    user's primary group */
 	uid_t user_uid;                  /* user's, looked up at load */
 	gid_t user_gid;                  /* group's, or user's primary group */
+	char admin_listen[128];          /* admin.listen: HTTP /metrics,
+	                                    /healthz, /readyz; "" = off */
+	struct sockaddr_storage admin_listen_addr; /* parsed */
+	socklen_t admin_listen_addrlen;  /* 0 when off */
+	unsigned admin_ready_cert_days;  /* admin.ready_cert_days (7): /readyz
+	                                    fails when a certificate ends
+	                                    within this many days */
+	unsigned admin_probe_interval_ms;/* admin.probe_interval (10 s): the
+	                                    backend probe's period while
+	                                    admin.listen is set */
 };
 
 /*

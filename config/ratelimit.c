@@ -1,6 +1,7 @@
 /*
  * The ratelimit section (the limiter's configuration, policy/ratelimit.h,
- * and its state file) and the admin section (the control socket).
+ * and its state file) and the admin section (the control socket, the
+ * HTTP endpoint for metrics and health).
  */
 #include "config/schema.h"
 
@@ -9,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "config/parse.h"
 #include "policy/ratelimit.h"
 
 #define RL_CFG_THRESHOLD_MAX 65535u  /* the limiter's counters are 16-bit */
@@ -18,6 +20,10 @@
 #define RL_CFG_RAISED_MAX 256u
 /* ratelimit.state_sync: how soon a change reaches the state file. */
 #define RL_CFG_STATE_SYNC_MS (2u * SEC)
+/* admin.ready_cert_days: /readyz fails this close to a certificate's end. */
+#define ADMIN_READY_CERT_DAYS 7u
+/* admin.probe_interval: how often the backend is probed for /readyz. */
+#define ADMIN_PROBE_INTERVAL_MS (10u * SEC)
 
 /* The whole section's defaults are those of policy/ratelimit.h. */
 static void
@@ -90,6 +96,22 @@ admin_v_socket(struct cfgctx *c, const struct field *f, const struct cnode *v, v
 		return;
 	}
 	config_check_new_file(c, v, path, S_IFSOCK);
+}
+
+static void
+admin_v_listen(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	struct ig_config *cfg = base;
+	const char *why;
+	char sb[CFG_SHOW_MAX];
+	(void)f;
+	if (ig_cfg_listen_parse(v->str, &cfg->admin_listen_addr, &cfg->admin_listen_addrlen,
+	        &why) != 0) {
+		config_error(c, v->mark, "invalid listen address '%s' for '%s': %s",
+		    ig_cfg_show(v->str, v->len, sb), path, why);
+		cfg->admin_listen_addrlen = 0;
+	}
 }
 
 static void
@@ -219,6 +241,11 @@ const struct section ig_cfg_rl_section = {
 
 static const struct field admin_fields[] = {
 	F_STR("socket", struct ig_config, admin_socket, false, admin_v_socket),
+	F_STRBUF("listen", struct ig_config, admin_listen, false, admin_v_listen),
+	F_NUM("ready_cert_days", FT_UINT, struct ig_config, admin_ready_cert_days,
+	    ADMIN_READY_CERT_DAYS, 0, 3650),
+	F_NUM("probe_interval", FT_DURATION, struct ig_config, admin_probe_interval_ms,
+	    ADMIN_PROBE_INTERVAL_MS, 100, HOUR),
 };
 /* "admin" fills fields of struct ig_config (offset 0). */
 const struct section ig_cfg_admin_section = {

@@ -55,6 +55,7 @@ attempt_begin(struct ig_session *s, const struct ig_imap_cmd *c, bool login_cmd,
 	a->login_cmd = login_cmd;
 	a->mech = mech;
 	a->started_ms = ig_session_now(s);
+	a->started_ns = uv_hrtime();
 	ig_imap_tag_copy(c, a->tag, sizeof(a->tag));
 	a->cmd = malloc(cap + scap);
 	if (a->cmd == NULL) {
@@ -83,6 +84,25 @@ attempt_end(struct ig_session *s)
 	a->active = false;
 	a->user_known = false;
 	a->user[0] = '\0';
+}
+
+/* The attempt's mechanism as a metrics index. */
+static unsigned
+attempt_mech_index(const struct ig_attempt *a)
+{
+	if (a->login_cmd)
+		return IG_M_MECH_LOGIN_CMD;
+	return (unsigned)a->mech < (unsigned)IG_MECH_COUNT ? (unsigned)a->mech :
+	    IG_M_MECH_UNKNOWN;
+}
+
+/* Counts the attempt's result; a refusal also by its reason. */
+static void
+attempt_count(struct ig_session *s, enum ig_m_login result, enum ig_m_refusal why)
+{
+	IG_SESSION_METRIC(s, logins[attempt_mech_index(&s->att)][result], 1);
+	if (result == IG_ML_REFUSED && why != IG_MR_COUNT)
+		IG_SESSION_METRIC(s, refusals[why], 1);
 }
 
 static const char *
@@ -144,6 +164,7 @@ attempt_ratelimit(struct ig_session *s)
 	    "threshold=%u remaining_s=%llu known_address=%s mech=%s code=UNAVAILABLE",
 	    v.limit, v.count, v.threshold, (unsigned long long)left_s,
 	    v.known_address ? "yes" : "no", attempt_mech_name(a));
+	attempt_count(s, IG_ML_REFUSED, ig_metrics_refusal_of_limit(v.limit));
 	if (left_s >= 120)
 		ig_session_reply(s, "%s NO [UNAVAILABLE] Too many failed logins, try again in "
 		    "%llu minutes", a->tag, (unsigned long long)((left_s + 59) / 60));
@@ -210,6 +231,7 @@ attempt_judge(struct ig_session *s)
 	    ig_verdict_str(d.verdict), attempt_mech_name(a), s->tls_active ? "yes" : "no",
 	    d.reason, ig_log_rule(d.rule_name, rule, sizeof(rule)),
 	    d.code != NULL ? d.code : "-");
+	attempt_count(s, IG_ML_REFUSED, ig_metrics_refusal_of(d.reason));
 	if (d.code != NULL)
 		ig_session_reply(s, "%s NO [%s] %s", a->tag, d.code, d.text);
 	else
@@ -321,6 +343,7 @@ attempt_sasl_user(struct ig_session *s, struct ig_span b64)
 			    ig_sasl_mech_str(a->mech));
 			ig_session_reply(s, "%s NO [AUTHORIZATIONFAILED] Authorization identity refused",
 			    a->tag);
+			attempt_count(s, IG_ML_REFUSED, IG_MR_AUTHZID);
 			s->failures++;
 			attempt_end(s);
 			ok = false;
@@ -427,6 +450,9 @@ ig_attempt_authenticate(struct ig_session *s, const struct ig_imap_cmd *c)
 			return;
 		if (m != IG_MECH_COUNT && !attempt_judge(s))
 			return;
+		if (m == IG_MECH_COUNT)
+			s->att.mech = IG_MECH_COUNT; /* counted as "unknown" */
+		attempt_count(s, IG_ML_REFUSED, IG_MR_MECHANISM);
 		attempt_end(s);
 		ig_session_log(s, IG_LOG_INFO,
 		    "event=login-refused reason=mechanism-unavailable code=CANNOT");
@@ -565,6 +591,7 @@ ig_attempt_recheck(struct ig_session *s)
 	    "phase=after-reload", ig_verdict_str(d.verdict), attempt_mech_name(a),
 	    s->tls_active ? "yes" : "no", d.reason, ig_log_rule(d.rule_name, rule, sizeof(rule)),
 	    d.code != NULL ? d.code : "-");
+	attempt_count(s, IG_ML_REFUSED, ig_metrics_refusal_of(d.reason));
 	if (d.code != NULL)
 		ig_session_reply(s, "%s NO [%s] %s", a->tag, d.code, d.text);
 	else
@@ -583,6 +610,10 @@ ig_attempt_done(struct ig_session *s, bool ok, bool tempfail)
 	struct ig_attempt *a = &s->att;
 	uint64_t ms = ig_session_now(s) - a->started_ms;
 	struct ig_shared *sh = s->set->sh;
+	attempt_count(s, ok ? IG_ML_OK : tempfail ? IG_ML_TEMPFAIL :
+	    a->cancel_sent ? IG_ML_CANCELLED : IG_ML_FAIL, IG_MR_COUNT);
+	if (s->set->metrics != NULL)
+		ig_metrics_observe(s->set->metrics, IG_MH_LOGIN, uv_hrtime() - a->started_ns);
 	bool rl = sh->rl != NULL; /* (created at start, never replaced) */
 	struct ig_rl_attempt ra;
 	attempt_rl(s, &ra);

@@ -67,6 +67,7 @@ backend_fail(struct ig_session *s, const char *reason, const char *detail)
 	ig_session_log(s, IG_LOG_WARN, "event=backend-error reason=%s state=%s%s%s%s",
 	    reason, ig_backend_state_str(s->bstate) + 6, detail ? " detail=\"" : "",
 	    detail ? detail : "", detail ? "\"" : "");
+	IG_SESSION_METRIC(s, backend_err[ig_metrics_backend_err_of(reason)], 1);
 	ig_backend_close(s);
 	ig_attempt_done(s, false, true);
 }
@@ -90,6 +91,7 @@ backend_connect(struct ig_session *s)
 		return;
 	}
 	ig_session_handle_opened(s);
+	s->backend_connect_ns = uv_hrtime();
 	backend_set(s, IG_BS_CONNECTING);
 	ig_session_timer(s, b->connect_timeout_ms);
 }
@@ -145,6 +147,9 @@ backend_connect_cb(uv_connect_t *req, int status)
 	}
 	struct ig_conn *c = &s->backend;
 	c->connected = true;
+	if (s->set->metrics != NULL)
+		ig_metrics_observe(s->set->metrics, IG_MH_BACKEND_CONNECT,
+		    uv_hrtime() - s->backend_connect_ns);
 	uv_tcp_nodelay(&c->tcp, 1);
 	ig_session_log(s, IG_LOG_DEBUG, "event=backend-connected backend=%s",
 	    s->gen->cfg->backend.address);

@@ -61,6 +61,10 @@ relay_move(struct ig_session *s, struct ig_conn *from, struct ig_buf *buf,
 				ig_imap_resp_scan(scan, buf->p + buf->off, (size_t)n);
 			buf->off += (size_t)n;
 			progress = 1;
+			if (to == &s->backend)
+				IG_SESSION_METRIC(s, to_backend, (uint64_t)n);
+			else
+				IG_SESSION_METRIC(s, to_client, (uint64_t)n);
 		}
 	}
 	relay_compact(buf);

@@ -16,18 +16,24 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <mbedtls/build_info.h>
 #include <mbedtls/platform_util.h>
 #include <psa/crypto.h>
 
 #include "crypto/backend.h"
 #include "policy/ratelimit.h"
+#include "certs/store.h"
+#include "proxy/admin_http.h"
 #include "proxy/bufpool.h"
+#include "proxy/expo.h"
 #include "proxy/ctl.h"
 #include "proxy/gen.h"
 #include "proxy/listener.h"
@@ -266,13 +272,26 @@ server_probe_done(void *arg, int rc, const char *caps, const char *reason)
 {
 	struct ig_server *sv = arg;
 	sv->probe = NULL; /* it is closing and frees itself */
+	sv->probe_done = true;
+	sv->probe_ok = rc == 0;
 	if (rc != 0) {
-		log_warn("event=backend-probe result=fail backend=%s reason=\"%s\"",
+		snprintf(sv->probe_reason, sizeof(sv->probe_reason), "%s", reason);
+		/* While it keeps failing on the timer, once is enough at warn. */
+		ig_log(sv->probe_reason_logged ? IG_LOG_DEBUG : IG_LOG_WARN,
+		    "event=backend-probe result=fail backend=%s reason=\"%s\"",
 		    sv->gen->cfg->backend.address, reason);
+		sv->probe_reason_logged = true;
 		return;
 	}
+	bool quiet = sv->probe_periodic && !sv->probe_reason_logged;
+	if (sv->probe_reason_logged)
+		log_info("event=backend-probe result=recovered backend=%s",
+		    sv->gen->cfg->backend.address);
+	sv->probe_reason_logged = false;
 	(void)ig_shared_caps_learn(&sv->sh, caps);
-	log_info("event=backend-probe result=ok backend=%s capabilities=\"%s\"",
+	/* The periodic probe (admin.probe_interval) logs a success at debug. */
+	ig_log(quiet ? IG_LOG_DEBUG : IG_LOG_INFO,
+	    "event=backend-probe result=ok backend=%s capabilities=\"%s\"",
 	    sv->gen->cfg->backend.address, caps);
 }
 
@@ -297,15 +316,172 @@ server_probe(struct ig_server *sv)
 {
 	char err[256];
 	server_probe_cancel(sv, "reload");
+	sv->probe_periodic = false;
 	if (ig_probe_start(&sv->loop, sv->gen, IG_PROBE_STEP_MS, server_probe_done, sv,
 	        &sv->probe, err, sizeof(err)) != 0) {
 		log_warn("event=backend-probe result=fail backend=%s reason=\"%s\"",
 		    sv->gen->cfg->backend.address, err);
+		sv->probe_done = true;
+		sv->probe_ok = false;
+		snprintf(sv->probe_reason, sizeof(sv->probe_reason), "%s", err);
 		return;
 	}
 	log_debug("event=backend-probe state=started backend=%s step_ms=%u",
 	    sv->gen->cfg->backend.address, IG_PROBE_STEP_MS);
 }
+
+/* admin.probe_interval: probe again unless one is under way, so that
+   /readyz follows the backend. */
+static void
+server_probe_tick(uv_timer_t *t)
+{
+	struct ig_server *sv = t->data;
+	if (sv->probe == NULL && !sv->stopping) {
+		server_probe(sv);
+		sv->probe_periodic = true;
+	}
+}
+
+/* Reads what the process's own files say: descriptors, memory, CPU. */
+static void
+server_process_stats(struct ig_metrics_view *v)
+{
+	v->open_fds = v->max_fds = v->rss_bytes = v->vsize_bytes = v->cpu_seconds = -1;
+	DIR *d = opendir("/proc/self/fd");
+	if (d != NULL) {
+		unsigned n = 0;
+		for (struct dirent *de; (de = readdir(d)) != NULL;)
+			if (de->d_name[0] != '.')
+				n++;
+		closedir(d);
+		v->open_fds = n > 0 ? n - 1 : 0; /* not the directory's own */
+	}
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		v->max_fds = (double)rl.rlim_cur;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f != NULL) {
+		unsigned long long size, resident;
+		if (fscanf(f, "%llu %llu", &size, &resident) == 2) {
+			double page = (double)sysconf(_SC_PAGESIZE);
+			v->vsize_bytes = (double)size * page;
+			v->rss_bytes = (double)resident * page;
+		}
+		fclose(f);
+	}
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		v->cpu_seconds = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+		    (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static void
+server_count_block(void *arg, const char *limit, const char *key_text, uint64_t until_ms,
+    unsigned count)
+{
+	unsigned *blocks = arg;
+	(void)key_text;
+	(void)until_ms;
+	(void)count;
+	for (unsigned i = 0; i < IG_M_RL_LIMITS; i++)
+		if (strcmp(limit, ig_metrics_rl_limits[i]) == 0)
+			blocks[i]++;
+}
+
+/* GET /metrics: the workers' counters and the server's view now. */
+static void
+server_metrics(void *arg, struct ig_expo *e)
+{
+	struct ig_server *sv = arg;
+	const struct ig_config *cfg = sv->gen->cfg;
+	size_t nl = sv->nlisteners;
+	const char **names = calloc(nl ? nl : 1, sizeof(*names));
+	unsigned *current = calloc(nl ? nl : 1, sizeof(*current));
+	size_t nc = ig_certstore_count(sv->gen->certs);
+	struct ig_metrics_cert *certs = calloc(nc ? nc : 1, sizeof(*certs));
+	if (names == NULL || current == NULL || certs == NULL) {
+		e->overflow = true;
+		goto out;
+	}
+	for (size_t i = 0; i < nl && i < cfg->nlisteners; i++) {
+		names[i] = cfg->listeners[i].name;
+		current[i] = atomic_load(&sv->sh.listener_sessions[i]);
+	}
+	size_t ncerts = 0;
+	for (size_t i = 0; i < nc && i < cfg->ncerts; i++)
+		if (ig_certstore_not_after(sv->gen->certs, i, &certs[ncerts].not_after) == 0)
+			certs[ncerts++].name = cfg->certs[i].cert_path;
+	struct ig_metrics_view v = {
+		.workers = sv->sh.metrics,
+		.nworkers = sv->sh.nmetrics,
+		.listener_names = names,
+		.listener_current = current,
+		.nlisteners = nl,
+		.version = IG_VERSION,
+		.mbedtls_version = MBEDTLS_VERSION_STRING,
+		.crypto = ig_crypto_backend_str(ig_crypto_active()),
+		.start_time = sv->start_time,
+		.rl_enabled = sv->sh.rl != NULL,
+		.backend_up = sv->probe_done && sv->probe_ok,
+		.reloads_ok = sv->reloads_ok,
+		.reloads_failed = sv->reloads_failed,
+		.certs = certs,
+		.ncerts = ncerts,
+	};
+	if (sv->sh.rl != NULL) {
+		ig_shared_lock(&sv->sh);
+		ig_rl_foreach_block(sv->sh.rl, ig_wall_ms(), server_count_block, v.rl_blocks);
+		ig_shared_unlock(&sv->sh);
+	}
+	server_process_stats(&v);
+	ig_metrics_write(e, &v);
+out:
+	free(names);
+	free(current);
+	free(certs);
+}
+
+/* GET /readyz: the last backend probe succeeded and no served certificate
+   ends within admin.ready_cert_days. */
+static bool
+server_ready(void *arg, char *why, size_t whysz)
+{
+	struct ig_server *sv = arg;
+	if (sv->stopping) {
+		snprintf(why, whysz, "shutting down");
+		return false;
+	}
+	if (!sv->probe_done) {
+		snprintf(why, whysz, "backend not probed yet");
+		return false;
+	}
+	if (!sv->probe_ok) {
+		snprintf(why, whysz, "backend probe failed: %s", sv->probe_reason);
+		return false;
+	}
+	const struct ig_config *cfg = sv->gen->cfg;
+	int64_t now = (int64_t)(ig_wall_ms() / 1000);
+	int64_t window = (int64_t)cfg->admin_ready_cert_days * 86400;
+	size_t nc = ig_certstore_count(sv->gen->certs);
+	for (size_t i = 0; i < nc && i < cfg->ncerts; i++) {
+		int64_t end;
+		if (ig_certstore_not_after(sv->gen->certs, i, &end) != 0)
+			continue;
+		if (end <= now) {
+			snprintf(why, whysz, "certificate %s has expired", cfg->certs[i].cert_path);
+			return false;
+		}
+		if (end - now <= window) {
+			snprintf(why, whysz, "certificate %s expires in %lld hours (ready_cert_days "
+			    "%u)", cfg->certs[i].cert_path, (long long)((end - now) / 3600),
+			    cfg->admin_ready_cert_days);
+			return false;
+		}
+	}
+	return true;
+}
+
+static const struct ig_admin_http_ops server_http_ops = { server_metrics, server_ready };
 
 static void
 server_stop(struct ig_server *sv, const char *why)
@@ -332,6 +508,12 @@ server_stop(struct ig_server *sv, const char *why)
 	}
 	ig_ctl_stop(sv->ctl);
 	sv->ctl = NULL;
+	ig_admin_http_stop(sv->http);
+	sv->http = NULL;
+	if (sv->probe_timer_on) {
+		sv->probe_timer_on = false;
+		uv_close((uv_handle_t *)&sv->probe_timer, server_handle_close_cb);
+	}
 	uv_close((uv_handle_t *)&sv->sig_term, server_handle_close_cb);
 	uv_close((uv_handle_t *)&sv->sig_int, server_handle_close_cb);
 	uv_close((uv_handle_t *)&sv->sig_hup, server_handle_close_cb);
@@ -388,6 +570,7 @@ server_reload(struct ig_server *sv)
 	if (g == NULL) {
 		log_error("event=reload-failed reason=\"configuration invalid, keeping the "
 		    "running one\"");
+		sv->reloads_failed++;
 		return;
 	}
 	const struct ig_config *nc = g->cfg;
@@ -395,6 +578,7 @@ server_reload(struct ig_server *sv)
 		log_error("event=reload-failed reason=\"listeners changed: restart needed, "
 		    "keeping the running configuration\"");
 		ig_gen_unref(g);
+		sv->reloads_failed++;
 		return;
 	}
 	/*
@@ -410,6 +594,7 @@ server_reload(struct ig_server *sv)
 			log_error("event=reload-failed reason=\"rate limiter configuration "
 			    "refused, keeping the running configuration\"");
 			ig_gen_unref(g);
+			sv->reloads_failed++;
 			return;
 		}
 	}
@@ -431,6 +616,13 @@ server_reload(struct ig_server *sv)
 		log_warn("event=reload-note reason=\"user and group change at restart\"");
 	if (nc->limits.buffer_pool_max != sv->gen->cfg->limits.buffer_pool_max)
 		log_warn("event=reload-note reason=\"limits.buffer_pool_max changes at restart\"");
+	if (strcmp(nc->admin_listen, sv->gen->cfg->admin_listen) != 0)
+		log_warn("event=reload-note reason=\"admin.listen changes at restart\"");
+	if (sv->probe_timer_on && nc->admin_probe_interval_ms != sv->probe_interval_ms) {
+		sv->probe_interval_ms = nc->admin_probe_interval_ms;
+		uv_timer_start(&sv->probe_timer, server_probe_tick, sv->probe_interval_ms,
+		    sv->probe_interval_ms);
+	}
 	if (sv->rl_sync_on && nc->ratelimit_state_sync_ms != sv->rl_sync_ms) {
 		sv->rl_sync_ms = nc->ratelimit_state_sync_ms;
 		uv_timer_start(&sv->rl_sync, server_rl_sync_cb, sv->rl_sync_ms, sv->rl_sync_ms);
@@ -452,6 +644,7 @@ server_reload(struct ig_server *sv)
 	struct server_apply a = { g, 0 };
 	for (unsigned i = 0; i < sv->nworkers; i++)
 		ig_worker_call(&sv->workers[i], server_apply_cb, &a);
+	sv->reloads_ok++;
 	log_info("event=reload-done sessions=%u revoked=%u", atomic_load(&sv->sh.nsessions),
 	    a.revoked);
 }
@@ -752,6 +945,7 @@ server_start(struct ig_server *sv, struct ig_gen *g, const char *config_path)
 {
 	memset(sv, 0, sizeof(*sv));
 	sv->rl_lock_fd = -1;
+	sv->start_time = (double)ig_wall_ms() / 1000.0;
 	sv->gen = g;
 	sv->config_path = config_path;
 	const struct ig_config *cfg = g->cfg;
@@ -810,6 +1004,23 @@ server_start(struct ig_server *sv, struct ig_gen *g, const char *config_path)
 	    ig_ctl_start(&sv->loop, &sv->sh, cfg->admin_socket, &server_ctl_ops, sv,
 	        &sv->ctl) != 0)
 		rc = IG_EIO;
+	if (rc == 0 && ig_shared_metrics_init(&sv->sh, sv->nworkers) != 0) {
+		log_error("event=start-failed reason=metrics error=\"%s\"", ig_strerror(IG_ENOMEM));
+		rc = IG_ENOMEM;
+	}
+	if (rc == 0 && cfg->admin_listen_addrlen != 0) {
+		rc = ig_admin_http_start(&sv->loop, (const struct sockaddr *)&cfg->admin_listen_addr,
+		    cfg->admin_listen, &server_http_ops, sv, &sv->http);
+		if (rc == 0) {
+			/* /readyz follows the backend: probe it periodically. */
+			sv->probe_interval_ms = cfg->admin_probe_interval_ms;
+			uv_timer_init(&sv->loop, &sv->probe_timer);
+			sv->probe_timer.data = sv;
+			sv->probe_timer_on = true;
+			uv_timer_start(&sv->probe_timer, server_probe_tick, sv->probe_interval_ms,
+			    sv->probe_interval_ms);
+		}
+	}
 	/* Everything that needs root is open: from here, the user. */
 	if (rc == 0 && server_drop_privileges(sv) != 0)
 		rc = IG_EIO;
@@ -908,6 +1119,9 @@ ig_server_destroy(struct ig_server *sv)
 		server_probe_cancel(sv, "shutdown");
 		ig_ctl_stop(sv->ctl);
 		sv->ctl = NULL;
+		ig_admin_http_stop(sv->http);
+		sv->http = NULL;
+		sv->probe_timer_on = false; /* (closed by the walk below) */
 		uv_walk(&sv->loop, server_walk_close, NULL);
 		uv_run(&sv->loop, UV_RUN_DEFAULT);
 		int lrc = uv_loop_close(&sv->loop);

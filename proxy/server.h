@@ -20,6 +20,7 @@
 #include "proxy/shared.h"
 #include "proxy/worker.h"
 
+struct ig_admin_http;
 struct ig_ctl;
 struct ig_probe;
 struct ig_rl_snapshot;
@@ -81,6 +82,20 @@ struct ig_server {
 
 	struct ig_probe *probe;        /* the backend probe under way, or NULL
 	                                  (proxy/probe.c; frees itself) */
+	bool probe_done;               /* a probe has had its result */
+	bool probe_ok;                 /* the last result was a success */
+	bool probe_reason_logged;      /* a failure was logged at warn and
+	                                  no success came since */
+	char probe_reason[256];        /* the last failure's reason */
+	uv_timer_t probe_timer;        /* admin.probe_interval, while
+	                                  admin.listen is set */
+	bool probe_timer_on;
+	bool probe_periodic;           /* the one under way is the timer's */
+	unsigned probe_interval_ms;
+
+	struct ig_admin_http *http;    /* admin.listen, or NULL */
+	double start_time;             /* Unix seconds (metrics) */
+	uint64_t reloads_ok, reloads_failed;
 };
 
 /* The workers "workers: auto" gives: the CPUs this process may run on. */

@@ -97,6 +97,10 @@ ig_session_set_state(struct ig_session *s, enum ig_session_state st)
 		return;
 	ig_session_log(s, IG_LOG_DEBUG, "event=state from=%s to=%s",
 	    ig_session_state_str(s->state) + 6, ig_session_state_str(st) + 6);
+	if (st == IG_SS_RELAY)
+		IG_SESSION_METRIC(s, relay_in, 1);
+	else if (s->state == IG_SS_RELAY)
+		IG_SESSION_METRIC(s, relay_out, 1);
 	s->state = st;
 }
 
@@ -372,10 +376,12 @@ session_handshake(struct ig_session *s)
 	if (rc < 0) {
 		ig_session_log(s, rc == IG_EEOF ? IG_LOG_INFO : IG_LOG_WARN,
 		    "event=tls-failed reason=\"%s\"", err[0] ? err : ig_strerror(rc));
+		IG_SESSION_METRIC(s, tls_fail[rc == IG_EEOF ? IG_MTF_CLOSED : IG_MTF_ERROR], 1);
 		ig_session_close(s, "tls-failed", false);
 		return;
 	}
 	s->tls_active = true;
+	IG_SESSION_METRIC(s, tls_ok, 1);
 	ig_session_log(s, IG_LOG_INFO, "event=tls version=%s cipher=%s resumed=%s sni=%s alpn=%s",
 	    ig_tls_version(&s->client), ig_tls_cipher(&s->client),
 	    ig_tls_resumed(&s->client) ? "yes" : "no",
@@ -581,6 +587,7 @@ ig_session_tarpit(struct ig_session *s, unsigned ms, bool bye)
 		return;
 	}
 	ig_session_timer(s, ms);
+	IG_SESSION_METRIC(s, tarpit_ms, ms);
 	s->tarpit = true;
 	s->bye_after_tarpit = bye;
 	ig_session_log(s, IG_LOG_DEBUG, "event=tarpit delay_ms=%u", ms);
@@ -634,6 +641,7 @@ session_timer_cb(uv_timer_t *t)
 		return;
 	case IG_SS_TLS_HANDSHAKE:
 		ig_session_log(s, IG_LOG_INFO, "event=timeout reason=tls-handshake");
+		IG_SESSION_METRIC(s, tls_fail[IG_MTF_TIMEOUT], 1);
 		ig_session_close(s, "handshake-timeout", false);
 		return;
 	case IG_SS_PREAUTH:
@@ -646,6 +654,7 @@ session_timer_cb(uv_timer_t *t)
 	case IG_SS_BACKEND_AUTH:
 		ig_session_log(s, IG_LOG_WARN, "event=backend-timeout state=%s",
 		    ig_backend_state_str(s->bstate));
+		IG_SESSION_METRIC(s, backend_err[IG_MBE_TIMEOUT], 1);
 		ig_backend_close(s);
 		ig_attempt_done(s, false, true);
 		return;
@@ -933,6 +942,8 @@ ig_session_accept(struct ig_session_set *set, uv_stream_t *server,
 		return rc;
 	}
 
+	if (set->metrics != NULL && l->index < set->metrics->nlisteners)
+		ig_metric_add(&set->metrics->conns[l->index], 1);
 	const struct ig_listener_conf *lc = session_listener_conf(s);
 	if (lc == NULL || !lc->proxy_protocol) {
 		session_begin(s, here);

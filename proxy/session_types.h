@@ -30,6 +30,12 @@ struct ig_gen;
 struct ig_policy_conf;
 struct ig_pp_parser;
 
+/* Adds n to this worker's counter `field` (struct ig_metrics). */
+#define IG_SESSION_METRIC(s, field, n) do { \
+		if ((s)->set->metrics != NULL) \
+			ig_metric_add(&(s)->set->metrics->field, (n)); \
+	} while (0)
+
 /*
  * A buffer of cap bytes, held only while bytes are pending in it (p is
  * NULL otherwise): bytes [off..len) are pending.
@@ -121,6 +127,7 @@ struct ig_attempt {
 	uint8_t secret_hash[IG_RL_SECRET_HASH_LEN];
 	bool has_secret_hash;
 	uint64_t started_ms;
+	uint64_t started_ns;          /* uv_hrtime() (login duration metric) */
 };
 
 struct ig_session {
@@ -151,6 +158,7 @@ struct ig_session {
 	struct ig_conn backend;
 	uv_timer_t timer;
 	uv_connect_t connect_req;
+	uint64_t backend_connect_ns;    /* uv_hrtime() the connect started */
 	bool timer_open;
 	unsigned refs;                  /* open handles + pending requests */
 

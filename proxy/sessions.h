@@ -41,6 +41,8 @@ struct ig_session_set {
 	struct ig_bufpool *bufpool;    /* this worker's: the sessions' buffers
 	                                  while bytes are in them (limits.
 	                                  buffer_size, limits.buffer_pool_max) */
+	struct ig_metrics *metrics;    /* this worker's counters (in sh; only
+	                                  this worker's thread writes them) */
 	struct ig_session *sessions;   /* live sessions (doubly linked) */
 	unsigned nsessions;            /* on this loop */
 	bool stopping;                 /* the owner is shutting down */
@@ -59,6 +61,7 @@ struct ig_session_set {
  */
 struct ig_session_listener {
 	char name[IG_NAME_MAX + 1];
+	unsigned index;                /* in the configuration (metrics) */
 	enum ig_tls_mode tls;
 	atomic_uint *nsessions;        /* live sessions accepted by this
 	                                  listener on every worker (in the

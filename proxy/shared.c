@@ -50,9 +50,18 @@ ig_shared_destroy(struct ig_shared *sh)
 		return; /* never set up */
 	ig_cc_free(sh->cc);
 	ig_rl_free(sh->rl);
+	ig_metrics_free(sh->metrics, sh->nmetrics);
 	free(sh->listener_sessions);
 	pthread_mutex_destroy(&sh->lock);
 	memset(sh, 0, sizeof(*sh));
+}
+
+int
+ig_shared_metrics_init(struct ig_shared *sh, unsigned n)
+{
+	sh->metrics = ig_metrics_new(n, sh->nlisteners);
+	sh->nmetrics = sh->metrics != NULL ? n : 0;
+	return sh->metrics != NULL ? 0 : IG_ENOMEM;
 }
 
 void

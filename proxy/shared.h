@@ -8,7 +8,9 @@
  * Locking: the limiter, the connection table and the capabilities are
  * guarded by one mutex, taken with ig_shared_lock() around each call into
  * them (every such call is a few hash lookups: the lock is held for
- * microseconds, never across I/O). The counters are atomics. Nothing else
+ * microseconds, never across I/O). The counters are atomics; the metrics
+ * (proxy/metrics.h) are one struct per worker, written only by that
+ * worker and added up at scrape time. Nothing else
  * is shared between workers: each has its own loop, sessions, listeners'
  * sockets and its own reference to the configuration generation, which is
  * immutable (proxy/gen.h).
@@ -22,6 +24,7 @@
 #include <stdint.h>
 
 #include "proxy/caps.h"
+#include "proxy/metrics.h"
 
 struct ig_cc;
 struct ig_rl;
@@ -49,6 +52,10 @@ struct ig_shared {
 	size_t nlisteners;
 	uint64_t sid_base;             /* random; ids count up from it */
 	atomic_uint_fast64_t sid_next;
+	struct ig_metrics *metrics;    /* one per worker (nmetrics), each
+	                                  written by its worker only and read
+	                                  at scrape time (proxy/metrics.h) */
+	unsigned nmetrics;
 };
 
 /*
@@ -57,7 +64,10 @@ struct ig_shared {
  * owner's to create (sh->rl, NULL until then). Returns 0 or IG_ENOMEM.
  */
 int ig_shared_init(struct ig_shared *sh, size_t nlisteners);
-/* Frees what ig_shared_init() made and the limiter, if any. */
+/* Allocates the workers' counters: n structs (sh->metrics). Returns 0 or
+   IG_ENOMEM. */
+int ig_shared_metrics_init(struct ig_shared *sh, unsigned n);
+/* Frees what ig_shared_init() made, the counters and the limiter, if any. */
 void ig_shared_destroy(struct ig_shared *sh);
 
 void ig_shared_lock(struct ig_shared *sh);

@@ -134,6 +134,7 @@ ig_worker_init(struct ig_worker *w, unsigned index, unsigned nworkers,
 	ig_gen_ref(g);
 	w->set.gen = g;
 	w->set.sh = sh;
+	w->set.metrics = index < sh->nmetrics ? &sh->metrics[index] : NULL;
 	w->set.loop = &w->loop;
 	w->set.worker = index;
 	w->set.on_freed = worker_session_freed;
@@ -184,6 +185,7 @@ ig_worker_init(struct ig_worker *w, unsigned index, unsigned nworkers,
 		l->index = i;
 		snprintf(l->info.name, sizeof(l->info.name), "%s", lc->name);
 		l->info.tls = lc->tls;
+		l->info.index = (unsigned)i;
 		l->info.max_sessions = lc->max_sessions;
 		l->info.nsessions = &sh->listener_sessions[i];
 		uv_tcp_init(&w->loop, &l->tcp);

@@ -38,15 +38,15 @@ FOLDERS="util crypto certs policy config proxy"
 PROXY_LAYERS="
 1 main
 2 server
-3 worker ctl
+3 worker ctl admin_http
 4 listener probe
 5 session preauth attempt backend relay
 6 sessions
 7 shared gen
 8 tls
 9 conn
-10 caps conncount bufpool proxyproto
-11 imap_parse
+10 caps conncount bufpool proxyproto metrics http_parse
+11 imap_parse expo
 "
 # The session state machine: one cycle over session_types.h, by design.
 PROXY_CYCLE="session preauth attempt backend relay"

@@ -45,6 +45,10 @@ BOOKWORM_PKGS=(
   # a TCP load balancer sending the PROXY protocol, in front of imapguard in
   # tests/integration/test_proxyproto.py
   haproxy
+  # promtool (check metrics) parses /metrics in tests/integration/test_metrics.py;
+  # Debian 12 ships it only inside the server's package (whose service, like
+  # Dovecot's below, the tests leave alone)
+  prometheus
 )
 MBEDTLS_PKGS=(libmbedtls-dev libmbedcrypto16 libmbedtls21 libmbedx509-7)
 MBEDTLS_MIN=3.6.0

@@ -96,6 +96,24 @@ test_load_ok(void **state)
 	ig_certstore_free(NULL);
 }
 
+/* The end of validity: the earliest notAfter of the chain, Unix seconds
+   (dual-ecdsa.pem's leaf ends 2046-11-18 21:46:44 UTC, its CA one second
+   earlier). */
+static void
+test_not_after(void **state)
+{
+	(void)state;
+	struct ig_certstore *store = load_test_store();
+	int64_t t = 0;
+	assert_int_equal(ig_certstore_not_after(store, 0, &t), 0);
+	assert_true(t == INT64_C(2426190403));
+	assert_int_equal(ig_certstore_not_after(store, 2, &t), 0);
+	assert_true(t == INT64_C(2426190403));
+	assert_int_equal(ig_certstore_not_after(store, STORE_NFILES, &t), IG_ENOTFOUND);
+	assert_int_equal(ig_certstore_not_after(NULL, 0, &t), IG_ENOTFOUND);
+	ig_certstore_free(store);
+}
+
 struct bad_row {
 	const char *cert;   /* fixture name, or an absolute path */
 	const char *key;
@@ -548,6 +566,7 @@ main(void)
 {
 	const struct CMUnitTest load_tests[] = {
 		cmocka_unit_test(test_load_ok),
+		cmocka_unit_test(test_not_after),
 		cmocka_unit_test(test_load_refused),
 		cmocka_unit_test(test_load_edge_cases),
 		cmocka_unit_test(test_select_bare),

@@ -172,6 +172,10 @@ assert_defaults(const struct ig_config *cfg)
 	assert_null(cfg->ratelimit_state_file);
 	assert_int_equal(cfg->ratelimit_state_sync_ms, 2000);
 	assert_null(cfg->admin_socket);
+	assert_string_equal(cfg->admin_listen, "");
+	assert_int_equal(cfg->admin_listen_addrlen, 0);
+	assert_int_equal(cfg->admin_ready_cert_days, 7);
+	assert_int_equal(cfg->admin_probe_interval_ms, 10000);
 }
 
 static void
@@ -494,6 +498,41 @@ test_shapes(void **state)
 	free(msgs);
 }
 
+/* admin.listen, admin.ready_cert_days, admin.probe_interval. */
+static void
+test_admin_http(void **state)
+{
+	(void)state;
+	int rc;
+	struct ig_config *cfg;
+	char *msgs = load(CFGFIX_BASE "admin:\n"
+	    "  listen: \"[::1]:9143\"\n"
+	    "  ready_cert_days: 30\n"
+	    "  probe_interval: 250ms\n", &rc, &cfg);
+	assert_string_equal(msgs, "");
+	assert_int_equal(rc, 0);
+	assert_string_equal(cfg->admin_listen, "[::1]:9143");
+	assert_int_equal(cfg->admin_listen_addr.ss_family, AF_INET6);
+	assert_true(cfg->admin_listen_addrlen > 0);
+	assert_int_equal(cfg->admin_ready_cert_days, 30);
+	assert_int_equal(cfg->admin_probe_interval_ms, 250);
+	ig_config_free(cfg);
+	free(msgs);
+
+	msgs = load(CFGFIX_BASE "admin:\n"
+	    "  listen: localhost:9143\n"
+	    "  ready_cert_days: 4000\n"
+	    "  probe_interval: 10ms\n", &rc, NULL);
+	assert_int_equal(rc, IG_ECONFIG);
+	assert_non_null(strstr(msgs, "t.yaml:12:11: invalid listen address 'localhost:9143' for "
+	    "'admin.listen'"));
+	assert_non_null(strstr(msgs, "t.yaml:13:20: "));
+	assert_non_null(strstr(msgs, "'admin.ready_cert_days'"));
+	assert_non_null(strstr(msgs, "t.yaml:14:19: "));
+	assert_non_null(strstr(msgs, "'admin.probe_interval'"));
+	free(msgs);
+}
+
 int
 main(void)
 {
@@ -505,6 +544,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shapes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin_http, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
