@@ -45,10 +45,6 @@ BOOKWORM_PKGS=(
   # a TCP load balancer sending the PROXY protocol, in front of imapguard in
   # tests/integration/test_proxyproto.py
   haproxy
-  # promtool (check metrics) parses /metrics in tests/integration/test_metrics.py;
-  # Debian 12 ships it only inside the server's package (whose service, like
-  # Dovecot's below, the tests leave alone)
-  prometheus
 )
 MBEDTLS_PKGS=(libmbedtls-dev libmbedcrypto16 libmbedtls21 libmbedx509-7)
 MBEDTLS_MIN=3.6.0
@@ -170,6 +166,29 @@ if ! mbedtls_src_ok; then
     "$(sha256sum "$orig" | cut -d' ' -f1)" "$(basename "$orig")" \
     >"$DEPS_DIR/mbedtls-$v/.ig-source"
   mbedtls_src_ok || { echo "install-deps: mbedTLS source not usable in $DEPS_DIR" >&2; exit 1; }
+fi
+
+# promtool (check metrics) parses /metrics in tests/integration/test_metrics.py.
+# Debian 12 ships it only inside the Prometheus server's package, whose
+# installation would start a Prometheus server: the package is downloaded
+# (checked by apt against Debian's signed index) and only unpacked into
+# .deps/prometheus, never installed.
+PROMTOOL="$DEPS_DIR/prometheus/usr/bin/promtool"
+if [ ! -x "$PROMTOOL" ]; then
+  echo "install-deps: unpacking promtool from Debian's prometheus package into $DEPS_DIR" >&2
+  ptmp=$(mktemp -d)
+  fetch_prom() {
+    (cd "$ptmp" && apt-get download -qq -o APT::Sandbox::User="$(id -un)" prometheus \
+        >/dev/null 2>&1)
+  }
+  fetch_prom || { $SUDO apt-get update -qq && fetch_prom; } ||
+    { echo "install-deps: cannot download Debian's prometheus package" >&2; exit 1; }
+  rm -rf "$DEPS_DIR/prometheus.tmp"
+  dpkg-deb -x "$ptmp"/prometheus_*.deb "$DEPS_DIR/prometheus.tmp"
+  rm -rf "$DEPS_DIR/prometheus" "$ptmp"
+  mv "$DEPS_DIR/prometheus.tmp" "$DEPS_DIR/prometheus"
+  "$PROMTOOL" --version >/dev/null 2>&1 ||
+    { echo "install-deps: $PROMTOOL does not run" >&2; exit 1; }
 fi
 
 echo "install-deps: all dependencies present (mbedTLS $(dpkg-query -W -f='${Version}' libmbedtls-dev);" \

@@ -21,7 +21,13 @@ import igtest
 from igtest import ALICE, ALICE_PW, status, resp_code
 
 
-PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+# scripts/install-deps.sh unpacks it from Debian's prometheus package into
+# .deps/ (installing the package would start a Prometheus server).
+PROMTOOL = os.path.join(os.environ.get("IMAPGUARD_SRC", os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..")), ".deps", "prometheus", "usr",
+    "bin", "promtool")
+if not os.path.exists(PROMTOOL):
+    PROMTOOL = shutil.which("promtool") or PROMTOOL
 
 
 def admin_config(cfg, interval="200ms", days=None):
