@@ -455,6 +455,8 @@ ig_log_json(char *out, size_t outsz, const char *time, enum ig_log_level level,
 	    jstr(&o.b, ig_log_level_str(level), strlen(ig_log_level_str(level))));
 	snprintf(o.keys[o.nkeys++], sizeof(o.keys[0]), "time");
 	snprintf(o.keys[o.nkeys++], sizeof(o.keys[0]), "level");
+	/* Reserved for the tail: a "truncated" in the text becomes truncated_2. */
+	snprintf(o.keys[o.nkeys++], sizeof(o.keys[0]), "truncated");
 
 	/* Text that is not key=value, kept in order for "msg". */
 	char msg[LOG_LINE_MAX];

@@ -104,6 +104,8 @@ static const struct json_row json_rows[] = {
 	{ "event=x reserve=16: no descriptor left time=0 level=error msg=hi", 0,
 	  ",\"event\":\"x\",\"reserve\":\"16:\",\"time_2\":\"0\",\"level_2\":\"error\","
 	  "\"msg\":\"no descriptor left msg=hi\"}\n" },
+	/* nor can "truncated", which a cut line appends (found by the fuzzer) */
+	{ "truncated=0 event=x", 0, ",\"truncated_2\":\"0\",\"event\":\"x\"}\n" },
 	/* an unterminated quote runs to the end; an empty value */
 	{ "reason=\"open a=b", 0, ",\"reason\":\"open a=b\"}\n" },
 	{ "a= =b \"q\"", 0, ",\"a\":\"\",\"msg\":\"=b \\\"q\\\"\"}\n" },
@@ -153,6 +155,12 @@ test_json_hostile(void **state)
 	size_t len = ig_log_json(out, 256, "T", IG_LOG_ERROR, kv, sizeof(kv));
 	assert_true(len < 256);
 	assert_true(json_check_line(out, len));
+	assert_non_null(strstr(out, "\"truncated\":true}\n"));
+	/* A forged "truncated" field in a line that is cut: keys stay unique. */
+	memcpy(kv, "truncated=1 v=", 14);
+	len = ig_log_json(out, 256, "T", IG_LOG_ERROR, kv, sizeof(kv));
+	assert_true(json_check_line(out, len));
+	assert_non_null(strstr(out, "\"truncated_2\":\"1\""));
 	assert_non_null(strstr(out, "\"truncated\":true}\n"));
 	/* Many fields: repeats beyond _9 are dropped, keys stay unique. */
 	char many[2048] = "";
