@@ -128,4 +128,24 @@ load(const char *yaml, int *rc, struct ig_config **out)
     "backend:\n" \
     "  address: \"127.0.0.1:1143\"\n"
 
+/*
+ * A test file's cmocka group setup and teardown (named setup and teardown):
+ * every test runs in one fixture directory named after prefix.
+ */
+#define CFGFIX_SETUP_TEARDOWN(prefix)                 \
+	static int                                    \
+	setup(void **state)                           \
+	{                                             \
+		struct cfgfix *t = cfgfix_enter(prefix); \
+		if (t == NULL)                        \
+			return -1;                    \
+		*state = t;                           \
+		return 0;                             \
+	}                                             \
+	static int                                    \
+	teardown(void **state)                        \
+	{                                             \
+		return cfgfix_leave(*state);          \
+	}
+
 #endif /* IG_TESTS_UNIT_CONFIG_FIXTURE_H */

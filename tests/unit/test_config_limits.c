@@ -25,21 +25,7 @@
 #include "proxy/conncount.h"
 #include "util/err.h"
 
-static int
-setup(void **state)
-{
-	struct cfgfix *t = cfgfix_enter("iglim");
-	if (t == NULL)
-		return -1;
-	*state = t;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	return cfgfix_leave(*state);
-}
+CFGFIX_SETUP_TEARDOWN("iglim")
 
 
 static void

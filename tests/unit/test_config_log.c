@@ -19,21 +19,7 @@
 #include "config_fixture.h"
 #include "util/err.h"
 
-static int
-setup(void **state)
-{
-	struct cfgfix *t = cfgfix_enter("iglog");
-	if (t == NULL)
-		return -1;
-	*state = t;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	return cfgfix_leave(*state);
-}
+CFGFIX_SETUP_TEARDOWN("iglog")
 
 static void
 test_defaults(void **state)

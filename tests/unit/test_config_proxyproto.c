@@ -20,21 +20,7 @@
 #include "policy/cidr.h"
 #include "util/err.h"
 
-static int
-setup(void **state)
-{
-	struct cfgfix *t = cfgfix_enter("igcfgpp");
-	if (t == NULL)
-		return -1;
-	*state = t;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	return cfgfix_leave(*state);
-}
+CFGFIX_SETUP_TEARDOWN("igcfgpp")
 
 static bool
 has(const struct ig_netset *set, const char *ip)
