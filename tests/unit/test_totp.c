@@ -1,17 +1,24 @@
 /*
  * Unit tests for apppass/totp.c: RFC 4226 appendix D's HOTP values, RFC
  * 6238 appendix B's SHA-1 TOTP values, the verifier's window, replay
- * refusal and malformed codes, new secrets, and the otpauth URI.
+ * refusal and malformed codes, new secrets, and the otpauth URI; and
+ * apppass/qr.c, whose drawing is read back into modules and compared with
+ * libqrencode's (and, when zbar-tools is installed, scanned by zbarimg).
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
+#include <qrencode.h>
 
 #include "apppass/base32.h"
+#include "apppass/qr.h"
 #include "apppass/totp.h"
 #include "util/err.h"
 
@@ -479,6 +486,314 @@ test_uri_sizes(void **state)
 	assert_int_equal(ig_totp_uri("i", "u", NULL, 20, out, sizeof(out), &n), IG_EINVAL);
 }
 
+/* ---- the QR code ---- */
+
+#define QR_ON "\033[30;107m"
+#define QR_OFF "\033[0m"
+
+/* A drawing read back: which modules are dark, quiet zone included. */
+struct drawing {
+	int size;      /* modules across (and down) */
+	int lines;     /* text lines */
+	uint8_t *dark; /* size * size, row by row */
+};
+
+/* Reads the text drawn with flags back into modules; fails the test on
+ * anything qr.h does not promise (a stray byte, a ragged line, ink in the
+ * half line below the drawing). */
+static void
+drawing_read(const char *text, unsigned flags, struct drawing *d)
+{
+	static const char *const glyph[4] = { " ", "\xe2\x96\x80", "\xe2\x96\x84",
+		"\xe2\x96\x88" };
+	bool ansi = (flags & IG_QRF_ANSI) != 0;
+	bool ink_dark = ansi || (flags & IG_QRF_INVERT) != 0;
+	uint8_t *ink = NULL; /* 2 * lines rows of size */
+	int width = -1, lines = 0;
+	const char *p = text;
+
+	while (*p != '\0') {
+		const char *nl = strchr(p, '\n');
+		assert_non_null(nl);
+		if (ansi) {
+			assert_memory_equal(p, QR_ON, strlen(QR_ON));
+			p += strlen(QR_ON);
+			assert_true(nl - p >= (ptrdiff_t)strlen(QR_OFF));
+			assert_memory_equal(nl - strlen(QR_OFF), QR_OFF, strlen(QR_OFF));
+		}
+		const char *end = ansi ? nl - strlen(QR_OFF) : nl;
+		int x = 0;
+		uint8_t row[2][512];
+		while (p < end) {
+			int g = -1;
+			for (int k = 0; k < 4 && g < 0; k++)
+				if (strncmp(p, glyph[k], strlen(glyph[k])) == 0)
+					g = k;
+			if (g < 0)
+				fail_msg("line %d, column %d: not a glyph of ours", lines, x);
+			p += strlen(glyph[g]);
+			assert_true(x < 512);
+			row[0][x] = (uint8_t)(g & 1);
+			row[1][x] = (uint8_t)((g >> 1) & 1);
+			x++;
+		}
+		assert_ptr_equal(p, end);
+		if (width < 0)
+			width = x;
+		assert_int_equal(x, width);
+		ink = realloc(ink, (size_t)(lines + 1) * 2 * (size_t)width);
+		assert_non_null(ink);
+		memcpy(ink + (size_t)lines * 2 * (size_t)width, row[0], (size_t)width);
+		memcpy(ink + ((size_t)lines * 2 + 1) * (size_t)width, row[1], (size_t)width);
+		lines++;
+		p = nl + 1;
+	}
+	assert_true(width > 0);
+	assert_int_equal(lines, (width + 1) / 2);
+	d->size = width;
+	d->lines = lines;
+	d->dark = malloc((size_t)width * (size_t)width);
+	assert_non_null(d->dark);
+	for (int y = 0; y < 2 * lines; y++) {
+		for (int x = 0; x < width; x++) {
+			bool in = ink[(size_t)y * (size_t)width + (size_t)x] != 0;
+			if (y >= width) {
+				assert_false(in); /* the half line below: blank */
+				continue;
+			}
+			d->dark[(size_t)y * (size_t)width + (size_t)x] = (uint8_t)(in == ink_dark);
+		}
+	}
+	free(ink);
+}
+
+/* The drawing is libqrencode's symbol of text with its quiet zone. */
+static void
+drawing_check(const struct drawing *d, const char *text)
+{
+	QRcode *qr = QRcode_encodeString(text, 0, QR_ECLEVEL_L, QR_MODE_8, 1);
+	assert_non_null(qr);
+	assert_int_equal(qr->width, 17 + 4 * qr->version);
+	assert_int_equal(d->size, qr->width + 2 * IG_QR_QUIET);
+	for (int y = 0; y < d->size; y++) {
+		for (int x = 0; x < d->size; x++) {
+			int mx = x - IG_QR_QUIET, my = y - IG_QR_QUIET;
+			bool want = mx >= 0 && my >= 0 && mx < qr->width && my < qr->width &&
+			    (qr->data[my * qr->width + mx] & 1) != 0;
+			if ((d->dark[y * d->size + x] != 0) != want)
+				fail_msg("module (%d, %d): %d, want %d", mx, my,
+				    d->dark[y * d->size + x], want);
+		}
+	}
+	QRcode_free(qr);
+}
+
+static char *
+render(const char *text, unsigned flags, size_t *len)
+{
+	size_t need = 0;
+	assert_int_equal(ig_qr_render_buf(text, flags, NULL, 0, &need), IG_ETOOLONG);
+	assert_true(need > 0);
+	char *out = malloc(need + 1);
+	assert_non_null(out);
+	assert_int_equal(ig_qr_render_buf(text, flags, out, need + 1, len), 0);
+	assert_int_equal(*len, need);
+	assert_int_equal(strlen(out), need);
+	return out;
+}
+
+static const char *const qr_texts[] = {
+	"A", /* version 1 */
+	"otpauth://totp/imapguard:alice@example.com?secret=" RFC_B32 "&issuer=imapguard" TAIL,
+	"otpauth://totp/Mail%20%26%20Co%2FOps:j%C3%B6rg%2Bx@ex.org?secret="
+	"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+	"&issuer=Mail%20%26%20Co%2FOps" TAIL,
+};
+
+static void
+test_qr_roundtrip(void **state)
+{
+	(void)state;
+	static const unsigned flag_sets[] = { 0, IG_QRF_INVERT, IG_QRF_ANSI,
+		IG_QRF_ANSI | IG_QRF_INVERT };
+	for (size_t i = 0; i < sizeof(qr_texts) / sizeof(qr_texts[0]); i++) {
+		for (size_t f = 0; f < sizeof(flag_sets) / sizeof(flag_sets[0]); f++) {
+			size_t len;
+			char *out = render(qr_texts[i], flag_sets[f], &len);
+			struct drawing d;
+			drawing_read(out, flag_sets[f], &d);
+			drawing_check(&d, qr_texts[i]);
+			free(d.dark);
+			free(out);
+		}
+	}
+}
+
+/* Sizes: version 1 is 21 modules, 29 with the quiet zone, 15 lines. */
+static void
+test_qr_size(void **state)
+{
+	(void)state;
+	size_t len;
+	char *out = render("A", 0, &len);
+	struct drawing d;
+	drawing_read(out, 0, &d);
+	assert_int_equal(d.size, 21 + 2 * IG_QR_QUIET);
+	assert_int_equal(d.lines, 15);
+	/* the top quiet zone, light modules as ink: two lines of full blocks */
+	const char *full = "\xe2\x96\x88";
+	for (int x = 0; x < d.size; x++)
+		assert_memory_equal(out + 3 * x, full, 3);
+	free(d.dark);
+	free(out);
+
+	/* the otpauth URI of a 20-byte secret: about 120 bytes, version 6 at
+	   level L, within 80 columns and 25 lines */
+	out = render(qr_texts[1], 0, &len);
+	drawing_read(out, 0, &d);
+	QRcode *qr = QRcode_encodeString(qr_texts[1], 0, QR_ECLEVEL_L, QR_MODE_8, 1);
+	assert_non_null(qr);
+	assert_int_equal(d.size, 17 + 4 * qr->version + 2 * IG_QR_QUIET);
+	assert_true(d.size <= 80 && d.lines <= 25);
+	QRcode_free(qr);
+	free(d.dark);
+	free(out);
+}
+
+/* The FILE form writes the same bytes as the buffer form. */
+static void
+test_qr_file(void **state)
+{
+	(void)state;
+	size_t len;
+	char *want = render(qr_texts[1], IG_QRF_ANSI, &len);
+	char *got = NULL;
+	size_t got_len = 0;
+	FILE *f = open_memstream(&got, &got_len);
+	assert_non_null(f);
+	assert_int_equal(ig_qr_render(f, qr_texts[1], IG_QRF_ANSI), 0);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(got_len, len);
+	assert_memory_equal(got, want, len);
+	free(got);
+	free(want);
+
+	/* a stream that cannot be written */
+	f = fopen("/dev/null", "r");
+	assert_non_null(f);
+	assert_int_equal(ig_qr_render(f, "A", 0), IG_EIO);
+	fclose(f);
+}
+
+static void
+test_qr_errors(void **state)
+{
+	(void)state;
+	char out[64];
+	size_t n = 99;
+	memset(out, 'x', sizeof(out));
+	assert_int_equal(ig_qr_render_buf("", 0, out, sizeof(out), &n), IG_EINVAL);
+	assert_int_equal(n, 0);
+	assert_string_equal(out, "");
+	assert_int_equal(ig_qr_render_buf(NULL, 0, out, sizeof(out), &n), IG_EINVAL);
+	assert_int_equal(ig_qr_render_buf("A", 0x4, out, sizeof(out), &n), IG_EINVAL);
+	assert_int_equal(ig_qr_render(stdout, "", 0), IG_EINVAL);
+
+	/* more than a version 40 symbol holds (2953 bytes at level L) */
+	char *big = malloc(4000);
+	assert_non_null(big);
+	memset(big, 'a', 3999);
+	big[3999] = '\0';
+	n = 99;
+	assert_int_equal(ig_qr_render_buf(big, 0, out, sizeof(out), &n), IG_ETOOLONG);
+	assert_int_equal(n, 0);
+	assert_int_equal(ig_qr_render(stdout, big, 0), IG_ETOOLONG);
+	free(big);
+
+	/* a buffer too small: refused, wiped, and the size needed told */
+	size_t need;
+	assert_int_equal(ig_qr_render_buf("A", 0, NULL, 0, &need), IG_ETOOLONG);
+	char *buf = malloc(need + 1);
+	assert_non_null(buf);
+	memset(buf, 'x', need + 1);
+	assert_int_equal(ig_qr_render_buf("A", 0, buf, need, &n), IG_ETOOLONG);
+	assert_int_equal(n, need);
+	for (size_t k = 0; k < need; k++)
+		assert_int_equal(buf[k], '\0');
+	assert_int_equal(buf[need], 'x');
+	assert_int_equal(ig_qr_render_buf("A", 0, buf, need + 1, &n), 0);
+	assert_int_equal(n, need);
+	free(buf);
+}
+
+/* The program named, found in PATH. */
+static bool
+in_path(const char *prog)
+{
+	const char *path = getenv("PATH");
+	if (path == NULL)
+		return false;
+	char *copy = strdup(path), *save = NULL;
+	assert_non_null(copy);
+	bool found = false;
+	for (char *dir = strtok_r(copy, ":", &save); dir != NULL && !found;
+	    dir = strtok_r(NULL, ":", &save)) {
+		char full[4096];
+		snprintf(full, sizeof(full), "%s/%s", dir, prog);
+		found = access(full, X_OK) == 0;
+	}
+	free(copy);
+	return found;
+}
+
+/* A scanner reads what we drew: the drawing, read back, written as a
+ * greyscale image (PGM, 4 pixels per module) for zbarimg (Debian's
+ * zbar-tools; skipped when it is absent). The key is the RFC's, not a
+ * secret. */
+static void
+test_qr_zbarimg(void **state)
+{
+	(void)state;
+	if (!in_path("zbarimg"))
+		skip();
+	const unsigned flag_sets[] = { 0, IG_QRF_INVERT };
+	for (size_t f = 0; f < 2; f++) {
+		size_t len;
+		char *out = render(qr_texts[1], flag_sets[f], &len);
+		struct drawing d;
+		drawing_read(out, flag_sets[f], &d);
+		free(out);
+
+		const char *tmp = getenv("TMPDIR");
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/test_totp_qr_XXXXXX", tmp != NULL ? tmp : "/tmp");
+		int fd = mkstemp(path);
+		assert_true(fd >= 0);
+		FILE *img = fdopen(fd, "wb");
+		assert_non_null(img);
+		const int scale = 4, px = d.size * scale;
+		fprintf(img, "P5\n%d %d\n255\n", px, px);
+		for (int y = 0; y < px; y++)
+			for (int x = 0; x < px; x++)
+				fputc(d.dark[(y / scale) * d.size + x / scale] ? 0 : 255, img);
+		assert_int_equal(fclose(img), 0);
+		free(d.dark);
+
+		char cmd[4200], got[1024] = "";
+		snprintf(cmd, sizeof(cmd), "zbarimg -q --raw '%s' 2>/dev/null", path);
+		FILE *p = popen(cmd, "r");
+		assert_non_null(p);
+		size_t n = fread(got, 1, sizeof(got) - 1, p);
+		got[n] = '\0';
+		int st = pclose(p);
+		unlink(path);
+		assert_int_equal(st, 0);
+		if (n > 0 && got[n - 1] == '\n')
+			got[n - 1] = '\0';
+		assert_string_equal(got, qr_texts[1]);
+	}
+}
+
 int
 main(void)
 {
@@ -496,6 +811,11 @@ main(void)
 		cmocka_unit_test(test_uri_rows),
 		cmocka_unit_test(test_uri_keyuri_example),
 		cmocka_unit_test(test_uri_sizes),
+		cmocka_unit_test(test_qr_roundtrip),
+		cmocka_unit_test(test_qr_size),
+		cmocka_unit_test(test_qr_file),
+		cmocka_unit_test(test_qr_errors),
+		cmocka_unit_test(test_qr_zbarimg),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
