@@ -10,8 +10,9 @@
 #   crypto -> util
 #   certs  -> util
 #   policy -> util
-#   config -> policy, certs, crypto, util
-#   proxy  -> config, policy, certs, crypto, util
+#   apppass -> util
+#   config -> policy, certs, crypto, apppass, util
+#   proxy  -> config, policy, certs, crypto, apppass, util
 #
 # Inside proxy/, between modules: a file belongs to module x when it is
 # x.c, x.h, x_types.h or x_raw.h. Every module has a layer in
@@ -32,7 +33,7 @@ set -eu
 
 cd "$(dirname "$0")/.."
 
-FOLDERS="util crypto certs policy config proxy"
+FOLDERS="util crypto certs policy apppass config proxy"
 
 # proxy/'s modules, one layer per line, top first: "rank module...".
 PROXY_LAYERS="
@@ -53,7 +54,8 @@ PROXY_CYCLE="session preauth attempt backend relay"
 
 allowed() {
 	case "$1 -> $2" in
-	"crypto -> util" | "certs -> util" | "policy -> util") return 0 ;;
+	"crypto -> util" | "certs -> util" | "policy -> util" | "apppass -> util") return 0 ;;
+	"config -> apppass" | "proxy -> apppass") return 0 ;;
 	"config -> policy" | "config -> certs" | "config -> crypto" | "config -> util") return 0 ;;
 	"proxy -> config" | "proxy -> policy" | "proxy -> certs" | "proxy -> crypto") return 0 ;;
 	"proxy -> util") return 0 ;;
