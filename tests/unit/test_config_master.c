@@ -3,7 +3,8 @@
  * its defaults, the password file (a private regular file whose first line
  * is the secret, read at load and wiped with the config), and every error
  * and warning with its exact text at its FILE:LINE:COL. No message ever
- * carries the secret.
+ * carries the secret. Also the policy key credentials, whose app_passwords
+ * and both need backend.master_login.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 
 #include "config/config.h"
 #include "config_fixture.h"
+#include "policy/policy_types.h"
 #include "util/err.h"
 
 CFGFIX_SETUP_TEARDOWN("igmst")
@@ -272,6 +274,104 @@ test_key_errors(void **state)
 	unlink("master.secret");
 }
 
+/* A master login from line 11 to 13, for the credentials rows. */
+#define WITH_MASTER MASTER("    user: m\n    password_file: master.secret\n")
+
+static void
+test_credentials(void **state)
+{
+	(void)state;
+	write_secret("master.secret", SECRET "\n", 0600);
+	int rc;
+	struct ig_config *cfg;
+	char *msgs = load(WITH_MASTER
+	    "policy:\n"
+	    "  defaults:\n"
+	    "    credentials: password\n"
+	    "  groups:\n"
+	    "    mfa:\n"
+	    "      users: [\"*@example.com\"]\n"
+	    "      credentials: app_passwords\n"
+	    "    rest:\n"
+	    "      users: [\"*@other.example\"]\n"
+	    "  users:\n"
+	    "    printer@example.com:\n"
+	    "      credentials: both\n", &rc, &cfg);
+	assert_string_equal(msgs, "");
+	assert_int_equal(rc, 0);
+	const struct ig_policy_conf *p = &cfg->policy;
+	assert_int_equal(p->defaults.credentials, IG_CRED_PASSWORD);
+	assert_true(p->defaults.set & IG_RK_CREDENTIALS);
+	assert_int_equal(p->ngroups, 2);
+	assert_int_equal(p->groups[0].credentials, IG_CRED_APP_PASSWORDS);
+	assert_true(p->groups[0].set & IG_RK_CREDENTIALS);
+	assert_int_equal(p->groups[1].credentials, IG_CRED_PASSWORD);
+	assert_false(p->groups[1].set & IG_RK_CREDENTIALS);
+	assert_int_equal(p->nusers, 1);
+	assert_int_equal(p->users[0].credentials, IG_CRED_BOTH);
+	ig_config_free(cfg);
+	free(msgs);
+
+	/* Everyone on app passwords, from the defaults. */
+	msgs = load(WITH_MASTER "policy:\n  defaults:\n    credentials: app_passwords\n", &rc,
+	    &cfg);
+	assert_string_equal(msgs, "");
+	assert_int_equal(rc, 0);
+	assert_int_equal(cfg->policy.defaults.credentials, IG_CRED_APP_PASSWORDS);
+	ig_config_free(cfg);
+	free(msgs);
+	unlink("master.secret");
+
+	/* Without backend.master_login: each rule that needs it, named, at its
+	   value; a bad word at its place. */
+	msgs = load(CFGFIX_BASE
+	    "policy:\n"                                              /* 11 */
+	    "  defaults:\n"
+	    "    credentials: both\n"
+	    "  groups:\n"
+	    "    mfa:\n"                                             /* 15 */
+	    "      users: [\"*@example.com\"]\n"
+	    "      credentials: app_passwords\n"
+	    "    typo:\n"
+	    "      users: [\"*@typo.example\"]\n"
+	    "      credentials: app_password\n"                      /* 20 */
+	    "    fine:\n"
+	    "      users: [\"*@fine.example\"]\n"
+	    "      credentials: password\n"
+	    "  users:\n"
+	    "    Printer@Example.com:\n"                             /* 25 */
+	    "      credentials: both\n", &rc, NULL);
+	assert_int_equal(rc, IG_ECONFIG);
+	assert_string_equal(msgs,
+	    "t.yaml:13:18: 'policy.defaults.credentials' is both, which needs "
+	    "backend.master_login: the proxy checks the app password itself, then logs in to "
+	    "the backend as the master user for this user\n"
+	    "t.yaml:17:20: 'policy.groups.mfa.credentials' is app_passwords, which needs "
+	    "backend.master_login: the proxy checks the app password itself, then logs in to "
+	    "the backend as the master user for this user\n"
+	    "t.yaml:20:20: invalid value 'app_password' for 'policy.groups.typo.credentials': "
+	    "expected one of password, app_passwords, both\n"
+	    "t.yaml:26:20: 'policy.users.printer@example.com.credentials' is both, which needs "
+	    "backend.master_login: the proxy checks the app password itself, then logs in to "
+	    "the backend as the master user for this user\n");
+	free(msgs);
+
+	/* A blocked user's credentials do nothing. */
+	write_secret("master.secret", SECRET "\n", 0600);
+	msgs = load(WITH_MASTER
+	    "policy:\n"
+	    "  users:\n"
+	    "    eve@example.com:\n"
+	    "      deny: true\n"
+	    "      credentials: app_passwords\n", &rc, &cfg);
+	assert_int_equal(rc, 0);
+	assert_string_equal(msgs, "t.yaml:18:7: warning: 'credentials' has no effect: this "
+	    "entry has deny: true\n");
+	ig_config_free(cfg);
+	free(msgs);
+	unlink("master.secret");
+}
+
 int
 main(void)
 {
@@ -280,6 +380,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_good, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
