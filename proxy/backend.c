@@ -179,7 +179,7 @@ backend_push(struct ig_session *s)
 {
 	struct ig_attempt *a = &s->att;
 	while (a->send_off < a->send_len) {
-		long n = ig_conn_write(&s->backend, a->stage + a->send_off,
+		long n = ig_conn_write(&s->backend, a->stage.buf + a->send_off,
 		    a->send_len - a->send_off);
 		if (n < 0)
 			return (int)n;
@@ -208,134 +208,59 @@ backend_line_is(struct ig_span line, const char *prefix)
 	return line.len >= n && strncasecmp((const char *)line.p, prefix, n) == 0;
 }
 
-/* True when we may use a quoted string for these bytes. */
-static bool
-backend_quotable(const uint8_t *p, size_t len)
-{
-	if (len > 1024)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (p[i] < 0x20 || p[i] > 0x7e)
-			return false;
-	return true;
-}
-
-/* Appends to stage. Returns false when it does not fit. */
-static bool
-stage_add(struct ig_attempt *a, const void *p, size_t len)
-{
-	if (a->stage_cap - a->stage_len < len)
-		return false;
-	memcpy(a->stage + a->stage_len, p, len);
-	a->stage_len += len;
-	return true;
-}
-
-static bool
-stage_addf(struct ig_attempt *a, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static bool
-stage_addf(struct ig_attempt *a, const char *fmt, ...)
-{
-	char tmp[256];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	return n >= 0 && (size_t)n < sizeof(tmp) && stage_add(a, tmp, (size_t)n);
-}
-
-/*
- * What is appended from here on is a new segment, sent only after the
- * backend's next "+". Returns false when there are too many segments.
- */
-static bool
-stage_segment(struct ig_attempt *a)
-{
-	if (a->nseg == IG_ATTEMPT_SEGMENTS)
-		return false;
-	a->seg_off[a->nseg++] = a->stage_len;
-	return true;
-}
-
 /* Points send_off..send_len at the next segment. False when none is left. */
 static bool
 stage_next_segment(struct ig_attempt *a)
 {
-	if (a->seg_next >= a->nseg)
+	if (a->seg_next >= a->stage.nseg)
 		return false;
 	unsigned i = a->seg_next++;
-	a->send_off = a->seg_off[i];
-	a->send_len = i + 1 < a->nseg ? a->seg_off[i + 1] : a->stage_len;
+	a->send_off = a->stage.seg_off[i];
+	a->send_len = ig_loginfmt_seg_end(&a->stage, i);
 	return true;
 }
 
-/*
- * Appends one astring: quoted when plain printable ASCII, else a LITERAL+
- * literal when the backend has it, else a synchronizing literal whose data
- * (and the rest of the command) is a new segment sent after "+".
- * Returns false when it does not fit.
- */
-static bool
-stage_astring(struct ig_session *s, const uint8_t *p, size_t len)
-{
-	struct ig_attempt *a = &s->att;
-	if (backend_quotable(p, len)) {
-		if (!stage_add(a, "\"", 1))
-			return false;
-		for (size_t i = 0; i < len; i++) {
-			if ((p[i] == '"' || p[i] == '\\') && !stage_add(a, "\\", 1))
-				return false;
-			if (!stage_add(a, &p[i], 1))
-				return false;
-		}
-		return stage_add(a, "\"", 1);
-	}
-	if (ig_caps_has(s->bcaps.list, "LITERAL+"))
-		return stage_addf(a, "{%zu+}\r\n", len) && stage_add(a, p, len);
-	return stage_addf(a, "{%zu}\r\n", len) && stage_segment(a) && stage_add(a, p, len);
-}
-
-/* Appends one SASL response line (base64, "=" when empty... as a line). */
+/* Appends one SASL response line (base64) from cmd[off..off+len). */
 static bool
 stage_response(struct ig_attempt *a, size_t off, size_t len)
 {
-	return stage_add(a, a->cmd + off, len) && stage_add(a, "\r\n", 2);
+	return ig_loginfmt_add(&a->stage, a->cmd + off, len) &&
+	    ig_loginfmt_add(&a->stage, "\r\n", 2);
 }
 
 /*
- * Formats the client's login command into stage. Returns false when it
- * does not fit.
+ * Formats the client's login command into stage (astrings as
+ * proxy/loginfmt.c writes them). Returns false when it does not fit.
  */
 static bool
 backend_format_login(struct ig_session *s)
 {
 	struct ig_attempt *a = &s->att;
+	struct ig_loginfmt *f = &a->stage;
 	const char *mech = ig_sasl_mech_str(a->mech);
 	bool sasl_ir = ig_caps_has(s->bcaps.list, "SASL-IR");
-	a->stage_len = 0;
-	a->nseg = a->seg_next = 0;
-	if (!stage_segment(a))
-		return false;
+	a->seg_next = 0;
+	ig_loginfmt_start(f, ig_caps_has(s->bcaps.list, "LITERAL+"));
 	if (a->login_cmd)
-		return stage_addf(a, "%s LOGIN ", a->tag) &&
-		    stage_astring(s, a->cmd, a->ir_off) && stage_add(a, " ", 1) &&
-		    stage_astring(s, a->cmd + a->ir_off, a->ir_len) && stage_add(a, "\r\n", 2);
+		return ig_loginfmt_addf(f, "%s LOGIN ", a->tag) &&
+		    ig_loginfmt_astring(f, a->cmd, a->ir_off) && ig_loginfmt_add(f, " ", 1) &&
+		    ig_loginfmt_astring(f, a->cmd + a->ir_off, a->ir_len) &&
+		    ig_loginfmt_add(f, "\r\n", 2);
 	if (ig_sasl_mech_server_first(a->mech))
-		return stage_addf(a, "%s AUTHENTICATE %s\r\n", a->tag, mech);
+		return ig_loginfmt_addf(f, "%s AUTHENTICATE %s\r\n", a->tag, mech);
 	bool ok;
 	if (sasl_ir) {
-		ok = stage_addf(a, "%s AUTHENTICATE %s ", a->tag, mech) &&
-		    (a->ir_len > 0 ? stage_add(a, a->cmd + a->ir_off, a->ir_len) :
-		    stage_add(a, "=", 1)) && stage_add(a, "\r\n", 2);
+		ok = ig_loginfmt_addf(f, "%s AUTHENTICATE %s ", a->tag, mech) &&
+		    (a->ir_len > 0 ? ig_loginfmt_add(f, a->cmd + a->ir_off, a->ir_len) :
+		    ig_loginfmt_add(f, "=", 1)) && ig_loginfmt_add(f, "\r\n", 2);
 	} else {
-		ok = stage_addf(a, "%s AUTHENTICATE %s\r\n", a->tag, mech) &&
-		    stage_segment(a) && stage_response(a, a->ir_off, a->ir_len);
+		ok = ig_loginfmt_addf(f, "%s AUTHENTICATE %s\r\n", a->tag, mech) &&
+		    ig_loginfmt_segment(f) && stage_response(a, a->ir_off, a->ir_len);
 	}
 	/* The LOGIN mechanism: the password, read by us, answers the
 	   backend's second prompt. */
 	if (ok && a->mech == IG_MECH_LOGIN && a->sasl_step == 2)
-		ok = stage_segment(a) && stage_response(a, a->pw_off, a->pw_len);
+		ok = ig_loginfmt_segment(f) && stage_response(a, a->pw_off, a->pw_len);
 	return ok;
 }
 
@@ -527,14 +452,14 @@ ig_backend_client_line(struct ig_session *s, struct ig_span line)
 			return;
 	}
 	a->send_off = a->send_len = 0;
-	a->stage_len = a->nseg = a->seg_next = 0;
-	if (line.len + 2 > a->stage_cap) {
+	a->stage.len = a->stage.nseg = a->seg_next = 0;
+	if (line.len + 2 > a->stage.cap) {
 		backend_fail(s, "sasl-line-too-long", NULL);
 		return;
 	}
-	memcpy(a->stage, line.p, line.len);
-	memcpy(a->stage + line.len, "\r\n", 2);
-	a->send_len = a->stage_len = line.len + 2;
+	memcpy(a->stage.buf, line.p, line.len);
+	memcpy(a->stage.buf + line.len, "\r\n", 2);
+	a->send_len = a->stage.len = line.len + 2;
 	ig_session_timer(s, s->gen->cfg->backend.auth_timeout_ms);
 	if (backend_push(s) != 0)
 		backend_fail(s, "write", NULL);
