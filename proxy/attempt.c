@@ -435,6 +435,24 @@ ig_attempt_judge_step(struct ig_session *s, struct ig_span b64)
 	return false;
 }
 
+int
+ig_attempt_use_master(struct ig_session *s)
+{
+	struct ig_attempt *a = &s->att;
+	const struct ig_master_login *m = &s->gen->cfg->backend.master_login;
+	if (!a->active || !a->user_known || s->bstate == IG_BS_AUTH)
+		return IG_EINVAL;
+	if (!m->on)
+		return IG_ENOTFOUND;
+	if (ig_loginfmt_master_check(m, a->user) != 0)
+		return IG_EINVAL;
+	/* The client's secret is not needed any more. */
+	mbedtls_platform_zeroize(a->cmd, a->cmd_cap);
+	a->cmd_len = a->ir_off = a->ir_len = a->pw_off = a->pw_len = 0;
+	a->as_master = true;
+	return 0;
+}
+
 void
 ig_attempt_authenticate(struct ig_session *s, const struct ig_imap_cmd *c)
 {

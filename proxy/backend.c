@@ -264,13 +264,43 @@ backend_format_login(struct ig_session *s)
 	return ok;
 }
 
+/*
+ * Formats the login as backend.master_login for the attempt's user
+ * (ig_attempt_use_master()). Returns false when it does not fit; may
+ * close the session (a user that cannot be named: checked before, so
+ * only a bug gets there), and then sets *failed.
+ */
+static bool
+backend_format_master(struct ig_session *s, bool *failed)
+{
+	struct ig_attempt *a = &s->att;
+	const struct ig_master_login *m = &s->gen->cfg->backend.master_login;
+	char who[4 * IG_USER_MAX + 8];
+	*failed = false;
+	a->seg_next = 0;
+	int rc = ig_loginfmt_master(&a->stage, a->tag, a->user, m,
+	    ig_caps_has(s->bcaps.list, "SASL-IR"), ig_caps_has(s->bcaps.list, "LITERAL+"));
+	if (rc == IG_EINVAL) {
+		*failed = true;
+		backend_fail(s, "master-login", "the user cannot be named in a master login");
+		return false;
+	}
+	/* Never the secret: the master user and how. */
+	ig_session_log(s, IG_LOG_DEBUG, "event=backend-login as=master style=%s master_user=%s",
+	    ig_master_style_str(m->style), ig_log_user(m->user, who, sizeof(who)));
+	return rc == 0;
+}
+
 /* Formats and sends the client's login command. May close the session. */
 static void
 backend_send_login(struct ig_session *s)
 {
 	struct ig_attempt *a = &s->att;
-	bool ok = backend_format_login(s);
+	bool failed = false;
+	bool ok = a->as_master ? backend_format_master(s, &failed) : backend_format_login(s);
 	mbedtls_platform_zeroize(a->cmd, a->cmd_cap);
+	if (failed)
+		return;
 	if (!ok) {
 		ig_session_log(s, IG_LOG_WARN, "event=login-refused reason=command-too-long code=LIMIT");
 		ig_backend_close(s);
@@ -392,6 +422,14 @@ backend_line(struct ig_session *s, struct ig_span line, size_t consumed)
 				backend_fail(s, "write", NULL);
 			return;
 		}
+		if (a->as_master) {
+			/* Nothing of ours is left to send, and the client has
+			   nothing to answer for a login it did not send. */
+			char esc[128];
+			ig_log_escape(line.p, line.len, esc, sizeof(esc));
+			backend_fail(s, "master-login-refused", esc);
+			return;
+		}
 		/* A SASL challenge: the client answers it. */
 		a->backend_cont_seen = true;
 		ig_session_reply_raw(s, line.p, consumed);
@@ -401,6 +439,14 @@ backend_line(struct ig_session *s, struct ig_span line, size_t consumed)
 	if (line.len > tl && memcmp(line.p, a->tag, tl) == 0 && line.p[tl] == ' ') {
 		struct ig_span st = { line.p + tl + 1, line.len - tl - 1 };
 		bool ok = backend_line_is(st, "OK");
+		if (!ok && a->as_master) {
+			/* The proxy's credential was refused, not the user's
+			   secret: a temporary failure, logged with the answer. */
+			char esc[256];
+			ig_log_escape(st.p, st.len, esc, sizeof(esc));
+			backend_fail(s, "master-login-refused", esc);
+			return;
+		}
 		if (ok && !ig_attempt_recheck(s))
 			return;
 		ig_session_reply_raw(s, line.p, consumed);
