@@ -40,9 +40,14 @@ ALICE_PW = USERS[ALICE]
 
 # The master user of a Dovecot started with master=True (a master passdb,
 # auth_master_user_separator = *): it logs in for any user, as
-# "user*igmaster" with LOGIN or as authcid with an authzid in PLAIN. Its
-# file is private: mode 0640, group dovecot (the auth process reads it).
+# "user*igmaster" with LOGIN or as authcid with an authzid in PLAIN, from
+# loopback only (allow_real_nets: the proxy's own address, whatever client
+# address an ID from a trusted network reports). Its file is private: mode
+# 0640, group dovecot (the auth process reads it). MASTER_USER_ELSEWHERE
+# has the same password but may connect only from 192.0.2.0/24: refused
+# here, which shows that allow_real_nets is enforced.
 MASTER_USER = "igmaster"
+MASTER_USER_ELSEWHERE = "igmaster-elsewhere"
 MASTER_PW = "igmaster-Secret-4e1b"
 MASTER_SEPARATOR = "*"
 
@@ -299,7 +304,9 @@ def _write_master_passwd(d):
     path = os.path.join(d, "master-passwd")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write("%s:{PLAIN}%s::::::\n" % (MASTER_USER, MASTER_PW))
+        f.write("%s:{PLAIN}%s::::::allow_real_nets=127.0.0.0/8,::1\n" % (MASTER_USER, MASTER_PW))
+        f.write("%s:{PLAIN}%s::::::allow_real_nets=192.0.2.0/24\n"
+                % (MASTER_USER_ELSEWHERE, MASTER_PW))
     try:
         os.chown(path, -1, grp.getgrnam("dovecot").gr_gid)
         os.chmod(path, 0o640)

@@ -81,7 +81,7 @@ def test_fixture_authzid_plain_selects_the_users_inbox(dovecot_master):
     wait_more(lambda: master_logins(dovecot_master), before, "the master login in the log")
 
 
-def test_fixture_refuses_a_wrong_master_password(dovecot_master):
+def test_fixture_refuses_a_wrong_master_password_or_address(dovecot_master):
     for login in (lambda m: m.login("%s*%s" % (ALICE, MASTER_USER), "wrong"),
                   lambda m: m.authenticate(
                       "PLAIN", lambda _: ("%s\0%s\0wrong" % (ALICE, MASTER_USER)).encode())):
@@ -91,6 +91,13 @@ def test_fixture_refuses_a_wrong_master_password(dovecot_master):
                 login(m)
         finally:
             bye(m)
+    # A master user whose allow_real_nets does not hold the proxy's address.
+    m = imap(dovecot_master)
+    try:
+        with pytest.raises(imaplib.IMAP4.error):
+            m.login("%s*%s" % (ALICE, igtest.MASTER_USER_ELSEWHERE), MASTER_PW)
+    finally:
+        bye(m)
     # The master user is no mailbox user of its own (pass = yes: the target
     # must exist in the normal passdb).
     m = imap(dovecot_master)
@@ -111,7 +118,8 @@ def raw(dovecot):
 def test_fixture_takes_the_bytes_loginfmt_sends(dovecot_master, shape):
     """What ig_loginfmt_master() writes (see test_loginfmt.c), sent as is,
     after our ID (as backend.c sends it from a trusted network): the user's
-    session, carrying the client's address."""
+    session, carrying the client's address, while the master user's
+    allow_real_nets still checks the proxy's own."""
     from_client = re.compile(r"Login: user=<%s>.*rip=192\.0\.2\.77" % re.escape(ALICE))
 
     def logins():
