@@ -2,7 +2,8 @@
  * struct ig_session, shared by the files that make up the session:
  * session.c (life cycle, pump, timers), preauth.c (command loop), backend.c
  * (backend connection and login) and relay.c (after login). Nothing outside
- * proxy/ includes this.
+ * proxy/ includes this, but tests/unit/test_attempt_master.c (which builds
+ * a session by hand for ig_attempt_use_master()).
  */
 #ifndef IG_PROXY_SESSION_TYPES_H
 #define IG_PROXY_SESSION_TYPES_H
