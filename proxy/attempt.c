@@ -440,7 +440,8 @@ ig_attempt_use_master(struct ig_session *s)
 {
 	struct ig_attempt *a = &s->att;
 	const struct ig_master_login *m = &s->gen->cfg->backend.master_login;
-	if (!a->active || !a->user_known || s->bstate == IG_BS_AUTH)
+	/* Never for an attempt the policy has not allowed for this user. */
+	if (!a->active || !a->user_known || !a->decided || s->bstate == IG_BS_AUTH)
 		return IG_EINVAL;
 	if (!m->on)
 		return IG_ENOTFOUND;

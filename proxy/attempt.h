@@ -69,8 +69,9 @@ bool ig_attempt_judge_step(struct ig_session *s, struct ig_span b64);
  * backend's answer), the client gets NO [UNAVAILABLE] and no failure is
  * counted.
  *
- * Returns 0; IG_EINVAL when the attempt has no known user, its login was
- * already sent, or the user cannot be named in a master login (style
+ * Returns 0; IG_EINVAL when the attempt has no known user, was not allowed
+ * by the policy for that user (a->decided), its login was already sent,
+ * or the user cannot be named in a master login (style
  * separator and the name holds the separator); IG_ENOTFOUND when the
  * session's generation has no backend.master_login (a reload turned it on
  * after this session started). On an error nothing changed: the caller

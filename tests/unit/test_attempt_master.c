@@ -100,6 +100,7 @@ test_refusals_change_nothing(void **state)
 	} rows[] = {
 		{ "no attempt", IG_EINVAL },
 		{ "user not known", IG_EINVAL },
+		{ "not allowed by the policy", IG_EINVAL },
 		{ "login already sent", IG_EINVAL },
 		{ "no master_login", IG_ENOTFOUND },
 		{ "separator in the name", IG_EINVAL },
@@ -109,9 +110,10 @@ test_refusals_change_nothing(void **state)
 		switch (i) {
 		case 0: f->s.att.active = false; break;
 		case 1: f->s.att.user_known = false; break;
-		case 2: f->s.bstate = IG_BS_AUTH; break;
-		case 3: f->cfg.backend.master_login.on = false; break;
-		case 4: snprintf(f->s.att.user, sizeof(f->s.att.user), "a*b@example.com"); break;
+		case 2: f->s.att.decided = false; break;
+		case 3: f->s.bstate = IG_BS_AUTH; break;
+		case 4: f->cfg.backend.master_login.on = false; break;
+		case 5: snprintf(f->s.att.user, sizeof(f->s.att.user), "a*b@example.com"); break;
 		default: fail();
 		}
 		print_message("%s\n", rows[i].what);
