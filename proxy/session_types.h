@@ -111,6 +111,13 @@ struct ig_attempt {
 	 */
 	bool as_master;
 	/*
+	 * The policy's credentials rule for this user (set with decided):
+	 * who checks the secret. cred_monitored: the rule is in monitor mode
+	 * (a refusal is logged, not enforced).
+	 */
+	enum ig_credentials credentials;
+	bool cred_monitored;
+	/*
 	 * What goes to the backend, formatted in stage.buf[0..stage.len)
 	 * (proxy/loginfmt.h; buf is the stage.cap bytes after cmd): the
 	 * first segment is written at once, each later one after a "+" from

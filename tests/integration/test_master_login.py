@@ -12,9 +12,9 @@ imapguard: the password file refused at FILE:LINE:COL by `-t` (readable by
 others, missing; a bad style; credentials app_passwords without a master
 login); a reload whose file went bad is refused and the proxy keeps
 serving; the secret is in no log line; `imapguard explain` prints the
-credentials rule. The login as the master user through the proxy needs the
-app-password check, which is not here yet: nothing can ask for it end to
-end.
+credentials rule, and enforces it: under app_passwords the account
+password is refused before the backend (LOGIN, PLAIN, the LOGIN mechanism),
+monitor mode only logs, both lets it in and says so.
 """
 
 import imaplib
@@ -343,3 +343,68 @@ def test_explain_prints_the_credentials_rule(imapguard_bin, devcerts, tmp_path):
     assert re.search(r"^  credentials +password +from defaults$", out, re.M), out
     assert ("credentials: password (defaults): the account password logs in, checked by the "
             "backend; app passwords are not accepted") in out
+
+
+# ---- the credentials rule, enforced -----------------------------------------------------
+
+def credentials_config(devcerts, backend, secret, groups):
+    cfg = master_config(devcerts, backend, secret)
+    cfg["policy"]["groups"] = groups
+    return cfg
+
+
+def test_app_passwords_refuse_the_account_password_before_the_backend(
+        imapguard, devcerts, dovecot_master, ca, tmp_path):
+    """credentials: app_passwords: the right account password, by LOGIN, by
+    AUTHENTICATE PLAIN (SASL-IR) and by AUTHENTICATE LOGIN, gets the same
+    tagged NO [AUTHENTICATIONFAILED] as a wrong one, and Dovecot never sees
+    it; a user outside the group logs in as before. Monitor mode logs the
+    refusal and lets the backend decide. `both` lets the account password in
+    and logs which credential was used."""
+    secret = tmp_path / "master.secret"
+    write_secret(secret)
+    ig = imapguard(credentials_config(devcerts, dovecot_master.address, secret, {
+        "mfa": {"users": [ALICE], "credentials": "app_passwords"},
+        "watch": {"users": ["user11"], "credentials": "app_passwords", "mode": "monitor"},
+        "migrating": {"users": ["user12"], "credentials": "both"},
+    }))
+    seen = igtest.imap_login_count(dovecot_master)
+    alice_in = igtest.imap_login_successes(dovecot_master, ALICE)
+    c = igtest.tls_client(ig, ca)
+    try:
+        _, tagged = c.cmd("a", "LOGIN %s %s" % (ALICE, ALICE_PW))
+        assert status(tagged) == "NO" and resp_code(tagged) == "AUTHENTICATIONFAILED", tagged
+        _, tagged = c.cmd("b", "AUTHENTICATE PLAIN %s" % b64("\0%s\0%s" % (ALICE, ALICE_PW)))
+        assert status(tagged) == "NO" and resp_code(tagged) == "AUTHENTICATIONFAILED", tagged
+    finally:
+        c.close()
+    c = igtest.tls_client(ig, ca)
+    try:
+        c.send("c AUTHENTICATE LOGIN\r\n")
+        assert c.readline().startswith(b"+")
+        c.send(b64(ALICE) + "\r\n")
+        assert c.readline().startswith(b"+")
+        c.send(b64(ALICE_PW) + "\r\n")
+        tagged = c.read_response().decode()
+        assert status(tagged) == "NO" and resp_code(tagged) == "AUTHENTICATIONFAILED", tagged
+    finally:
+        c.close()
+    log = ig.log_text()
+    assert log.count("reason=app-password-required") == 3, log
+    assert ALICE_PW not in log
+    # Not one of them reached the backend (a barrier: later logins do).
+    login_ok_as(ig, ca, "user12", igtest.USERS["user12"])
+    assert "event=login-credential credential=password" in ig.log_text()
+    login_ok_as(ig, ca, "user11", igtest.USERS["user11"])
+    assert "verdict=would-deny mode=monitor" in ig.log_text()
+    assert igtest.imap_login_count(dovecot_master) == seen + 2
+    assert igtest.imap_login_successes(dovecot_master, ALICE) == alice_in
+
+
+def login_ok_as(ig, ca, user, pw):
+    c = igtest.tls_client(ig, ca)
+    try:
+        _, tagged = c.cmd("a", "LOGIN %s %s" % (user, pw))
+        assert status(tagged) == "OK", tagged
+    finally:
+        c.close()
