@@ -10,8 +10,9 @@
 #   crypto -> util
 #   certs  -> util
 #   policy -> util
-#   config -> policy, certs, crypto, util
-#   proxy  -> config, policy, certs, crypto, util
+#   apppass -> util
+#   config -> policy, certs, crypto, apppass, util
+#   proxy  -> config, policy, certs, crypto, apppass, util
 #
 # Inside proxy/, between modules: a file belongs to module x when it is
 # x.c, x.h, x_types.h or x_raw.h. Every module has a layer in
@@ -32,12 +33,12 @@ set -eu
 
 cd "$(dirname "$0")/.."
 
-FOLDERS="util crypto certs policy config proxy"
+FOLDERS="util crypto certs policy apppass config proxy"
 
 # proxy/'s modules, one layer per line, top first: "rank module...".
 PROXY_LAYERS="
 1 main
-2 server
+2 server apppass_cli
 3 worker ctl admin_http
 4 listener probe
 5 session preauth attempt backend relay
@@ -53,10 +54,11 @@ PROXY_CYCLE="session preauth attempt backend relay"
 
 allowed() {
 	case "$1 -> $2" in
-	"crypto -> util" | "certs -> util" | "policy -> util") return 0 ;;
+	"crypto -> util" | "certs -> util" | "policy -> util" | "apppass -> util") return 0 ;;
 	"config -> policy" | "config -> certs" | "config -> crypto" | "config -> util") return 0 ;;
+	"config -> apppass") return 0 ;;
 	"proxy -> config" | "proxy -> policy" | "proxy -> certs" | "proxy -> crypto") return 0 ;;
-	"proxy -> util") return 0 ;;
+	"proxy -> apppass" | "proxy -> util") return 0 ;;
 	*) return 1 ;;
 	esac
 }
