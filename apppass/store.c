@@ -397,6 +397,8 @@ ig_apppass_store_add(struct ig_apppass_store *st, const struct ig_apppass_new *n
 		}
 	}
 	sqlite3_finalize(s);
+	/* data_version does not move for this connection's own commits. */
+	st->seen = false;
 	return store_exec(st, "COMMIT", "commit") == 0 ? 0 : (store_rollback(st), IG_EIO);
 fail:
 	sqlite3_finalize(s);
@@ -442,6 +444,7 @@ ig_apppass_store_revoke(struct ig_apppass_store *st, const char *id, int64_t now
 		rc = store_sqlerr(st, step, "update");
 		goto out;
 	}
+	st->seen = false; /* (our own commit: see ig_apppass_store_add) */
 	if ((rc = store_exec(st, "COMMIT", "commit")) != 0)
 		goto out;
 	if (revoked_at != NULL)
@@ -487,6 +490,7 @@ ig_apppass_store_revoke_user(struct ig_apppass_store *st, const char *user, int6
 		goto out;
 	}
 	size_t changed = (size_t)sqlite3_changes(st->db);
+	st->seen = false; /* (our own commit: see ig_apppass_store_add) */
 	if ((rc = store_exec(st, "COMMIT", "commit")) != 0)
 		goto out;
 	if (count != NULL)
