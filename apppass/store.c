@@ -408,10 +408,12 @@ fail:
 
 int
 ig_apppass_store_revoke(struct ig_apppass_store *st, const char *id, int64_t now,
-    int64_t *revoked_at)
+    int64_t *revoked_at, bool *already)
 {
 	sqlite3_stmt *sel = NULL, *upd = NULL;
 	int rc;
+	if (already != NULL)
+		*already = false;
 	if (now <= 0) {
 		store_fail(st, "invalid time");
 		return IG_EINVAL;
@@ -436,6 +438,8 @@ ig_apppass_store_revoke(struct ig_apppass_store *st, const char *id, int64_t now
 	if (was != 0) {
 		if (revoked_at != NULL)
 			*revoked_at = was;
+		if (already != NULL)
+			*already = true;
 		goto out; /* (rc 0: the rollback below changes nothing) */
 	}
 	sqlite3_bind_text(upd, 1, id, -1, SQLITE_STATIC);

@@ -141,12 +141,13 @@ int ig_apppass_store_list(struct ig_apppass_store *st, const char *user, ig_appp
 
 /*
  * Revokes id at time now, in one transaction. Returns 0 with *revoked_at
- * (may be NULL) the revocation time: now, or the earlier time when it was
- * revoked already (nothing changes then). IG_ENOTFOUND: no such id.
- * IG_EIO: SQLite.
+ * (may be NULL) the revocation time and *already (may be NULL) whether it
+ * was revoked before this call: then nothing changes and *revoked_at is
+ * the earlier time. IG_ENOTFOUND: no such id. IG_EINVAL: now <= 0. IG_EIO:
+ * SQLite.
  */
 int ig_apppass_store_revoke(struct ig_apppass_store *st, const char *id, int64_t now,
-    int64_t *revoked_at);
+    int64_t *revoked_at, bool *already);
 
 /*
  * Revokes every unrevoked row of user at time now, in one transaction:

@@ -70,6 +70,8 @@ struct cli_opts {
 	size_t nfrom;
 	bool quiet;
 	bool all;
+	int64_t lifetime;                /* --expires, seconds; 0 = never */
+	char nets[IG_APPPASS_NETWORKS_TEXT_MAX + 1]; /* --from, canonical */
 };
 
 /* ---- values ------------------------------------------------------------- */
@@ -221,16 +223,9 @@ static int
 cli_add(struct ig_apppass_store *st, const struct ig_config *cfg, const char *user,
     const struct cli_opts *o)
 {
-	char nets[IG_APPPASS_NETWORKS_TEXT_MAX + 1];
 	char phc[IG_APPPASS_PHC_MAX + 1];
-	int64_t lifetime = 0, now = (int64_t)time(NULL);
-	if (o->expires != NULL && cli_parse_expires(o->expires, &lifetime) != 0) {
-		fprintf(stderr, "imapguard apppass: --expires %s: expected never or a number with "
-		    "m, h, d or w, up to 3650d (e.g. 90d)\n", o->expires);
-		return CLI_ERROR;
-	}
-	if (cli_networks(o, nets, sizeof(nets)) != 0)
-		return CLI_ERROR;
+	const char *nets = o->nets;
+	int64_t lifetime = o->lifetime, now = (int64_t)time(NULL);
 	struct ig_apppass_pw pw;
 	if (ig_apppass_generate(&pw) != 0) {
 		fprintf(stderr, "imapguard apppass: no randomness from the kernel: %s\n",
@@ -285,7 +280,7 @@ cli_add(struct ig_apppass_store *st, const struct ig_config *cfg, const char *us
 	ig_apppass_wipe(&pw);
 	if (wrc != 0) {
 		/* Stored but never seen: useless, so revoked at once. */
-		rc = ig_apppass_store_revoke(st, id, now, NULL);
+		rc = ig_apppass_store_revoke(st, id, now, NULL, NULL);
 		fprintf(stderr, "imapguard apppass: cannot write the password (%s): app "
 		    "password %s %s\n", strerror(werr), id, rc == 0 ? "revoked" :
 		    "NOT revoked: revoke it");
@@ -399,8 +394,9 @@ cli_revoke(struct ig_apppass_store *st, const char *id)
 		    "of %s)\n", id, IG_APPPASS_ID_LEN, IG_APPPASS_ALPHABET);
 		return CLI_ERROR;
 	}
-	int64_t now = (int64_t)time(NULL);
-	int rc = st != NULL ? ig_apppass_store_revoke(st, norm, now, &at) : IG_ENOTFOUND;
+	bool already = false;
+	int rc = st != NULL ? ig_apppass_store_revoke(st, norm, (int64_t)time(NULL), &at,
+	    &already) : IG_ENOTFOUND;
 	if (rc == IG_ENOTFOUND) {
 		fprintf(stderr, "imapguard apppass: no app password with id %s\n", norm);
 		return CLI_NOTFOUND;
@@ -410,7 +406,7 @@ cli_revoke(struct ig_apppass_store *st, const char *id)
 		    ig_apppass_store_error(st));
 		return CLI_ERROR;
 	}
-	printf("%s %s at %s\n", at != now ? "already revoked:" : "revoked", norm,
+	printf("%s %s at %s\n", already ? "already revoked:" : "revoked", norm,
 	    cli_time(at, "-", tb, sizeof(tb)));
 	return CLI_OK;
 }
@@ -487,6 +483,12 @@ cli_parse(int argc, char **argv, struct cli_opts *o, enum cli_cmd *cmd, char ***
 			bad = "add needs --label (what the password is for: \"iPhone\")";
 		else if (!cli_label_ok(o->label))
 			bad = "--label takes 1 to 64 bytes without control characters";
+		else if (o->expires != NULL && cli_parse_expires(o->expires, &o->lifetime) != 0) {
+			fprintf(stderr, "imapguard apppass: --expires %s: expected never or a number "
+			    "with m, h, d or w, up to 3650d (e.g. 90d)\n", o->expires);
+			return CLI_ERROR;
+		} else if (cli_networks(o, o->nets, sizeof(o->nets)) != 0)
+			return CLI_ERROR;
 	} else if (strcmp(name, "list") == 0) {
 		*cmd = CLI_LIST;
 		if (*nwords > 1 || add_opts || o->all)

@@ -164,7 +164,7 @@ child(const char *path, const char *phc, int start, int fd)
 			break;
 		}
 		case OP_REVOKE:
-			CHILD_CHECK(ig_apppass_store_revoke(st, ids[k - 2], 4000 + k, NULL) == 0);
+			CHILD_CHECK(ig_apppass_store_revoke(st, ids[k - 2], 4000 + k, NULL, NULL) == 0);
 			break;
 		case OP_REVOKE_USER:
 			rc = ig_apppass_store_revoke_user(st, user_of(k), 2000 + k, NULL);

@@ -430,13 +430,19 @@ test_revoke(void **state)
 	struct rows r;
 	add(st, f, "alice", "phone", 100, 0, "", a);
 	add(st, f, "alice", "laptop", 101, 0, "", b);
-	assert_int_equal(ig_apppass_store_revoke(st, a, 500, &at), 0);
+	bool already = true;
+	assert_int_equal(ig_apppass_store_revoke(st, a, 500, &at, &already), 0);
 	assert_true(at == 500);
-	/* Again: found, nothing changes, the first time is kept. */
-	assert_int_equal(ig_apppass_store_revoke(st, a, 600, &at), 0);
+	assert_false(already);
+	/* Again (even within the same second): found, nothing changes, the
+	   first time is kept. */
+	assert_int_equal(ig_apppass_store_revoke(st, a, 500, &at, &already), 0);
+	assert_true(already);
+	assert_int_equal(ig_apppass_store_revoke(st, a, 600, &at, &already), 0);
 	assert_true(at == 500);
-	assert_int_equal(ig_apppass_store_revoke(st, "zzzzz", 600, &at), IG_ENOTFOUND);
-	assert_int_equal(ig_apppass_store_revoke(st, a, 0, NULL), IG_EINVAL);
+	assert_true(already);
+	assert_int_equal(ig_apppass_store_revoke(st, "zzzzz", 600, &at, NULL), IG_ENOTFOUND);
+	assert_int_equal(ig_apppass_store_revoke(st, a, 0, NULL, NULL), IG_EINVAL);
 	assert_int_equal(list(st, "alice", &r), 2);
 	assert_true(r.v[0].revoked == 500);
 	assert_true(r.v[1].revoked == 0);
@@ -455,7 +461,7 @@ test_revoke_user(void **state)
 	add(st, f, "alice", "2", 101, 0, "", id);
 	add(st, f, "alice", "3", 102, 0, "", id);
 	add(st, f, "bob", "1", 103, 0, "", bob);
-	assert_int_equal(ig_apppass_store_revoke(st, id, 150, NULL), 0);
+	assert_int_equal(ig_apppass_store_revoke(st, id, 150, NULL, NULL), 0);
 	assert_int_equal(ig_apppass_store_revoke_user(st, "alice", 200, &count), 0);
 	assert_int_equal(count, 2);
 	assert_int_equal(list(st, "alice", &r), 3);
@@ -504,7 +510,7 @@ test_snapshot(void **state)
 	add(st, f, "alice", "phone", 100, 5000, "10.0.0.0/8", a);
 	add(st, f, "alice", "old", 101, 0, "", b);
 	add(st, f, "bob", "laptop", 102, 0, "", c);
-	assert_int_equal(ig_apppass_store_revoke(st, b, 200, NULL), 0);
+	assert_int_equal(ig_apppass_store_revoke(st, b, 200, NULL, NULL), 0);
 	assert_int_equal(ig_apppass_store_snapshot(st, &snap), 0);
 	assert_int_equal(ig_apppass_snapshot_count(snap), 2);
 	assert_int_equal(ig_apppass_snapshot_revoked(snap), 1);
@@ -534,7 +540,7 @@ test_snapshot(void **state)
 	assert_false(ig_apppass_snapshot_is_revoked(snap, "zzzzz"));
 
 	/* Immutable: later changes do not reach it; references keep it. */
-	assert_int_equal(ig_apppass_store_revoke(st, a, 300, NULL), 0);
+	assert_int_equal(ig_apppass_store_revoke(st, a, 300, NULL, NULL), 0);
 	assert_ptr_equal(ig_apppass_snapshot_find(snap, "alice", a), e);
 	struct ig_apppass_snapshot *ref = ig_apppass_snapshot_ref(snap);
 	ig_apppass_snapshot_unref(snap);
@@ -652,12 +658,12 @@ test_changed(void **state)
 	assert_int_equal(ig_apppass_store_record_use(proxy, a, 151, "192.0.2.1"), 0);
 	assert_int_equal(ig_apppass_store_changed(proxy, snap), 0);
 
-	assert_int_equal(ig_apppass_store_revoke(cli, a, 200, NULL), 0);
+	assert_int_equal(ig_apppass_store_revoke(cli, a, 200, NULL, NULL), 0);
 	assert_int_equal(ig_apppass_store_changed(proxy, snap), 1);
 	RELOAD();
 	assert_true(ig_apppass_snapshot_is_revoked(snap, a));
 	/* Revoking it again changes nothing. */
-	assert_int_equal(ig_apppass_store_revoke(cli, a, 300, NULL), 0);
+	assert_int_equal(ig_apppass_store_revoke(cli, a, 300, NULL, NULL), 0);
 	assert_int_equal(ig_apppass_store_changed(proxy, snap), 0);
 
 	add(cli, f, "bob", "laptop", 100, 0, "", b);
@@ -677,7 +683,7 @@ test_changed(void **state)
 
 	/* The proxy's own connection changing the store (data_version does
 	   not move for it) is a change as well. */
-	assert_int_equal(ig_apppass_store_revoke(proxy, b, 500, NULL), 0);
+	assert_int_equal(ig_apppass_store_revoke(proxy, b, 500, NULL, NULL), 0);
 	assert_int_equal(ig_apppass_store_changed(proxy, snap), 1);
 	RELOAD();
 	/* A snapshot from the other connection compares the same way. */
