@@ -55,10 +55,10 @@ PROXY_CYCLE="session preauth attempt backend relay"
 allowed() {
 	case "$1 -> $2" in
 	"crypto -> util" | "certs -> util" | "policy -> util" | "apppass -> util") return 0 ;;
+	"config -> apppass" | "proxy -> apppass") return 0 ;;
 	"config -> policy" | "config -> certs" | "config -> crypto" | "config -> util") return 0 ;;
-	"config -> apppass") return 0 ;;
 	"proxy -> config" | "proxy -> policy" | "proxy -> certs" | "proxy -> crypto") return 0 ;;
-	"proxy -> apppass" | "proxy -> util") return 0 ;;
+	"proxy -> util") return 0 ;;
 	*) return 1 ;;
 	esac
 }
