@@ -23,12 +23,60 @@
 #include <unistd.h>
 
 #include "config/schema.h"
+#include "policy/decide.h"
 #include "util/err.h"
 #include "util/priv.h"
 
 #define CFG_FILE_MAX (16u << 20)  /* largest config file read */
 
 _Static_assert(sizeof(enum ig_log_level) == sizeof(int), "enums are stored as int");
+
+/*
+ * credentials: app_passwords or both in a rule needs what the proxy logs
+ * in with once it has checked an app password: backend.master_login.
+ * Reported at the rule's credentials value, naming the rule.
+ */
+static void
+config_check_credentials(struct cfgctx *c, const struct cnode *map, const struct ig_config *cfg)
+{
+	/* TODO(issue 17): also require app_passwords.store (where the app
+	   passwords are kept) once that section is merged. */
+	if (cfg->backend.master_login.on)
+		return;
+	const struct ig_policy_conf *p = &cfg->policy;
+	const struct cnode *pol = ig_cfg_map_get(map, "policy");
+	const struct cnode *groups = ig_cfg_map_get(pol, "groups");
+	const struct cnode *users = ig_cfg_map_get(pol, "users");
+	char sb[CFG_SHOW_MAX], rpath[CFG_KEYPATH_MAX];
+	for (size_t i = 0; i < 1 + p->ngroups + p->nusers; i++) {
+		const struct ig_rule *r;
+		const struct cnode *rmap;
+		if (i == 0) {
+			r = &p->defaults;
+			rmap = ig_cfg_map_get(pol, "defaults");
+			snprintf(rpath, sizeof(rpath), "policy.defaults");
+		} else if (i - 1 < p->ngroups) {
+			r = &p->groups[i - 1];
+			rmap = groups != NULL && groups->kind == CN_MAP && 2 * (i - 1) + 1 < groups->n ?
+			    groups->items[2 * (i - 1) + 1] : NULL;
+			snprintf(rpath, sizeof(rpath), "policy.groups.%s",
+			    r->name != NULL ? ig_cfg_show(r->name, strlen(r->name), sb) : "?");
+		} else {
+			size_t j = i - 1 - p->ngroups;
+			r = &p->users[j];
+			rmap = users != NULL && users->kind == CN_MAP && 2 * j + 1 < users->n ?
+			    users->items[2 * j + 1] : NULL;
+			snprintf(rpath, sizeof(rpath), "policy.users.%s",
+			    r->name != NULL ? ig_cfg_show(r->name, strlen(r->name), sb) : "?");
+		}
+		const struct cnode *v = ig_cfg_map_get(rmap, "credentials");
+		if (r->credentials == IG_CRED_PASSWORD || v == NULL)
+			continue;
+		config_error(c, v->mark, "'%s.credentials' is %s, which needs backend.master_login: "
+		    "the proxy checks the app password itself, then logs in to the backend as "
+		    "the master user for this user", rpath, ig_credentials_str(r->credentials));
+	}
+}
 
 static void
 config_check_root(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
@@ -47,6 +95,7 @@ config_check_root(struct cfgctx *c, const struct cnode *map, void *base, const c
 		if (cfg->listeners[i].max_sessions == 0)
 			cfg->listeners[i].max_sessions = cfg->limits.max_sessions;
 	ig_cfg_policy_finish(map, &cfg->policy);
+	config_check_credentials(c, map, cfg);
 	const struct cnode *g = ig_cfg_map_get(map, "group");
 	if (g != NULL && ig_cfg_map_get(map, "user") == NULL)
 		config_error(c, g->mark, "'group' needs 'user': the proxy changes its group "

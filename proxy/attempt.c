@@ -29,9 +29,9 @@ ig_attempt_release(struct ig_session *s)
 	if (a->cmd == NULL)
 		return;
 	/* cmd and stage are one allocation (cmd first). */
-	mbedtls_platform_zeroize(a->cmd, a->cmd_cap + a->stage_cap);
+	mbedtls_platform_zeroize(a->cmd, a->cmd_cap + a->stage.cap);
 	free(a->cmd);
-	a->cmd = a->stage = NULL;
+	a->cmd = a->stage.buf = NULL;
 }
 
 static void attempt_end(struct ig_session *s);
@@ -47,10 +47,10 @@ attempt_begin(struct ig_session *s, const struct ig_imap_cmd *c, bool login_cmd,
 {
 	struct ig_attempt *a = &s->att;
 	ig_attempt_release(s);
-	size_t cap = a->cmd_cap, scap = a->stage_cap;
+	size_t cap = a->cmd_cap, scap = a->stage.cap;
 	memset(a, 0, sizeof(*a));
 	a->cmd_cap = cap;
-	a->stage_cap = scap;
+	a->stage.cap = scap;
 	a->active = true;
 	a->login_cmd = login_cmd;
 	a->mech = mech;
@@ -65,7 +65,7 @@ attempt_begin(struct ig_session *s, const struct ig_imap_cmd *c, bool login_cmd,
 		attempt_end(s);
 		return false;
 	}
-	a->stage = a->cmd + cap;
+	a->stage.buf = a->cmd + cap;
 	return true;
 }
 
@@ -75,8 +75,9 @@ attempt_end(struct ig_session *s)
 	struct ig_attempt *a = &s->att;
 	ig_attempt_release(s);
 	a->cmd_len = a->ir_off = a->ir_len = a->pw_off = a->pw_len = 0;
-	a->send_off = a->send_len = a->stage_len = 0;
-	a->nseg = a->seg_next = 0;
+	a->send_off = a->send_len = a->stage.len = 0;
+	a->stage.nseg = a->seg_next = 0;
+	a->as_master = false;
 	a->sasl_step = 0;
 	mbedtls_platform_zeroize(a->secret_hash, sizeof(a->secret_hash));
 	a->has_secret_hash = false;
@@ -432,6 +433,25 @@ ig_attempt_judge_step(struct ig_session *s, struct ig_span b64)
 	ig_session_set_state(s, IG_SS_PREAUTH);
 	ig_session_timer(s, s->gen->cfg->limits.preauth_timeout_ms);
 	return false;
+}
+
+int
+ig_attempt_use_master(struct ig_session *s)
+{
+	struct ig_attempt *a = &s->att;
+	const struct ig_master_login *m = &s->gen->cfg->backend.master_login;
+	/* Never for an attempt the policy has not allowed for this user. */
+	if (!a->active || !a->user_known || !a->decided || s->bstate == IG_BS_AUTH)
+		return IG_EINVAL;
+	if (!m->on)
+		return IG_ENOTFOUND;
+	if (ig_loginfmt_master_check(m, a->user) != 0)
+		return IG_EINVAL;
+	/* The client's secret is not needed any more. */
+	mbedtls_platform_zeroize(a->cmd, a->cmd_cap);
+	a->cmd_len = a->ir_off = a->ir_len = a->pw_off = a->pw_len = 0;
+	a->as_master = true;
+	return 0;
 }
 
 void

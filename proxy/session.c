@@ -912,7 +912,7 @@ ig_session_accept(struct ig_session_set *set, uv_stream_t *server,
 	s->cin = (struct ig_buf){ .p = NULL, .cap = bs };
 	s->bin = (struct ig_buf){ .p = NULL, .cap = bs };
 	s->att.cmd_cap = bs;
-	s->att.stage_cap = bs + IG_STAGE_EXTRA;
+	s->att.stage.cap = bs + IG_STAGE_EXTRA;
 	s->reply = (struct ig_buf){ .p = NULL, .cap = IG_REPLY_CAP };
 
 	s->id = ig_shared_next_sid(set->sh);

@@ -46,7 +46,7 @@ PROXY_LAYERS="
 7 shared gen
 8 tls
 9 conn
-10 caps conncount bufpool proxyproto metrics http_parse
+10 caps conncount bufpool proxyproto metrics http_parse loginfmt
 11 imap_parse expo
 "
 # The session state machine: one cycle over session_types.h, by design.
