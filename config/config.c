@@ -7,7 +7,7 @@
  *  2. ig_cfg_walk_map() walks that tree against static tables
  *     (config/schema.c); the root table below names the sections, which
  *     live in files of their own (core.c, policy.c and policy_values.c,
- *     ratelimit.c). Scalars and addresses are parsed in parse.c.
+ *     ratelimit.c, apppass.c). Scalars and addresses are parsed in parse.c.
  *
  * Every problem is printed as "FILE:LINE:COL: message" (1-based; libyaml's
  * marks are 0-based), all of them, and the load then fails as a whole.
@@ -105,6 +105,10 @@ config_check_root(struct cfgctx *c, const struct cnode *map, void *base, const c
 	if (level != NULL && ig_cfg_map_get(map, "log_level") != NULL)
 		config_error(c, level->mark, "'log.level' and 'log_level' are the same setting: "
 		    "keep one");
+	/* "app_passwords:" alone would walk nothing, not even its required key. */
+	const struct cnode *ap = ig_cfg_map_get(map, "app_passwords");
+	if (ap != NULL && ig_cfg_node_is_null(ap))
+		config_error(c, ap->mark, "missing required key 'store' in 'app_passwords'");
 }
 
 /* user: an existing user, not root. Its primary group is the default. */
@@ -166,6 +170,7 @@ static const struct field root_fields[] = {
 	F_STR("group", struct ig_config, group, false, config_v_group),
 	F_STR("user", struct ig_config, user, false, config_v_user),
 	{ .key = "log", .type = FT_SECTION, .off = 0, .sub = &ig_cfg_log_section },
+	F_SECTION("app_passwords", struct ig_config, apppass, false, &ig_cfg_apppass_section),
 };
 static const struct section root_section = {
 	root_fields, NFIELDS(root_fields), config_check_root, false, NULL

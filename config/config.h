@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "apppass/hash.h"
 #include "certs/store.h"
 #include "crypto/backend.h"
 #include "policy/cidr_types.h"
@@ -160,6 +161,22 @@ struct ig_limits {
 	                                    0 = at once) */
 };
 
+/*
+ * app_passwords: the store of per-device passwords (apppass/store.h) and
+ * the cost of their hash (apppass/hash.h). Off unless the section is
+ * written; store is then required.
+ */
+struct ig_apppass_conf {
+	char *store;                     /* app_passwords.store: the SQLite file;
+	                                    NULL = no app passwords; owned */
+	struct ig_apppass_hash_params hash; /* app_passwords.hash: Argon2id's
+	                                    memory (KiB), iterations and
+	                                    parallelism for new passwords
+	                                    (default 19 MiB, 2, 1) */
+	unsigned max_concurrent_verifications; /* hashes computed at once by the
+	                                    proxy (default 4); more wait */
+};
+
 /* Most workers "workers" accepts. */
 #define IG_WORKERS_MAX 256
 
@@ -223,6 +240,7 @@ struct ig_config {
 	unsigned admin_probe_interval_ms;/* admin.probe_interval (10 s): the
 	                                    backend probe's period while
 	                                    admin.listen is set */
+	struct ig_apppass_conf apppass;  /* app_passwords */
 };
 
 /*

@@ -6,6 +6,8 @@
  *   imapguard explain -c FILE --user U --from ADDR [--listener NAME]
  *                     [--tls yes|no] [--mechanism M]
  *                            what the policy would decide, and why
+ *   imapguard apppass -c FILE add|list|revoke ...
+ *                            app passwords (proxy/apppass_cli.c)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +27,7 @@
 #include "crypto/backend.h"
 #include "policy/decide.h"
 #include "policy/explain.h"
+#include "proxy/apppass_cli.h"
 #include "proxy/ctl.h"
 #include "proxy/gen.h"
 #include "util/err.h"
@@ -39,6 +42,9 @@ usage(FILE *f)
 	    "usage: imapguard [-t] [-d] [--allow-root] -c FILE\n"
 	    "       imapguard explain -c FILE --user U --from ADDR [...]\n"
 	    "       imapguard ctl [-c FILE | -s SOCKET] list | lift LIMIT KEY | kick USER | stats\n"
+	    "       imapguard apppass -c FILE add USER --label LABEL [--expires DURATION]\n"
+	    "                         [--from NETWORK]... [--quiet]\n"
+	    "       imapguard apppass -c FILE list [USER] | revoke ID | revoke --all USER\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (YAML)\n"
 	    "  -t, --test          check the configuration and certificates, then exit\n"
@@ -264,6 +270,8 @@ main(int argc, char **argv)
 		return explain_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "ctl") == 0)
 		return ctl_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "apppass") == 0)
+		return ig_apppass_cli_main(argc - 1, argv + 1);
 
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
