@@ -39,9 +39,9 @@ _Static_assert(sizeof(enum ig_log_level) == sizeof(int), "enums are stored as in
 static void
 config_check_credentials(struct cfgctx *c, const struct cnode *map, const struct ig_config *cfg)
 {
-	/* TODO(issue 17): also require app_passwords.store (where the app
-	   passwords are kept) once that section is merged. */
-	if (cfg->backend.master_login.on)
+	bool master = cfg->backend.master_login.on;
+	bool store = cfg->apppass.store != NULL;
+	if (master && store)
 		return;
 	const struct ig_policy_conf *p = &cfg->policy;
 	const struct cnode *pol = ig_cfg_map_get(map, "policy");
@@ -72,9 +72,15 @@ config_check_credentials(struct cfgctx *c, const struct cnode *map, const struct
 		const struct cnode *v = ig_cfg_map_get(rmap, "credentials");
 		if (r->credentials == IG_CRED_PASSWORD || v == NULL)
 			continue;
-		config_error(c, v->mark, "'%s.credentials' is %s, which needs backend.master_login: "
-		    "the proxy checks the app password itself, then logs in to the backend as "
-		    "the master user for this user", rpath, ig_credentials_str(r->credentials));
+		if (!master)
+			config_error(c, v->mark, "'%s.credentials' is %s, which needs "
+			    "backend.master_login: the proxy checks the app password itself, then "
+			    "logs in to the backend as the master user for this user", rpath,
+			    ig_credentials_str(r->credentials));
+		else
+			config_error(c, v->mark, "'%s.credentials' is %s, which needs "
+			    "app_passwords.store: where the app passwords are kept", rpath,
+			    ig_credentials_str(r->credentials));
 	}
 }
 

@@ -245,7 +245,7 @@ def test_check_refuses_a_bad_style_at_line_col(imapguard_bin, devcerts, tmp_path
             "of separator, authzid" % (path, line, col)) in r.stderr, r.stderr
 
 
-def test_check_app_passwords_need_a_master_login(imapguard_bin, devcerts, tmp_path):
+def test_check_app_passwords_need_a_master_login_and_a_store(imapguard_bin, devcerts, tmp_path):
     cfg = igtest.base_config(devcerts, "127.0.0.1:1143")
     cfg["policy"]["groups"] = {"mfa": {"users": ["*@example.com"],
                                        "credentials": "app_passwords"}}
@@ -258,6 +258,13 @@ def test_check_app_passwords_need_a_master_login(imapguard_bin, devcerts, tmp_pa
     secret = tmp_path / "master.secret"
     write_secret(secret)
     cfg["backend"]["master_login"] = {"user": MASTER_USER, "password_file": str(secret)}
+    r, text, path = check(imapguard_bin, tmp_path, cfg)
+    assert r.returncode != 0
+    line, col = place(text, "credentials: ", "credentials")
+    assert ("%s:%d:%d: 'policy.groups.mfa.credentials' is app_passwords, which needs "
+            "app_passwords.store" % (path, line, col)) in r.stderr, r.stderr
+    # With a store too: accepted.
+    cfg["app_passwords"] = {"store": str(tmp_path / "app-passwords.db")}
     r, _, _ = check(imapguard_bin, tmp_path, cfg)
     assert r.returncode == 0, r.stderr
 
@@ -316,6 +323,7 @@ def test_explain_prints_the_credentials_rule(imapguard_bin, devcerts, tmp_path):
     secret = tmp_path / "master.secret"
     write_secret(secret)
     cfg = master_config(devcerts, "127.0.0.1:1143", secret, style="authzid")
+    cfg["app_passwords"] = {"store": str(tmp_path / "app-passwords.db")}
     cfg["policy"]["groups"] = {
         "mfa": {"users": ["*@example.com"], "credentials": "app_passwords"},
         "migrating": {"users": ["*@old.example"], "credentials": "both"},
@@ -349,6 +357,7 @@ def test_explain_prints_the_credentials_rule(imapguard_bin, devcerts, tmp_path):
 
 def credentials_config(devcerts, backend, secret, groups):
     cfg = master_config(devcerts, backend, secret)
+    cfg["app_passwords"] = {"store": str(secret) + ".db"}
     cfg["policy"]["groups"] = groups
     return cfg
 

@@ -276,6 +276,8 @@ test_key_errors(void **state)
 
 /* A master login from line 11 to 13, for the credentials rows. */
 #define WITH_MASTER MASTER("    user: m\n    password_file: master.secret\n")
+/* Where the app passwords are kept, at the end (no line numbers move). */
+#define WITH_STORE "app_passwords:\n  store: apppass.db\n"
 
 static void
 test_credentials(void **state)
@@ -296,7 +298,7 @@ test_credentials(void **state)
 	    "      users: [\"*@other.example\"]\n"
 	    "  users:\n"
 	    "    printer@example.com:\n"
-	    "      credentials: both\n", &rc, &cfg);
+	    "      credentials: both\n" WITH_STORE, &rc, &cfg);
 	assert_string_equal(msgs, "");
 	assert_int_equal(rc, 0);
 	const struct ig_policy_conf *p = &cfg->policy;
@@ -313,12 +315,19 @@ test_credentials(void **state)
 	free(msgs);
 
 	/* Everyone on app passwords, from the defaults. */
-	msgs = load(WITH_MASTER "policy:\n  defaults:\n    credentials: app_passwords\n", &rc,
-	    &cfg);
+	msgs = load(WITH_MASTER "policy:\n  defaults:\n    credentials: app_passwords\n"
+	    WITH_STORE, &rc, &cfg);
 	assert_string_equal(msgs, "");
 	assert_int_equal(rc, 0);
 	assert_int_equal(cfg->policy.defaults.credentials, IG_CRED_APP_PASSWORDS);
 	ig_config_free(cfg);
+	free(msgs);
+
+	/* A master login but no store: nothing could check an app password. */
+	msgs = load(WITH_MASTER "policy:\n  defaults:\n    credentials: both\n", &rc, NULL);
+	assert_int_equal(rc, IG_ECONFIG);
+	assert_string_equal(msgs, "t.yaml:16:18: 'policy.defaults.credentials' is both, which "
+	    "needs app_passwords.store: where the app passwords are kept\n");
 	free(msgs);
 	unlink("master.secret");
 
@@ -363,7 +372,7 @@ test_credentials(void **state)
 	    "  users:\n"
 	    "    eve@example.com:\n"
 	    "      deny: true\n"
-	    "      credentials: app_passwords\n", &rc, &cfg);
+	    "      credentials: app_passwords\n" WITH_STORE, &rc, &cfg);
 	assert_int_equal(rc, 0);
 	assert_string_equal(msgs, "t.yaml:18:7: warning: 'credentials' has no effect: this "
 	    "entry has deny: true\n");
