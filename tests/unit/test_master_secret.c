@@ -186,9 +186,11 @@ setup(void **state)
 	    "      users: [\"*@example.com\"]\n"
 	    "      credentials: app_passwords\n"
 	    "ratelimit:\n"
-	    "  enabled: false\n",
+	    "  enabled: false\n"
+	    "app_passwords:\n"
+	    "  store: \"%s/app-passwords.db\"\n",
 	    free_port(), fixture("dual-ecdsa.pem"), fixture("dual-ecdsa.key"), free_port(),
-	    e->secret);
+	    e->secret, e->dir);
 	assert_int_equal(fclose(f), 0);
 	/* stderr into a file for the whole test. */
 	fflush(stderr);
