@@ -6,6 +6,8 @@
  *   imapguard explain -c FILE --user U --from ADDR [--listener NAME]
  *                     [--tls yes|no] [--mechanism M]
  *                            what the policy would decide, and why
+ *   imapguard ticket-key new|rotate FILE
+ *                            write tls.ticket_key_file (proxy/ticketkey.c)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,6 +33,7 @@
 #include "util/log.h"
 #include "proxy/tls.h"
 #include "proxy/server.h"
+#include "proxy/ticketkey.h"
 
 static void
 usage(FILE *f)
@@ -39,6 +42,7 @@ usage(FILE *f)
 	    "usage: imapguard [-t] [-d] [--allow-root] -c FILE\n"
 	    "       imapguard explain -c FILE --user U --from ADDR [...]\n"
 	    "       imapguard ctl [-c FILE | -s SOCKET] list | lift LIMIT KEY | kick USER | stats\n"
+	    "       imapguard ticket-key new | rotate FILE\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (YAML)\n"
 	    "  -t, --test          check the configuration and certificates, then exit\n"
@@ -264,6 +268,8 @@ main(int argc, char **argv)
 		return explain_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "ctl") == 0)
 		return ctl_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "ticket-key") == 0)
+		return ig_ticketkey_main(argc - 1, argv + 1);
 
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },

@@ -37,7 +37,7 @@ FOLDERS="util crypto certs policy config proxy"
 # proxy/'s modules, one layer per line, top first: "rank module...".
 PROXY_LAYERS="
 1 main
-2 server
+2 server ticketkey
 3 worker ctl admin_http
 4 listener probe
 5 session preauth attempt backend relay
