@@ -230,6 +230,36 @@ def test_missing_file_keeps_keys(imapguard_bin, imapguard, devcerts, dovecot, ca
     assert resumes(a, ca, sess)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the proxy drops to nobody")
+def test_user_must_read_the_file(imapguard_bin, imapguard, devcerts, dovecot):
+    """With `user`, the file is read again as that user (on a change, on
+    reload): a file only root can read fails the start; root:nogroup 0640
+    works, and rotate keeps that owner, group and mode."""
+    import pwd
+    import tempfile
+    nobody = pwd.getpwnam("nobody")
+    d = tempfile.mkdtemp(prefix="igtk-", dir="/tmp")
+    os.chmod(d, 0o755)
+    try:
+        path = os.path.join(d, "ticket.keys")
+        k1 = ticket_key(imapguard_bin, "new", path)
+        cfg = with_keys(devcerts, dovecot, path)
+        cfg["user"] = "nobody"
+        with pytest.raises(RuntimeError, match=r"event=start-failed reason=ticket-key-file .*"
+                           r"make it readable by nobody"):
+            imapguard(cfg)
+        os.chown(path, 0, nobody.pw_gid)
+        os.chmod(path, 0o640)
+        a = imapguard(cfg)
+        k2 = ticket_key(imapguard_bin, "rotate", path)
+        st = os.stat(path)
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, nobody.pw_gid, 0o640)
+        wait_loaded(a, k2, k1)
+        a.stop()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_start_refuses_bad_file(imapguard_bin, devcerts, dovecot, tmp_path, keyfile):
     """-t (and the start) refuse a bad key file at file:line:col of the key."""
     path, _ = keyfile
