@@ -6,8 +6,10 @@
 #include "proxy/ticketkey.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -56,7 +58,7 @@ ig_ticketkey_main(int argc, char **argv)
 	struct ig_ticket_keys old, keys;
 	struct ig_file_id id;
 	char err[300], enc[IG_TICKET_KEY_NAME_HEX], dec[IG_TICKET_KEY_NAME_HEX];
-	char gone[IG_TICKET_KEY_NAME_HEX] = "";
+	char gone[IG_TICKET_KEY_NAME_HEX] = "", target[PATH_MAX];
 	mode_t mode = 0600;
 	uid_t uid = (uid_t)-1;
 	gid_t gid = (gid_t)-1;
@@ -70,8 +72,15 @@ ig_ticketkey_main(int argc, char **argv)
 			fprintf(stderr, "imapguard ticket-key: cannot rotate %s: %s\n", path, err);
 			goto out;
 		}
+		/* Through a symbolic link, the file it points to is replaced
+		   (beside it), and the link stays. */
+		if (realpath(path, target) == NULL) {
+			fprintf(stderr, "imapguard ticket-key: cannot rotate %s: %s\n", path,
+			    strerror(errno));
+			goto out;
+		}
 		struct stat st;
-		if (stat(path, &st) != 0) {
+		if (stat(target, &st) != 0) {
 			fprintf(stderr, "imapguard ticket-key: cannot rotate %s: %s\n", path,
 			    strerror(errno));
 			goto out;
@@ -93,7 +102,8 @@ ig_ticketkey_main(int argc, char **argv)
 		fprintf(stderr, "imapguard ticket-key: no random bytes for a key\n");
 		goto out;
 	}
-	if (ig_ticket_keys_write(path, &keys, mode, uid, gid, !rotate, err, sizeof(err)) != 0) {
+	if (ig_ticket_keys_write(rotate ? target : path, &keys, mode, uid, gid, !rotate, err,
+	    sizeof(err)) != 0) {
 		fprintf(stderr, "imapguard ticket-key: cannot write %s: %s\n", path, err);
 		goto out;
 	}

@@ -313,6 +313,14 @@ def test_ticket_key_command(imapguard_bin, tmp_path):
         text = f.read()
     assert len([ln for ln in text.splitlines() if ln and not ln.startswith("#")]) == 2
     assert os.listdir(str(tmp_path)) == ["k"], "a temporary file was left behind"
+    # Through a symbolic link: the file it points to is replaced, the link stays.
+    link = str(tmp_path / "link")
+    os.symlink("k", link)
+    r = run([imapguard_bin, "ticket-key", "rotate", link])
+    assert r.returncode == 0, r.stderr
+    assert os.path.islink(link) and os.readlink(link) == "k"
+    assert sorted(os.listdir(str(tmp_path))) == ["k", "link"]
+    os.unlink(link)
     # Refused files are not rotated.
     os.chmod(path, 0o644)
     r = run([imapguard_bin, "ticket-key", "rotate", path])
