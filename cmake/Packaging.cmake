@@ -23,7 +23,7 @@ set(IG_PACKAGE_MAINTAINER "imapguard maintainers <imapguard@example.org>" CACHE 
 
 install(TARGETS imapguard RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR})
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
-install(FILES docs/ARCHITECTURE.md docs/policy.md docs/ratelimit.md
+install(FILES docs/ARCHITECTURE.md docs/policy.md docs/ratelimit.md docs/APP_PASSWORDS.md
   DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs)
 install(FILES examples/imapguard.yaml examples/dev.yaml
   DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)

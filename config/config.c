@@ -7,7 +7,7 @@
  *  2. ig_cfg_walk_map() walks that tree against static tables
  *     (config/schema.c); the root table below names the sections, which
  *     live in files of their own (core.c, policy.c and policy_values.c,
- *     ratelimit.c). Scalars and addresses are parsed in parse.c.
+ *     ratelimit.c, apppass.c). Scalars and addresses are parsed in parse.c.
  *
  * Every problem is printed as "FILE:LINE:COL: message" (1-based; libyaml's
  * marks are 0-based), all of them, and the load then fails as a whole.
@@ -23,12 +23,66 @@
 #include <unistd.h>
 
 #include "config/schema.h"
+#include "policy/decide.h"
 #include "util/err.h"
 #include "util/priv.h"
 
 #define CFG_FILE_MAX (16u << 20)  /* largest config file read */
 
 _Static_assert(sizeof(enum ig_log_level) == sizeof(int), "enums are stored as int");
+
+/*
+ * credentials: app_passwords or both in a rule needs what the proxy logs
+ * in with once it has checked an app password: backend.master_login.
+ * Reported at the rule's credentials value, naming the rule.
+ */
+static void
+config_check_credentials(struct cfgctx *c, const struct cnode *map, const struct ig_config *cfg)
+{
+	bool master = cfg->backend.master_login.on;
+	bool store = cfg->apppass.store != NULL;
+	if (master && store)
+		return;
+	const struct ig_policy_conf *p = &cfg->policy;
+	const struct cnode *pol = ig_cfg_map_get(map, "policy");
+	const struct cnode *groups = ig_cfg_map_get(pol, "groups");
+	const struct cnode *users = ig_cfg_map_get(pol, "users");
+	char sb[CFG_SHOW_MAX], rpath[CFG_KEYPATH_MAX];
+	for (size_t i = 0; i < 1 + p->ngroups + p->nusers; i++) {
+		const struct ig_rule *r;
+		const struct cnode *rmap;
+		if (i == 0) {
+			r = &p->defaults;
+			rmap = ig_cfg_map_get(pol, "defaults");
+			snprintf(rpath, sizeof(rpath), "policy.defaults");
+		} else if (i - 1 < p->ngroups) {
+			r = &p->groups[i - 1];
+			rmap = groups != NULL && groups->kind == CN_MAP && 2 * (i - 1) + 1 < groups->n ?
+			    groups->items[2 * (i - 1) + 1] : NULL;
+			snprintf(rpath, sizeof(rpath), "policy.groups.%s",
+			    r->name != NULL ? ig_cfg_show(r->name, strlen(r->name), sb) : "?");
+		} else {
+			size_t j = i - 1 - p->ngroups;
+			r = &p->users[j];
+			rmap = users != NULL && users->kind == CN_MAP && 2 * j + 1 < users->n ?
+			    users->items[2 * j + 1] : NULL;
+			snprintf(rpath, sizeof(rpath), "policy.users.%s",
+			    r->name != NULL ? ig_cfg_show(r->name, strlen(r->name), sb) : "?");
+		}
+		const struct cnode *v = ig_cfg_map_get(rmap, "credentials");
+		if (r->credentials == IG_CRED_PASSWORD || v == NULL)
+			continue;
+		if (!master)
+			config_error(c, v->mark, "'%s.credentials' is %s, which needs "
+			    "backend.master_login: the proxy checks the app password itself, then "
+			    "logs in to the backend as the master user for this user", rpath,
+			    ig_credentials_str(r->credentials));
+		else
+			config_error(c, v->mark, "'%s.credentials' is %s, which needs "
+			    "app_passwords.store: where the app passwords are kept", rpath,
+			    ig_credentials_str(r->credentials));
+	}
+}
 
 static void
 config_check_root(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
@@ -47,6 +101,7 @@ config_check_root(struct cfgctx *c, const struct cnode *map, void *base, const c
 		if (cfg->listeners[i].max_sessions == 0)
 			cfg->listeners[i].max_sessions = cfg->limits.max_sessions;
 	ig_cfg_policy_finish(map, &cfg->policy);
+	config_check_credentials(c, map, cfg);
 	const struct cnode *g = ig_cfg_map_get(map, "group");
 	if (g != NULL && ig_cfg_map_get(map, "user") == NULL)
 		config_error(c, g->mark, "'group' needs 'user': the proxy changes its group "
@@ -56,6 +111,10 @@ config_check_root(struct cfgctx *c, const struct cnode *map, void *base, const c
 	if (level != NULL && ig_cfg_map_get(map, "log_level") != NULL)
 		config_error(c, level->mark, "'log.level' and 'log_level' are the same setting: "
 		    "keep one");
+	/* "app_passwords:" alone would walk nothing, not even its required key. */
+	const struct cnode *ap = ig_cfg_map_get(map, "app_passwords");
+	if (ap != NULL && ig_cfg_node_is_null(ap))
+		config_error(c, ap->mark, "missing required key 'store' in 'app_passwords'");
 }
 
 /* user: an existing user, not root. Its primary group is the default. */
@@ -117,6 +176,7 @@ static const struct field root_fields[] = {
 	F_STR("group", struct ig_config, group, false, config_v_group),
 	F_STR("user", struct ig_config, user, false, config_v_user),
 	{ .key = "log", .type = FT_SECTION, .off = 0, .sub = &ig_cfg_log_section },
+	F_SECTION("app_passwords", struct ig_config, apppass, false, &ig_cfg_apppass_section),
 };
 static const struct section root_section = {
 	root_fields, NFIELDS(root_fields), config_check_root, false, NULL

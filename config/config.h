@@ -13,12 +13,14 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "apppass/hash.h"
 #include "certs/store.h"
 #include "crypto/backend.h"
 #include "policy/cidr_types.h"
 #include "policy/policy_types.h"
 #include "policy/ratelimit.h"
 #include "util/log.h"
+#include "util/sasl.h"
 
 enum ig_tls_mode {
 	IG_TLS_NONE,     /* "none": cleartext only (backend side only) */
@@ -63,6 +65,39 @@ enum ig_send_proxy {
 	IG_SEND_PROXY_COUNT
 };
 
+/* backend.master_login.style: how the proxy logs in for a user. */
+enum ig_master_style {
+	IG_MASTER_SEPARATOR, /* LOGIN "user<separator>master" "secret" (Dovecot's
+	                        auth_master_user_separator) */
+	IG_MASTER_AUTHZID,   /* AUTHENTICATE PLAIN, authzid = the user, authcid =
+	                        the master user (Dovecot, Cyrus, SASL proxy
+	                        authorization) */
+	IG_MASTER_STYLE_COUNT
+};
+const char *ig_master_style_str(enum ig_master_style st);
+
+/* Longest master secret (the first line of password_file), bytes. */
+#define IG_MASTER_SECRET_MAX 1024
+
+/*
+ * backend.master_login: the credential the proxy logs in with for a user
+ * whose own secret it checked itself (app passwords), so that the user's
+ * secret never reaches the backend. Absent (on false) unless configured.
+ */
+struct ig_master_login {
+	bool on;                         /* the section is in the file */
+	char user[IG_USER_MAX + 1];      /* the master user (authcid) */
+	char *password_file;             /* as written; owned */
+	enum ig_master_style style;      /* separator (default) | authzid */
+	char separator[2];               /* style separator: one printable
+	                                    character ("*") */
+	uint8_t *secret;                 /* the file's first line, without its
+	                                    newline: read at load (start-up and
+	                                    every reload), never logged; owned,
+	                                    wiped when the config is freed */
+	size_t secret_len;               /* 1..IG_MASTER_SECRET_MAX */
+};
+
 struct ig_backend_conf {
 	char address[300];               /* as written: "host:port", "[v6]:port" */
 	char host[256];                  /* host part (name or literal) */
@@ -81,6 +116,7 @@ struct ig_backend_conf {
 	enum ig_send_proxy send_proxy_protocol; /* off (default), v1, v2 */
 	unsigned connect_timeout_ms;     /* TCP connect + greeting + TLS */
 	unsigned auth_timeout_ms;        /* waiting for the login result */
+	struct ig_master_login master_login; /* backend.master_login */
 };
 
 /*
@@ -123,6 +159,22 @@ struct ig_limits {
 	                                    on ending by themselves before the
 	                                    rest are told "* BYE" (default 30 s;
 	                                    0 = at once) */
+};
+
+/*
+ * app_passwords: the store of per-device passwords (apppass/store.h) and
+ * the cost of their hash (apppass/hash.h). Off unless the section is
+ * written; store is then required.
+ */
+struct ig_apppass_conf {
+	char *store;                     /* app_passwords.store: the SQLite file;
+	                                    NULL = no app passwords; owned */
+	struct ig_apppass_hash_params hash; /* app_passwords.hash: Argon2id's
+	                                    memory (KiB), iterations and
+	                                    parallelism for new passwords
+	                                    (default 19 MiB, 2, 1) */
+	unsigned max_concurrent_verifications; /* hashes computed at once by the
+	                                    proxy (default 4); more wait */
 };
 
 /* Most workers "workers" accepts. */
@@ -195,6 +247,7 @@ struct ig_config {
 	unsigned admin_probe_interval_ms;/* admin.probe_interval (10 s): the
 	                                    backend probe's period while
 	                                    admin.listen is set */
+	struct ig_apppass_conf apppass;  /* app_passwords */
 };
 
 /*

@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <mbedtls/platform_util.h>
+
 #include "config/parse.h"
 #include "crypto/ticket_keys.h"
 
@@ -22,6 +24,7 @@ _Static_assert(sizeof(enum ig_tls_mode) == sizeof(int), "enums are stored as int
 _Static_assert(sizeof(enum ig_forward_addr) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum ig_crypto_backend) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum ig_send_proxy) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum ig_master_style) == sizeof(int), "enums are stored as int");
 
 static const struct enum_name tls_mode_names[] = {
 	{ "none", IG_TLS_NONE }, { "starttls", IG_TLS_STARTTLS },
@@ -45,6 +48,9 @@ static const struct enum_name forward_names[] = {
 static const struct enum_name send_proxy_names[] = {
 	{ "off", IG_SEND_PROXY_OFF }, { "v1", IG_SEND_PROXY_V1 }, { "v2", IG_SEND_PROXY_V2 },
 	{ NULL, 0 },
+};
+static const struct enum_name master_style_names[] = {
+	{ "separator", IG_MASTER_SEPARATOR }, { "authzid", IG_MASTER_AUTHZID }, { NULL, 0 },
 };
 
 /* A file given in the config must be a readable regular file now. */
@@ -252,6 +258,227 @@ config_v_backend_address(struct cfgctx *c, const struct field *f, const struct c
 	freeaddrinfo(res);
 }
 
+/* ---- backend.master_login ---------------------------------------------- */
+
+/* master_login.user: a name the backend can take (no NUL, CR or LF). */
+static void
+master_v_user(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	char sb[CFG_SHOW_MAX], norm[IG_USER_MAX + 1];
+	(void)f;
+	(void)base;
+	if (ig_user_normalize((const uint8_t *)v->str, v->len, false, norm, sizeof(norm)) != 0)
+		config_error(c, v->mark, "invalid user name '%s' for '%s': it contains CR or LF",
+		    ig_cfg_show(v->str, v->len, sb), path);
+	mbedtls_platform_zeroize(norm, sizeof(norm));
+}
+
+/*
+ * Reads the master secret from the file v names: a regular file that only
+ * its owner may read or write (mode 0600 or stricter), whose first line
+ * (the newline stripped) is the secret: 1..IG_MASTER_SECRET_MAX bytes, no
+ * CR or NUL. Checked on the open descriptor, so the file checked is the
+ * file read. Stores a copy in m; false after reporting. Nothing of the
+ * file's content is ever put in a message.
+ */
+static bool
+master_read_secret(struct cfgctx *c, const struct cnode *v, const char *path,
+    struct ig_master_login *m)
+{
+	char sb[CFG_SHOW_MAX];
+	uint8_t buf[IG_MASTER_SECRET_MAX + 2]; /* the line, its newline, one more */
+	const char *bad = NULL;
+	size_t n = 0, len = 0;
+	struct stat st;
+	/* O_NONBLOCK: a FIFO put there must not hang the load (it is then
+	   refused as not a regular file). */
+	int fd = open(v->str, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		config_error(c, v->mark, "cannot read '%s' for '%s': %s",
+		    ig_cfg_show(v->str, v->len, sb), path, strerror(errno));
+		return false;
+	}
+	if (fstat(fd, &st) != 0) {
+		config_error(c, v->mark, "cannot use '%s' for '%s': %s",
+		    ig_cfg_show(v->str, v->len, sb), path, strerror(errno));
+		close(fd);
+		return false;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		config_error(c, v->mark, "cannot use '%s' for '%s': not a regular file",
+		    ig_cfg_show(v->str, v->len, sb), path);
+		close(fd);
+		return false;
+	}
+	if ((st.st_mode & 077) != 0) {
+		config_error(c, v->mark, "cannot use '%s' for '%s': its mode %04o lets other "
+		    "users %s it; it holds the master password: chmod 600 (the owner only)",
+		    ig_cfg_show(v->str, v->len, sb), path, (unsigned)(st.st_mode & 07777),
+		    (st.st_mode & 044) != 0 ? "read" : "write");
+		close(fd);
+		return false;
+	}
+	while (n < sizeof(buf)) {
+		ssize_t r = read(fd, buf + n, sizeof(buf) - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			config_error(c, v->mark, "cannot read '%s' for '%s': %s",
+			    ig_cfg_show(v->str, v->len, sb), path, strerror(errno));
+			close(fd);
+			mbedtls_platform_zeroize(buf, sizeof(buf));
+			return false;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	const uint8_t *nl = memchr(buf, '\n', n);
+	len = nl != NULL ? (size_t)(nl - buf) : n;
+	if (len > IG_MASTER_SECRET_MAX)
+		bad = "its first line is longer than 1024 bytes";
+	else if (len == 0)
+		bad = n == 0 ? "it is empty (its first line is the master password)" :
+		    "its first line is empty (it is the master password)";
+	else if (memchr(buf, '\r', len) != NULL)
+		bad = "its first line contains a carriage return (CRLF line ends? the "
+		    "password would end in CR)";
+	else if (memchr(buf, '\0', len) != NULL)
+		bad = "its first line contains a NUL byte";
+	if (bad != NULL) {
+		config_error(c, v->mark, "cannot use '%s' for '%s': %s",
+		    ig_cfg_show(v->str, v->len, sb), path, bad);
+		mbedtls_platform_zeroize(buf, sizeof(buf));
+		return false;
+	}
+	m->secret = malloc(len);
+	if (m->secret == NULL) {
+		mbedtls_platform_zeroize(buf, sizeof(buf));
+		ig_cfg_nomem(c);
+		return false;
+	}
+	memcpy(m->secret, buf, len);
+	m->secret_len = len;
+	mbedtls_platform_zeroize(buf, sizeof(buf));
+	return true;
+}
+
+_Static_assert(IG_MASTER_SECRET_MAX == 1024, "the message above says 1024");
+
+/* master_login.password_file: the name, and the secret read from it. */
+static bool
+master_store_file(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	struct ig_master_login *m = base;
+	(void)f;
+	if (!ig_cfg_scalar_ok(c, v, path))
+		return false;
+	if (v->len == 0 || v->len >= CFG_PATH_MAX) {
+		config_error(c, v->mark, "'%s' must be between 1 and %d characters", path,
+		    CFG_PATH_MAX - 1);
+		return false;
+	}
+	m->password_file = strdup(v->str);
+	if (m->password_file == NULL) {
+		ig_cfg_nomem(c);
+		return false;
+	}
+	return master_read_secret(c, v, path, m);
+}
+
+/* The secret is wiped before it is freed (a reload frees the old one). */
+static void
+master_release_file(const struct field *f, void *base)
+{
+	struct ig_master_login *m = base;
+	(void)f;
+	if (m->secret != NULL) {
+		mbedtls_platform_zeroize(m->secret, m->secret_len);
+		free(m->secret);
+	}
+	m->secret = NULL;
+	m->secret_len = 0;
+	free(m->password_file);
+	m->password_file = NULL;
+}
+
+static const struct custom_ops master_file_ops = {
+	NULL, master_store_file, master_release_file
+};
+
+static void
+master_init_separator(const struct field *f, void *base)
+{
+	char *sep = ig_cfg_at(base, f->off);
+	sep[0] = '*'; /* Dovecot's usual auth_master_user_separator */
+	sep[1] = '\0';
+}
+
+/* master_login.separator: one printable ASCII character, not a space. */
+static bool
+master_store_separator(struct cfgctx *c, const struct field *f, const struct cnode *v,
+    void *base, const char *path)
+{
+	char sb[CFG_SHOW_MAX];
+	char *sep = ig_cfg_at(base, f->off);
+	if (!ig_cfg_scalar_ok(c, v, path))
+		return false;
+	if (v->len != 1 || v->str[0] <= ' ' || v->str[0] > '~') {
+		config_error(c, v->mark, "invalid value '%s' for '%s': expected one printable "
+		    "character, not a space (Dovecot's auth_master_user_separator, e.g. \"*\")",
+		    ig_cfg_show(v->str, v->len, sb), path);
+		return false;
+	}
+	sep[0] = v->str[0];
+	sep[1] = '\0';
+	return true;
+}
+
+static const struct custom_ops master_separator_ops = {
+	master_init_separator, master_store_separator, NULL
+};
+
+static void
+master_check(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
+{
+	struct ig_master_login *m = base;
+	const struct cnode *k;
+	m->on = true;
+	if (m->style != IG_MASTER_SEPARATOR && (k = ig_cfg_map_key(map, "separator")) != NULL)
+		config_warn(c, k->mark, "'%s.separator' has no effect with style: %s", path,
+		    ig_master_style_str(m->style));
+}
+
+static const struct field master_fields[] = {
+	F_STRBUF("user", struct ig_master_login, user, true, master_v_user),
+	{ .key = "password_file", .type = FT_CUSTOM, .required = true,
+	  .off = offsetof(struct ig_master_login, password_file), .ops = &master_file_ops },
+	F_ENUM("style", struct ig_master_login, style, false, IG_MASTER_SEPARATOR,
+	    master_style_names, NULL),
+	{ .key = "separator", .type = FT_CUSTOM,
+	  .off = offsetof(struct ig_master_login, separator), .ops = &master_separator_ops },
+};
+static const struct section master_section = {
+	master_fields, NFIELDS(master_fields), master_check, false, NULL
+};
+
+#define CASE(x, s) case x: return s
+const char *
+ig_master_style_str(enum ig_master_style st)
+{
+	switch (st) {
+	CASE(IG_MASTER_SEPARATOR, "separator");
+	CASE(IG_MASTER_AUTHZID, "authzid");
+	case IG_MASTER_STYLE_COUNT:
+		break;
+	}
+	return "?";
+}
+#undef CASE
+
 void
 ig_cfg_check_listeners(struct cfgctx *c, const struct cnode *seq, void *base, const char *path)
 {
@@ -285,6 +512,11 @@ config_check_backend(struct cfgctx *c, const struct cnode *map, void *base, cons
 {
 	const struct ig_backend_conf *b = base;
 	(void)path;
+	/* "master_login:" alone would read as no master login at all. */
+	const struct cnode *ml = ig_cfg_map_get(map, "master_login");
+	if (ml != NULL && ig_cfg_node_is_null(ml))
+		config_error(c, ml->mark, "'backend.master_login' needs user and password_file "
+		    "(or remove the key)");
 	if (b->tls == IG_TLS_NONE) {
 		static const char *const tls_only[] = { "ca", "server_name", "verify" };
 		for (size_t i = 0; i < NFIELDS(tls_only); i++) {
@@ -458,6 +690,7 @@ static const struct field backend_fields[] = {
 	    10 * SEC, 1, 10 * MIN),
 	F_NUM("auth_timeout", FT_DURATION, struct ig_backend_conf, auth_timeout_ms,
 	    60 * SEC, 1, 10 * MIN),
+	F_SECTION("master_login", struct ig_backend_conf, master_login, false, &master_section),
 };
 const struct section ig_cfg_backend_section = {
 	backend_fields, NFIELDS(backend_fields), config_check_backend, false, NULL

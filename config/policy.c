@@ -15,6 +15,13 @@
 #include "util/err.h"
 #include "util/sasl.h"
 
+_Static_assert(sizeof(enum ig_credentials) == sizeof(int), "enums are stored as int");
+
+static const struct enum_name credentials_names[] = {
+	{ "password", IG_CRED_PASSWORD }, { "app_passwords", IG_CRED_APP_PASSWORDS },
+	{ "both", IG_CRED_BOTH }, { NULL, 0 },
+};
+
 /* Built-in values of policy.defaults; the rule's name is not allocated. */
 static char policy_defaults_name[] = "defaults";
 
@@ -184,7 +191,7 @@ policy_check_rule(struct cfgctx *c, const struct cnode *map, void *base, const c
 	if (r->kind == IG_RULE_USER && r->deny) {
 		static const char *const dead[] = {
 			"require_tls", "mechanisms", "login_command", "allow_plaintext_from",
-			"allow_from",
+			"allow_from", "credentials",
 		};
 		for (size_t i = 0; i + 1 < map->n; i += 2) {
 			k = map->items[i];
@@ -488,7 +495,9 @@ static const struct custom_ops users_ops = { NULL, policy_store_users, policy_re
 	    IG_RK_ALLOW_PLAINTEXT_FROM), \
 	F_RULE("allow_from", FT_CUSTOM, allow_from, 0, &ig_cfg_netset_ops, IG_RK_ALLOW_FROM), \
 	F_RULE("deny", FT_BOOL, deny, false, NULL, IG_RK_DENY), \
-	F_RULE("mode", FT_CUSTOM, monitor, false, &ig_cfg_mode_ops, IG_RK_MODE)
+	F_RULE("mode", FT_CUSTOM, monitor, false, &ig_cfg_mode_ops, IG_RK_MODE), \
+	{ .key = "credentials", .type = FT_ENUM, .off = offsetof(struct ig_rule, credentials), \
+	  .def = IG_CRED_PASSWORD, .names = credentials_names, .bit = IG_RK_CREDENTIALS }
 
 static const struct field rule_fields[] = { RULE_FIELDS };
 static const struct field group_fields[] = {

@@ -41,8 +41,9 @@ rl_defaults(void *base)
  * must be of type want (S_IFREG or S_IFSOCK): a stale socket is replaced,
  * anything else is refused rather than overwritten.
  */
-static void
-config_check_new_file(struct cfgctx *c, const struct cnode *v, const char *path, mode_t want)
+void
+ig_cfg_check_new_file(struct cfgctx *c, const struct cnode *v, const char *path,
+    mode_t want)
 {
 	char sb[CFG_SHOW_MAX], sb2[CFG_SHOW_MAX], dir[CFG_PATH_MAX];
 	struct stat st;
@@ -79,7 +80,7 @@ rl_v_state_file(struct cfgctx *c, const struct field *f, const struct cnode *v, 
 {
 	(void)f;
 	(void)base;
-	config_check_new_file(c, v, path, S_IFREG);
+	ig_cfg_check_new_file(c, v, path, S_IFREG);
 }
 
 static void
@@ -95,7 +96,7 @@ admin_v_socket(struct cfgctx *c, const struct field *f, const struct cnode *v, v
 		    sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 		return;
 	}
-	config_check_new_file(c, v, path, S_IFSOCK);
+	ig_cfg_check_new_file(c, v, path, S_IFSOCK);
 }
 
 static void

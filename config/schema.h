@@ -13,7 +13,8 @@
  *
  * The sections live in files of their own: core.c (listeners, tls,
  * backend, limits), policy.c and policy_values.c, ratelimit.c (ratelimit,
- * admin); config.c has the root and the entry points.
+ * admin), apppass.c (app_passwords); config.c has the root and the entry
+ * points.
  */
 #ifndef IG_CONFIG_SCHEMA_H
 #define IG_CONFIG_SCHEMA_H
@@ -22,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include <yaml.h>
 
@@ -234,5 +236,15 @@ void ig_cfg_policy_finish(const struct cnode *root, struct ig_policy_conf *p);
 /* ratelimit.c */
 extern const struct section ig_cfg_rl_section;       /* fills struct ig_config */
 extern const struct section ig_cfg_admin_section;    /* fills struct ig_config */
+/*
+ * A file the proxy creates later (v names it; path is the key): its
+ * directory must exist now, the file itself need not; when it exists it
+ * must be of type want (S_IFREG or S_IFSOCK). Reports its own errors.
+ */
+void ig_cfg_check_new_file(struct cfgctx *c, const struct cnode *v, const char *path,
+    mode_t want);
+
+/* apppass.c */
+extern const struct section ig_cfg_apppass_section;  /* struct ig_apppass_conf */
 
 #endif /* IG_CONFIG_SCHEMA_H */

@@ -31,6 +31,19 @@ ig_verdict_str(enum ig_verdict v)
 	}
 	return "?";
 }
+
+const char *
+ig_credentials_str(enum ig_credentials c)
+{
+	switch (c) {
+	CASE(IG_CRED_PASSWORD, "password");
+	CASE(IG_CRED_APP_PASSWORDS, "app_passwords");
+	CASE(IG_CRED_BOTH, "both");
+	case IG_CRED_COUNT:
+		break;
+	}
+	return "?";
+}
 #undef CASE
 
 /* The IG_RK_* bit of each layered key. */
@@ -41,6 +54,7 @@ static const unsigned policy_key_bit[PK_COUNT] = {
 	[PK_ALLOW_PLAINTEXT_FROM] = IG_RK_ALLOW_PLAINTEXT_FROM,
 	[PK_LOGIN_COMMAND] = IG_RK_LOGIN_COMMAND,
 	[PK_MECHANISMS] = IG_RK_MECHANISMS,
+	[PK_CREDENTIALS] = IG_RK_CREDENTIALS,
 };
 
 bool
@@ -171,6 +185,8 @@ ig_policy_layer(const struct ig_policy_conf *p, const struct ig_rule *user,
 	    e->src[PK_LOGIN_COMMAND]->login_command;
 	e->mechanisms = e->builtin[PK_MECHANISMS] ? IG_MECH_ALL :
 	    e->src[PK_MECHANISMS]->mechanisms;
+	e->credentials = e->builtin[PK_CREDENTIALS] ? IG_CRED_PASSWORD :
+	    e->src[PK_CREDENTIALS]->credentials;
 	/*
 	 * Address sets: a user or group that sets one restricts to it, even
 	 * when empty ("nowhere"). In the defaults an empty set is the built-in
@@ -330,6 +346,17 @@ policy_refuse(const struct ig_policy_conf *p, const struct policy_check *c, bool
 	ig_policy_rule_name(p, c->rule, out->rule_name, sizeof(out->rule_name));
 }
 
+void
+ig_policy_credentials(const struct ig_policy_conf *p, const struct policy_eff *e,
+    struct ig_decision *out)
+{
+	const struct ig_rule *r = e->src[PK_CREDENTIALS];
+	out->credentials = e->credentials;
+	out->credentials_rule = r;
+	out->credentials_monitored = ig_policy_rule_monitored(p, r);
+	ig_policy_rule_name(p, r, out->credentials_rule_name, sizeof(out->credentials_rule_name));
+}
+
 /* The decision of a finished run; allow_rule is reported on success. */
 void
 ig_policy_conclude(const struct ig_policy_conf *p, const struct policy_run *run,
@@ -471,15 +498,18 @@ ig_policy_decide(const struct ig_policy_conf *p, const struct ig_login_facts *f,
     struct ig_decision *out)
 {
 	struct policy_run run;
+	struct policy_eff e;
 	if (f->user == NULL) {
 		ig_policy_unknown(p, f, &run, out);
+		ig_policy_layer(p, NULL, NULL, &e);
+		ig_policy_credentials(p, &e, out);
 		return out->verdict;
 	}
 	const struct ig_rule *u, *g;
-	struct policy_eff e;
 	ig_policy_rules_for(p, f->user, &u, &g);
 	ig_policy_layer(p, u, g, &e);
 	ig_policy_evaluate(p, &e, f, &run);
 	ig_policy_conclude(p, &run, u != NULL ? u : g != NULL ? g : &p->defaults, out);
+	ig_policy_credentials(p, &e, out);
 	return out->verdict;
 }

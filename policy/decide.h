@@ -10,7 +10,7 @@
  * when its IG_RK_* bit is set there. Where even the defaults leave a bit
  * clear, the built-in value applies: deny false, require_tls =
  * policy.require_tls, every mechanism, LOGIN allowed, no address
- * restriction. An address set (allow_from, allow_plaintext_from) set by a
+ * restriction, credentials password. An address set (allow_from, allow_plaintext_from) set by a
  * user or group restricts to its blocks, and an empty one means "from
  * nowhere"; in the defaults, which always carry every key, an empty set
  * means "no restriction" (to refuse everyone, use deny: true).
@@ -31,6 +31,11 @@
  *     "mechanism-blocked"
  * Otherwise ALLOW "allowed", naming the most specific rule that matched
  * (user entry, else group, else defaults).
+ *
+ * The key credentials is no check here: whether the secret the client
+ * sent is an app password is known only once the proxy has verified it.
+ * The decision carries the effective value and its rule, and the login
+ * attempt acts on it.
  *
  * Monitor mode: a failed check whose deciding rule has its own `mode:
  * monitor` (IG_RK_MODE set and monitor true; not inherited from the layers
@@ -64,6 +69,9 @@ enum ig_verdict {
 };
 const char *ig_verdict_str(enum ig_verdict v);
 
+/* "password", "app_passwords", "both" (the config's words). */
+const char *ig_credentials_str(enum ig_credentials c);
+
 struct ig_login_facts {
 	const char *user;              /* normalised (folded when the policy
 	                                  folds); NULL before it is known */
@@ -91,6 +99,21 @@ struct ig_decision {
 	const struct ig_rule *rule;    /* the rule whose setting decided (points
 	                                  into the policy: valid while it is) */
 	char rule_name[300];           /* "defaults", "group:NAME", "user:NAME" */
+	/*
+	 * Which secret may log this user in (the key credentials, layered
+	 * like every key), filled whatever the verdict: the attempt acts on
+	 * it (an app password checked by the proxy, then the login as
+	 * backend.master_login). Before the user is known (f->user NULL):
+	 * the defaults' value, decided again once the user is.
+	 */
+	enum ig_credentials credentials;
+	const struct ig_rule *credentials_rule; /* the rule it came from (into
+	                                  the policy: valid while it is) */
+	bool credentials_monitored;    /* that rule is in monitor mode (or the
+	                                  policy is): a refusal for the
+	                                  credentials is to be logged, not
+	                                  enforced */
+	char credentials_rule_name[300]; /* as rule_name, for that rule */
 };
 
 /*

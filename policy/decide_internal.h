@@ -21,6 +21,7 @@ enum policy_key {
 	PK_ALLOW_PLAINTEXT_FROM,
 	PK_LOGIN_COMMAND,
 	PK_MECHANISMS,
+	PK_CREDENTIALS,
 	PK_COUNT
 };
 
@@ -32,6 +33,7 @@ struct policy_eff {
 	bool require_tls;
 	bool login_command;
 	uint32_t mechanisms;
+	enum ig_credentials credentials;
 	const struct ig_netset *allow_from;    /* NULL: no restriction */
 	const struct ig_netset *allow_plaintext_from; /* NULL: no restriction */
 };
@@ -116,6 +118,10 @@ void ig_policy_evaluate(const struct ig_policy_conf *p, const struct policy_eff 
 /* "built-in" (r NULL), "defaults", "group:NAME" or "user:NAME" into out. */
 void ig_policy_rule_name(const struct ig_policy_conf *p, const struct ig_rule *r, char *out,
     size_t outsz);
+
+/* Copies the credentials setting of e (and where it came from) into out. */
+void ig_policy_credentials(const struct ig_policy_conf *p, const struct policy_eff *e,
+    struct ig_decision *out);
 
 /* The decision of a finished run; allow_rule is reported on success. */
 void ig_policy_conclude(const struct ig_policy_conf *p, const struct policy_run *run,

@@ -21,6 +21,7 @@ static const char *const policy_key_name[PK_COUNT] = {
 	[PK_ALLOW_PLAINTEXT_FROM] = "allow_plaintext_from",
 	[PK_LOGIN_COMMAND] = "login_command",
 	[PK_MECHANISMS] = "mechanisms",
+	[PK_CREDENTIALS] = "credentials",
 };
 
 static void
@@ -120,6 +121,9 @@ policy_print_settings(FILE *out, const struct ig_policy_conf *p, const struct po
 			break;
 		case PK_MECHANISMS:
 			policy_print_mechs(out, e->mechanisms);
+			break;
+		case PK_CREDENTIALS:
+			fprintf(out, "%-24s", ig_credentials_str(e->credentials));
 			break;
 		case PK_COUNT:
 			break;
@@ -221,6 +225,45 @@ policy_print_checks(FILE *out, const struct ig_policy_conf *p, const struct poli
 	}
 }
 
+/*
+ * What the credentials rule means for this user's login, in one line:
+ * "credentials: app_passwords (group mfa): the account password is
+ * refused; only an app password logs in".
+ */
+static void
+policy_print_credentials(FILE *out, const struct ig_policy_conf *p, const struct policy_eff *e)
+{
+	const struct ig_rule *r = e->src[PK_CREDENTIALS];
+	const char *what = "?";
+	switch (e->credentials) {
+	case IG_CRED_PASSWORD:
+		what = "the account password logs in, checked by the backend; app passwords "
+		    "are not accepted";
+		break;
+	case IG_CRED_APP_PASSWORDS:
+		what = "the account password is refused; only an app password logs in";
+		break;
+	case IG_CRED_BOTH:
+		what = "an app password or the account password logs in (the log says which)";
+		break;
+	case IG_CRED_COUNT:
+		break;
+	}
+	fprintf(out, "credentials: %s (", ig_credentials_str(e->credentials));
+	if (e->builtin[PK_CREDENTIALS])
+		fprintf(out, "built-in");
+	else if (r == &p->defaults || r->kind == IG_RULE_DEFAULTS)
+		fprintf(out, "defaults");
+	else
+		fprintf(out, "%s %s", r->kind == IG_RULE_GROUP ? "group" : "user",
+		    r->name != NULL ? r->name : "?");
+	fprintf(out, "): %s", what);
+	if (e->credentials != IG_CRED_PASSWORD && ig_policy_rule_monitored(p, r))
+		fprintf(out, " (monitor mode: a login with the account password is logged, "
+		    "not refused)");
+	fprintf(out, "\n");
+}
+
 static void
 policy_print_verdict(FILE *out, const struct ig_decision *d)
 {
@@ -318,6 +361,7 @@ ig_policy_explain(const struct ig_policy_conf *p, const struct ig_login_facts *f
 	ig_policy_evaluate(p, &e, f, &run);
 	policy_print_checks(out, p, &run, f, addr);
 	ig_policy_conclude(p, &run, u != NULL ? u : g != NULL ? g : &p->defaults, &d);
+	policy_print_credentials(out, p, &e);
 	policy_print_verdict(out, &d);
 	return d.verdict;
 }

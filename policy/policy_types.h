@@ -35,7 +35,24 @@ enum {
 	IG_RK_ALLOW_FROM = 1u << 4,
 	IG_RK_DENY = 1u << 5,
 	IG_RK_MODE = 1u << 6,
-	IG_RK_ALL = (1u << 7) - 1u,      /* every key: policy.defaults */
+	IG_RK_CREDENTIALS = 1u << 7,
+	IG_RK_ALL = (1u << 8) - 1u,      /* every key: policy.defaults */
+};
+
+/*
+ * credentials: which secret logs a user in (issue 17, app passwords). The
+ * decision carries it (struct ig_decision); the login attempt acts on it.
+ */
+enum ig_credentials {
+	IG_CRED_PASSWORD,                /* the account password, checked by
+	                                    the backend (the default) */
+	IG_CRED_APP_PASSWORDS,           /* only an app password, checked by the
+	                                    proxy, which then logs in with
+	                                    backend.master_login; the account
+	                                    password is refused */
+	IG_CRED_BOTH,                    /* either (a migration period); the
+	                                    proxy logs which one was used */
+	IG_CRED_COUNT
 };
 
 /*
@@ -77,6 +94,7 @@ struct ig_rule {
 	bool deny;                       /* account blocked at the proxy */
 	bool monitor;                    /* mode: monitor: refusals by this
 	                                    rule are logged, not enforced */
+	enum ig_credentials credentials; /* password | app_passwords | both */
 	unsigned line, col;              /* where the rule starts (1-based) */
 };
 

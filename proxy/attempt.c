@@ -29,9 +29,9 @@ ig_attempt_release(struct ig_session *s)
 	if (a->cmd == NULL)
 		return;
 	/* cmd and stage are one allocation (cmd first). */
-	mbedtls_platform_zeroize(a->cmd, a->cmd_cap + a->stage_cap);
+	mbedtls_platform_zeroize(a->cmd, a->cmd_cap + a->stage.cap);
 	free(a->cmd);
-	a->cmd = a->stage = NULL;
+	a->cmd = a->stage.buf = NULL;
 }
 
 static void attempt_end(struct ig_session *s);
@@ -47,10 +47,10 @@ attempt_begin(struct ig_session *s, const struct ig_imap_cmd *c, bool login_cmd,
 {
 	struct ig_attempt *a = &s->att;
 	ig_attempt_release(s);
-	size_t cap = a->cmd_cap, scap = a->stage_cap;
+	size_t cap = a->cmd_cap, scap = a->stage.cap;
 	memset(a, 0, sizeof(*a));
 	a->cmd_cap = cap;
-	a->stage_cap = scap;
+	a->stage.cap = scap;
 	a->active = true;
 	a->login_cmd = login_cmd;
 	a->mech = mech;
@@ -65,7 +65,7 @@ attempt_begin(struct ig_session *s, const struct ig_imap_cmd *c, bool login_cmd,
 		attempt_end(s);
 		return false;
 	}
-	a->stage = a->cmd + cap;
+	a->stage.buf = a->cmd + cap;
 	return true;
 }
 
@@ -75,8 +75,11 @@ attempt_end(struct ig_session *s)
 	struct ig_attempt *a = &s->att;
 	ig_attempt_release(s);
 	a->cmd_len = a->ir_off = a->ir_len = a->pw_off = a->pw_len = 0;
-	a->send_off = a->send_len = a->stage_len = 0;
-	a->nseg = a->seg_next = 0;
+	a->send_off = a->send_len = a->stage.len = 0;
+	a->stage.nseg = a->seg_next = 0;
+	a->as_master = false;
+	a->credentials = IG_CRED_PASSWORD;
+	a->cred_monitored = false;
 	a->sasl_step = 0;
 	mbedtls_platform_zeroize(a->secret_hash, sizeof(a->secret_hash));
 	a->has_secret_hash = false;
@@ -218,6 +221,8 @@ attempt_judge(struct ig_session *s)
 		if (a->user_known) {
 			a->decided = true;
 			a->decided_gen = s->set->gen_seq;
+			a->credentials = d.credentials;
+			a->cred_monitored = d.credentials_monitored;
 			if (!d.would_deny)
 				ig_session_log(s, IG_LOG_INFO,
 				    "event=login-decision verdict=allow mech=%s tls=%s reason=%s "
@@ -239,6 +244,51 @@ attempt_judge(struct ig_session *s)
 	s->failures++;
 	attempt_end(s);
 	return false;
+}
+
+/*
+ * A login the credentials rule refuses (credentials: app_passwords, and no
+ * app password of the user's was given): the same tagged NO as a wrong
+ * password, counted by the limiter like one.
+ */
+static void
+attempt_refuse_credentials(struct ig_session *s)
+{
+	struct ig_attempt *a = &s->att;
+	ig_session_log(s, IG_LOG_INFO,
+	    "event=login-decision verdict=deny mech=%s tls=%s reason=app-password-required "
+	    "rule=credentials code=AUTHENTICATIONFAILED", attempt_mech_name(a),
+	    s->tls_active ? "yes" : "no");
+	ig_session_reply(s, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", a->tag);
+	ig_attempt_done(s, false, false);
+}
+
+/*
+ * The policy allowed the attempt and the limiter let it through: the
+ * credentials rule says who checks the secret. password: the backend.
+ * app_passwords: only an app password, checked here, then the login as
+ * backend.master_login; anything else is refused (monitor mode: logged,
+ * and the backend checks the secret). both: an app password as above,
+ * else the backend checks the secret as the account password.
+ */
+static void
+attempt_go(struct ig_session *s)
+{
+	struct ig_attempt *a = &s->att;
+	if (a->credentials == IG_CRED_APP_PASSWORDS) {
+		if (!a->cred_monitored) {
+			attempt_refuse_credentials(s);
+			return;
+		}
+		ig_session_log(s, IG_LOG_WARN,
+		    "event=login-decision verdict=would-deny mode=monitor mech=%s "
+		    "reason=app-password-required rule=credentials", attempt_mech_name(a));
+	} else if (a->credentials == IG_CRED_BOTH) {
+		ig_session_log(s, IG_LOG_INFO, "event=login-credential credential=password "
+		    "mech=%s", attempt_mech_name(a));
+	}
+	ig_session_set_state(s, IG_SS_BACKEND_CONNECT);
+	ig_backend_start(s);
 }
 
 /* Normalises name into a->user; on failure answers BAD. */
@@ -288,8 +338,7 @@ ig_attempt_login(struct ig_session *s, const struct ig_imap_cmd *c)
 	a->ir_off = (size_t)ul;
 	a->ir_len = (size_t)pl;
 	a->cmd_len = (size_t)ul + (size_t)pl;
-	ig_session_set_state(s, IG_SS_BACKEND_CONNECT);
-	ig_backend_start(s);
+	attempt_go(s);
 }
 
 /*
@@ -381,8 +430,7 @@ attempt_sasl_first(struct ig_session *s, struct ig_span b64)
 		ig_session_set_state(s, IG_SS_SASL);
 		return;
 	}
-	ig_session_set_state(s, IG_SS_BACKEND_CONNECT);
-	ig_backend_start(s);
+	attempt_go(s);
 }
 
 /*
@@ -419,8 +467,7 @@ attempt_sasl_password(struct ig_session *s, struct ig_span b64)
 	a->sasl_step = 2;
 	if (!attempt_ratelimit(s))
 		return;
-	ig_session_set_state(s, IG_SS_BACKEND_CONNECT);
-	ig_backend_start(s);
+	attempt_go(s);
 }
 
 bool
@@ -432,6 +479,25 @@ ig_attempt_judge_step(struct ig_session *s, struct ig_span b64)
 	ig_session_set_state(s, IG_SS_PREAUTH);
 	ig_session_timer(s, s->gen->cfg->limits.preauth_timeout_ms);
 	return false;
+}
+
+int
+ig_attempt_use_master(struct ig_session *s)
+{
+	struct ig_attempt *a = &s->att;
+	const struct ig_master_login *m = &s->gen->cfg->backend.master_login;
+	/* Never for an attempt the policy has not allowed for this user. */
+	if (!a->active || !a->user_known || !a->decided || s->bstate == IG_BS_AUTH)
+		return IG_EINVAL;
+	if (!m->on)
+		return IG_ENOTFOUND;
+	if (ig_loginfmt_master_check(m, a->user) != 0)
+		return IG_EINVAL;
+	/* The client's secret is not needed any more. */
+	mbedtls_platform_zeroize(a->cmd, a->cmd_cap);
+	a->cmd_len = a->ir_off = a->ir_len = a->pw_off = a->pw_len = 0;
+	a->as_master = true;
+	return 0;
 }
 
 void

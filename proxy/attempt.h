@@ -45,6 +45,41 @@ void ig_attempt_sasl_line(struct ig_session *s, struct ig_span line);
 bool ig_attempt_judge_step(struct ig_session *s, struct ig_span b64);
 
 /*
+ * Makes the attempt log in to the backend as backend.master_login for its
+ * user instead of with the secret the client sent: for a login whose
+ * secret the proxy checked itself (an app password, issue 17), so that
+ * the backend never sees it. This is the one entry point to a master
+ * login; nothing else sets it.
+ *
+ * Call it once the user is known and the policy allowed the attempt, with
+ * the client's secret verified, and before the attempt goes to the
+ * backend (ig_backend_start()): from ig_attempt_login() (the LOGIN
+ * command), attempt_sasl_first() (PLAIN) or attempt_sasl_password() (the
+ * LOGIN mechanism), in place of their ig_backend_start() when the decision
+ * says credentials app_passwords (or both, with an app password).
+ *
+ * What the client sent is wiped now; the command that goes to the backend
+ * is formatted when the connection is ready (backend.c, proxy/loginfmt.c)
+ * from the session's generation (s->gen: the backend the connection goes
+ * to, its address, TLS and credential together), so a rotated secret
+ * applies to sessions accepted after the reload. The client's address
+ * still reaches the backend first (ID, or the PROXY header). A backend
+ * refusal of the master login is the proxy's problem, not the user's:
+ * it is logged (event=backend-error reason=master-login-refused, with the
+ * backend's answer), the client gets NO [UNAVAILABLE] and no failure is
+ * counted.
+ *
+ * Returns 0; IG_EINVAL when the attempt has no known user, was not allowed
+ * by the policy for that user (a->decided), its login was already sent,
+ * or the user cannot be named in a master login (style
+ * separator and the name holds the separator); IG_ENOTFOUND when the
+ * session's generation has no backend.master_login (a reload turned it on
+ * after this session started). On an error nothing changed: the caller
+ * refuses the attempt. Does not close the session.
+ */
+int ig_attempt_use_master(struct ig_session *s);
+
+/*
  * The backend said OK: if the policy was reloaded since the attempt was
  * judged, judges it again with the newest one. Returns true when the login
  * may complete; false when it was refused (the client has been answered,

@@ -179,7 +179,7 @@ backend_push(struct ig_session *s)
 {
 	struct ig_attempt *a = &s->att;
 	while (a->send_off < a->send_len) {
-		long n = ig_conn_write(&s->backend, a->stage + a->send_off,
+		long n = ig_conn_write(&s->backend, a->stage.buf + a->send_off,
 		    a->send_len - a->send_off);
 		if (n < 0)
 			return (int)n;
@@ -208,135 +208,87 @@ backend_line_is(struct ig_span line, const char *prefix)
 	return line.len >= n && strncasecmp((const char *)line.p, prefix, n) == 0;
 }
 
-/* True when we may use a quoted string for these bytes. */
-static bool
-backend_quotable(const uint8_t *p, size_t len)
-{
-	if (len > 1024)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (p[i] < 0x20 || p[i] > 0x7e)
-			return false;
-	return true;
-}
-
-/* Appends to stage. Returns false when it does not fit. */
-static bool
-stage_add(struct ig_attempt *a, const void *p, size_t len)
-{
-	if (a->stage_cap - a->stage_len < len)
-		return false;
-	memcpy(a->stage + a->stage_len, p, len);
-	a->stage_len += len;
-	return true;
-}
-
-static bool
-stage_addf(struct ig_attempt *a, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static bool
-stage_addf(struct ig_attempt *a, const char *fmt, ...)
-{
-	char tmp[256];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	return n >= 0 && (size_t)n < sizeof(tmp) && stage_add(a, tmp, (size_t)n);
-}
-
-/*
- * What is appended from here on is a new segment, sent only after the
- * backend's next "+". Returns false when there are too many segments.
- */
-static bool
-stage_segment(struct ig_attempt *a)
-{
-	if (a->nseg == IG_ATTEMPT_SEGMENTS)
-		return false;
-	a->seg_off[a->nseg++] = a->stage_len;
-	return true;
-}
-
 /* Points send_off..send_len at the next segment. False when none is left. */
 static bool
 stage_next_segment(struct ig_attempt *a)
 {
-	if (a->seg_next >= a->nseg)
+	if (a->seg_next >= a->stage.nseg)
 		return false;
 	unsigned i = a->seg_next++;
-	a->send_off = a->seg_off[i];
-	a->send_len = i + 1 < a->nseg ? a->seg_off[i + 1] : a->stage_len;
+	a->send_off = a->stage.seg_off[i];
+	a->send_len = ig_loginfmt_seg_end(&a->stage, i);
 	return true;
 }
 
-/*
- * Appends one astring: quoted when plain printable ASCII, else a LITERAL+
- * literal when the backend has it, else a synchronizing literal whose data
- * (and the rest of the command) is a new segment sent after "+".
- * Returns false when it does not fit.
- */
-static bool
-stage_astring(struct ig_session *s, const uint8_t *p, size_t len)
-{
-	struct ig_attempt *a = &s->att;
-	if (backend_quotable(p, len)) {
-		if (!stage_add(a, "\"", 1))
-			return false;
-		for (size_t i = 0; i < len; i++) {
-			if ((p[i] == '"' || p[i] == '\\') && !stage_add(a, "\\", 1))
-				return false;
-			if (!stage_add(a, &p[i], 1))
-				return false;
-		}
-		return stage_add(a, "\"", 1);
-	}
-	if (ig_caps_has(s->bcaps.list, "LITERAL+"))
-		return stage_addf(a, "{%zu+}\r\n", len) && stage_add(a, p, len);
-	return stage_addf(a, "{%zu}\r\n", len) && stage_segment(a) && stage_add(a, p, len);
-}
-
-/* Appends one SASL response line (base64, "=" when empty... as a line). */
+/* Appends one SASL response line (base64) from cmd[off..off+len). */
 static bool
 stage_response(struct ig_attempt *a, size_t off, size_t len)
 {
-	return stage_add(a, a->cmd + off, len) && stage_add(a, "\r\n", 2);
+	return ig_loginfmt_add(&a->stage, a->cmd + off, len) &&
+	    ig_loginfmt_add(&a->stage, "\r\n", 2);
 }
 
 /*
- * Formats the client's login command into stage. Returns false when it
- * does not fit.
+ * Formats the client's login command into stage (astrings as
+ * proxy/loginfmt.c writes them). Returns false when it does not fit.
  */
 static bool
 backend_format_login(struct ig_session *s)
 {
 	struct ig_attempt *a = &s->att;
+	struct ig_loginfmt *f = &a->stage;
 	const char *mech = ig_sasl_mech_str(a->mech);
 	bool sasl_ir = ig_caps_has(s->bcaps.list, "SASL-IR");
-	a->stage_len = 0;
-	a->nseg = a->seg_next = 0;
-	if (!stage_segment(a))
-		return false;
+	a->seg_next = 0;
+	ig_loginfmt_start(f, ig_caps_has(s->bcaps.list, "LITERAL+"));
 	if (a->login_cmd)
-		return stage_addf(a, "%s LOGIN ", a->tag) &&
-		    stage_astring(s, a->cmd, a->ir_off) && stage_add(a, " ", 1) &&
-		    stage_astring(s, a->cmd + a->ir_off, a->ir_len) && stage_add(a, "\r\n", 2);
+		return ig_loginfmt_addf(f, "%s LOGIN ", a->tag) &&
+		    ig_loginfmt_astring(f, a->cmd, a->ir_off) && ig_loginfmt_add(f, " ", 1) &&
+		    ig_loginfmt_astring(f, a->cmd + a->ir_off, a->ir_len) &&
+		    ig_loginfmt_add(f, "\r\n", 2);
 	if (ig_sasl_mech_server_first(a->mech))
-		return stage_addf(a, "%s AUTHENTICATE %s\r\n", a->tag, mech);
+		return ig_loginfmt_addf(f, "%s AUTHENTICATE %s\r\n", a->tag, mech);
 	bool ok;
 	if (sasl_ir) {
-		ok = stage_addf(a, "%s AUTHENTICATE %s ", a->tag, mech) &&
-		    (a->ir_len > 0 ? stage_add(a, a->cmd + a->ir_off, a->ir_len) :
-		    stage_add(a, "=", 1)) && stage_add(a, "\r\n", 2);
+		ok = ig_loginfmt_addf(f, "%s AUTHENTICATE %s ", a->tag, mech) &&
+		    (a->ir_len > 0 ? ig_loginfmt_add(f, a->cmd + a->ir_off, a->ir_len) :
+		    ig_loginfmt_add(f, "=", 1)) && ig_loginfmt_add(f, "\r\n", 2);
 	} else {
-		ok = stage_addf(a, "%s AUTHENTICATE %s\r\n", a->tag, mech) &&
-		    stage_segment(a) && stage_response(a, a->ir_off, a->ir_len);
+		ok = ig_loginfmt_addf(f, "%s AUTHENTICATE %s\r\n", a->tag, mech) &&
+		    ig_loginfmt_segment(f) && stage_response(a, a->ir_off, a->ir_len);
 	}
 	/* The LOGIN mechanism: the password, read by us, answers the
 	   backend's second prompt. */
 	if (ok && a->mech == IG_MECH_LOGIN && a->sasl_step == 2)
-		ok = stage_segment(a) && stage_response(a, a->pw_off, a->pw_len);
+		ok = ig_loginfmt_segment(f) && stage_response(a, a->pw_off, a->pw_len);
 	return ok;
+}
+
+/*
+ * Formats the login as backend.master_login for the attempt's user
+ * (ig_attempt_use_master()). Returns false when it does not fit; may
+ * close the session (a user that cannot be named: checked before, so
+ * only a bug gets there), and then sets *failed.
+ */
+static bool
+backend_format_master(struct ig_session *s, bool *failed)
+{
+	struct ig_attempt *a = &s->att;
+	const struct ig_master_login *m = &s->gen->cfg->backend.master_login;
+	char who[4 * IG_USER_MAX + 8];
+	*failed = false;
+	a->seg_next = 0;
+	int rc = ig_loginfmt_master(&a->stage, a->tag, a->user, m,
+	    ig_caps_has(s->bcaps.list, "SASL-IR"), ig_caps_has(s->bcaps.list, "LITERAL+"));
+	if (rc == IG_EINVAL) {
+		*failed = true;
+		backend_fail(s, "master-login", "the user cannot be named in a master login");
+		return false;
+	}
+	/* Never the secret: the master user and how. */
+	ig_session_log(s, IG_LOG_DEBUG, "event=backend-login as=master style=%s master_user=%s",
+	    ig_master_style_str(m->style), ig_log_user(m->user, who, sizeof(who)));
+	return rc == 0;
 }
 
 /* Formats and sends the client's login command. May close the session. */
@@ -344,8 +296,11 @@ static void
 backend_send_login(struct ig_session *s)
 {
 	struct ig_attempt *a = &s->att;
-	bool ok = backend_format_login(s);
+	bool failed = false;
+	bool ok = a->as_master ? backend_format_master(s, &failed) : backend_format_login(s);
 	mbedtls_platform_zeroize(a->cmd, a->cmd_cap);
+	if (failed)
+		return;
 	if (!ok) {
 		ig_session_log(s, IG_LOG_WARN, "event=login-refused reason=command-too-long code=LIMIT");
 		ig_backend_close(s);
@@ -467,6 +422,14 @@ backend_line(struct ig_session *s, struct ig_span line, size_t consumed)
 				backend_fail(s, "write", NULL);
 			return;
 		}
+		if (a->as_master) {
+			/* Nothing of ours is left to send, and the client has
+			   nothing to answer for a login it did not send. */
+			char esc[128];
+			ig_log_escape(line.p, line.len, esc, sizeof(esc));
+			backend_fail(s, "master-login-refused", esc);
+			return;
+		}
 		/* A SASL challenge: the client answers it. */
 		a->backend_cont_seen = true;
 		ig_session_reply_raw(s, line.p, consumed);
@@ -476,6 +439,14 @@ backend_line(struct ig_session *s, struct ig_span line, size_t consumed)
 	if (line.len > tl && memcmp(line.p, a->tag, tl) == 0 && line.p[tl] == ' ') {
 		struct ig_span st = { line.p + tl + 1, line.len - tl - 1 };
 		bool ok = backend_line_is(st, "OK");
+		if (!ok && a->as_master) {
+			/* The proxy's credential was refused, not the user's
+			   secret: a temporary failure, logged with the answer. */
+			char esc[256];
+			ig_log_escape(st.p, st.len, esc, sizeof(esc));
+			backend_fail(s, "master-login-refused", esc);
+			return;
+		}
 		if (ok && !ig_attempt_recheck(s))
 			return;
 		ig_session_reply_raw(s, line.p, consumed);
@@ -527,14 +498,14 @@ ig_backend_client_line(struct ig_session *s, struct ig_span line)
 			return;
 	}
 	a->send_off = a->send_len = 0;
-	a->stage_len = a->nseg = a->seg_next = 0;
-	if (line.len + 2 > a->stage_cap) {
+	a->stage.len = a->stage.nseg = a->seg_next = 0;
+	if (line.len + 2 > a->stage.cap) {
 		backend_fail(s, "sasl-line-too-long", NULL);
 		return;
 	}
-	memcpy(a->stage, line.p, line.len);
-	memcpy(a->stage + line.len, "\r\n", 2);
-	a->send_len = a->stage_len = line.len + 2;
+	memcpy(a->stage.buf, line.p, line.len);
+	memcpy(a->stage.buf + line.len, "\r\n", 2);
+	a->send_len = a->stage.len = line.len + 2;
 	ig_session_timer(s, s->gen->cfg->backend.auth_timeout_ms);
 	if (backend_push(s) != 0)
 		backend_fail(s, "write", NULL);

@@ -359,13 +359,49 @@ conn_shutdown_cb(uv_shutdown_t *req, int status)
 	c->ops->on_io(c->owner);
 }
 
+/* wbuf[0..done) has reached the socket: account, wipe, move the rest up. */
+static void
+conn_written(struct ig_conn *c, size_t done)
+{
+	if (c->wipe_writes)
+		mbedtls_platform_zeroize(c->wbuf, done);
+	c->bytes_out += (uint64_t)done;
+	size_t rest = c->wlen - done;
+	if (rest > 0)
+		memmove(c->wbuf, c->wbuf + done, rest);
+	c->wlen = rest;
+	conn_drop_wbuf(c); /* when everything was written */
+	if (c->wlen == 0 && c->layer != NULL && c->layer->drained != NULL)
+		c->layer->drained(c);
+}
+
+/*
+ * The socket is tried first (uv_try_write): most writes go whole, and then
+ * no request, callback or poll change follows (libuv 1.44 re-arms epoll
+ * with unchanged events after every completed uv_write, one system call
+ * per write). What does not fit goes through uv_write, whose callback
+ * tells the owner. A write that went whole sets c->wrote_sync instead:
+ * the owner's pump looks at it and goes round again (ig_conn_take_sync).
+ */
 int
 ig_conn_flush(struct ig_conn *c)
 {
 	if (c->wflight > 0 || c->wlen == 0 || !c->connected || c->closing)
 		return 0;
+	uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)c->wlen);
+	int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+	if (n > 0) {
+		conn_written(c, (size_t)n);
+		if (c->wlen == 0) {
+			c->wrote_sync = true;
+			return 0;
+		}
+	} else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+		c->error = IG_EIO;
+		return IG_EIO;
+	}
 	c->wflight = c->wlen;
-	uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)c->wflight);
+	b = uv_buf_init((char *)c->wbuf, (unsigned)c->wflight);
 	c->wreq.data = c;
 	int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb);
 	if (rc != 0) {
@@ -382,17 +418,8 @@ conn_write_cb(uv_write_t *req, int status)
 {
 	struct ig_conn *c = req->data;
 	size_t done = c->wflight;
-	if (c->wipe_writes)
-		mbedtls_platform_zeroize(c->wbuf, done);
-	c->bytes_out += (uint64_t)done;
-	size_t rest = c->wlen - done;
-	if (rest > 0)
-		memmove(c->wbuf, c->wbuf + done, rest);
-	c->wlen = rest;
 	c->wflight = 0;
-	conn_drop_wbuf(c); /* when everything was written */
-	if (c->wlen == 0 && c->layer != NULL && c->layer->drained != NULL)
-		c->layer->drained(c);
+	conn_written(c, done);
 	if (status < 0 && c->error == 0)
 		c->error = IG_EIO;
 	if (status == 0 && !c->closing) {
@@ -404,6 +431,14 @@ conn_write_cb(uv_write_t *req, int status)
 		return;
 	/* may close the connection, or free the owner */
 	c->ops->on_io(c->owner);
+}
+
+bool
+ig_conn_take_sync(struct ig_conn *c)
+{
+	bool was = c->wrote_sync;
+	c->wrote_sync = false;
+	return was;
 }
 
 bool

@@ -71,8 +71,19 @@ long ig_conn_write(struct ig_conn *c, const uint8_t *buf, size_t len);
  */
 int ig_conn_shutdown(struct ig_conn *c);
 
-/* Starts a uv_write of queued bytes if none is in flight. Returns 0 or IG_EIO. */
+/*
+ * Writes queued bytes if no write is in flight: straight to the socket when
+ * it takes them all (then no callback follows: see ig_conn_take_sync), else
+ * through a uv_write whose callback calls ops->on_io. Returns 0 or IG_EIO.
+ */
 int ig_conn_flush(struct ig_conn *c);
+
+/*
+ * True (once) when a flush since the last call wrote everything at once.
+ * An owner that stops for room in the output, or for the output to drain,
+ * goes round its pump again when this says so: no on_io comes for it.
+ */
+bool ig_conn_take_sync(struct ig_conn *c);
 
 /*
  * While corked, ig_conn_write() queues without starting a write, so that a

@@ -102,6 +102,8 @@ struct ig_conn {
 	uv_write_t wreq;
 	bool wipe_writes;        /* zeroize written bytes (credentials inside) */
 	bool corked;             /* ig_conn_write() queues only (ig_conn_cork) */
+	bool wrote_sync;         /* a flush wrote everything at once: no callback
+	                            comes for it (ig_conn_take_sync) */
 
 	/*
 	 * Ending our output (ig_conn_shutdown): no plaintext is written once

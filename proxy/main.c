@@ -8,6 +8,8 @@
  *                            what the policy would decide, and why
  *   imapguard ticket-key new|rotate FILE
  *                            write tls.ticket_key_file (proxy/ticketkey.c)
+ *   imapguard apppass -c FILE add|list|revoke ...
+ *                            app passwords (proxy/apppass_cli.c)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,6 +29,7 @@
 #include "crypto/backend.h"
 #include "policy/decide.h"
 #include "policy/explain.h"
+#include "proxy/apppass_cli.h"
 #include "proxy/ctl.h"
 #include "proxy/gen.h"
 #include "util/err.h"
@@ -43,6 +46,9 @@ usage(FILE *f)
 	    "       imapguard explain -c FILE --user U --from ADDR [...]\n"
 	    "       imapguard ctl [-c FILE | -s SOCKET] list | lift LIMIT KEY | kick USER | stats\n"
 	    "       imapguard ticket-key new | rotate FILE\n"
+	    "       imapguard apppass -c FILE add USER --label LABEL [--expires DURATION]\n"
+	    "                         [--from NETWORK]... [--quiet]\n"
+	    "       imapguard apppass -c FILE list [USER] | revoke ID | revoke --all USER\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (YAML)\n"
 	    "  -t, --test          check the configuration and certificates, then exit\n"
@@ -270,6 +276,8 @@ main(int argc, char **argv)
 		return ctl_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "ticket-key") == 0)
 		return ig_ticketkey_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "apppass") == 0)
+		return ig_apppass_cli_main(argc - 1, argv + 1);
 
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },

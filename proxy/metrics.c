@@ -113,6 +113,8 @@ ig_metrics_backend_err_of(const char *r)
 		{ "capability-refused", IG_MBE_PROTOCOL },
 		{ "line-too-long", IG_MBE_PROTOCOL },
 		{ "sasl-line-too-long", IG_MBE_PROTOCOL },
+		{ "master-login", IG_MBE_PROTOCOL },
+		{ "master-login-refused", IG_MBE_PROTOCOL },
 	};
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (strcmp(r, map[i].reason) == 0)

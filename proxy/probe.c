@@ -296,8 +296,11 @@ probe_advance(struct ig_probe *p)
 		if (p->step == PROBE_TLS) {
 			char err[256] = "";
 			int rc = ig_tls_handshake(c, err, sizeof(err));
+			(void)ig_conn_take_sync(c);
 			if (ig_conn_flush(c) != 0)
 				rc = IG_EIO;
+			if (rc == 0 && ig_conn_take_sync(c))
+				continue; /* it may have waited for room: no callback comes */
 			if (rc == 0)
 				break;
 			if (rc < 0) {

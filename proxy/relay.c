@@ -141,8 +141,8 @@ relay_pass(struct ig_session *s, bool *graceful)
  * Both connections are corked for the pass: the records of one burst leave
  * in one write (up to buffer_size), not one write per record.
  */
-void
-ig_relay_pump(struct ig_session *s)
+static void
+relay_pump_once(struct ig_session *s)
 {
 	bool graceful;
 	ig_conn_cork(&s->client);
@@ -167,6 +167,24 @@ ig_relay_pump(struct ig_session *s)
 	}
 	ig_conn_update_read(&s->client);
 	ig_conn_update_read(&s->backend);
+}
+
+/* Again while a write went out whole (see session_pump: no callback comes). */
+void
+ig_relay_pump(struct ig_session *s)
+{
+	for (;;) {
+		(void)ig_conn_take_sync(&s->client);
+		(void)ig_conn_take_sync(&s->backend);
+		relay_pump_once(s);
+		if (s->closing)
+			return;
+		bool again = ig_conn_take_sync(&s->client);
+		if (ig_conn_take_sync(&s->backend))
+			again = true;
+		if (!again)
+			return;
+	}
 }
 
 void

@@ -430,9 +430,33 @@ session_read_client(struct ig_session *s)
 }
 
 static void session_proxy_header(struct ig_session *s);
+static void session_pump_once(struct ig_session *s);
 
+/*
+ * Runs the session until it waits for the network: again whenever a write
+ * went out whole during a round (no write callback will come for it, and
+ * the round may have stopped for room in an output buffer). Every round
+ * that goes again has written bytes from finite buffers, so this ends.
+ */
 static void
 session_pump(struct ig_session *s)
+{
+	for (;;) {
+		(void)ig_conn_take_sync(&s->client);
+		(void)ig_conn_take_sync(&s->backend);
+		session_pump_once(s);
+		if (s->closing)
+			return;
+		bool again = ig_conn_take_sync(&s->client);
+		if (ig_conn_take_sync(&s->backend))
+			again = true;
+		if (!again)
+			return;
+	}
+}
+
+static void
+session_pump_once(struct ig_session *s)
 {
 	if (s->state == IG_SS_PROXY_HEADER) {
 		/* What followed the header (a ClientHello) is handled below. */
@@ -888,7 +912,7 @@ ig_session_accept(struct ig_session_set *set, uv_stream_t *server,
 	s->cin = (struct ig_buf){ .p = NULL, .cap = bs };
 	s->bin = (struct ig_buf){ .p = NULL, .cap = bs };
 	s->att.cmd_cap = bs;
-	s->att.stage_cap = bs + IG_STAGE_EXTRA;
+	s->att.stage.cap = bs + IG_STAGE_EXTRA;
 	s->reply = (struct ig_buf){ .p = NULL, .cap = IG_REPLY_CAP };
 
 	s->id = ig_shared_next_sid(set->sh);

@@ -2,7 +2,8 @@
  * struct ig_session, shared by the files that make up the session:
  * session.c (life cycle, pump, timers), preauth.c (command loop), backend.c
  * (backend connection and login) and relay.c (after login). Nothing outside
- * proxy/ includes this.
+ * proxy/ includes this, but tests/unit/test_attempt_master.c (which builds
+ * a session by hand for ig_attempt_use_master()).
  */
 #ifndef IG_PROXY_SESSION_TYPES_H
 #define IG_PROXY_SESSION_TYPES_H
@@ -21,6 +22,7 @@
 #include "proxy/conn_types.h"
 #include "proxy/conncount.h"
 #include "proxy/imap_parse.h"
+#include "proxy/loginfmt.h"
 #include "util/log.h"
 #include "util/sasl.h"
 #include "proxy/session.h"
@@ -71,10 +73,6 @@ enum ig_backend_state {
 };
 const char *ig_backend_state_str(enum ig_backend_state st);
 
-/* Most segments a login command is sent in (LOGIN mechanism without
-   SASL-IR: the command, then the user and the password after each "+"). */
-#define IG_ATTEMPT_SEGMENTS 3
-
 /* The login attempt being carried to the backend. */
 struct ig_attempt {
 	char tag[128];                /* the client's tag (copied) */
@@ -106,16 +104,28 @@ struct ig_attempt {
 	size_t pw_off, pw_len;        /* LOGIN mechanism: the base64 password
 	                                 response within cmd */
 	/*
-	 * What goes to the backend, formatted in stage[0..stage_len): the
-	 * first segment is written at once, each later one after a "+" from
-	 * the backend (a synchronizing literal, a response without SASL-IR).
-	 * stage[send_off..send_len) is what is being written now.
+	 * Log in to the backend as backend.master_login for user, not with
+	 * what the client sent (set by ig_attempt_use_master(), attempt.h:
+	 * the proxy checked the client's secret itself). cmd then holds
+	 * nothing, and the backend's refusal is no failure of the user's.
 	 */
-	uint8_t *stage;
-	size_t stage_cap;
-	size_t stage_len;
-	size_t seg_off[IG_ATTEMPT_SEGMENTS]; /* where each segment starts */
-	unsigned nseg;                /* segments formatted */
+	bool as_master;
+	/*
+	 * The policy's credentials rule for this user (set with decided):
+	 * who checks the secret. cred_monitored: the rule is in monitor mode
+	 * (a refusal is logged, not enforced).
+	 */
+	enum ig_credentials credentials;
+	bool cred_monitored;
+	/*
+	 * What goes to the backend, formatted in stage.buf[0..stage.len)
+	 * (proxy/loginfmt.h; buf is the stage.cap bytes after cmd): the
+	 * first segment is written at once, each later one after a "+" from
+	 * the backend (a synchronizing literal, a response without SASL-IR
+	 * or the LOGIN mechanism's: at most IG_LOGINFMT_SEGMENTS).
+	 * stage.buf[send_off..send_len) is what is being written now.
+	 */
+	struct ig_loginfmt stage;
 	unsigned seg_next;            /* next segment to send */
 	size_t send_off, send_len;
 	/*

@@ -10,8 +10,9 @@
 #   crypto -> util
 #   certs  -> util
 #   policy -> util
-#   config -> policy, certs, crypto, util
-#   proxy  -> config, policy, certs, crypto, util
+#   apppass -> util
+#   config -> policy, certs, crypto, apppass, util
+#   proxy  -> config, policy, certs, crypto, apppass, util
 #
 # Inside proxy/, between modules: a file belongs to module x when it is
 # x.c, x.h, x_types.h or x_raw.h. Every module has a layer in
@@ -32,12 +33,12 @@ set -eu
 
 cd "$(dirname "$0")/.."
 
-FOLDERS="util crypto certs policy config proxy"
+FOLDERS="util crypto certs policy apppass config proxy"
 
 # proxy/'s modules, one layer per line, top first: "rank module...".
 PROXY_LAYERS="
 1 main
-2 server ticketkey
+2 server ticketkey apppass_cli
 3 worker ctl admin_http
 4 listener probe
 5 session preauth attempt backend relay
@@ -45,7 +46,7 @@ PROXY_LAYERS="
 7 shared gen
 8 tls
 9 conn
-10 caps conncount bufpool proxyproto metrics http_parse
+10 caps conncount bufpool proxyproto metrics http_parse loginfmt
 11 imap_parse expo
 "
 # The session state machine: one cycle over session_types.h, by design.
@@ -53,7 +54,8 @@ PROXY_CYCLE="session preauth attempt backend relay"
 
 allowed() {
 	case "$1 -> $2" in
-	"crypto -> util" | "certs -> util" | "policy -> util") return 0 ;;
+	"crypto -> util" | "certs -> util" | "policy -> util" | "apppass -> util") return 0 ;;
+	"config -> apppass" | "proxy -> apppass") return 0 ;;
 	"config -> policy" | "config -> certs" | "config -> crypto" | "config -> util") return 0 ;;
 	"proxy -> config" | "proxy -> policy" | "proxy -> certs" | "proxy -> crypto") return 0 ;;
 	"proxy -> util") return 0 ;;

@@ -27,6 +27,11 @@ BOOKWORM_PKGS=(
   # clang's sanitizer and libFuzzer runtimes (a Recommends of clang-14)
   libclang-rt-14-dev
   libuv1-dev libyaml-dev libcmocka-dev
+  # app passwords (apppass/): the store is an SQLite database, the hash
+  # Argon2id from the reference implementation's library
+  libsqlite3-dev libargon2-dev
+  # the TOTP enrolment's QR code drawn in the terminal (apppass/qr.c)
+  libqrencode-dev
   dovecot-imapd
   python3 python3-pytest
   # the package test (tests/integration/test_package.py): CPack's DEB

@@ -7,6 +7,8 @@ Fixtures:
   dovecot_legacy    a private plaintext Dovecot without SASL-IR and LITERAL+
   dovecot_tls       a private Dovecot with ssl = yes: .port offers STARTTLS,
                     .ssl_port implicit TLS (module scope)
+  dovecot_master    a private plaintext Dovecot with a master passdb
+                    (igtest.MASTER_USER, auth_master_user_separator = *)
   igconfig          base_config(devcerts, dovecot.address), a fresh dict
   imapguard         factory: imapguard(config_dict, **kw) -> started
                     Imapguard (kw: igtest.Imapguard's, e.g. rlimits), stopped
@@ -124,6 +126,13 @@ def dovecot_legacy(request):
     """A private Dovecot that advertises neither SASL-IR nor LITERAL+ before
     login, like many older servers."""
     return _dovecot(request, extra_conf="imap_capability = IMAP4rev1 ID IDLE\n")
+
+
+@pytest.fixture(scope="module")
+def dovecot_master(request):
+    """A private Dovecot where igtest.MASTER_USER logs in for any user
+    (backend.master_login, both styles)."""
+    return _dovecot(request, master=True)
 
 
 @pytest.fixture(scope="module")

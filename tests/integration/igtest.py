@@ -38,6 +38,19 @@ USERS = {
 ALICE = "alice@example.com"
 ALICE_PW = USERS[ALICE]
 
+# The master user of a Dovecot started with master=True (a master passdb,
+# auth_master_user_separator = *): it logs in for any user, as
+# "user*igmaster" with LOGIN or as authcid with an authzid in PLAIN, from
+# loopback only (allow_real_nets: the proxy's own address, whatever client
+# address an ID from a trusted network reports). Its file is private: mode
+# 0640, group dovecot (the auth process reads it). MASTER_USER_ELSEWHERE
+# has the same password but may connect only from 192.0.2.0/24: refused
+# here, which shows that allow_real_nets is enforced.
+MASTER_USER = "igmaster"
+MASTER_USER_ELSEWHERE = "igmaster-elsewhere"
+MASTER_PW = "igmaster-Secret-4e1b"
+MASTER_SEPARATOR = "*"
+
 # Dovecot refuses to give mail access to uid 0 and to its own internal
 # users, so mail is owned by the stock "mail" user (uid/gid 8 on Debian).
 MAIL_USER = "mail"
@@ -284,7 +297,25 @@ def client_context(ca):
 # --------------------------------------------------------------------------
 # Dovecot
 
-def dovecot_config(d, port, ssl_port=None, certs=None, haproxy=False):
+def _write_master_passwd(d):
+    """The master passdb's file: MASTER_USER with MASTER_PW, readable by
+    the owner and Dovecot's group only. Returns its path."""
+    import grp
+    path = os.path.join(d, "master-passwd")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("%s:{PLAIN}%s::::::allow_real_nets=127.0.0.0/8,::1\n" % (MASTER_USER, MASTER_PW))
+        f.write("%s:{PLAIN}%s::::::allow_real_nets=192.0.2.0/24\n"
+                % (MASTER_USER_ELSEWHERE, MASTER_PW))
+    try:
+        os.chown(path, -1, grp.getgrnam("dovecot").gr_gid)
+        os.chmod(path, 0o640)
+    except KeyError:  # no dovecot group: the auth process runs as root then
+        pass
+    return path
+
+
+def dovecot_config(d, port, ssl_port=None, certs=None, haproxy=False, master=False):
     """Write a self-contained dovecot.conf for a private instance rooted at
     directory d, listening on 127.0.0.1:port (and on ssl_port with implicit
     TLS when certs is given). Returns the config path.
@@ -299,7 +330,13 @@ def dovecot_config(d, port, ssl_port=None, certs=None, haproxy=False):
 
     With haproxy, the plain listener requires a PROXY protocol header
     (v1 or v2) from loopback (haproxy = yes, haproxy_trusted_networks), as
-    behind imapguard's backend.send_proxy_protocol."""
+    behind imapguard's backend.send_proxy_protocol.
+
+    With master, a master passdb (master = yes, pass = yes: the user must
+    exist in the normal passdb too) holds MASTER_USER in a private file,
+    and auth_master_user_separator = * (backend.master_login of either
+    style: "user*igmaster" with LOGIN, or AUTHENTICATE PLAIN with
+    authzid=user, authcid=igmaster)."""
     import pwd
     mu = pwd.getpwnam(MAIL_USER)
     d = os.path.abspath(d)
@@ -312,6 +349,13 @@ def dovecot_config(d, port, ssl_port=None, certs=None, haproxy=False):
         for u, p in USERS.items():
             f.write("%s:{PLAIN}%s::::::\n" % (u, p))
     os.chmod(os.path.join(d, "passwd"), 0o644)  # auth runs as "dovecot"
+    master_conf = ""
+    if master:
+        master_conf = ("auth_master_user_separator = %s\n"
+                       "passdb {\n  driver = passwd-file\n"
+                       "  args = scheme=PLAIN username_format=%%u %s\n"
+                       "  master = yes\n  pass = yes\n}\n"
+                       % (MASTER_SEPARATOR, _write_master_passwd(d)))
     ssl_conf = "ssl = no\n"
     listeners = ("  inet_listener imap {\n    address = 127.0.0.1\n    port = %d\n%s  }\n"
                  % (port, "    haproxy = yes\n" if haproxy else ""))
@@ -346,7 +390,7 @@ auth_cache_size = 0
 login_trusted_networks = 127.0.0.0/8 ::1
 {haproxy_conf}verbose_proctitle = yes
 
-passdb {{
+{master_conf}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%Lu {d}/passwd
 }}
@@ -382,7 +426,7 @@ protocol imap {{
   imap_idle_notify_interval = 2 secs
 }}
 """.format(d=d, port=port, uid=mu.pw_uid, gid=mu.pw_gid, ssl_conf=ssl_conf,
-           listeners=listeners,
+           listeners=listeners, master_conf=master_conf,
            haproxy_conf="haproxy_trusted_networks = 127.0.0.0/8 ::1\n" if haproxy else "")
     path = os.path.join(d, "dovecot.conf")
     with open(path, "w") as f:
@@ -395,16 +439,20 @@ class Dovecot:
     ssl_port (or None), log_path, proc. extra_conf is appended to the
     configuration (e.g. "imap_capability = IMAP4rev1 ID\n" makes a backend
     that advertises neither SASL-IR nor LITERAL+ before login). With
-    haproxy, the plain port wants a PROXY header first (dovecot_config)."""
+    haproxy, the plain port wants a PROXY header first; with master, a
+    master passdb lets MASTER_USER log in for any user (dovecot_config)."""
 
-    def __init__(self, d, certs=None, ssl_port=False, extra_conf="", haproxy=False):
+    def __init__(self, d, certs=None, ssl_port=False, extra_conf="", haproxy=False,
+                 master=False):
         self.dir = d
         self.host = "127.0.0.1"
         self.port = free_port()
         self.ssl_port = free_port() if ssl_port else None
         self.certs = certs
         self.haproxy = haproxy
-        self.conf = dovecot_config(d, self.port, self.ssl_port, certs, haproxy=haproxy)
+        self.master = master
+        self.conf = dovecot_config(d, self.port, self.ssl_port, certs, haproxy=haproxy,
+                                   master=master)
         if extra_conf:
             with open(self.conf, "a") as f:
                 f.write(extra_conf)

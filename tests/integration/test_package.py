@@ -42,6 +42,7 @@ PKG_FILES = [
     "./usr/share/doc/imapguard/README.md",
     "./usr/share/doc/imapguard/docs/policy.md",
     "./usr/share/doc/imapguard/docs/ratelimit.md",
+    "./usr/share/doc/imapguard/docs/APP_PASSWORDS.md",
     "./usr/share/doc/imapguard/examples/imapguard.yaml",
 ]
 CONFFILES = ["/etc/imapguard/imapguard.yaml", "/etc/logrotate.d/imapguard"]
@@ -104,7 +105,7 @@ def test_control_fields(deb):
     depends = [d.strip() for d in field(path, "Depends").split(",")]
     names = {re.split(r"[\s(]", d, maxsplit=1)[0] for d in depends}
     # From dpkg-shlibdeps over the binary, plus adduser for postinst.
-    for pkg in ("libuv1", "libyaml-0-2", "libc6", "adduser"):
+    for pkg in ("libuv1", "libyaml-0-2", "libsqlite3-0", "libargon2-1", "libc6", "adduser"):
         assert pkg in names, "Depends lacks %s: %s" % (pkg, depends)
     # Versioned, as dpkg-shlibdeps writes them.
     assert any(d.startswith("libuv1 (>=") for d in depends), depends

@@ -655,10 +655,40 @@ def test_idle_logged_in_sessions_hold_no_buffers(imapguard, devcerts, dovecot, c
 def test_tiny_buffer_pool_sessions_wait_and_complete(imapguard, devcerts, dovecot, ca,
                                                      ctl_dir):
     """limits.buffer_pool_max of one buffer: sessions that hold no buffer
-    wait for one (reads stop, they do not fail) while others move bytes;
-    eight parallel sessions each APPEND and FETCH back 300 kB byte for
-    byte, and the pool has every buffer back at the end."""
-    ig = imapguard(pool_config(devcerts, dovecot, ctl_dir, pool_max=16384))
+    wait for one (reads stop, they do not fail) while another holds the
+    pool: a client that asked for an 8 MB message and reads none of it.
+    Eight parallel sessions start then, each to APPEND and FETCH back
+    300 kB byte for byte; once some wait, the holder reads its message;
+    every session completes and the pool has every buffer back."""
+    cfg = pool_config(devcerts, dovecot, ctl_dir, pool_max=16384)
+    cfg["workers"] = 1  # (one pool: every session meets the holder)
+    ig = imapguard(cfg)
+    big = igtest.make_message(8 * 1024 * 1024, subject="holder")
+    m = imaps(ig, ca, timeout=60)
+    try:
+        assert m.login(ALICE, ALICE_PW)[0] == "OK"
+        typ, data = m.append("INBOX", None, None, big)
+        assert typ == "OK", data
+        big_uid = re.search(rb"\[APPENDUID \d+ (\d+)\]", data[0]).group(1).decode()
+    finally:
+        m.logout()
+    # A small receive window from the start (set before connecting): the
+    # proxy's socket send buffer stays small too, and the message waits in
+    # the proxy's own buffers.
+    holder = Raw.__new__(Raw)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(60)
+    sock.connect(ig.addr("imaps"))
+    holder.sock, holder.buf, holder.tls = sock, b"", False
+    holder.starttls(igtest.client_context(ca))
+    holder.readline()
+    assert status(holder.cmd("h1", "LOGIN %s %s" % (ALICE, ALICE_PW))[1]) == "OK"
+    assert status(holder.cmd("h2", "SELECT INBOX")[1]) == "OK"
+    holder.send("h3 UID FETCH %s (BODY.PEEK[])\r\n" % big_uid)
+    igtest.wait_until(lambda: pool_stats(ig)["buffers_in_use"] >= 1, 30,
+                      "the stalled reader holds the pool's buffer")
+
     def session(i):
         msg = igtest.make_message(300 * 1024 + i, subject="pool %d" % i)
         m = imaps(ig, ca, timeout=60)
@@ -673,7 +703,31 @@ def test_tiny_buffer_pool_sessions_wait_and_complete(imapguard, devcerts, doveco
             assert hashlib.sha256(data[0][1]).digest() == hashlib.sha256(msg).digest()
         finally:
             m.logout()
-    igtest.in_threads(session, 8, 120)
+    done = {}
+    def run_all():
+        try:
+            igtest.in_threads(session, 8, 120)
+            done["ok"] = True
+        except BaseException as e:  # reported below
+            done["error"] = e
+    t = threading.Thread(target=run_all)
+    t.start()
+    try:
+        igtest.wait_until(lambda: pool_stats(ig)["buffers_waiting"] > 0 or done, 60,
+                          "sessions waiting for a buffer")
+        assert not done, done  # none could finish while the pool was held
+        # The holder reads its message: the pool moves again.
+        got = b""
+        while not re.search(rb"(^|\n)h3 (OK|NO|BAD)[^\n]*\r\n$", got[-300:]):
+            holder._fill()
+            got += holder.buf
+            holder.buf = b""
+        assert status(tagged(got, "h3")) == "OK"
+        assert big in got
+    finally:
+        t.join(150)
+        holder.close()
+    assert done.get("ok"), done
     igtest.wait_until(lambda: pool_stats(ig)["sessions"] == 0, 10, "sessions closed")
     st = pool_stats(ig)
     assert st["buffers_in_use"] == 0 and st["buffers_waiting"] == 0, st

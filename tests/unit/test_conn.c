@@ -5,7 +5,7 @@
  * ig_conn_ops). Plaintext, backpressure with small buffers, half-close,
  * TLS (the listeners' server configuration against the backend client
  * configuration, the dev certificates of tests/data/certs) with
- * close_notify, a refused server identity, an owner freed by its last
+ * close_notify, a full socket (the uv_write path), a refused server identity, an owner freed by its last
  * reference, and buffers from a pool held only while bytes are in them. Every test ends like libuv's MAKE_VALGRIND_HAPPY: the loop
  * closes (a handle left open fails it).
  */
@@ -240,7 +240,7 @@ static bool
 rx_hello(struct pair *p)
 {
 	rx.len += drain(p->srv, rx.buf + rx.len, sizeof(rx.buf) - rx.len);
-	return rx.len == 7 && p->cli->io == 1;
+	return rx.len == 7;
 }
 
 static void
@@ -252,17 +252,19 @@ test_plain_roundtrip(void **state)
 	rx.len = 0;
 
 	assert_int_equal(ig_conn_write(&p.cli->c, (const uint8_t *)"hello\r\n", 7), 7);
-	/* The write request holds the owner until its callback. */
-	assert_int_equal(p.cli->refs, 2);
-	assert_false(ig_conn_drained(&p.cli->c));
-	run_until(&p, rx_hello);
-	assert_memory_equal(rx.buf, "hello\r\n", 7);
-	/* Exactly one event each: the write completed, the bytes arrived. */
-	assert_int_equal(p.cli->io, 1);
-	assert_int_equal(p.srv->io, 1);
+	/* The socket took it all at once: no request, no callback to come;
+	   the owner learns it from ig_conn_take_sync (once). */
 	assert_int_equal(p.cli->refs, 1);
 	assert_true(ig_conn_drained(&p.cli->c));
 	assert_int_equal(p.cli->c.bytes_out, 7);
+	assert_true(ig_conn_take_sync(&p.cli->c));
+	assert_false(ig_conn_take_sync(&p.cli->c));
+	run_until(&p, rx_hello);
+	assert_memory_equal(rx.buf, "hello\r\n", 7);
+	/* Events: none for the write, one for the bytes that arrived. */
+	assert_int_equal(p.cli->io, 0);
+	assert_int_equal(p.srv->io, 1);
+	assert_int_equal(p.cli->refs, 1);
 	assert_int_equal(p.srv->c.bytes_in, 7);
 	assert_int_equal(ig_conn_read(&p.srv->c, rx.buf, 1), 0); /* nothing more */
 	assert_int_equal(ig_conn_pending_in(&p.srv->c), 0);
@@ -316,9 +318,9 @@ test_plain_backpressure(void **state)
 	tx.srv_stopped = false;
 	rx.len = 0;
 
-	/* Only what fits is taken; nothing more while the write is in flight. */
+	/* Only what fits is taken (the socket takes it at once here; a full
+	   socket is test_plain_socket_full's). */
 	assert_int_equal(ig_conn_write(&p.cli->c, tx.data, sizeof(tx.data)), 64);
-	assert_int_equal(ig_conn_write(&p.cli->c, tx.data + 64, 64), 0);
 	tx.sent = 64;
 	run_until(&p, tx_done);
 	assert_memory_equal(rx.buf, tx.data, sizeof(tx.data));
@@ -330,6 +332,63 @@ test_plain_backpressure(void **state)
 	assert_int_equal(p.cli->refs, 1);
 	assert_int_equal(p.srv->refs, 1);
 
+	pair_close(&p);
+}
+
+/* ---- a full socket: the write goes through uv_write ----------------- */
+
+/*
+ * Writes without running the loop (the peer reads nothing) until the
+ * socket takes no more at once and a write is in flight.
+ */
+static void
+write_until_in_flight(struct owner *o, uint64_t *written)
+{
+	static uint8_t junk[BUF];
+	for (unsigned i = 0; i < 200000 && o->c.wflight == 0; i++) {
+		long n = ig_conn_write(&o->c, junk, sizeof(junk));
+		assert_true(n > 0);
+		*written += (uint64_t)n;
+	}
+	assert_true(o->c.wflight > 0);
+}
+
+static uint64_t full_written;
+
+static bool
+srv_got_all(struct pair *p)
+{
+	uint8_t tmp[BUF];
+	while (ig_conn_read(&p->srv->c, tmp, sizeof(tmp)) > 0)
+		;
+	return p->srv->c.bytes_in == full_written && ig_conn_drained(&p->cli->c);
+}
+
+static void
+test_plain_socket_full(void **state)
+{
+	struct pair p;
+	(void)state;
+	pair_open(&p, BUF, BUF);
+	full_written = 0;
+	write_until_in_flight(p.cli, &full_written);
+	/* The write request holds the owner until its callback; nothing more
+	   is taken once the buffer behind it is full, and no write went whole. */
+	assert_int_equal(p.cli->refs, 2);
+	assert_false(ig_conn_drained(&p.cli->c));
+	while (p.cli->c.wlen < p.cli->c.wcap) {
+		long n = ig_conn_write(&p.cli->c, (const uint8_t *)"y", 1);
+		assert_int_equal(n, 1);
+		full_written++;
+	}
+	assert_true(p.cli->c.wflight < p.cli->c.wlen);
+	assert_int_equal(ig_conn_write(&p.cli->c, (const uint8_t *)"z", 1), 0);
+	(void)ig_conn_take_sync(&p.cli->c);
+	/* The server reads: the callbacks come and write the rest. */
+	run_until(&p, srv_got_all);
+	assert_true(p.cli->io >= 1);
+	assert_int_equal(p.cli->refs, 1);
+	assert_int_equal(p.cli->c.bytes_out, full_written);
 	pair_close(&p);
 }
 
@@ -362,10 +421,10 @@ test_plain_half_close(void **state)
 	/* Our output is over: plaintext is refused from now on. */
 	assert_int_equal(ig_conn_write(&p.cli->c, (const uint8_t *)"x", 1), IG_EINVAL);
 	run_until(&p, cli_shut_and_srv_eof);
-	/* Events: the write, then the shutdown completed; the server got the
-	   bytes, then the FIN. */
-	assert_int_equal(p.cli->io, 2);
-	assert_int_equal(p.cli->ref_calls, 3); /* handle, write, shutdown */
+	/* Events: the shutdown completed (the write went at once); the server
+	   got the bytes, then the FIN. */
+	assert_int_equal(p.cli->io, 1);
+	assert_int_equal(p.cli->ref_calls, 2); /* handle, shutdown */
 	assert_int_equal(p.cli->refs, 1);
 	assert_int_equal(p.srv->io, 2);
 	uint8_t got[16];
@@ -562,7 +621,8 @@ test_owner_freed_by_last_unref(void **state)
 	   close callback, libuv's order) drops its ref with the owner alive
 	   and says so; the close callback drops the last one, the owner is
 	   gone, and nothing calls it any more (owner_io asserts it). */
-	assert_int_equal(ig_conn_write(&p.cli->c, (const uint8_t *)"x\r\n", 3), 3);
+	uint64_t written = 0;
+	write_until_in_flight(p.cli, &written);
 	assert_int_equal(p.cli->refs, 2);
 	ig_conn_close(&p.cli->c);
 	ig_conn_close(&p.srv->c);
@@ -596,12 +656,6 @@ static bool
 srv_waits(struct pair *p)
 {
 	return p->srv->c.pool_wait.queued;
-}
-
-static bool
-no_cli_write(struct pair *p)
-{
-	return p->cli->c.wflight == 0 && p->cli->refs == 1;
 }
 
 static bool
@@ -658,22 +712,19 @@ test_pooled_buffers(void **state)
 	/* Someone else holds the one buffer the cap allows. */
 	uint8_t *other = ig_bufpool_get(pool, IG_BP_START);
 	assert_non_null(other);
-	/* Writing carries bytes on: a buffer even at the cap. */
+	/* Writing carries bytes on: a buffer even at the cap; the socket took
+	   them at once, and the buffer went straight back. */
 	assert_int_equal(ig_conn_write(&p.cli->c, (const uint8_t *)"hello\r\n", 7), 7);
-	assert_non_null(p.cli->c.wbuf);
-	assert_int_equal(held_cli, 1);
-	assert_int_equal(pool_in_use(), 2);
+	assert_int_equal(p.cli->c.bytes_out, 7);
+	assert_null(p.cli->c.wbuf);
+	assert_int_equal(held_cli, 0);
+	assert_int_equal(pool_in_use(), 1);
+	assert_int_equal(p.cli->refs, 1);
 	/* The server's first buffer is refused: it stops reading and waits. */
 	run_until(&p, srv_waits);
 	assert_false(p.srv->c.reading);
 	assert_null(p.srv->c.rbuf);
 	assert_int_equal(held_srv, 0);
-	/* The client's write callback gave its buffer back: over the cap
-	   still (the other one), so the server still waits. */
-	run_until(&p, no_cli_write);
-	assert_null(p.cli->c.wbuf);
-	assert_int_equal(held_cli, 0);
-	assert_true(p.srv->c.pool_wait.queued);
 	/* The other buffer comes back: the server reads again, all of it. */
 	ig_bufpool_put(pool, other, 64);
 	assert_false(p.srv->c.pool_wait.queued);
@@ -694,8 +745,11 @@ test_pooled_buffers(void **state)
 	assert_null(p.srv->c.rbuf);
 	assert_int_equal(pool_in_use(), 0);
 
-	/* A buffer held at close goes back in the close callback. */
-	assert_int_equal(ig_conn_write(&p.srv->c, (const uint8_t *)"bye\r\n", 5), 5);
+	/* A buffer held at close (under a write in flight) goes back in the
+	   close callback. */
+	uint64_t written = 0;
+	write_until_in_flight(p.srv, &written);
+	assert_non_null(p.srv->c.wbuf);
 	assert_int_equal(held_srv, 1);
 	pair_close(&p);
 	assert_int_equal(held_cli, 0);
@@ -711,6 +765,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plain_roundtrip),
 		cmocka_unit_test(test_plain_backpressure),
+		cmocka_unit_test(test_plain_socket_full),
 		cmocka_unit_test(test_plain_half_close),
 		cmocka_unit_test_setup_teardown(test_tls_roundtrip_close_notify, tls_setup,
 		    tls_teardown),

@@ -42,6 +42,7 @@ struct rule_spec {
 	bool deny;
 	bool monitor;
 	unsigned line;
+	enum ig_credentials cred;    /* password (0) unless given */
 };
 
 struct policy_spec {
@@ -124,6 +125,7 @@ build_rule(enum ig_rule_kind kind, const struct rule_spec *s, struct ig_rule *r)
 	build_netset(s->allow_from, &r->allow_from);
 	r->deny = s->deny;
 	r->monitor = s->monitor;
+	r->credentials = s->cred;
 	r->line = s->line;
 	r->col = 3;
 }
@@ -1022,6 +1024,140 @@ test_explain(void **state)
 	}
 }
 
+/* credentials: layered like every key, carried by the decision whatever
+ * the verdict, explained in one line. */
+static const struct rule_spec cred_groups[] = {
+	{ .name = "mfa", .patterns = "*@example.com", .set = IG_RK_CREDENTIALS,
+	  .cred = IG_CRED_APP_PASSWORDS, .line = 12 },
+	{ .name = "migrating", .patterns = "*@old.example",
+	  .set = IG_RK_CREDENTIALS | IG_RK_MODE, .cred = IG_CRED_BOTH, .monitor = true,
+	  .line = 16 },
+	{ .name = "trial", .patterns = "*@trial.example",
+	  .set = IG_RK_CREDENTIALS | IG_RK_MODE, .cred = IG_CRED_APP_PASSWORDS,
+	  .monitor = true, .line = 20 },
+	{ .name = "blocked", .patterns = "*@blocked.example", .set = IG_RK_DENY, .deny = true,
+	  .line = 24 },
+};
+static const struct rule_spec cred_users[] = {
+	{ .name = "printer@example.com", .set = IG_RK_CREDENTIALS, .cred = IG_CRED_BOTH,
+	  .line = 30 },
+	{ .name = "eve@blocked.example", .set = IG_RK_CREDENTIALS,
+	  .cred = IG_CRED_APP_PASSWORDS, .line = 34 },
+};
+static const struct policy_spec cred_policy = {
+	.fold_case = true, .defaults = OFFICE_DEFAULTS,
+	.groups = cred_groups, .ngroups = NROWS(cred_groups),
+	.users = cred_users, .nusers = NROWS(cred_users),
+};
+
+static void
+test_credentials(void **state)
+{
+	(void)state;
+	static const struct {
+		const struct policy_spec *spec;
+		const char *user;
+		enum ig_verdict verdict;
+		enum ig_credentials cred;
+		const char *rule;
+		bool monitored;
+	} rows[] = {
+		{ &cred_policy, "alice@example.com", IG_VERDICT_ALLOW, IG_CRED_APP_PASSWORDS,
+		  "group:mfa", false },
+		{ &cred_policy, "ALICE@EXAMPLE.COM", IG_VERDICT_ALLOW, IG_CRED_APP_PASSWORDS,
+		  "group:mfa", false },
+		{ &cred_policy, "printer@example.com", IG_VERDICT_ALLOW, IG_CRED_BOTH,
+		  "user:printer@example.com", false },
+		{ &cred_policy, "joe@old.example", IG_VERDICT_ALLOW, IG_CRED_BOTH,
+		  "group:migrating", true },
+		{ &cred_policy, "tom@trial.example", IG_VERDICT_ALLOW, IG_CRED_APP_PASSWORDS,
+		  "group:trial", true },
+		{ &cred_policy, "zed@other.org", IG_VERDICT_ALLOW, IG_CRED_PASSWORD,
+		  "defaults", false },
+		/* Carried with a refusal too. */
+		{ &cred_policy, "eve@blocked.example", IG_VERDICT_DENY, IG_CRED_APP_PASSWORDS,
+		  "user:eve@blocked.example", false },
+		{ &cred_policy, "mallory@blocked.example", IG_VERDICT_DENY, IG_CRED_PASSWORD,
+		  "defaults", false },
+		/* Not known yet: the defaults' (decided again once it is). */
+		{ &cred_policy, NULL, IG_VERDICT_ALLOW, IG_CRED_PASSWORD, "defaults", false },
+		/* The office policy never sets it: the built-in password. */
+		{ &office, "zed@other.org", IG_VERDICT_ALLOW, IG_CRED_PASSWORD, "defaults",
+		  false },
+	};
+	for (size_t i = 0; i < NROWS(rows); i++) {
+		struct ig_policy_conf *p = build_policy(rows[i].spec);
+		struct sockaddr_storage ss;
+		make_addr("192.0.2.2", &ss);
+		struct ig_login_facts f = facts(rows[i].user, &ss, true, IG_MECH_PLAIN);
+		struct ig_decision d;
+		memset(&d, 0xa5, sizeof(d));
+		print_message("credentials row %zu: %s\n", i, rows[i].user ? rows[i].user : "-");
+		assert_int_equal(ig_policy_decide(p, &f, &d), rows[i].verdict);
+		assert_int_equal(d.credentials, rows[i].cred);
+		assert_non_null(d.credentials_rule);
+		assert_string_equal(d.credentials_rule_name, rows[i].rule);
+		assert_int_equal(d.credentials_monitored, rows[i].monitored);
+		free_policy(p);
+	}
+
+	/* Under policy.mode: monitor every credentials rule is monitored. */
+	struct policy_spec mon = cred_policy;
+	mon.monitor = true;
+	struct ig_policy_conf *p = build_policy(&mon);
+	struct sockaddr_storage ss;
+	make_addr("192.0.2.2", &ss);
+	struct ig_login_facts f = facts("alice@example.com", &ss, true, LOGINCMD);
+	struct ig_decision d;
+	ig_policy_decide(p, &f, &d);
+	assert_int_equal(d.credentials, IG_CRED_APP_PASSWORDS);
+	assert_true(d.credentials_monitored);
+	free_policy(p);
+
+	assert_string_equal(ig_credentials_str(IG_CRED_PASSWORD), "password");
+	assert_string_equal(ig_credentials_str(IG_CRED_APP_PASSWORDS), "app_passwords");
+	assert_string_equal(ig_credentials_str(IG_CRED_BOTH), "both");
+	assert_string_equal(ig_credentials_str(IG_CRED_COUNT), "?");
+}
+
+static void
+test_explain_credentials(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *user;
+		const char *setting;   /* the effective settings row */
+		const char *line;      /* the credentials line */
+	} rows[] = {
+		{ "alice@example.com", "from group:mfa",
+		  "credentials: app_passwords (group mfa): the account password is refused; only "
+		  "an app password logs in" },
+		{ "printer@example.com", "from user:printer@example.com",
+		  "credentials: both (user printer@example.com): an app password or the account "
+		  "password logs in (the log says which)" },
+		{ "tom@trial.example", "from group:trial",
+		  "credentials: app_passwords (group trial): the account password is refused; only "
+		  "an app password logs in (monitor mode: a login with the account password is "
+		  "logged, not refused)" },
+		{ "zed@other.org", "from defaults (built-in)",
+		  "credentials: password (built-in): the account password logs in, checked by the "
+		  "backend; app passwords are not accepted" },
+	};
+	for (size_t i = 0; i < NROWS(rows); i++) {
+		enum ig_verdict v;
+		char *buf = explain(&cred_policy, rows[i].user, "192.0.2.2", true, LOGINCMD, NULL,
+		    &v);
+		assert_int_equal(v, IG_VERDICT_ALLOW);
+		assert_true(has_line(buf, "  credentials ", rows[i].setting, NULL));
+		assert_true(has_line(buf, rows[i].line, NULL));
+		/* Just before the verdict. */
+		const char *at = strstr(buf, rows[i].line);
+		assert_non_null(at);
+		assert_non_null(strstr(at, "\nverdict: "));
+		free(buf);
+	}
+}
+
 static void
 test_verdict_str(void **state)
 {
@@ -1048,6 +1184,8 @@ main(void)
 		cmocka_unit_test(test_rules_for),
 		cmocka_unit_test(test_possible),
 		cmocka_unit_test(test_explain),
+		cmocka_unit_test(test_credentials),
+		cmocka_unit_test(test_explain_credentials),
 		cmocka_unit_test(test_verdict_str),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

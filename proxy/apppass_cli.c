@@ -1,0 +1,586 @@
+/*
+ * `imapguard apppass` (see proxy/apppass_cli.h): options, the commands
+ * add, list and revoke over apppass/store.h, and their output.
+ */
+#include "proxy/apppass_cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apppass/hash.h"
+#include "apppass/password.h"
+#include "apppass/store.h"
+#include "config/config.h"
+#include "policy/cidr.h"
+#include "util/err.h"
+#include "util/priv.h"
+#include "util/sasl.h"
+
+#define CLI_OK 0
+#define CLI_NOTFOUND 1
+#define CLI_ERROR 2
+/* How long a command waits for the proxy (or another command) to finish
+ * its write before it gives up. */
+#define CLI_BUSY_MS 5000u
+/* --expires: at most ten years. */
+#define CLI_EXPIRES_MAX_S (3650ll * 86400)
+
+static const char cli_synopsis[] =
+    "usage: imapguard apppass -c FILE add USER --label LABEL [--expires DURATION]\n"
+    "                         [--from NETWORK]... [--quiet]\n"
+    "       imapguard apppass -c FILE list [USER]\n"
+    "       imapguard apppass -c FILE revoke ID\n"
+    "       imapguard apppass -c FILE revoke --all USER\n";
+static const char cli_help[] =
+    "\n"
+    "Issues, lists and revokes app passwords in the configuration's\n"
+    "app_passwords.store.\n"
+    "  -c, --config FILE      configuration file (YAML)\n"
+    "      --label LABEL      what the password is for (\"iPhone\"), shown by list\n"
+    "      --expires DURATION lifetime: a number with m, h, d or w (90d),\n"
+    "                         or never (the default)\n"
+    "      --from NETWORK     log in only from these addresses (a CIDR block or\n"
+    "                         an address; repeat or separate with commas)\n"
+    "  -q, --quiet            add prints only \"ID PASSWORD\" on one line\n"
+    "      --all              revoke every app password of USER\n"
+    "Exit status: 0 done, 1 not found, 2 usage, configuration or store error.\n";
+
+/* The synopsis (and with help, what each option does); returns rc. */
+static int
+cli_usage(FILE *f, bool help, int rc)
+{
+	fputs(cli_synopsis, f);
+	if (help)
+		fputs(cli_help, f);
+	return rc;
+}
+
+struct cli_opts {
+	const char *config;
+	const char *label;
+	const char *expires;
+	const char **from;               /* --from values, in order */
+	size_t nfrom;
+	bool quiet;
+	bool all;
+	int64_t lifetime;                /* --expires, seconds; 0 = never */
+	char nets[IG_APPPASS_NETWORKS_TEXT_MAX + 1]; /* --from, canonical */
+};
+
+/* ---- values ------------------------------------------------------------- */
+
+/* "90d", "12h", "30m", "2w" or "never" (0) into seconds. */
+static int
+cli_parse_expires(const char *s, int64_t *out)
+{
+	static const struct { char unit; int64_t seconds; } units[] = {
+		{ 'm', 60 }, { 'h', 3600 }, { 'd', 86400 }, { 'w', 7 * 86400 },
+	};
+	if (strcmp(s, "never") == 0) {
+		*out = 0;
+		return 0;
+	}
+	size_t digits = strspn(s, "0123456789");
+	if (digits == 0 || digits > 9 || s[digits] == '\0' || s[digits + 1] != '\0')
+		return IG_EINVAL;
+	int64_t n = 0;
+	for (size_t i = 0; i < digits; i++)
+		n = n * 10 + (s[i] - '0');
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (s[digits] == units[i].unit) {
+			n *= units[i].seconds;
+			if (n == 0 || n > CLI_EXPIRES_MAX_S)
+				return IG_EINVAL;
+			*out = n;
+			return 0;
+		}
+	return IG_EINVAL;
+}
+
+/*
+ * The --from values (each a CIDR block or an address, or several separated
+ * by commas) into canonical text "a/n,b/m" (the store's networks). Returns
+ * 0, or IG_EINVAL with the message printed.
+ */
+static int
+cli_networks(const struct cli_opts *o, char *out, size_t outsz)
+{
+	size_t len = 0, blocks = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < o->nfrom; i++) {
+		char *copy = strdup(o->from[i]), *save = NULL;
+		if (copy == NULL) {
+			fprintf(stderr, "imapguard apppass: out of memory\n");
+			return IG_EINVAL;
+		}
+		bool any = false;
+		for (char *tok = strtok_r(copy, ",", &save); tok != NULL;
+		    tok = strtok_r(NULL, ",", &save)) {
+			struct ig_cidr c;
+			char text[64];
+			any = true;
+			if (ig_cidr_parse(tok, &c) != 0) {
+				fprintf(stderr, "imapguard apppass: --from %s: not an address or CIDR "
+				    "block (a.b.c.d/n or x:y::z/n, without host bits below the "
+				    "prefix)\n", tok);
+				free(copy);
+				return IG_EINVAL;
+			}
+			ig_cidr_format(&c, text, sizeof(text));
+			int n = snprintf(out + len, outsz - len, "%s%s", len > 0 ? "," : "", text);
+			if (++blocks > IG_APPPASS_NETWORKS_MAX || n < 0 || (size_t)n >= outsz - len) {
+				fprintf(stderr, "imapguard apppass: --from: at most %d networks\n",
+				    IG_APPPASS_NETWORKS_MAX);
+				free(copy);
+				return IG_EINVAL;
+			}
+			len += (size_t)n;
+		}
+		free(copy);
+		if (!any) {
+			fprintf(stderr, "imapguard apppass: --from needs a network\n");
+			return IG_EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* 1..IG_APPPASS_LABEL_MAX bytes without control bytes. */
+static bool
+cli_label_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > IG_APPPASS_LABEL_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/* A time as "2025-05-03T10:00:00Z" (UTC), or none ("-" or never). */
+static const char *
+cli_time(int64_t t, const char *none, char *buf, size_t bufsz)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+	if (t <= 0 || gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, bufsz, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return none;
+	return buf;
+}
+
+/*
+ * Text from the store for a terminal: control bytes (C0, DEL, and C1 as
+ * UTF-8) become '?', so that a row edited by hand cannot drive the
+ * terminal. The command itself never stores them.
+ */
+static const char *
+cli_show(const char *s, char *buf, size_t bufsz)
+{
+	size_t o = 0;
+	for (size_t i = 0; s[i] != '\0' && o + 1 < bufsz; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == 0xc2 && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0x9f) {
+			buf[o++] = '?';
+			i++;
+		} else {
+			buf[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+		}
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+/* Writes all of buf to standard output (after what stdio holds). */
+static int
+cli_write_out(const char *buf, size_t len)
+{
+	if (fflush(stdout) != 0)
+		return -1;
+	while (len > 0) {
+		ssize_t n = write(STDOUT_FILENO, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* ---- commands ----------------------------------------------------------- */
+
+static int
+cli_add(struct ig_apppass_store *st, const struct ig_config *cfg, const char *user,
+    const struct cli_opts *o)
+{
+	char phc[IG_APPPASS_PHC_MAX + 1];
+	const char *nets = o->nets;
+	int64_t lifetime = o->lifetime, now = (int64_t)time(NULL);
+	struct ig_apppass_pw pw;
+	if (ig_apppass_generate(&pw) != 0) {
+		fprintf(stderr, "imapguard apppass: no randomness from the kernel: %s\n",
+		    strerror(errno));
+		return CLI_ERROR;
+	}
+	int rc = ig_apppass_hash(&cfg->apppass.hash, pw.secret, IG_APPPASS_SECRET_LEN, phc,
+	    sizeof(phc));
+	if (rc != 0) {
+		ig_apppass_wipe(&pw);
+		fprintf(stderr, "imapguard apppass: cannot hash the password: %s\n",
+		    ig_strerror(rc));
+		return CLI_ERROR;
+	}
+	struct ig_apppass_new n = {
+		.user = user, .label = o->label, .networks = nets, .phc = phc,
+		.created = now, .expires = lifetime != 0 ? now + lifetime : 0,
+	};
+	rc = ig_apppass_store_add(st, &n, pw.id);
+	if (rc != 0) {
+		ig_apppass_wipe(&pw);
+		fprintf(stderr, "imapguard apppass: %s: cannot add: %s\n", cfg->apppass.store,
+		    ig_apppass_store_error(st));
+		return CLI_ERROR;
+	}
+	/* The one place a password is shown: built here, written, wiped. */
+	char text[IG_APPPASS_TEXT_LEN + 1], out[1024 + IG_APPPASS_NETWORKS_TEXT_MAX];
+	char tb[32], ub[IG_USER_MAX + 1], lb[IG_APPPASS_LABEL_MAX + 1];
+	ig_apppass_format(&pw, text);
+	int len;
+	if (o->quiet)
+		len = snprintf(out, sizeof(out), "%s %s\n", pw.id, text);
+	else
+		len = snprintf(out, sizeof(out),
+		    "id:        %s\n"
+		    "user:      %s\n"
+		    "label:     %s\n"
+		    "expires:   %s\n"
+		    "from:      %s\n"
+		    "password:  %s\n"
+		    "\n"
+		    "The password is shown only this once: enter it on the device now.\n",
+		    pw.id, cli_show(user, ub, sizeof(ub)), cli_show(o->label, lb, sizeof(lb)),
+		    cli_time(n.expires, "never", tb, sizeof(tb)), nets[0] != '\0' ? nets : "anywhere",
+		    text);
+	int wrc = len > 0 && (size_t)len < sizeof(out) ? cli_write_out(out, (size_t)len) : -1;
+	int werr = errno;
+	char id[IG_APPPASS_ID_LEN + 1];
+	memcpy(id, pw.id, sizeof(id));
+	explicit_bzero(out, sizeof(out));
+	explicit_bzero(text, sizeof(text));
+	ig_apppass_wipe(&pw);
+	if (wrc != 0) {
+		/* Stored but never seen: useless, so revoked at once. */
+		rc = ig_apppass_store_revoke(st, id, now, NULL, NULL);
+		fprintf(stderr, "imapguard apppass: cannot write the password (%s): app "
+		    "password %s %s\n", strerror(werr), id, rc == 0 ? "revoked" :
+		    "NOT revoked: revoke it");
+		return CLI_ERROR;
+	}
+	return CLI_OK;
+}
+
+/* One row of `list`, formatted (columns but the last are one word). */
+struct cli_row {
+	char *col[9];
+};
+enum { CLI_COLS = 9 };
+static const char *const cli_heads[CLI_COLS] = {
+	"ID", "USER", "CREATED", "EXPIRES", "LAST-USED", "LAST-ADDRESS", "FROM", "REVOKED", "LABEL",
+};
+
+struct cli_list {
+	struct cli_row *rows;
+	size_t n, cap;
+};
+
+static int
+cli_list_row(const struct ig_apppass_entry *e, void *arg)
+{
+	struct cli_list *l = arg;
+	char b[4][32], sb[IG_APPPASS_NETWORKS_TEXT_MAX + 1];
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 32;
+		struct cli_row *r = realloc(l->rows, cap * sizeof(*r));
+		if (r == NULL)
+			return IG_ENOMEM;
+		l->rows = r;
+		l->cap = cap;
+	}
+	const char *v[CLI_COLS] = {
+		e->id, NULL, cli_time(e->created, "-", b[0], sizeof(b[0])),
+		cli_time(e->expires, "never", b[1], sizeof(b[1])),
+		cli_time(e->last_used, "-", b[2], sizeof(b[2])),
+		e->last_address[0] != '\0' ? e->last_address : "-",
+		e->networks[0] != '\0' ? e->networks : "anywhere",
+		cli_time(e->revoked, "-", b[3], sizeof(b[3])), NULL,
+	};
+	struct cli_row *r = &l->rows[l->n];
+	for (int i = 0; i < CLI_COLS; i++) {
+		const char *text = v[i];
+		if (i == 1)
+			text = e->user;
+		else if (i == CLI_COLS - 1)
+			text = e->label;
+		r->col[i] = strdup(cli_show(text, sb, sizeof(sb)));
+		if (r->col[i] == NULL) {
+			while (i-- > 0)
+				free(r->col[i]);
+			return IG_ENOMEM;
+		}
+	}
+	l->n++;
+	return 0;
+}
+
+static int
+cli_list(struct ig_apppass_store *st, const char *user)
+{
+	struct cli_list l = { NULL, 0, 0 };
+	size_t width[CLI_COLS];
+	int rc = st != NULL ? ig_apppass_store_list(st, user, cli_list_row, &l, NULL) : 0;
+	if (rc != 0) {
+		fprintf(stderr, "imapguard apppass: cannot list: %s\n", rc == IG_ENOMEM ?
+		    "out of memory" : ig_apppass_store_error(st));
+	} else if (user != NULL && l.n == 0) {
+		fprintf(stderr, "imapguard apppass: no app password for %s\n", user);
+	} else {
+		for (int i = 0; i < CLI_COLS; i++) {
+			width[i] = strlen(cli_heads[i]);
+			for (size_t j = 0; j < l.n; j++)
+				if (strlen(l.rows[j].col[i]) > width[i])
+					width[i] = strlen(l.rows[j].col[i]);
+		}
+		for (size_t j = 0; j <= l.n; j++) {
+			for (int i = 0; i < CLI_COLS; i++) {
+				const char *t = j == 0 ? cli_heads[i] : l.rows[j - 1].col[i];
+				if (i == CLI_COLS - 1)
+					printf("%s\n", t);
+				else
+					printf("%-*s  ", (int)width[i], t);
+			}
+		}
+	}
+	for (size_t j = 0; j < l.n; j++)
+		for (int i = 0; i < CLI_COLS; i++)
+			free(l.rows[j].col[i]);
+	free(l.rows);
+	if (rc != 0)
+		return CLI_ERROR;
+	return user != NULL && l.n == 0 ? CLI_NOTFOUND : CLI_OK;
+}
+
+static int
+cli_revoke(struct ig_apppass_store *st, const char *id)
+{
+	char tb[32];
+	int64_t at = 0;
+	/* Ids are printed in lower case; one typed in capitals is the same. */
+	char norm[IG_APPPASS_ID_LEN + 1] = "";
+	size_t n = strlen(id);
+	for (size_t i = 0; i < n && i < IG_APPPASS_ID_LEN; i++)
+		norm[i] = (char)(id[i] >= 'A' && id[i] <= 'Z' ? id[i] - 'A' + 'a' : id[i]);
+	if (n != IG_APPPASS_ID_LEN || !ig_apppass_id_valid(norm)) {
+		fprintf(stderr, "imapguard apppass: '%s' is not an app password id (%d symbols "
+		    "of %s)\n", id, IG_APPPASS_ID_LEN, IG_APPPASS_ALPHABET);
+		return CLI_ERROR;
+	}
+	bool already = false;
+	int rc = st != NULL ? ig_apppass_store_revoke(st, norm, (int64_t)time(NULL), &at,
+	    &already) : IG_ENOTFOUND;
+	if (rc == IG_ENOTFOUND) {
+		fprintf(stderr, "imapguard apppass: no app password with id %s\n", norm);
+		return CLI_NOTFOUND;
+	}
+	if (rc != 0) {
+		fprintf(stderr, "imapguard apppass: cannot revoke: %s\n",
+		    ig_apppass_store_error(st));
+		return CLI_ERROR;
+	}
+	printf("%s %s at %s\n", already ? "already revoked:" : "revoked", norm,
+	    cli_time(at, "-", tb, sizeof(tb)));
+	return CLI_OK;
+}
+
+static int
+cli_revoke_all(struct ig_apppass_store *st, const char *user)
+{
+	size_t count = 0;
+	int rc = st != NULL ? ig_apppass_store_revoke_user(st, user, (int64_t)time(NULL), &count) :
+	    IG_ENOTFOUND;
+	if (rc == IG_ENOTFOUND) {
+		fprintf(stderr, "imapguard apppass: no app password for %s\n", user);
+		return CLI_NOTFOUND;
+	}
+	if (rc != 0) {
+		fprintf(stderr, "imapguard apppass: cannot revoke: %s\n",
+		    ig_apppass_store_error(st));
+		return CLI_ERROR;
+	}
+	printf("revoked %zu app password%s of %s\n", count, count == 1 ? "" : "s", user);
+	return CLI_OK;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+enum cli_cmd { CLI_ADD, CLI_LIST, CLI_REVOKE, CLI_CMD_COUNT };
+
+/* Parses the command line into o, the command and its words. Returns
+ * CLI_PROCEED, or an exit status (usage printed). */
+#define CLI_PROCEED (-1)
+static int
+cli_parse(int argc, char **argv, struct cli_opts *o, enum cli_cmd *cmd, char ***words,
+    int *nwords)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "label", required_argument, NULL, 'L' },
+		{ "expires", required_argument, NULL, 'E' },
+		{ "from", required_argument, NULL, 'F' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "all", no_argument, NULL, 'A' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:qh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': o->config = optarg; break;
+		case 'L': o->label = optarg; break;
+		case 'E': o->expires = optarg; break;
+		case 'F': o->from[o->nfrom++] = optarg; break;
+		case 'q': o->quiet = true; break;
+		case 'A': o->all = true; break;
+		case 'h': return cli_usage(stdout, true, CLI_OK);
+		default: return cli_usage(stderr, false, CLI_ERROR);
+		}
+	}
+	if (optind >= argc || o->config == NULL) {
+		fprintf(stderr, "imapguard apppass: %s\n", optind >= argc ? "no command" :
+		    "-c FILE is required (the configuration naming app_passwords.store)");
+		return cli_usage(stderr, false, CLI_ERROR);
+	}
+	const char *name = argv[optind];
+	*words = argv + optind + 1;
+	*nwords = argc - optind - 1;
+	bool add_opts = o->label != NULL || o->expires != NULL || o->nfrom > 0 || o->quiet;
+	const char *bad = NULL;
+	if (strcmp(name, "add") == 0) {
+		*cmd = CLI_ADD;
+		if (*nwords != 1 || o->all)
+			bad = "add takes one USER (and not --all)";
+		else if (o->label == NULL)
+			bad = "add needs --label (what the password is for: \"iPhone\")";
+		else if (!cli_label_ok(o->label))
+			bad = "--label takes 1 to 64 bytes without control characters";
+		else if (o->expires != NULL && cli_parse_expires(o->expires, &o->lifetime) != 0) {
+			fprintf(stderr, "imapguard apppass: --expires %s: expected never or a number "
+			    "with m, h, d or w, up to 3650d (e.g. 90d)\n", o->expires);
+			return CLI_ERROR;
+		} else if (cli_networks(o, o->nets, sizeof(o->nets)) != 0)
+			return CLI_ERROR;
+	} else if (strcmp(name, "list") == 0) {
+		*cmd = CLI_LIST;
+		if (*nwords > 1 || add_opts || o->all)
+			bad = "list takes at most one USER and no option but -c";
+	} else if (strcmp(name, "revoke") == 0) {
+		*cmd = CLI_REVOKE;
+		if (*nwords != 1 || add_opts)
+			bad = o->all ? "revoke --all takes one USER" : "revoke takes one ID "
+			    "(or --all USER)";
+	} else {
+		bad = "unknown command (add, list or revoke)";
+	}
+	if (bad != NULL) {
+		fprintf(stderr, "imapguard apppass: %s\n", bad);
+		return cli_usage(stderr, false, CLI_ERROR);
+	}
+	return CLI_PROCEED;
+}
+
+int
+ig_apppass_cli_main(int argc, char **argv)
+{
+	struct cli_opts o = { 0 };
+	enum cli_cmd cmd = CLI_CMD_COUNT;
+	char **words = NULL;
+	int nwords = 0;
+	/* At most one --from per argument. */
+	o.from = calloc((size_t)argc + 1, sizeof(*o.from));
+	if (o.from == NULL) {
+		fprintf(stderr, "imapguard apppass: out of memory\n");
+		return CLI_ERROR;
+	}
+	int rc = cli_parse(argc, argv, &o, &cmd, &words, &nwords);
+	if (rc != CLI_PROCEED) {
+		free(o.from);
+		return rc;
+	}
+	struct ig_config *cfg = NULL;
+	struct ig_apppass_store *st = NULL;
+	char err[IG_APPPASS_ERR_MAX], user[IG_USER_MAX + 1];
+	rc = CLI_ERROR;
+	if (ig_config_load(o.config, &cfg, stderr) != 0) {
+		fprintf(stderr, "imapguard: configuration %s is invalid\n", o.config);
+		goto out;
+	}
+	if (cfg->apppass.store == NULL) {
+		fprintf(stderr, "imapguard apppass: %s has no app_passwords.store: add an "
+		    "app_passwords section naming the store's file (imapguard.yaml(5))\n",
+		    o.config);
+		goto out;
+	}
+	/* The proxy's user owns the store: root works on it as that user. */
+	if (geteuid() == 0 && cfg->user != NULL &&
+	    ig_priv_drop(cfg->user, cfg->user_uid, cfg->user_gid, err, sizeof(err)) != 0) {
+		fprintf(stderr, "imapguard apppass: cannot become %s: %s\n", cfg->user, err);
+		goto out;
+	}
+	const char *uarg = cmd == CLI_ADD || (cmd == CLI_LIST && nwords == 1) ||
+	    (cmd == CLI_REVOKE && o.all) ? words[0] : NULL;
+	if (uarg != NULL && ig_user_normalize((const uint8_t *)uarg, strlen(uarg),
+	        cfg->policy.fold_case, user, sizeof(user)) != 0) {
+		fprintf(stderr, "imapguard apppass: invalid user name (empty, too long, or with "
+		    "NUL, CR or LF)\n");
+		goto out;
+	}
+	int orc = ig_apppass_store_open(cfg->apppass.store, cmd == CLI_ADD ? IG_APS_CREATE : 0,
+	    CLI_BUSY_MS, &st, err, sizeof(err));
+	/* A store not created yet is an empty one (only add creates it). */
+	if (orc != 0 && !(orc == IG_ENOTFOUND && cmd != CLI_ADD)) {
+		fprintf(stderr, "imapguard apppass: %s: %s\n", cfg->apppass.store, err);
+		goto out;
+	}
+	switch (cmd) {
+	case CLI_ADD:
+		rc = cli_add(st, cfg, user, &o);
+		break;
+	case CLI_LIST:
+		rc = cli_list(st, uarg != NULL ? user : NULL);
+		break;
+	case CLI_REVOKE:
+		rc = o.all ? cli_revoke_all(st, user) : cli_revoke(st, words[0]);
+		break;
+	case CLI_CMD_COUNT:
+		break;
+	}
+	if (fflush(stdout) != 0 && rc == CLI_OK) {
+		fprintf(stderr, "imapguard apppass: cannot write: %s\n", strerror(errno));
+		rc = CLI_ERROR;
+	}
+out:
+	ig_apppass_store_close(st);
+	ig_config_free(cfg);
+	free(o.from);
+	return rc;
+}
