@@ -205,6 +205,13 @@ struct ig_config {
 	unsigned tls_session_timeout_ms; /* tls.session_timeout (1h): ticket and
 	                                    cache lifetime, ticket key rotation */
 	unsigned tls_session_cache;      /* tls.session_cache_size (10000; 0 = off) */
+	char *tls_ticket_key_file;       /* tls.ticket_key_file: ticket keys shared
+	                                    by a fleet (crypto/ticket_keys.h),
+	                                    checked and parsed at load, read again
+	                                    by the TLS configuration and when it
+	                                    changes; NULL = random keys per
+	                                    generation, rotated every
+	                                    session_timeout */
 	enum ig_crypto_backend tls_crypto; /* tls.crypto: auto, openssl or mbedtls
 	                                    (auto); applied at start-up */
 

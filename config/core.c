@@ -18,6 +18,7 @@
 #include <mbedtls/platform_util.h>
 
 #include "config/parse.h"
+#include "crypto/ticket_keys.h"
 
 _Static_assert(sizeof(enum ig_tls_mode) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum ig_forward_addr) == sizeof(int), "enums are stored as int");
@@ -99,6 +100,34 @@ config_v_key_file(struct cfgctx *c, const struct field *f, const struct cnode *v
 	if (config_check_file(c, v, path, &st) && (st.st_mode & S_IROTH))
 		config_warn(c, v->mark, "private key '%s' is readable by every user (mode %03o)",
 		    ig_cfg_show(v->str, v->len, sb), (unsigned)(st.st_mode & 0777));
+}
+
+/* tls.ticket_key_file: a private file of one or two keys, read now. */
+static void
+config_v_ticket_key_file(struct cfgctx *c, const struct field *f, const struct cnode *v,
+    void *base, const char *path)
+{
+	char sb[CFG_SHOW_MAX], why[256];
+	struct ig_ticket_keys keys;
+	struct ig_file_id id;
+	(void)f;
+	(void)base;
+	if (ig_ticket_keys_load(v->str, &keys, &id, why, sizeof(why)) != 0)
+		config_error(c, v->mark, "cannot use '%s' for '%s': %s",
+		    ig_cfg_show(v->str, v->len, sb), path, why);
+	ig_ticket_keys_wipe(&keys);
+}
+
+/* tls: cross-key rules. */
+static void
+config_check_tls(struct cfgctx *c, const struct cnode *map, void *base, const char *path)
+{
+	const struct ig_config *cfg = base;
+	const struct cnode *v = ig_cfg_map_get(map, "ticket_key_file");
+	(void)path;
+	if (v != NULL && !cfg->tls_tickets)
+		config_warn(c, v->mark, "'tls.ticket_key_file' has no effect with "
+		    "tls.session_tickets: false");
 }
 
 static void
@@ -637,12 +666,14 @@ static const struct field tls_fields[] = {
 	    HOUR, 10 * SEC, 7 * 24 * HOUR),
 	F_NUM("session_cache_size", FT_UINT, struct ig_config, tls_session_cache,
 	    10000, 0, 1000000),
+	F_STR("ticket_key_file", struct ig_config, tls_ticket_key_file, false,
+	    config_v_ticket_key_file),
 	F_ENUM("crypto", struct ig_config, tls_crypto, false, IG_CRYPTO_AUTO, tls_crypto_names,
 	    config_v_tls_crypto),
 };
 /* "tls" fills fields of struct ig_config itself (offset 0). */
 const struct section ig_cfg_tls_section = {
-	tls_fields, NFIELDS(tls_fields), NULL, false, NULL
+	tls_fields, NFIELDS(tls_fields), config_check_tls, false, NULL
 };
 
 static const struct field backend_fields[] = {

@@ -6,6 +6,8 @@
  *   imapguard explain -c FILE --user U --from ADDR [--listener NAME]
  *                     [--tls yes|no] [--mechanism M]
  *                            what the policy would decide, and why
+ *   imapguard ticket-key new|rotate FILE
+ *                            write tls.ticket_key_file (proxy/ticketkey.c)
  *   imapguard apppass -c FILE add|list|revoke ...
  *                            app passwords (proxy/apppass_cli.c)
  */
@@ -34,6 +36,7 @@
 #include "util/log.h"
 #include "proxy/tls.h"
 #include "proxy/server.h"
+#include "proxy/ticketkey.h"
 
 static void
 usage(FILE *f)
@@ -42,6 +45,7 @@ usage(FILE *f)
 	    "usage: imapguard [-t] [-d] [--allow-root] -c FILE\n"
 	    "       imapguard explain -c FILE --user U --from ADDR [...]\n"
 	    "       imapguard ctl [-c FILE | -s SOCKET] list | lift LIMIT KEY | kick USER | stats\n"
+	    "       imapguard ticket-key new | rotate FILE\n"
 	    "       imapguard apppass -c FILE add USER --label LABEL [--expires DURATION]\n"
 	    "                         [--from NETWORK]... [--quiet]\n"
 	    "       imapguard apppass -c FILE list [USER] | revoke ID | revoke --all USER\n"
@@ -270,6 +274,8 @@ main(int argc, char **argv)
 		return explain_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "ctl") == 0)
 		return ctl_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "ticket-key") == 0)
+		return ig_ticketkey_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "apppass") == 0)
 		return ig_apppass_cli_main(argc - 1, argv + 1);
 

@@ -483,6 +483,99 @@ server_ready(void *arg, char *why, size_t whysz)
 
 static const struct ig_admin_http_ops server_http_ops = { server_metrics, server_ready };
 
+/*
+ * How often the ticket key file is checked (a stat), and never more than a
+ * quarter of tls.session_timeout apart, so that the keys are installed
+ * again (ig_tls_server_ticket_refresh) before mbedTLS would replace them.
+ */
+#define SERVER_TK_CHECK_MS 5000u
+
+/* event=ticket-keys-loaded for the current generation's keys (names only). */
+static void
+server_tk_log(struct ig_server *sv, const char *source)
+{
+	char enc[IG_TICKET_KEY_NAME_HEX], dec[IG_TICKET_KEY_NAME_HEX];
+	if (ig_tls_server_ticket_file(sv->gen->tls_server, NULL, enc, dec))
+		log_info("event=ticket-keys-loaded file=%s source=%s encrypt=%s decrypt=%s",
+		    sv->gen->cfg->tls_ticket_key_file, source, enc, dec);
+}
+
+/* The file changed: read it and install its keys, or keep the ones in use. */
+static void
+server_tk_load(struct ig_server *sv, const struct ig_file_id *seen)
+{
+	struct ig_tls_server *ts = sv->gen->tls_server;
+	const char *path = sv->gen->cfg->tls_ticket_key_file;
+	struct ig_ticket_keys keys;
+	struct ig_file_id id;
+	char err[300], enc[IG_TICKET_KEY_NAME_HEX];
+	int rc = ig_ticket_keys_load(path, &keys, &id, err, sizeof(err));
+	if (rc == 0)
+		rc = ig_tls_server_set_ticket_keys(ts, &keys, &id, err, sizeof(err));
+	ig_ticket_keys_wipe(&keys);
+	if (rc != 0) {
+		ig_tls_server_ticket_file(ts, NULL, enc, NULL);
+		log_error("event=ticket-keys-refused file=%s error=\"%s\" keeping=%s", path, err,
+		    enc);
+		sv->tk_refused = *seen;
+		sv->tk_refused_set = true;
+		return;
+	}
+	sv->tk_refused_set = false;
+	server_tk_log(sv, "file");
+}
+
+static void
+server_tk_tick(uv_timer_t *t)
+{
+	struct ig_server *sv = t->data;
+	struct ig_tls_server *ts = sv->gen->tls_server;
+	const char *path = sv->gen->cfg->tls_ticket_key_file;
+	struct ig_file_id cur, now;
+	char err[300], enc[IG_TICKET_KEY_NAME_HEX];
+	if (sv->stopping || path == NULL || !ig_tls_server_ticket_file(ts, &cur, enc, NULL))
+		return;
+	if (ig_ticket_keys_stat(path, &now) != 0) {
+		if (!sv->tk_stat_failed)
+			log_error("event=ticket-keys-refused file=%s error=\"%s\" keeping=%s", path,
+			    strerror(errno), enc);
+		sv->tk_stat_failed = true;
+	} else {
+		sv->tk_stat_failed = false;
+		if (!ig_file_id_equal(&now, &cur) &&
+		    !(sv->tk_refused_set && ig_file_id_equal(&now, &sv->tk_refused)))
+			server_tk_load(sv, &now);
+	}
+	int rc = ig_tls_server_ticket_refresh(ts, err, sizeof(err));
+	if (rc < 0 && !sv->tk_refresh_failed)
+		log_error("event=ticket-keys-refresh-failed file=%s error=\"%s\"", path, err);
+	else if (rc > 0)
+		log_debug("event=ticket-keys-refreshed file=%s", path);
+	sv->tk_refresh_failed = rc < 0;
+}
+
+/* Starts, restarts (a reload may change the period) or stops the check. */
+static void
+server_tk_timer(struct ig_server *sv)
+{
+	const struct ig_config *cfg = sv->gen->cfg;
+	if (!ig_tls_server_ticket_file(sv->gen->tls_server, NULL, NULL, NULL)) {
+		if (sv->tk_timer_on)
+			uv_timer_stop(&sv->tk_timer);
+		return;
+	}
+	unsigned period = cfg->tls_session_timeout_ms / 4;
+	if (period > SERVER_TK_CHECK_MS)
+		period = SERVER_TK_CHECK_MS;
+	if (!sv->tk_timer_on) {
+		uv_timer_init(&sv->loop, &sv->tk_timer);
+		sv->tk_timer.data = sv;
+		sv->tk_timer_on = true;
+	}
+	sv->tk_period_ms = period;
+	uv_timer_start(&sv->tk_timer, server_tk_tick, period, period);
+}
+
 static void
 server_stop(struct ig_server *sv, const char *why)
 {
@@ -513,6 +606,10 @@ server_stop(struct ig_server *sv, const char *why)
 	if (sv->probe_timer_on) {
 		sv->probe_timer_on = false;
 		uv_close((uv_handle_t *)&sv->probe_timer, server_handle_close_cb);
+	}
+	if (sv->tk_timer_on) {
+		sv->tk_timer_on = false;
+		uv_close((uv_handle_t *)&sv->tk_timer, server_handle_close_cb);
 	}
 	uv_close((uv_handle_t *)&sv->sig_term, server_handle_close_cb);
 	uv_close((uv_handle_t *)&sv->sig_int, server_handle_close_cb);
@@ -636,10 +733,23 @@ server_reload(struct ig_server *sv)
 		log_warn("event=reload-note reason=\"log.file changes at restart\"");
 	if (!server_same_str(nc->log_redact_key_file, sv->gen->cfg->log_redact_key_file))
 		log_warn("event=reload-note reason=\"log.redact_key_file changes at restart\"");
+	/* Ticket keys: the new generation read the key file again. */
+	char oe[IG_TICKET_KEY_NAME_HEX], od[IG_TICKET_KEY_NAME_HEX];
+	char ne[IG_TICKET_KEY_NAME_HEX], nd[IG_TICKET_KEY_NAME_HEX];
+	bool had = ig_tls_server_ticket_file(sv->gen->tls_server, NULL, oe, od);
+	bool has = ig_tls_server_ticket_file(g->tls_server, NULL, ne, nd);
 	struct ig_gen *old = sv->gen;
 	sv->gen = g;
 	sv->gen_seq++;
 	ig_gen_unref(old);
+	if (has && had && strcmp(oe, ne) == 0 && strcmp(od, nd) == 0)
+		log_debug("event=ticket-keys-kept file=%s encrypt=%s decrypt=%s",
+		    nc->tls_ticket_key_file, ne, nd);
+	else if (has)
+		server_tk_log(sv, "reload");
+	sv->tk_refused_set = false;
+	sv->tk_stat_failed = false;
+	server_tk_timer(sv);
 	server_probe(sv);
 	struct server_apply a = { g, 0 };
 	for (unsigned i = 0; i < sv->nworkers; i++)
@@ -925,6 +1035,15 @@ server_drop_privileges(struct ig_server *sv)
 	int ngroups = getgroups(64, groups);
 	log_info("event=privileges-dropped user=%s uid=%lu gid=%lu groups=%d no_new_privs=1",
 	    cfg->user, (unsigned long)cfg->user_uid, (unsigned long)cfg->user_gid, ngroups);
+	const char *tk = cfg->tls_ticket_key_file;
+	if (ig_tls_server_ticket_file(sv->gen->tls_server, NULL, NULL, NULL) &&
+	    access(tk, R_OK) != 0) {
+		log_error("event=start-failed reason=ticket-key-file file=%s user=%s error=\"%s: "
+		    "imapguard reads it again as %s when it changes and on reload; make it "
+		    "readable by %s (owned by it, or mode 640 with its group)\"", tk, cfg->user,
+		    strerror(errno), cfg->user, cfg->user);
+		return IG_EIO;
+	}
 	if (sv->rl_state_file != NULL) {
 		char dir[PATH_MAX];
 		snprintf(dir, sizeof(dir), "%s", sv->rl_state_file);
@@ -1068,6 +1187,8 @@ server_start(struct ig_server *sv, struct ig_gen *g, const char *config_path)
 	for (unsigned i = 0; i < sv->nworkers; i++)
 		if ((rc = ig_worker_start(&sv->workers[i], sv->workers, sv->nworkers)) != 0)
 			return rc;
+	server_tk_log(sv, "start");
+	server_tk_timer(sv);
 	log_info("event=ready listeners=%zu workers=%u pid=%ld", cfg->nlisteners, sv->nworkers,
 	    (long)getpid());
 	return 0;

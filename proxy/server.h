@@ -17,6 +17,7 @@
 
 #include <uv.h>
 
+#include "crypto/ticket_keys.h"
 #include "proxy/shared.h"
 #include "proxy/worker.h"
 
@@ -92,6 +93,21 @@ struct ig_server {
 	bool probe_timer_on;
 	bool probe_periodic;           /* the one under way is the timer's */
 	unsigned probe_interval_ms;
+
+	/*
+	 * tls.ticket_key_file: its identity (stat) checked every tk_period_ms
+	 * on this loop, never by a worker; a changed file is read and its keys
+	 * installed in the current generation's TLS configuration, which every
+	 * worker uses. A file refused (bad content or mode) is logged once and
+	 * tried again when it changes; the keys in use stay.
+	 */
+	uv_timer_t tk_timer;
+	bool tk_timer_on;              /* tk_timer initialised and not closed */
+	unsigned tk_period_ms;
+	struct ig_file_id tk_refused;  /* the file last refused ... */
+	bool tk_refused_set;           /* ... when this is set */
+	bool tk_stat_failed;           /* logged; until stat works again */
+	bool tk_refresh_failed;        /* logged; until a refresh works */
 
 	struct ig_admin_http *http;    /* admin.listen, or NULL */
 	double start_time;             /* Unix seconds (metrics) */

@@ -9,9 +9,11 @@
  */
 #include "proxy/tls.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
@@ -35,13 +37,36 @@ struct ig_tls_server {
 	/*
 	 * Session resumption, one per generation like the configuration (a
 	 * reload starts new ticket keys and an empty cache, as nginx does
-	 * without a ticket key file). Both lock themselves (MBEDTLS_THREADING_C):
-	 * the generation is shared by every worker.
+	 * without a ticket key file; with tls.ticket_key_file the new
+	 * generation reads the same keys, and tickets survive it). Both lock
+	 * themselves (MBEDTLS_THREADING_C): the generation is shared by every
+	 * worker.
 	 */
 	bool tickets;
 	bool cache_on;
 	mbedtls_ssl_ticket_context ticket;
 	mbedtls_ssl_cache_context cache;
+	/*
+	 * ticket_lock: the ticket callbacks (any worker) against the main
+	 * thread's key changes. mbedTLS locks its context in write and parse
+	 * but not in mbedtls_ssl_ticket_rotate(), which destroys the key it
+	 * replaces: a parse must not run meanwhile, nor a write between the two
+	 * rotations that install a pair.
+	 */
+	pthread_mutex_t ticket_lock;
+	bool ticket_lock_on;
+	/*
+	 * With tls.ticket_key_file: the keys the context holds and the file
+	 * they came from. Written on the main thread only (at load, by
+	 * ig_tls_server_set_ticket_keys and _ticket_refresh), read there too.
+	 */
+	bool tk_file;
+	struct ig_ticket_keys tk_keys;  /* wiped on change and at free */
+	struct ig_file_id tk_id;        /* of what was read */
+	time_t tk_applied;              /* mbedTLS's clock (time(NULL)) when
+	                                   they were last installed; 0 = to be
+	                                   installed again at the next refresh */
+	uint32_t tk_lifetime_s;         /* tls.session_timeout */
 };
 
 /*
@@ -107,15 +132,125 @@ tls_sni_cb(void *p, mbedtls_ssl_context *ssl, const unsigned char *name, size_t 
 	return 0;
 }
 
+/* A new ticket, under the current encrypting key. */
+static int
+tls_ticket_write(void *p_ts, const mbedtls_ssl_session *session, unsigned char *start,
+    const unsigned char *end, size_t *tlen, uint32_t *lifetime)
+{
+	struct ig_tls_server *ts = p_ts;
+	pthread_mutex_lock(&ts->ticket_lock);
+	int ret = mbedtls_ssl_ticket_write(&ts->ticket, session, start, end, tlen, lifetime);
+	pthread_mutex_unlock(&ts->ticket_lock);
+	return ret;
+}
+
 /* A ticket that decrypts and is still valid resumes the session. */
 static int
-tls_ticket_parse(void *p_ticket, mbedtls_ssl_session *session, unsigned char *buf,
+tls_ticket_parse(void *p_ts, mbedtls_ssl_session *session, unsigned char *buf,
     size_t len)
 {
-	int ret = mbedtls_ssl_ticket_parse(p_ticket, session, buf, len);
+	struct ig_tls_server *ts = p_ts;
+	pthread_mutex_lock(&ts->ticket_lock);
+	int ret = mbedtls_ssl_ticket_parse(&ts->ticket, session, buf, len);
+	pthread_mutex_unlock(&ts->ticket_lock);
 	if (ret == 0 && tls_in_handshake != NULL)
 		tls_in_handshake->tls_resumed = true;
 	return ret;
+}
+
+/*
+ * Installs keys in the ticket context, oldest first, so that the last one
+ * ends up active (encrypting) and the one before it in the other slot
+ * (decrypting); a single key fills both slots. Each key gets lifetime_s,
+ * which is also the lifetime of the tickets it writes. The caller holds
+ * ticket_lock, or the configuration is not shared yet. Returns 0 or an
+ * mbedTLS error (the context may then hold a slot without a key, which
+ * decrypts nothing: install again).
+ */
+static int
+tls_ticket_install(struct ig_tls_server *ts, const struct ig_ticket_keys *keys)
+{
+	for (size_t i = 0; i < IG_TICKET_KEYS_MAX; i++) {
+		const struct ig_ticket_key *k = &keys->k[keys->n == 1 ? 0 : i];
+		int ret = mbedtls_ssl_ticket_rotate(&ts->ticket, k->name, sizeof(k->name), k->key,
+		    sizeof(k->key), ts->tk_lifetime_s);
+		if (ret != 0)
+			return ret;
+	}
+	return 0;
+}
+
+int
+ig_tls_server_set_ticket_keys(struct ig_tls_server *ts, const struct ig_ticket_keys *keys,
+    const struct ig_file_id *id, char *err, size_t errsz)
+{
+	if (!ts->tickets || keys->n < 1 || keys->n > IG_TICKET_KEYS_MAX) {
+		snprintf(err, errsz, "session tickets are off");
+		return IG_EINVAL;
+	}
+	pthread_mutex_lock(&ts->ticket_lock);
+	int ret = tls_ticket_install(ts, keys);
+	if (ret == 0) {
+		ts->tk_keys = *keys;
+		ts->tk_id = *id;
+		ts->tk_file = true;
+		ts->tk_applied = time(NULL);
+	} else {
+		ts->tk_applied = 0; /* the keys held before, at the next refresh */
+	}
+	pthread_mutex_unlock(&ts->ticket_lock);
+	if (ret != 0) {
+		tls_strerror(ret, "installing the ticket keys", err, errsz);
+		return IG_ETLS;
+	}
+	return 0;
+}
+
+int
+ig_tls_server_ticket_refresh(struct ig_tls_server *ts, char *err, size_t errsz)
+{
+	if (!ts->tk_file)
+		return 0;
+	/*
+	 * mbedTLS replaces an encrypting key older than its lifetime with a
+	 * random one of its own (ssl_ticket_update_keys(), on its clock),
+	 * which no other member of the fleet could decrypt: install the same
+	 * keys again, which starts their lifetime anew, at half of it. (A
+	 * ticket's own lifetime is checked against the time it was issued.)
+	 */
+	time_t now = time(NULL);
+	if (ts->tk_applied != 0 && now >= ts->tk_applied &&
+	    (uint64_t)(now - ts->tk_applied) < ts->tk_lifetime_s / 2)
+		return 0;
+	pthread_mutex_lock(&ts->ticket_lock);
+	int ret = tls_ticket_install(ts, &ts->tk_keys);
+	ts->tk_applied = ret == 0 ? now : 0;
+	pthread_mutex_unlock(&ts->ticket_lock);
+	if (ret != 0) {
+		tls_strerror(ret, "installing the ticket keys again", err, errsz);
+		return IG_ETLS;
+	}
+	return 1;
+}
+
+bool
+ig_tls_server_ticket_file(const struct ig_tls_server *ts, struct ig_file_id *id,
+    char enc[IG_TICKET_KEY_NAME_HEX], char dec[IG_TICKET_KEY_NAME_HEX])
+{
+	if (!ts->tk_file)
+		return false;
+	const struct ig_ticket_keys *k = &ts->tk_keys;
+	if (id != NULL)
+		*id = ts->tk_id;
+	if (enc != NULL)
+		ig_ticket_key_name_hex(k->k[k->n - 1].name, enc);
+	if (dec != NULL) {
+		if (k->n > 1)
+			ig_ticket_key_name_hex(k->k[k->n - 2].name, dec);
+		else
+			snprintf(dec, IG_TICKET_KEY_NAME_HEX, "none");
+	}
+	return true;
 }
 
 /* A TLS 1.2 session id found in the cache resumes the session. */
@@ -136,15 +271,39 @@ tls_resumption_setup(struct ig_tls_server *ts, const struct ig_config *cfg, char
 	if (cfg->tls_tickets) {
 		mbedtls_ssl_ticket_init(&ts->ticket);
 		ts->tickets = true;
-		/* Keys rotate every lifetime; a ticket stays valid for one lifetime. */
+		if (pthread_mutex_init(&ts->ticket_lock, NULL) != 0) {
+			snprintf(err, errsz, "TLS session tickets: cannot create a lock");
+			return IG_ETLS;
+		}
+		ts->ticket_lock_on = true;
+		ts->tk_lifetime_s = lifetime_s;
+		/*
+		 * Random keys rotate every lifetime; a ticket stays valid for one
+		 * lifetime. Keys from tls.ticket_key_file replace them at once.
+		 */
 		int ret = mbedtls_ssl_ticket_setup(&ts->ticket, mbedtls_psa_get_random,
 		    MBEDTLS_PSA_RANDOM_STATE, MBEDTLS_CIPHER_AES_256_GCM, lifetime_s);
 		if (ret != 0) {
 			tls_strerror(ret, "TLS session tickets", err, errsz);
 			return IG_ETLS;
 		}
-		mbedtls_ssl_conf_session_tickets_cb(&ts->conf, mbedtls_ssl_ticket_write,
-		    tls_ticket_parse, &ts->ticket);
+		if (cfg->tls_ticket_key_file != NULL) {
+			struct ig_ticket_keys keys;
+			struct ig_file_id id;
+			char why[256];
+			int rc = ig_ticket_keys_load(cfg->tls_ticket_key_file, &keys, &id, why,
+			    sizeof(why));
+			if (rc == 0)
+				rc = ig_tls_server_set_ticket_keys(ts, &keys, &id, why, sizeof(why));
+			ig_ticket_keys_wipe(&keys);
+			if (rc != 0) {
+				snprintf(err, errsz, "tls.ticket_key_file %s: %s",
+				    cfg->tls_ticket_key_file, why);
+				return IG_ETLS;
+			}
+		}
+		mbedtls_ssl_conf_session_tickets_cb(&ts->conf, tls_ticket_write,
+		    tls_ticket_parse, ts);
 		mbedtls_ssl_conf_session_tickets(&ts->conf, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
 	} else {
 		mbedtls_ssl_conf_session_tickets(&ts->conf, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
@@ -223,6 +382,9 @@ ig_tls_server_free(struct ig_tls_server *ts)
 	mbedtls_ssl_config_free(&ts->conf);
 	if (ts->tickets)
 		mbedtls_ssl_ticket_free(&ts->ticket);
+	if (ts->ticket_lock_on)
+		pthread_mutex_destroy(&ts->ticket_lock);
+	ig_ticket_keys_wipe(&ts->tk_keys);
 	if (ts->cache_on)
 		mbedtls_ssl_cache_free(&ts->cache);
 	free(ts);

@@ -17,6 +17,7 @@
 
 #include "certs/store.h"
 #include "config/config.h"
+#include "crypto/ticket_keys.h"
 #include "proxy/conn_types.h"
 
 /* Process-wide: psa_crypto_init(). Returns 0 or IG_ETLS. */
@@ -31,12 +32,44 @@ struct ig_tls_client;
  * ALPN "imap" (a client offering ALPN without "imap" is refused: ALPACA),
  * TLS >= cfg->tls_min_version, AEAD suites with ECDHE only, session
  * resumption (tickets for TLS 1.3 and 1.2, a session cache for TLS 1.2
- * clients without tickets) as cfg->tls_tickets / tls_session_cache say.
+ * clients without tickets) as cfg->tls_tickets / tls_session_cache say,
+ * the ticket keys read from cfg->tls_ticket_key_file when it is set.
  * Returns 0, or IG_ETLS with a reason in err.
  */
 int ig_tls_server_new(const struct ig_config *cfg, const struct ig_certstore *store,
     struct ig_tls_server **out, char *err, size_t errsz);
 void ig_tls_server_free(struct ig_tls_server *ts);
+
+/*
+ * Ticket keys shared by a fleet (tls.ticket_key_file). ig_tls_server_new()
+ * installs the file's keys; these change them while the configuration is
+ * in use. Main thread only: the workers' ticket callbacks take a lock of
+ * the configuration's, these take it for the change.
+ *
+ * ig_tls_server_set_ticket_keys installs keys (read from the file whose
+ * identity is id): the last encrypts new tickets, the one before decrypts
+ * too. Returns 0; IG_EINVAL when ts has no session tickets; IG_ETLS (the
+ * reason in err) when mbedTLS refused them, and then the keys held before
+ * are installed again by the next ig_tls_server_ticket_refresh().
+ */
+int ig_tls_server_set_ticket_keys(struct ig_tls_server *ts, const struct ig_ticket_keys *keys,
+    const struct ig_file_id *id, char *err, size_t errsz);
+/*
+ * Call every few seconds, at most a quarter of tls.session_timeout apart:
+ * installs the file's keys again once half their lifetime has passed, so
+ * that mbedTLS never replaces them with a random key of its own. Returns
+ * 1 when it installed them, 0 when there was nothing to do (or no key
+ * file), IG_ETLS with the reason in err.
+ */
+int ig_tls_server_ticket_refresh(struct ig_tls_server *ts, char *err, size_t errsz);
+/*
+ * True when ts's ticket keys come from a file: then *id (unless NULL) is
+ * the identity of what was read, and enc and dec (unless NULL) the names
+ * of the encrypting key and of the one that only decrypts ("none" when
+ * the file holds one key), in hex. False without a key file.
+ */
+bool ig_tls_server_ticket_file(const struct ig_tls_server *ts, struct ig_file_id *id,
+    char enc[IG_TICKET_KEY_NAME_HEX], char dec[IG_TICKET_KEY_NAME_HEX]);
 
 /*
  * Builds the backend client configuration: CA file (or the system bundle),

@@ -268,7 +268,8 @@ def test_imapguard8_covers_the_command_line(deb, src_dir):
     for o in "ctdVhs":
         assert o in shortopts
         assert "-" + o in words, "imapguard(8) lacks -%s" % o
-    for cmd in ("explain", "ctl", "list", "lift", "kick", "stats"):
+    for cmd in ("explain", "ctl", "list", "lift", "kick", "stats", "ticket-key", "new",
+                "rotate"):
         assert cmd in words, cmd
     for sig in ("SIGHUP", "SIGTERM", "SIGINT", "SIGUSR1"):
         assert sig in words, sig

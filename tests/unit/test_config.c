@@ -481,6 +481,109 @@ test_key_mode_warning(void **state)
 	free(msgs);
 }
 
+/* tls.ticket_key_file: the file is read at load; a refusal points at the key. */
+#define TK_YAML(extra) \
+    "listeners:\n" \
+    "  - name: imaps\n" \
+    "    listen: \"127.0.0.1:993\"\n" \
+    "    tls: implicit\n" \
+    "tls:\n" \
+    "  ticket_key_file: tk\n" \
+    "  certificates:\n" \
+    "    - cert: cert.pem\n" \
+    "      key: key.pem\n" extra \
+    "backend:\n" \
+    "  address: \"127.0.0.1:1143\"\n"
+
+static void
+tk_put(const char *text, mode_t mode)
+{
+	FILE *f = fopen("tk", "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	assert_int_equal(chmod("tk", mode), 0);
+}
+
+static void
+test_ticket_key_file(void **state)
+{
+	(void)state;
+	/* base64 of "AAAA" and bytes 1..32; of "BBBB" and bytes 2..33 */
+	static const char ka[] = "QUFBQQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g";
+	static const char kb[] = "QkJCQgIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAh";
+	char text[256];
+	int rc;
+	struct ig_config *cfg;
+
+	snprintf(text, sizeof(text), "# keys\n%s\n%s\n", ka, kb);
+	tk_put(text, 0600);
+	char *msgs = load(TK_YAML(""), &rc, &cfg);
+	assert_string_equal(msgs, "");
+	assert_int_equal(rc, 0);
+	assert_string_equal(cfg->tls_ticket_key_file, "tk");
+	ig_config_free(cfg);
+	free(msgs);
+
+	/* No effect without tickets: a warning. */
+	msgs = load(TK_YAML("  session_tickets: false\n"), &rc, &cfg);
+	assert_int_equal(rc, 0);
+	assert_string_equal(msgs, "t.yaml:6:20: warning: 'tls.ticket_key_file' has no effect "
+	    "with tls.session_tickets: false\n");
+	ig_config_free(cfg);
+	free(msgs);
+
+	static const struct {
+		const char *text; /* NULL: no file */
+		mode_t mode;
+		const char *want;
+	} rows[] = {
+		{ NULL, 0600, "t.yaml:6:20: cannot use 'tk' for 'tls.ticket_key_file': No such file "
+		  "or directory\n" },
+		{ "ka", 0644, "t.yaml:6:20: cannot use 'tk' for 'tls.ticket_key_file': mode 0644: "
+		  "other users can read it; ticket keys decrypt every resumed session, so the file "
+		  "must be neither readable by other users nor writable by its group or others "
+		  "(chmod 600, or 640 with the group imapguard runs as)\n" },
+		{ "ka", 0660, "t.yaml:6:20: cannot use 'tk' for 'tls.ticket_key_file': mode 0660: "
+		  "its group can write it; ticket keys decrypt every resumed session, so the file "
+		  "must be neither readable by other users nor writable by its group or others "
+		  "(chmod 600, or 640 with the group imapguard runs as)\n" },
+		{ "# nothing\n", 0600, "t.yaml:6:20: cannot use 'tk' for 'tls.ticket_key_file': no "
+		  "key in it (make one with `imapguard ticket-key new`)\n" },
+		{ "ka!", 0600, "t.yaml:6:20: cannot use 'tk' for 'tls.ticket_key_file': line 1, "
+		  "column 49: '!' is not a base64 character\n" },
+		{ "kaka", 0600, "t.yaml:6:20: cannot use 'tk' for 'tls.ticket_key_file': line 2, "
+		  "column 1: same key name as the key on line 1: names select the key that "
+		  "decrypts a ticket\n" },
+		{ "kakbka", 0600, "t.yaml:6:20: cannot use 'tk' for 'tls.ticket_key_file': line 3, "
+		  "column 1: more than 2 keys: the file holds the key that encrypts (last) and at "
+		  "most one before it that still decrypts\n" },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		unlink("tk");
+		if (rows[i].text != NULL) {
+			/* "ka", "kb": the key lines; anything else is kept. */
+			size_t o = 0;
+			for (const char *p = rows[i].text; *p != '\0'; p++) {
+				if (p[0] == 'k' && (p[1] == 'a' || p[1] == 'b')) {
+					o += (size_t)snprintf(text + o, sizeof(text) - o, "%s%s",
+					    p[1] == 'a' ? ka : kb, p[2] == '!' ? "" : "\n");
+					p++;
+				} else {
+					text[o++] = *p;
+					text[o] = '\0';
+				}
+			}
+			tk_put(text, rows[i].mode);
+		}
+		msgs = load(TK_YAML(""), &rc, NULL);
+		if (strcmp(msgs, rows[i].want) != 0 || rc != IG_ECONFIG)
+			fail_msg("row %zu: rc %d, got:\n%swant:\n%s", i, rc, msgs, rows[i].want);
+		free(msgs);
+	}
+	unlink("tk");
+}
+
 static void
 test_many_errors_capped(void **state)
 {
@@ -807,6 +910,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_error_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_crypto_openssl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_mode_warning, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ticket_key_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_errors_capped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_resolve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_examples, setup, teardown),
