@@ -141,8 +141,8 @@ relay_pass(struct ig_session *s, bool *graceful)
  * Both connections are corked for the pass: the records of one burst leave
  * in one write (up to buffer_size), not one write per record.
  */
-static void
-relay_pump_once(struct ig_session *s)
+void
+ig_relay_pump(struct ig_session *s)
 {
 	bool graceful;
 	ig_conn_cork(&s->client);
@@ -169,24 +169,6 @@ relay_pump_once(struct ig_session *s)
 	ig_conn_update_read(&s->backend);
 }
 
-/* Again while a write went out whole (see session_pump: no callback comes). */
-void
-ig_relay_pump(struct ig_session *s)
-{
-	for (;;) {
-		(void)ig_conn_take_sync(&s->client);
-		(void)ig_conn_take_sync(&s->backend);
-		relay_pump_once(s);
-		if (s->closing)
-			return;
-		bool again = ig_conn_take_sync(&s->client);
-		if (ig_conn_take_sync(&s->backend))
-			again = true;
-		if (!again)
-			return;
-	}
-}
-
 void
 ig_relay_end(struct ig_session *s, const char *reason, const char *text)
 {
@@ -197,5 +179,7 @@ ig_relay_end(struct ig_session *s, const char *reason, const char *text)
 	/* The session timer bounds the wait for a boundary (the idle timeout
 	   no longer matters). */
 	ig_session_timer(s, IG_RELAY_END_MS);
-	ig_relay_pump(s);
+	/* The session's pump: it goes round again after a write that went
+	   out whole (no callback comes for it). */
+	ig_session_on_io(s);
 }
