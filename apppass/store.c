@@ -824,6 +824,21 @@ ig_apppass_snapshot_find(const struct ig_apppass_snapshot *snap, const char *use
 	return e != NULL && strcmp(e->user, user) == 0 ? e : NULL;
 }
 
+const struct ig_apppass_snap_entry *
+ig_apppass_snapshot_at(const struct ig_apppass_snapshot *snap, size_t i)
+{
+	return i < snap->n ? &snap->v[i] : NULL;
+}
+
+bool
+ig_apppass_snapshot_knows(const struct ig_apppass_snapshot *snap, const char *id)
+{
+	if (ig_apppass_snapshot_is_revoked(snap, id))
+		return true;
+	return snap->n > 0 && ig_apppass_id_valid(id) &&
+	    bsearch(id, snap->v, snap->n, sizeof(*snap->v), snap_cmp_id) != NULL;
+}
+
 bool
 ig_apppass_snapshot_is_revoked(const struct ig_apppass_snapshot *snap, const char *id)
 {

@@ -220,6 +220,13 @@ struct ig_apppass_snap_entry {
 const struct ig_apppass_snap_entry *ig_apppass_snapshot_find(
     const struct ig_apppass_snapshot *snap, const char *user, const char *id);
 
+/* The i-th usable row (i < ig_apppass_snapshot_count()), in id order. */
+const struct ig_apppass_snap_entry *ig_apppass_snapshot_at(
+    const struct ig_apppass_snapshot *snap, size_t i);
+
+/* True when id is any user's usable row or a revoked id in snap. O(log n). */
+bool ig_apppass_snapshot_knows(const struct ig_apppass_snapshot *snap, const char *id);
+
 /* True when id was revoked (or its row is invalid) in snap. O(log n). */
 bool ig_apppass_snapshot_is_revoked(const struct ig_apppass_snapshot *snap, const char *id);
 
