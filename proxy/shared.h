@@ -26,6 +26,7 @@
 #include "proxy/caps.h"
 #include "proxy/metrics.h"
 
+struct ig_apprt;
 struct ig_cc;
 struct ig_rl;
 
@@ -34,6 +35,9 @@ struct ig_shared {
 	struct ig_rl *rl;              /* the limiter, or NULL when disabled */
 	struct ig_cc *cc;              /* live connections per address group */
 	struct ig_caps_learned caps;   /* the backend's, as last learned */
+	struct ig_apprt *apprt;        /* app passwords (proxy/apprt.h, its own
+	                                  locks), or NULL when off; set before
+	                                  the workers start, freed after them */
 
 	atomic_uint nsessions;         /* live sessions, every worker */
 	atomic_uint paused_gates;      /* workers whose accepting is paused

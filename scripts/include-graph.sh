@@ -43,7 +43,7 @@ PROXY_LAYERS="
 4 listener probe
 5 session preauth attempt backend relay
 6 sessions
-7 shared gen
+7 shared gen apprt
 8 tls
 9 conn
 10 caps conncount bufpool proxyproto metrics http_parse loginfmt
