@@ -174,7 +174,10 @@ struct ig_apppass_conf {
 	                                    parallelism for new passwords
 	                                    (default 19 MiB, 2, 1) */
 	unsigned max_concurrent_verifications; /* hashes computed at once by the
-	                                    proxy (default 4); more wait */
+	                                    proxy (default 4); up to 4 times
+	                                    as many may be queued, more are
+	                                    told NO [UNAVAILABLE] (read at
+	                                    start) */
 };
 
 /* Most workers "workers" accepts. */

@@ -422,6 +422,11 @@ policy_cand_possible(const struct ig_policy_conf *p, const struct policy_eff *e,
 		    (honor_monitor && ig_policy_rule_monitored(p, c[PC_METHOD].rule)))
 			mechs |= IG_MECH_BIT(m);
 	}
+	/* credentials: app_passwords (enforced): a challenge-response over the
+	   account password can never log in, so it is not offered. */
+	if (e->credentials == IG_CRED_APP_PASSWORDS &&
+	    !(honor_monitor && ig_policy_rule_monitored(p, e->src[PK_CREDENTIALS])))
+		mechs &= ~IG_MECH_CHALLENGE_RESPONSE;
 	return mechs;
 }
 

@@ -15,8 +15,12 @@
 
 #include <mbedtls/platform_util.h>
 
+#include "apppass/password.h"
+#include "apppass/store.h"
+#include "policy/cidr.h"
 #include "policy/decide.h"
 #include "policy/ratelimit.h"
+#include "proxy/apprt.h"
 #include "proxy/gen.h"
 #include "proxy/session_types.h"
 #include "util/clock.h"
@@ -78,6 +82,7 @@ attempt_end(struct ig_session *s)
 	a->send_off = a->send_len = a->stage.len = 0;
 	a->stage.nseg = a->seg_next = 0;
 	a->as_master = false;
+	a->apppass_id[0] = '\0';
 	a->credentials = IG_CRED_PASSWORD;
 	a->cred_monitored = false;
 	a->sasl_step = 0;
@@ -248,19 +253,232 @@ attempt_judge(struct ig_session *s)
 
 /*
  * A login the credentials rule refuses (credentials: app_passwords, and no
- * app password of the user's was given): the same tagged NO as a wrong
- * password, counted by the limiter like one.
+ * app password of the user's was given), or an app password that did not
+ * verify: the same tagged NO as a wrong password, counted by the limiter
+ * like one. reason and id (NULL: not logged) go to the log.
  */
 static void
-attempt_refuse_credentials(struct ig_session *s)
+attempt_refuse_credentials(struct ig_session *s, const char *reason, const char *id,
+    enum ig_m_apppass metric)
 {
 	struct ig_attempt *a = &s->att;
 	ig_session_log(s, IG_LOG_INFO,
-	    "event=login-decision verdict=deny mech=%s tls=%s reason=app-password-required "
+	    "event=login-decision verdict=deny mech=%s tls=%s reason=%s%s%s "
 	    "rule=credentials code=AUTHENTICATIONFAILED", attempt_mech_name(a),
-	    s->tls_active ? "yes" : "no");
+	    s->tls_active ? "yes" : "no", reason, id != NULL ? " apppass_id=" : "",
+	    id != NULL ? id : "");
+	IG_SESSION_METRIC(s, apppass[metric], 1);
 	ig_session_reply(s, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", a->tag);
 	ig_attempt_done(s, false, false);
+}
+
+/*
+ * The attempt cannot go on for a reason of ours (verifications busy, no
+ * thread, master login unusable): NO [UNAVAILABLE], not counted as the
+ * user's failure, back to the command loop.
+ */
+static void
+attempt_tempfail(struct ig_session *s, const char *reason, const char *text)
+{
+	struct ig_attempt *a = &s->att;
+	ig_session_log(s, IG_LOG_WARN, "event=login-result result=tempfail reason=%s mech=%s "
+	    "code=UNAVAILABLE", reason, attempt_mech_name(a));
+	attempt_count(s, IG_ML_TEMPFAIL, IG_MR_COUNT);
+	ig_session_reply(s, "%s NO [UNAVAILABLE] %s", a->tag, text);
+	attempt_end(s);
+	ig_session_set_state(s, IG_SS_PREAUTH);
+	ig_session_timer(s, s->gen->cfg->limits.preauth_timeout_ms);
+}
+
+/* Hands the attempt to the backend. */
+static void
+attempt_to_backend(struct ig_session *s)
+{
+	ig_session_set_state(s, IG_SS_BACKEND_CONNECT);
+	ig_backend_start(s);
+}
+
+/*
+ * Parses the password the client sent as an app password (LOGIN command,
+ * PLAIN, the LOGIN mechanism). Returns true with *pw (wiped by the
+ * caller); false when the mechanism carries no password or it is not
+ * shaped like an app password. Decoded bytes are wiped.
+ */
+static bool
+attempt_app_password(struct ig_session *s, struct ig_apppass_pw *pw)
+{
+	struct ig_attempt *a = &s->att;
+	if (a->login_cmd)
+		return ig_apppass_parse(a->cmd + a->ir_off, a->ir_len, pw) == 0;
+	if (a->mech != IG_MECH_PLAIN && a->mech != IG_MECH_LOGIN)
+		return false;
+	uint8_t dec[4096];
+	size_t dlen = 0;
+	struct ig_span b64 = a->mech == IG_MECH_PLAIN ?
+	    (struct ig_span){ a->cmd, a->ir_len } : (struct ig_span){ a->cmd + a->pw_off, a->pw_len };
+	bool ok = false;
+	if (ig_sasl_b64_decode(b64, dec, sizeof(dec), &dlen) == 0) {
+		if (a->mech == IG_MECH_LOGIN) {
+			ok = ig_apppass_parse(dec, dlen, pw) == 0;
+		} else {
+			struct ig_sasl_ident id;
+			if (ig_sasl_extract_user(IG_MECH_PLAIN, dec, dlen, &id) == 0 &&
+			    id.secret.p != NULL)
+				ok = ig_apppass_parse(id.secret.p, id.secret.len, pw) == 0;
+			mbedtls_platform_zeroize(&id, sizeof(id));
+		}
+	}
+	mbedtls_platform_zeroize(dec, sizeof(dec));
+	return ok;
+}
+
+/* True when the client's address is in networks ("" = anywhere; CIDR
+   blocks separated by ','; one that does not parse refuses). */
+static bool
+attempt_from_allowed(const struct ig_session *s, const char *networks)
+{
+	if (networks[0] == '\0')
+		return true;
+	const char *p = networks;
+	while (*p != '\0') {
+		const char *end = strchr(p, ',');
+		size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+		char block[64];
+		if (n == 0 || n >= sizeof(block))
+			return false;
+		memcpy(block, p, n);
+		block[n] = '\0';
+		struct ig_cidr c;
+		if (ig_cidr_parse(block, &c) != 0)
+			return false;
+		if (ig_cidr_contains(&c, (const struct sockaddr *)&s->peer))
+			return true;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}
+
+static void attempt_verified(uv_work_t *req, int status);
+
+/*
+ * An app password for the user: look it up in the current snapshot,
+ * check its expiry and networks, then hash it on the thread pool behind
+ * the verifications' cap (IG_SS_VERIFY until attempt_verified()).
+ */
+static void
+attempt_app_check(struct ig_session *s, const struct ig_apppass_pw *pw)
+{
+	struct ig_attempt *a = &s->att;
+	struct ig_apprt *rt = s->set->sh->apprt;
+	if (rt == NULL) {
+		/* (app_passwords.store was added by a reload: at restart) */
+		attempt_tempfail(s, "app-passwords-off", "App passwords unavailable, try again "
+		    "later");
+		return;
+	}
+	struct ig_apppass_snapshot *snap = ig_apprt_snapshot(rt);
+	const struct ig_apppass_snap_entry *e = snap != NULL ?
+	    ig_apppass_snapshot_find(snap, a->user, pw->id) : NULL;
+	if (e == NULL) {
+		/* An id that is not the user's is not logged: it could be part
+		   of a password typed into the wrong field. */
+		bool revoked = snap != NULL && ig_apppass_snapshot_is_revoked(snap, pw->id);
+		ig_apppass_snapshot_unref(snap);
+		attempt_refuse_credentials(s, revoked ? "app-password-revoked" :
+		    "app-password-unknown", NULL, revoked ? IG_MAP_REVOKED : IG_MAP_UNKNOWN);
+		return;
+	}
+	char id[IG_APPPASS_ID_LEN + 1];
+	memcpy(id, e->id, sizeof(id));
+	if (e->expires != 0 && (int64_t)(ig_wall_ms() / 1000) >= e->expires) {
+		ig_apppass_snapshot_unref(snap);
+		attempt_refuse_credentials(s, "app-password-expired", id, IG_MAP_EXPIRED);
+		return;
+	}
+	if (!attempt_from_allowed(s, e->networks)) {
+		ig_apppass_snapshot_unref(snap);
+		attempt_refuse_credentials(s, "app-password-network", id, IG_MAP_NETWORK);
+		return;
+	}
+	if (!ig_apprt_verify_reserve(rt)) {
+		ig_apppass_snapshot_unref(snap);
+		IG_SESSION_METRIC(s, apppass[IG_MAP_BUSY], 1);
+		attempt_tempfail(s, "verifications-busy", "Server busy, try again later");
+		return;
+	}
+	struct ig_apprt_verify *v = calloc(1, sizeof(*v));
+	if (v == NULL) {
+		/* (the reservation is given back through a dummy release) */
+		struct ig_apprt_verify tmp = { .rt = rt };
+		ig_apprt_verify_release(&tmp);
+		ig_apppass_snapshot_unref(snap);
+		attempt_tempfail(s, "out-of-memory", "Server busy, try again later");
+		return;
+	}
+	v->req.data = s;
+	memcpy(a->apppass_id, id, sizeof(id));
+	int rc = ig_apprt_verify(rt, s->set->loop, v, snap, e, pw, attempt_verified);
+	ig_apppass_snapshot_unref(snap);
+	if (rc != 0) {
+		free(v);
+		attempt_tempfail(s, "thread-pool", "Server busy, try again later");
+		return;
+	}
+	a->verify = v;
+	ig_session_handle_opened(s);
+	ig_session_set_state(s, IG_SS_VERIFY);
+}
+
+/* The hash is back (on the session's loop). */
+static void
+attempt_verified(uv_work_t *req, int status)
+{
+	struct ig_session *s = req->data;
+	struct ig_apprt_verify *v = (struct ig_apprt_verify *)((char *)req -
+	    offsetof(struct ig_apprt_verify, req));
+	struct ig_attempt *a = &s->att;
+	int rc = status != 0 ? IG_EIO : v->rc;
+	bool match = rc == 0 && v->match;
+	uint64_t wait_ms = (v->started_ns - v->queued_ns) / 1000000u;
+	uint64_t hash_ms = (v->done_ns - v->started_ns) / 1000000u;
+	if (status != 0)
+		wait_ms = hash_ms = 0;
+	ig_apprt_verify_release(v);
+	free(v);
+	a->verify = NULL;
+	if (s->closing || s->state != IG_SS_VERIFY) {
+		ig_session_handle_closed(s);
+		return;
+	}
+	char id[IG_APPPASS_ID_LEN + 1];
+	memcpy(id, a->apppass_id, sizeof(id));
+	if (rc != 0) {
+		ig_session_log(s, IG_LOG_ERROR, "event=apppass-verify-failed apppass_id=%s "
+		    "error=\"%s\"", id, ig_strerror(rc));
+		attempt_tempfail(s, "verify-error", "Server busy, try again later");
+	} else if (!match) {
+		a->apppass_id[0] = '\0';
+		attempt_refuse_credentials(s, "app-password-wrong", id, IG_MAP_WRONG);
+	} else {
+		rc = ig_attempt_use_master(s);
+		if (rc != 0) {
+			ig_session_log(s, IG_LOG_ERROR, "event=apppass-master-login-unusable "
+			    "apppass_id=%s reason=%s", id, rc == IG_ENOTFOUND ?
+			    "backend.master_login-not-configured" : "user-not-nameable");
+			attempt_tempfail(s, "master-login-unusable", "Server unavailable, try "
+			    "again later");
+		} else {
+			ig_session_log(s, IG_LOG_INFO, "event=login-credential credential=app-password "
+			    "apppass_id=%s mech=%s wait_ms=%llu hash_ms=%llu", id,
+			    attempt_mech_name(a), (unsigned long long)wait_ms,
+			    (unsigned long long)hash_ms);
+			attempt_to_backend(s);
+		}
+	}
+	if (ig_session_handle_closed(s))
+		ig_session_on_io(s); /* pipelined input, replies to flush */
 }
 
 /*
@@ -269,33 +487,80 @@ attempt_refuse_credentials(struct ig_session *s)
  * app_passwords: only an app password, checked here, then the login as
  * backend.master_login; anything else is refused (monitor mode: logged,
  * and the backend checks the secret). both: an app password as above,
- * else the backend checks the secret as the account password.
+ * else the backend checks the secret as the account password. A bearer
+ * token (XOAUTH2, OAUTHBEARER) is no password: the backend checks it
+ * under every rule.
  */
 static void
 attempt_go(struct ig_session *s)
 {
 	struct ig_attempt *a = &s->att;
+	if (a->credentials == IG_CRED_PASSWORD) {
+		attempt_to_backend(s);
+		return;
+	}
+	if (!a->login_cmd && (a->mech == IG_MECH_XOAUTH2 || a->mech == IG_MECH_OAUTHBEARER)) {
+		ig_session_log(s, IG_LOG_INFO, "event=login-credential credential=bearer-token "
+		    "mech=%s", attempt_mech_name(a));
+		attempt_to_backend(s);
+		return;
+	}
+	struct ig_apppass_pw pw;
+	if (attempt_app_password(s, &pw)) {
+		attempt_app_check(s, &pw);
+		ig_apppass_wipe(&pw);
+		return;
+	}
 	if (a->credentials == IG_CRED_APP_PASSWORDS) {
 		if (!a->cred_monitored) {
-			attempt_refuse_credentials(s);
+			attempt_refuse_credentials(s, "app-password-required", NULL,
+			    IG_MAP_ACCOUNT_REFUSED);
 			return;
 		}
 		ig_session_log(s, IG_LOG_WARN,
 		    "event=login-decision verdict=would-deny mode=monitor mech=%s "
 		    "reason=app-password-required rule=credentials", attempt_mech_name(a));
-	} else if (a->credentials == IG_CRED_BOTH) {
+	} else {
 		ig_session_log(s, IG_LOG_INFO, "event=login-credential credential=password "
 		    "mech=%s", attempt_mech_name(a));
 	}
-	ig_session_set_state(s, IG_SS_BACKEND_CONNECT);
-	ig_backend_start(s);
+	IG_SESSION_METRIC(s, apppass[IG_MAP_ACCOUNT_USED], 1);
+	attempt_to_backend(s);
 }
 
-/* Normalises name into a->user; on failure answers BAD. */
+/*
+ * True when a user name is one of the store's app passwords (a client
+ * with its fields swapped): such a name is never logged nor sent on.
+ */
+static bool
+attempt_user_is_app_password(struct ig_session *s, const uint8_t *name, size_t len)
+{
+	struct ig_apprt *rt = s->set->sh->apprt;
+	struct ig_apppass_pw pw;
+	if (rt == NULL || ig_apppass_parse(name, len, &pw) != 0)
+		return false;
+	struct ig_apppass_snapshot *snap = ig_apprt_snapshot(rt);
+	bool known = snap != NULL && ig_apppass_snapshot_knows(snap, pw.id);
+	ig_apppass_snapshot_unref(snap);
+	ig_apppass_wipe(&pw);
+	return known;
+}
+
+/* Normalises name into a->user; on failure answers BAD (or NO, for a name
+   that is an app password). */
 static bool
 attempt_set_user(struct ig_session *s, const uint8_t *name, size_t len)
 {
 	struct ig_attempt *a = &s->att;
+	if (attempt_user_is_app_password(s, name, len)) {
+		ig_session_log(s, IG_LOG_INFO, "event=login-decision verdict=deny mech=%s "
+		    "reason=user-is-an-app-password user=[redacted] code=AUTHENTICATIONFAILED",
+		    attempt_mech_name(a));
+		ig_session_reply(s, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", a->tag);
+		/* A failure of the address (no user is known). */
+		ig_attempt_done(s, false, false);
+		return false;
+	}
 	int rc = ig_user_normalize(name, len, ig_session_policy(s)->fold_case, a->user,
 	    sizeof(a->user));
 	if (rc != 0) {
@@ -473,8 +738,24 @@ attempt_sasl_password(struct ig_session *s, struct ig_span b64)
 bool
 ig_attempt_judge_step(struct ig_session *s, struct ig_span b64)
 {
-	if (attempt_sasl_user(s, b64))
-		return true;
+	if (attempt_sasl_user(s, b64)) {
+		struct ig_attempt *a = &s->att;
+		/* A challenge-response over the account password: never an
+		   app password (the proxy cannot check one here). */
+		if (a->credentials != IG_CRED_APP_PASSWORDS)
+			return true;
+		if (a->cred_monitored) {
+			ig_session_log(s, IG_LOG_WARN,
+			    "event=login-decision verdict=would-deny mode=monitor mech=%s "
+			    "reason=app-password-required rule=credentials", attempt_mech_name(a));
+			return true;
+		}
+		/* (ig_attempt_done() closes the backend and goes back to the
+		   command loop) */
+		attempt_refuse_credentials(s, "app-password-required", NULL,
+		    IG_MAP_ACCOUNT_REFUSED);
+		return false;
+	}
 	ig_backend_close(s);
 	ig_session_set_state(s, IG_SS_PREAUTH);
 	ig_session_timer(s, s->gen->cfg->limits.preauth_timeout_ms);
@@ -636,10 +917,44 @@ ig_attempt_abandon(struct ig_session *s)
 		(void)attempt_count_abandoned(s, "aborted");
 }
 
+/*
+ * The backend accepted the master login for an app password: the password
+ * must still be in the newest snapshot (a revocation while the login was
+ * under way ran its sweep before this session was in the relay). Returns
+ * false after refusing the login (client answered, backend closed).
+ */
+static bool
+attempt_app_still_valid(struct ig_session *s)
+{
+	struct ig_attempt *a = &s->att;
+	struct ig_apprt *rt = s->set->sh->apprt;
+	struct ig_apppass_snapshot *snap = rt != NULL ? ig_apprt_snapshot(rt) : NULL;
+	bool ok = snap != NULL && ig_apppass_snapshot_find(snap, a->user, a->apppass_id) != NULL;
+	ig_apppass_snapshot_unref(snap);
+	if (ok)
+		return true;
+	char id[IG_APPPASS_ID_LEN + 1];
+	memcpy(id, a->apppass_id, sizeof(id));
+	ig_session_log(s, IG_LOG_INFO, "event=login-decision verdict=deny mech=%s "
+	    "reason=app-password-revoked apppass_id=%s rule=credentials phase=after-backend "
+	    "code=AUTHENTICATIONFAILED", attempt_mech_name(a), id);
+	IG_SESSION_METRIC(s, apppass[IG_MAP_REVOKED], 1);
+	attempt_count(s, IG_ML_REFUSED, IG_MR_COUNT);
+	ig_session_reply(s, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", a->tag);
+	s->failures++;
+	attempt_end(s);
+	ig_backend_close(s);
+	ig_session_set_state(s, IG_SS_PREAUTH);
+	ig_session_timer(s, s->gen->cfg->limits.preauth_timeout_ms);
+	return false;
+}
+
 bool
 ig_attempt_recheck(struct ig_session *s)
 {
 	struct ig_attempt *a = &s->att;
+	if (a->apppass_id[0] != '\0' && !attempt_app_still_valid(s))
+		return false;
 	if (a->decided_gen == s->set->gen_seq)
 		return true;
 	struct ig_login_facts f;
@@ -702,6 +1017,13 @@ ig_attempt_done(struct ig_session *s, bool ok, bool tempfail)
 			ig_shared_unlock(sh);
 		}
 		snprintf(s->user, sizeof(s->user), "%s", a->user);
+		memcpy(s->apppass_id, a->apppass_id, sizeof(s->apppass_id));
+		if (s->apppass_id[0] != '\0') {
+			IG_SESSION_METRIC(s, apppass[IG_MAP_OK], 1);
+			if (sh->apprt != NULL)
+				ig_apprt_record_use(sh->apprt, s->apppass_id,
+				    (int64_t)(ig_wall_ms() / 1000), s->peer_ip);
+		}
 		s->login_cmd = a->login_cmd;
 		s->login_mech = a->mech;
 		attempt_end(s);

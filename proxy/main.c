@@ -267,6 +267,25 @@ main_log_setup(const struct ig_config *cfg)
 	return 0;
 }
 
+/*
+ * libuv's thread pool (started at its first use, its size fixed then)
+ * computes the app passwords' hashes: as many threads as
+ * app_passwords.max_concurrent_verifications (proxy/apprt.c holds the
+ * hashes to that many at once) and two more for the rest (the store's
+ * poll, the limiter's state file), which wait at most for the hashes
+ * queued before them. An explicit UV_THREADPOOL_SIZE in the environment
+ * wins.
+ */
+static void
+main_threadpool(const struct ig_config *cfg)
+{
+	if (cfg->apppass.store == NULL || getenv("UV_THREADPOOL_SIZE") != NULL)
+		return;
+	char n[16];
+	snprintf(n, sizeof(n), "%u", cfg->apppass.max_concurrent_verifications + 2u);
+	setenv("UV_THREADPOOL_SIZE", n, 1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -366,6 +385,7 @@ main(int argc, char **argv)
 	    ig_crypto_backend_str(ig_crypto_active()));
 	if (crypto_note[0] != '\0')
 		log_warn("event=crypto-fallback reason=\"%s\"", crypto_note);
+	main_threadpool(g->cfg);
 	struct ig_server sv;
 	if (ig_server_init(&sv, g, path) != 0)
 		return 1; /* (signals stay blocked: the exit status is ours) */

@@ -208,6 +208,67 @@ m_process(struct ig_expo *e, const struct ig_metrics_view *v)
 	}
 }
 
+static const char *const m_apppass_login_names[] = {
+	"ok", "wrong", "unknown", "revoked", "expired", "network", "busy",
+};
+_Static_assert(sizeof(m_apppass_login_names) / sizeof(m_apppass_login_names[0]) ==
+    IG_MAP_ACCOUNT_REFUSED, "an outcome name per app password login outcome");
+
+/* App passwords (issue 17): logins, the account password, the store. */
+static void
+m_apppass(struct ig_expo *e, const struct ig_metrics_view *v)
+{
+	ig_expo_family(e, "imapguard_app_password_logins_total", "counter",
+	    "Logins with an app password, by outcome (busy: the verifications' cap).");
+	m_labelled(e, v, "imapguard_app_password_logins_total", "result", m_apppass_login_names,
+	    IG_MAP_ACCOUNT_REFUSED, offsetof(struct ig_metrics, apppass));
+	ig_expo_family(e, "imapguard_account_password_logins_total", "counter",
+	    "Logins with the account password under a credentials rule: refused "
+	    "(app_passwords) or passed to the backend (both, or monitor mode).");
+	struct ig_expo_label l = { "result", "refused" };
+	ig_expo_u64(e, "imapguard_account_password_logins_total", &l, 1,
+	    M_SUM(v, apppass[IG_MAP_ACCOUNT_REFUSED]));
+	l.value = "passed";
+	ig_expo_u64(e, "imapguard_account_password_logins_total", &l, 1,
+	    M_SUM(v, apppass[IG_MAP_ACCOUNT_USED]));
+	ig_expo_family(e, "imapguard_app_password_sessions_ended_total", "counter",
+	    "Live sessions ended because their app password was revoked.");
+	ig_expo_u64(e, "imapguard_app_password_sessions_ended_total", NULL, 0,
+	    M_SUM(v, apppass[IG_MAP_SESSIONS_ENDED]));
+	ig_expo_family(e, "imapguard_app_passwords", "gauge",
+	    "App passwords in the snapshot in force, by state (invalid: rows left out).");
+	l.name = "state";
+	l.value = "active";
+	ig_expo_u64(e, "imapguard_app_passwords", &l, 1, v->apppass_active);
+	l.value = "revoked";
+	ig_expo_u64(e, "imapguard_app_passwords", &l, 1, v->apppass_revoked);
+	l.value = "invalid";
+	ig_expo_u64(e, "imapguard_app_passwords", &l, 1, v->apppass_invalid);
+	ig_expo_family(e, "imapguard_app_password_store_loaded", "gauge",
+	    "1 when a snapshot of the app password store is in force, else 0.");
+	ig_expo_u64(e, "imapguard_app_password_store_loaded", NULL, 0, v->apppass_loaded ? 1 : 0);
+	ig_expo_family(e, "imapguard_app_password_store_reloads_total", "counter",
+	    "Snapshots of the app password store loaded (each change: issued, revoked).");
+	ig_expo_u64(e, "imapguard_app_password_store_reloads_total", NULL, 0,
+	    v->apppass_reloads);
+	ig_expo_family(e, "imapguard_app_password_store_errors_total", "counter",
+	    "Polls of the app password store that could not read it.");
+	ig_expo_u64(e, "imapguard_app_password_store_errors_total", NULL, 0,
+	    v->apppass_load_errors);
+	ig_expo_family(e, "imapguard_app_password_verifications_total", "counter",
+	    "Argon2id verifications computed.");
+	ig_expo_u64(e, "imapguard_app_password_verifications_total", NULL, 0,
+	    v->apppass_verifications);
+	ig_expo_family(e, "imapguard_app_password_verify_seconds_total", "counter",
+	    "Time spent computing Argon2id verifications, in seconds.");
+	ig_expo_double(e, "imapguard_app_password_verify_seconds_total", NULL, 0,
+	    (double)v->apppass_verify_ns / 1e9);
+	ig_expo_family(e, "imapguard_app_password_verifications_outstanding", "gauge",
+	    "Verifications queued or computing now.");
+	ig_expo_u64(e, "imapguard_app_password_verifications_outstanding", NULL, 0,
+	    v->apppass_outstanding);
+}
+
 void
 ig_metrics_write(struct ig_expo *e, const struct ig_metrics_view *v)
 {
@@ -309,6 +370,9 @@ ig_metrics_write(struct ig_expo *e, const struct ig_metrics_view *v)
 	ig_expo_u64(e, "imapguard_reloads_total", &rl, 1, v->reloads_ok);
 	rl.value = "failure";
 	ig_expo_u64(e, "imapguard_reloads_total", &rl, 1, v->reloads_failed);
+
+	if (v->apppass_on)
+		m_apppass(e, v);
 
 	ig_expo_family(e, "imapguard_tls_certificate_expiry_timestamp_seconds", "gauge",
 	    "End of validity of each served certificate chain (its earliest), Unix seconds.");

@@ -65,6 +65,24 @@ enum ig_m_backend_err {
 	IG_MBE_COUNT
 };
 
+/* App passwords (issue 17): logins by outcome, the account password under
+   a credentials rule, sessions ended by a revocation. */
+enum ig_m_apppass {
+	IG_MAP_OK,               /* logged in with an app password */
+	IG_MAP_WRONG,            /* the id is the user's, the secret is not */
+	IG_MAP_UNKNOWN,          /* no such id for the user */
+	IG_MAP_REVOKED,          /* a revoked id */
+	IG_MAP_EXPIRED,          /* past its expiry */
+	IG_MAP_NETWORK,          /* from outside its --from networks */
+	IG_MAP_BUSY,             /* the verifications' cap was reached */
+	IG_MAP_ACCOUNT_REFUSED,  /* credentials: app_passwords refused the
+	                            account password */
+	IG_MAP_ACCOUNT_USED,     /* credentials: both (or monitor) let the
+	                            account password go to the backend */
+	IG_MAP_SESSIONS_ENDED,   /* live sessions ended by a revocation */
+	IG_MAP_COUNT
+};
+
 enum ig_m_hist {
 	IG_MH_LOGIN,             /* login command to the result, seconds */
 	IG_MH_BACKEND_CONNECT,   /* TCP connect to the backend, seconds */
@@ -92,6 +110,7 @@ struct ig_metrics {
 	ig_mctr to_backend;                /* relayed bytes, client to backend */
 	ig_mctr to_client;                 /* relayed bytes, backend to client */
 	ig_mctr relay_in, relay_out;       /* sessions that entered / left relay */
+	ig_mctr apppass[IG_MAP_COUNT];
 	struct ig_metrics_hist hist[IG_MH_COUNT];
 	ig_mctr *conns;                    /* accepted, per listener (nlisteners) */
 	size_t nlisteners;
@@ -151,6 +170,13 @@ struct ig_metrics_view {
 	uint64_t reloads_ok, reloads_failed;
 	const struct ig_metrics_cert *certs;
 	size_t ncerts;
+	/* App passwords (proxy/apprt.h): written when apppass_on. */
+	bool apppass_on;
+	bool apppass_loaded;                /* a snapshot is in force */
+	uint64_t apppass_active, apppass_revoked, apppass_invalid;
+	uint64_t apppass_reloads, apppass_load_errors;
+	uint64_t apppass_verifications, apppass_verify_ns;
+	unsigned apppass_outstanding;
 	/* The process (negative when unknown: not written). */
 	double open_fds, max_fds, rss_bytes, vsize_bytes, cpu_seconds;
 };

@@ -5,6 +5,7 @@
  * and hands it to every worker only if all of it loaded; running sessions
  * keep the generation they started with.
  */
+#include "proxy/apprt.h"
 #include "proxy/server.h"
 
 #include <arpa/inet.h>
@@ -433,6 +434,20 @@ server_metrics(void *arg, struct ig_expo *e)
 		ig_rl_foreach_block(sv->sh.rl, ig_wall_ms(), server_count_block, v.rl_blocks);
 		ig_shared_unlock(&sv->sh);
 	}
+	if (sv->sh.apprt != NULL) {
+		struct ig_apprt_stats as;
+		ig_apprt_stats(sv->sh.apprt, &as);
+		v.apppass_on = true;
+		v.apppass_loaded = as.loaded;
+		v.apppass_active = as.active;
+		v.apppass_revoked = as.revoked;
+		v.apppass_invalid = as.invalid;
+		v.apppass_reloads = as.reloads;
+		v.apppass_load_errors = as.load_errors;
+		v.apppass_verifications = as.verifications;
+		v.apppass_verify_ns = as.verify_ns;
+		v.apppass_outstanding = as.outstanding;
+	}
 	server_process_stats(&v);
 	ig_metrics_write(e, &v);
 out:
@@ -576,6 +591,38 @@ server_tk_timer(struct ig_server *sv)
 	uv_timer_start(&sv->tk_timer, server_tk_tick, period, period);
 }
 
+struct server_sweep {
+	const struct ig_apppass_snapshot *snap;
+	unsigned ended;
+};
+
+/* On each worker's thread: the sessions of revoked app passwords end. */
+static void
+server_apppass_sweep_cb(struct ig_worker *w, void *arg)
+{
+	struct server_sweep *sw = arg;
+	sw->ended += ig_worker_apppass_sweep(w, sw->snap);
+}
+
+/*
+ * A new snapshot of the app password store is in force (proxy/apprt.h):
+ * every worker ends the sessions whose app password it no longer has.
+ * The first snapshot ends nothing: no session could log in without one.
+ */
+static void
+server_apppass_changed(void *arg, const struct ig_apppass_snapshot *old_snap,
+    const struct ig_apppass_snapshot *new_snap)
+{
+	struct ig_server *sv = arg;
+	if (old_snap == NULL || sv->stopping || !sv->workers_started)
+		return;
+	struct server_sweep sw = { new_snap, 0 };
+	for (unsigned i = 0; i < sv->nworkers; i++)
+		ig_worker_call(&sv->workers[i], server_apppass_sweep_cb, &sw);
+	if (sw.ended > 0)
+		log_info("event=apppass-sweep sessions_ended=%u", sw.ended);
+}
+
 static void
 server_stop(struct ig_server *sv, const char *why)
 {
@@ -611,6 +658,7 @@ server_stop(struct ig_server *sv, const char *why)
 		sv->tk_timer_on = false;
 		uv_close((uv_handle_t *)&sv->tk_timer, server_handle_close_cb);
 	}
+	ig_apprt_stop(sv->sh.apprt);
 	uv_close((uv_handle_t *)&sv->sig_term, server_handle_close_cb);
 	uv_close((uv_handle_t *)&sv->sig_int, server_handle_close_cb);
 	uv_close((uv_handle_t *)&sv->sig_hup, server_handle_close_cb);
@@ -704,6 +752,12 @@ server_reload(struct ig_server *sv)
 		log_warn("event=reload-note reason=\"ratelimit.state_file changes at restart\"");
 	if (nc->tls_crypto != ig_crypto_requested())
 		log_warn("event=reload-note reason=\"tls.crypto changes at restart\"");
+	if (!server_same_str(nc->apppass.store, sv->gen->cfg->apppass.store))
+		log_warn("event=reload-note reason=\"app_passwords.store changes at restart\"");
+	if (nc->apppass.max_concurrent_verifications !=
+	    sv->gen->cfg->apppass.max_concurrent_verifications)
+		log_warn("event=reload-note reason=\"app_passwords.max_concurrent_verifications "
+		    "changes at restart\"");
 	if (nc->workers != sv->gen->cfg->workers)
 		log_warn("event=reload-note reason=\"workers changes at restart\"");
 	if (nc->limits.buffer_size != sv->gen->cfg->limits.buffer_size)
@@ -1143,6 +1197,12 @@ server_start(struct ig_server *sv, struct ig_gen *g, const char *config_path)
 	/* Everything that needs root is open: from here, the user. */
 	if (rc == 0 && server_drop_privileges(sv) != 0)
 		rc = IG_EIO;
+	/* The app password store is read as the user (SQLite makes its -wal
+	   and -shm files as whoever opens it first). */
+	if (rc == 0 && cfg->apppass.store != NULL &&
+	    ig_apprt_start(&sv->loop, &cfg->apppass, server_apppass_changed, sv,
+	        &sv->sh.apprt) != 0)
+		rc = IG_ENOMEM;
 	if (rc != 0) {
 		for (size_t i = 0; i < nfds; i++)
 			if (fds[i] >= 0)
@@ -1157,7 +1217,7 @@ server_start(struct ig_server *sv, struct ig_gen *g, const char *config_path)
 	 * held back by main(), and no client is accepted yet.
 	 */
 	server_probe(sv);
-	while (sv->probe != NULL)
+	while (sv->probe != NULL || (sv->sh.apprt != NULL && !ig_apprt_polled(sv->sh.apprt)))
 		uv_run(&sv->loop, UV_RUN_ONCE);
 
 	/* The workers, each on its sockets (they own them from here). */
@@ -1187,6 +1247,7 @@ server_start(struct ig_server *sv, struct ig_gen *g, const char *config_path)
 	for (unsigned i = 0; i < sv->nworkers; i++)
 		if ((rc = ig_worker_start(&sv->workers[i], sv->workers, sv->nworkers)) != 0)
 			return rc;
+	sv->workers_started = true;
 	server_tk_log(sv, "start");
 	server_tk_timer(sv);
 	log_info("event=ready listeners=%zu workers=%u pid=%ld", cfg->nlisteners, sv->nworkers,
@@ -1243,6 +1304,7 @@ ig_server_destroy(struct ig_server *sv)
 		ig_admin_http_stop(sv->http);
 		sv->http = NULL;
 		sv->probe_timer_on = false; /* (closed by the walk below) */
+		ig_apprt_stop(sv->sh.apprt);
 		uv_walk(&sv->loop, server_walk_close, NULL);
 		uv_run(&sv->loop, UV_RUN_DEFAULT);
 		int lrc = uv_loop_close(&sv->loop);
@@ -1254,6 +1316,8 @@ ig_server_destroy(struct ig_server *sv)
 	}
 	ig_rl_snapshot_free(sv->rl_snap); /* (none: the loop ran them out) */
 	sv->rl_snap = NULL;
+	ig_apprt_free(sv->sh.apprt); /* (its poll has been run out) */
+	sv->sh.apprt = NULL;
 	ig_shared_destroy(&sv->sh); /* the limiter and the connection table */
 	if (sv->rl_lock_fd >= 0)
 		close(sv->rl_lock_fd); /* releases the state file to a successor */

@@ -109,6 +109,7 @@ struct ig_server {
 	bool tk_stat_failed;           /* logged; until stat works again */
 	bool tk_refresh_failed;        /* logged; until a refresh works */
 
+	bool workers_started;          /* every worker's thread runs */
 	struct ig_admin_http *http;    /* admin.listen, or NULL */
 	double start_time;             /* Unix seconds (metrics) */
 	uint64_t reloads_ok, reloads_failed;

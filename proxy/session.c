@@ -16,6 +16,7 @@
 
 #include <mbedtls/platform_util.h>
 
+#include "apppass/store.h"
 #include "policy/cidr.h"
 #include "policy/decide.h"
 #include "proxy/attempt.h"
@@ -43,6 +44,7 @@ ig_session_state_str(enum ig_session_state st)
 	CASE(IG_SS_TLS_HANDSHAKE);
 	CASE(IG_SS_PREAUTH);
 	CASE(IG_SS_SASL);
+	CASE(IG_SS_VERIFY);
 	CASE(IG_SS_BACKEND_CONNECT);
 	CASE(IG_SS_BACKEND_AUTH);
 	CASE(IG_SS_RELAY);
@@ -208,6 +210,7 @@ session_before_login(const struct ig_session *s)
 	case IG_SS_TLS_HANDSHAKE:
 	case IG_SS_PREAUTH:
 	case IG_SS_SASL:
+	case IG_SS_VERIFY:
 	case IG_SS_BACKEND_CONNECT:
 	case IG_SS_BACKEND_AUTH:
 		return true;
@@ -673,6 +676,11 @@ session_timer_cb(uv_timer_t *t)
 		ig_session_log(s, IG_LOG_INFO, "event=timeout reason=preauth-idle");
 		ig_session_reply(s, "* BYE [UNAVAILABLE] Idle for too long");
 		ig_session_close(s, "preauth-timeout", true);
+		return;
+	case IG_SS_VERIFY:
+		/* The hash ends by itself (bounded work, bounded queue): its
+		   answer decides. */
+		ig_session_timer(s, 1000);
 		return;
 	case IG_SS_BACKEND_CONNECT:
 	case IG_SS_BACKEND_AUTH:
@@ -1177,6 +1185,7 @@ ig_session_shutdown(struct ig_session *s)
 		return;
 	case IG_SS_PREAUTH:
 	case IG_SS_SASL:
+	case IG_SS_VERIFY:
 	case IG_SS_BACKEND_CONNECT:
 	case IG_SS_BACKEND_AUTH:
 		/* Our own lines only so far (a tarpit's held answer goes first):
@@ -1220,6 +1229,7 @@ session_drain_now(const struct ig_session *s)
 	case IG_SS_PREAUTH:
 		return true;
 	case IG_SS_SASL:
+	case IG_SS_VERIFY:
 	case IG_SS_BACKEND_CONNECT:
 	case IG_SS_BACKEND_AUTH:
 	case IG_SS_RELAY:
@@ -1316,4 +1326,24 @@ ig_session_kick_user(struct ig_session_set *set, const char *user, unsigned *cou
 		(*count)++;
 	}
 	return 0;
+}
+
+unsigned
+ig_session_apppass_sweep(struct ig_session_set *set, const struct ig_apppass_snapshot *snap)
+{
+	unsigned n = 0;
+	/* Closing never frees synchronously: the walk stays valid. */
+	for (struct ig_session *s = set->sessions; s != NULL; s = s->next) {
+		if (s->closing || s->end_reason != NULL || s->state != IG_SS_RELAY ||
+		    s->apppass_id[0] == '\0' ||
+		    ig_apppass_snapshot_find(snap, s->user, s->apppass_id) != NULL)
+			continue;
+		ig_session_log(s, IG_LOG_WARN, "event=session-revoked by=app-password "
+		    "apppass_id=%s reason=%s", s->apppass_id,
+		    ig_apppass_snapshot_is_revoked(snap, s->apppass_id) ? "revoked" : "removed");
+		IG_SESSION_METRIC(s, apppass[IG_MAP_SESSIONS_ENDED], 1);
+		session_revoke(s, "app-password-revoked", "App password revoked");
+		n++;
+	}
+	return n;
 }

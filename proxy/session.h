@@ -21,6 +21,8 @@ enum ig_session_state {
 	IG_SS_PREAUTH,         /* not authenticated: our own command loop */
 	IG_SS_SASL,            /* AUTHENTICATE: waiting for the client's first
 	                          response before any backend contact */
+	IG_SS_VERIFY,          /* an app password's hash is being computed on
+	                          the thread pool (proxy/apprt.h) */
 	IG_SS_BACKEND_CONNECT, /* connecting, greeting, TLS, capabilities */
 	IG_SS_BACKEND_AUTH,    /* the login command is with the backend */
 	IG_SS_RELAY,           /* authenticated: byte-for-byte relay */
@@ -81,5 +83,16 @@ unsigned ig_session_recheck_all(struct ig_session_set *set);
  * a name no login could have.
  */
 int ig_session_kick_user(struct ig_session_set *set, const char *user, unsigned *count);
+
+struct ig_apppass_snapshot;
+/*
+ * The app password store changed (snap is the newest snapshot): ends every
+ * logged-in session whose app password snap no longer has for its user
+ * (revoked, or its row gone or invalid) with "* BYE [UNAVAILABLE]". A login
+ * still under way is checked when the backend accepts it
+ * (ig_attempt_recheck()). Returns how many were ended.
+ */
+unsigned ig_session_apppass_sweep(struct ig_session_set *set,
+    const struct ig_apppass_snapshot *snap);
 
 #endif /* IG_PROXY_SESSION_H */

@@ -17,6 +17,7 @@
 
 #include <uv.h>
 
+#include "apppass/password.h"
 #include "policy/ratelimit.h"
 #include "proxy/caps.h"
 #include "proxy/conn_types.h"
@@ -28,6 +29,7 @@
 #include "proxy/session.h"
 #include "proxy/sessions.h"
 
+struct ig_apprt_verify;
 struct ig_gen;
 struct ig_policy_conf;
 struct ig_pp_parser;
@@ -117,6 +119,13 @@ struct ig_attempt {
 	 */
 	enum ig_credentials credentials;
 	bool cred_monitored;
+	/*
+	 * An app password (issue 17): the hash being computed on the thread
+	 * pool (IG_SS_VERIFY; the session holds a reference until it is
+	 * back), then the id of the one that verified.
+	 */
+	struct ig_apprt_verify *verify;
+	char apppass_id[IG_APPPASS_ID_LEN + 1]; /* "" when none */
 	/*
 	 * What goes to the backend, formatted in stage.buf[0..stage.len)
 	 * (proxy/loginfmt.h; buf is the stage.cap bytes after cmd): the
@@ -218,6 +227,9 @@ struct ig_session {
 	struct ig_caps_learned bcaps;   /* the backend's capabilities, this
 	                                   connection */
 	char user[IG_USER_MAX + 1];     /* who logged in (for the close line) */
+	char apppass_id[IG_APPPASS_ID_LEN + 1]; /* the app password it logged in
+	                                   with ("" for none): its revocation
+	                                   ends the session */
 	bool login_cmd;                 /* how: the LOGIN command, or ... */
 	enum ig_sasl_mech login_mech;   /* ... AUTHENTICATE with this (judged
 	                                   again when the policy is reloaded) */

@@ -376,3 +376,9 @@ ig_worker_kick(struct ig_worker *w, const char *user, unsigned *count)
 {
 	return ig_session_kick_user(&w->set, user, count);
 }
+
+unsigned
+ig_worker_apppass_sweep(struct ig_worker *w, const struct ig_apppass_snapshot *snap)
+{
+	return ig_session_apppass_sweep(&w->set, snap);
+}

@@ -116,5 +116,9 @@ struct ig_bufpool_stats;
 void ig_worker_buffer_stats(struct ig_worker *w, struct ig_bufpool_stats *st);
 /* On w's thread: ends user's sessions here (ig_session_kick_user). */
 int ig_worker_kick(struct ig_worker *w, const char *user, unsigned *count);
+struct ig_apppass_snapshot;
+/* On w's thread: ends the sessions of app passwords snap no longer has
+   (ig_session_apppass_sweep). Returns how many were. */
+unsigned ig_worker_apppass_sweep(struct ig_worker *w, const struct ig_apppass_snapshot *snap);
 
 #endif /* IG_PROXY_WORKER_H */

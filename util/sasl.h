@@ -28,6 +28,10 @@ enum ig_sasl_mech {
 /* Bit for a mechanism in a uint32_t mechanism set. */
 #define IG_MECH_BIT(m) (UINT32_C(1) << (unsigned)(m))
 #define IG_MECH_ALL (IG_MECH_BIT(IG_MECH_COUNT) - 1u)
+/* The mechanisms that prove the account password without sending it
+   (the backend checks them; no app password can answer them). */
+#define IG_MECH_CHALLENGE_RESPONSE (IG_MECH_BIT(IG_MECH_CRAM_MD5) | \
+	IG_MECH_BIT(IG_MECH_SCRAM_SHA_1) | IG_MECH_BIT(IG_MECH_SCRAM_SHA_256))
 
 /* Longest user name accepted (bytes, after normalisation). */
 #define IG_USER_MAX 255
