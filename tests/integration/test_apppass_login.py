@@ -533,3 +533,51 @@ def test_wrong_app_passwords_count_in_the_rate_limiter(imapguard, imapguard_bin,
     assert "reason=ratelimit limit=user-address" in ig.log_text()
     # Refused before any hash: no verification of the fourth.
     assert ig.log_text().count("event=login-credential credential=app-password") == hashed
+
+
+# ---- a flood --------------------------------------------------------------------------------
+
+def test_a_flood_of_logins_is_bounded_and_nothing_hangs(imapguard, imapguard_bin, devcerts,
+                                                       dovecot_master, ca, tmp_path):
+    """With one verification at a time (and so four outstanding) and a
+    slow hash, twelve logins at once: at most four are hashed, the others
+    are told NO [UNAVAILABLE] at once; clients that leave while their hash
+    runs do not disturb anything; every connection gets its answer."""
+    cfg, store = config(devcerts, dovecot_master.address, tmp_path)
+    cfg["app_passwords"]["hash"] = {"memory": "64MiB", "iterations": 16}
+    cfg["app_passwords"]["max_concurrent_verifications"] = 1
+    ig = imapguard(cfg)
+    s = Setup(imapguard_bin, ig, store)
+    _, pw = s.add()
+    # The logins go out together: TLS first, then LOGIN all at once.
+    n = 12
+    clients = [igtest.tls_client(ig, ca) for _ in range(n)]
+    answers = [None] * n
+    try:
+        for i, c in enumerate(clients):
+            c.send('a LOGIN "%s" "%s"\r\n' % (ALICE, pw))
+        # Two leave while their hash runs (or waits).
+        for c in clients[:2]:
+            c.close()
+
+        def answer(i):
+            if i >= 2:
+                _, tagged = clients[i].read_until_tagged("a")
+                answers[i] = tagged.decode() if isinstance(tagged, bytes) else tagged
+        igtest.in_threads(answer, n, 120)
+    finally:
+        for c in clients:
+            c.close()
+    got = answers[2:]
+    ok = [a for a in got if status(a) == "OK"]
+    busy = [a for a in got if status(a) == "NO" and resp_code(a) == "UNAVAILABLE"]
+    assert len(ok) + len(busy) == n - 2, got
+    assert 1 <= len(ok) <= 4, got
+    assert len(busy) >= n - 2 - 4, got
+    assert all("Server busy, try again later" in a for a in busy)
+    log = ig.log_text()
+    # (the two that left may have been among them)
+    assert len(busy) <= log.count("reason=verifications-busy") <= len(busy) + 2
+    # Every verification came back (none outstanding, none leaked: ASan
+    # checks at the stop).
+    igtest.wait_until(lambda: ig.log_text().count("hash_ms=") >= len(ok), 60, "the hashes")
