@@ -12,23 +12,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "apppass/hash.h"
 #include "apppass/password.h"
 #include "apppass/store.h"
 #include "config/config.h"
 #include "policy/cidr.h"
+#include "proxy/storecli.h"
 #include "util/err.h"
-#include "util/priv.h"
 #include "util/sasl.h"
 
-#define CLI_OK 0
-#define CLI_NOTFOUND 1
-#define CLI_ERROR 2
-/* How long a command waits for the proxy (or another command) to finish
- * its write before it gives up. */
-#define CLI_BUSY_MS 5000u
+#define CLI_OK IG_CLI_OK
+#define CLI_NOTFOUND IG_CLI_NOTFOUND
+#define CLI_ERROR IG_CLI_ERROR
 /* --expires: at most ten years. */
 #define CLI_EXPIRES_MAX_S (3650ll * 86400)
 
@@ -165,58 +161,6 @@ cli_label_ok(const char *s)
 	return true;
 }
 
-/* A time as "2025-05-03T10:00:00Z" (UTC), or none ("-" or never). */
-static const char *
-cli_time(int64_t t, const char *none, char *buf, size_t bufsz)
-{
-	struct tm tm;
-	time_t tt = (time_t)t;
-	if (t <= 0 || gmtime_r(&tt, &tm) == NULL ||
-	    strftime(buf, bufsz, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		return none;
-	return buf;
-}
-
-/*
- * Text from the store for a terminal: control bytes (C0, DEL, and C1 as
- * UTF-8) become '?', so that a row edited by hand cannot drive the
- * terminal. The command itself never stores them.
- */
-static const char *
-cli_show(const char *s, char *buf, size_t bufsz)
-{
-	size_t o = 0;
-	for (size_t i = 0; s[i] != '\0' && o + 1 < bufsz; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == 0xc2 && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0x9f) {
-			buf[o++] = '?';
-			i++;
-		} else {
-			buf[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-		}
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
-/* Writes all of buf to standard output (after what stdio holds). */
-static int
-cli_write_out(const char *buf, size_t len)
-{
-	if (fflush(stdout) != 0)
-		return -1;
-	while (len > 0) {
-		ssize_t n = write(STDOUT_FILENO, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* ---- commands ----------------------------------------------------------- */
 
 static int
@@ -268,10 +212,12 @@ cli_add(struct ig_apppass_store *st, const struct ig_config *cfg, const char *us
 		    "password:  %s\n"
 		    "\n"
 		    "The password is shown only this once: enter it on the device now.\n",
-		    pw.id, cli_show(user, ub, sizeof(ub)), cli_show(o->label, lb, sizeof(lb)),
-		    cli_time(n.expires, "never", tb, sizeof(tb)), nets[0] != '\0' ? nets : "anywhere",
-		    text);
-	int wrc = len > 0 && (size_t)len < sizeof(out) ? cli_write_out(out, (size_t)len) : -1;
+		    pw.id, ig_storecli_show(user, ub, sizeof(ub)),
+		    ig_storecli_show(o->label, lb, sizeof(lb)),
+		    ig_storecli_time(n.expires, "never", tb, sizeof(tb)),
+		    nets[0] != '\0' ? nets : "anywhere", text);
+	int wrc = len > 0 && (size_t)len < sizeof(out) ? ig_storecli_write_out(out, (size_t)len) :
+	    -1;
 	int werr = errno;
 	char id[IG_APPPASS_ID_LEN + 1];
 	memcpy(id, pw.id, sizeof(id));
@@ -317,12 +263,12 @@ cli_list_row(const struct ig_apppass_entry *e, void *arg)
 		l->cap = cap;
 	}
 	const char *v[CLI_COLS] = {
-		e->id, NULL, cli_time(e->created, "-", b[0], sizeof(b[0])),
-		cli_time(e->expires, "never", b[1], sizeof(b[1])),
-		cli_time(e->last_used, "-", b[2], sizeof(b[2])),
+		e->id, NULL, ig_storecli_time(e->created, "-", b[0], sizeof(b[0])),
+		ig_storecli_time(e->expires, "never", b[1], sizeof(b[1])),
+		ig_storecli_time(e->last_used, "-", b[2], sizeof(b[2])),
 		e->last_address[0] != '\0' ? e->last_address : "-",
 		e->networks[0] != '\0' ? e->networks : "anywhere",
-		cli_time(e->revoked, "-", b[3], sizeof(b[3])), NULL,
+		ig_storecli_time(e->revoked, "-", b[3], sizeof(b[3])), NULL,
 	};
 	struct cli_row *r = &l->rows[l->n];
 	for (int i = 0; i < CLI_COLS; i++) {
@@ -331,7 +277,7 @@ cli_list_row(const struct ig_apppass_entry *e, void *arg)
 			text = e->user;
 		else if (i == CLI_COLS - 1)
 			text = e->label;
-		r->col[i] = strdup(cli_show(text, sb, sizeof(sb)));
+		r->col[i] = strdup(ig_storecli_show(text, sb, sizeof(sb)));
 		if (r->col[i] == NULL) {
 			while (i-- > 0)
 				free(r->col[i]);
@@ -407,7 +353,7 @@ cli_revoke(struct ig_apppass_store *st, const char *id)
 		return CLI_ERROR;
 	}
 	printf("%s %s at %s\n", already ? "already revoked:" : "revoked", norm,
-	    cli_time(at, "-", tb, sizeof(tb)));
+	    ig_storecli_time(at, "-", tb, sizeof(tb)));
 	return CLI_OK;
 }
 
@@ -526,61 +472,29 @@ ig_apppass_cli_main(int argc, char **argv)
 		free(o.from);
 		return rc;
 	}
-	struct ig_config *cfg = NULL;
-	struct ig_apppass_store *st = NULL;
-	char err[IG_APPPASS_ERR_MAX], user[IG_USER_MAX + 1];
-	rc = CLI_ERROR;
-	if (ig_config_load(o.config, &cfg, stderr) != 0) {
-		fprintf(stderr, "imapguard: configuration %s is invalid\n", o.config);
-		goto out;
-	}
-	if (cfg->apppass.store == NULL) {
-		fprintf(stderr, "imapguard apppass: %s has no app_passwords.store: add an "
-		    "app_passwords section naming the store's file (imapguard.yaml(5))\n",
-		    o.config);
-		goto out;
-	}
-	/* The proxy's user owns the store: root works on it as that user. */
-	if (geteuid() == 0 && cfg->user != NULL &&
-	    ig_priv_drop(cfg->user, cfg->user_uid, cfg->user_gid, err, sizeof(err)) != 0) {
-		fprintf(stderr, "imapguard apppass: cannot become %s: %s\n", cfg->user, err);
-		goto out;
-	}
+	struct ig_storecli c;
 	const char *uarg = cmd == CLI_ADD || (cmd == CLI_LIST && nwords == 1) ||
 	    (cmd == CLI_REVOKE && o.all) ? words[0] : NULL;
-	if (uarg != NULL && ig_user_normalize((const uint8_t *)uarg, strlen(uarg),
-	        cfg->policy.fold_case, user, sizeof(user)) != 0) {
-		fprintf(stderr, "imapguard apppass: invalid user name (empty, too long, or with "
-		    "NUL, CR or LF)\n");
+	/* Only add creates the store: a missing one is an empty one. */
+	rc = ig_storecli_open(&c, "imapguard apppass", o.config, uarg, cmd == CLI_ADD);
+	if (rc != 0)
 		goto out;
-	}
-	int orc = ig_apppass_store_open(cfg->apppass.store, cmd == CLI_ADD ? IG_APS_CREATE : 0,
-	    CLI_BUSY_MS, &st, err, sizeof(err));
-	/* A store not created yet is an empty one (only add creates it). */
-	if (orc != 0 && !(orc == IG_ENOTFOUND && cmd != CLI_ADD)) {
-		fprintf(stderr, "imapguard apppass: %s: %s\n", cfg->apppass.store, err);
-		goto out;
-	}
 	switch (cmd) {
 	case CLI_ADD:
-		rc = cli_add(st, cfg, user, &o);
+		rc = cli_add(c.st, c.cfg, c.user, &o);
 		break;
 	case CLI_LIST:
-		rc = cli_list(st, uarg != NULL ? user : NULL);
+		rc = cli_list(c.st, uarg != NULL ? c.user : NULL);
 		break;
 	case CLI_REVOKE:
-		rc = o.all ? cli_revoke_all(st, user) : cli_revoke(st, words[0]);
+		rc = o.all ? cli_revoke_all(c.st, c.user) : cli_revoke(c.st, words[0]);
 		break;
 	case CLI_CMD_COUNT:
 		break;
 	}
-	if (fflush(stdout) != 0 && rc == CLI_OK) {
-		fprintf(stderr, "imapguard apppass: cannot write: %s\n", strerror(errno));
-		rc = CLI_ERROR;
-	}
+	rc = ig_storecli_finish(&c, rc);
+	ig_storecli_close(&c);
 out:
-	ig_apppass_store_close(st);
-	ig_config_free(cfg);
 	free(o.from);
 	return rc;
 }

@@ -39,7 +39,7 @@ FOLDERS="util crypto certs policy apppass config proxy"
 PROXY_LAYERS="
 1 main
 2 server ticketkey apppass_cli
-3 worker ctl admin_http
+3 worker ctl admin_http storecli
 4 listener probe
 5 session preauth attempt backend relay
 6 sessions
