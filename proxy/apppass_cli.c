@@ -13,9 +13,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <mbedtls/platform_util.h>
+
 #include "apppass/hash.h"
 #include "apppass/password.h"
 #include "apppass/store.h"
+#include "apppass/totp.h"
 #include "config/config.h"
 #include "policy/cidr.h"
 #include "proxy/storecli.h"
@@ -25,12 +28,13 @@
 #define CLI_OK IG_CLI_OK
 #define CLI_NOTFOUND IG_CLI_NOTFOUND
 #define CLI_ERROR IG_CLI_ERROR
+#define CLI_SECOND_FACTOR IG_CLI_SECOND_FACTOR
 /* --expires: at most ten years. */
 #define CLI_EXPIRES_MAX_S (3650ll * 86400)
 
 static const char cli_synopsis[] =
     "usage: imapguard apppass -c FILE add USER --label LABEL [--expires DURATION]\n"
-    "                         [--from NETWORK]... [--quiet]\n"
+    "                         [--from NETWORK]... [--totp CODE] [--quiet]\n"
     "       imapguard apppass -c FILE list [USER]\n"
     "       imapguard apppass -c FILE revoke ID\n"
     "       imapguard apppass -c FILE revoke --all USER\n";
@@ -44,9 +48,12 @@ static const char cli_help[] =
     "                         or never (the default)\n"
     "      --from NETWORK     log in only from these addresses (a CIDR block or\n"
     "                         an address; repeat or separate with commas)\n"
+    "      --totp CODE        the user's current TOTP code: required when the user\n"
+    "                         is enrolled (imapguard totp enroll)\n"
     "  -q, --quiet            add prints only \"ID PASSWORD\" on one line\n"
     "      --all              revoke every app password of USER\n"
-    "Exit status: 0 done, 1 not found, 2 usage, configuration or store error.\n";
+    "Exit status: 0 done, 1 not found, 2 usage, configuration or store error,\n"
+    "3 TOTP code missing, wrong or used already (nothing issued).\n";
 
 /* The synopsis (and with help, what each option does); returns rc. */
 static int
@@ -66,6 +73,8 @@ struct cli_opts {
 	size_t nfrom;
 	bool quiet;
 	bool all;
+	const char *totp;                /* --totp as typed; NULL when absent */
+	char totp_buf[IG_TOTP_DIGITS + 1]; /* its digits (spaces dropped) */
 	int64_t lifetime;                /* --expires, seconds; 0 = never */
 	char nets[IG_APPPASS_NETWORKS_TEXT_MAX + 1]; /* --from, canonical */
 };
@@ -161,7 +170,104 @@ cli_label_ok(const char *s)
 	return true;
 }
 
+/*
+ * A code as typed ("123456", or "123 456" as apps show it) into its
+ * IG_TOTP_DIGITS digits and a NUL. Returns 0, or IG_EINVAL for anything
+ * else (the verifier would refuse it as well; this says so before the
+ * configuration is even read).
+ */
+static int
+cli_totp_code(const char *s, char out[IG_TOTP_DIGITS + 1])
+{
+	size_t n = 0;
+	for (; *s != '\0'; s++) {
+		if (*s == ' ')
+			continue;
+		if (*s < '0' || *s > '9' || n == IG_TOTP_DIGITS)
+			return IG_EINVAL;
+		out[n++] = *s;
+	}
+	out[n] = '\0';
+	return n == IG_TOTP_DIGITS ? 0 : IG_EINVAL;
+}
+
 /* ---- commands ----------------------------------------------------------- */
+
+/*
+ * The second factor of add: for a user enrolled with `imapguard totp
+ * enroll`, code (digits, or NULL when --totp was not given) must be the
+ * current code of the user's authenticator (one step of drift either way)
+ * and never used before. The step it matched is recorded before anything
+ * is issued, in one UPDATE that only a greater step passes, so a code
+ * issues at most one password, even to two commands racing with it. If the
+ * add then fails, the code is spent all the same (the next one works).
+ * Returns CLI_OK (go on: verified, or the user is not enrolled and gave no
+ * code), CLI_SECOND_FACTOR (missing, wrong or used code), CLI_ERROR (a code
+ * for a user who is not enrolled, or a store error). The secret is wiped.
+ */
+static int
+cli_second_factor(struct ig_apppass_store *st, const char *user, const char *code)
+{
+	uint8_t secret[IG_APPPASS_TOTP_SECRET_MAX];
+	size_t len = 0;
+	uint64_t last = 0, step = 0, any;
+	int rc = ig_apppass_store_totp_get(st, user, secret, &len, &last);
+	if (rc == IG_ENOTFOUND && code == NULL)
+		return CLI_OK;
+	if (rc == IG_ENOTFOUND) {
+		/* A help desk that believes it checked a second factor should
+		   learn that there is none. */
+		fprintf(stderr, "imapguard apppass: %s is not enrolled for TOTP: --totp is not "
+		    "needed (or enroll the user first: imapguard totp enroll)\n", user);
+		return CLI_ERROR;
+	}
+	if (rc != 0) {
+		fprintf(stderr, "imapguard apppass: cannot read the TOTP enrolment: %s\n",
+		    ig_apppass_store_error(st));
+		return CLI_ERROR;
+	}
+	if (code == NULL) {
+		mbedtls_platform_zeroize(secret, sizeof(secret));
+		fprintf(stderr, "imapguard apppass: %s is enrolled for TOTP: add needs --totp CODE "
+		    "(the 6 digits the user's authenticator app shows now); nothing was issued\n",
+		    user);
+		return CLI_SECOND_FACTOR;
+	}
+	uint64_t now = (uint64_t)time(NULL);
+	struct ig_span sp = { (const uint8_t *)code, strlen(code) };
+	rc = ig_totp_verify(secret, len, sp, now, last, &step);
+	/* Wrong, or right but used: the operator may know which (the verifier
+	   answers both alike; the command line can afford to ask again). */
+	bool used = rc == IG_ENOTFOUND && ig_totp_verify(secret, len, sp, now, 0, &any) == 0;
+	mbedtls_platform_zeroize(secret, sizeof(secret));
+	if (rc == 0) {
+		rc = ig_apppass_store_totp_accept(st, user, step);
+		used = rc == IG_EEXIST; /* another command took it meanwhile */
+		if (rc == 0)
+			return CLI_OK;
+		if (rc == IG_ENOTFOUND) {
+			fprintf(stderr, "imapguard apppass: the TOTP enrolment of %s was removed "
+			    "meanwhile; nothing was issued\n", user);
+			return CLI_SECOND_FACTOR;
+		}
+		if (!used) {
+			fprintf(stderr, "imapguard apppass: cannot record the TOTP code: %s\n",
+			    ig_apppass_store_error(st));
+			return CLI_ERROR;
+		}
+	} else if (rc != IG_ENOTFOUND && rc != IG_EINVAL) {
+		fprintf(stderr, "imapguard apppass: cannot check the TOTP code: %s\n",
+		    ig_strerror(rc));
+		return CLI_ERROR;
+	}
+	if (used)
+		fprintf(stderr, "imapguard apppass: that TOTP code was used already: wait for the "
+		    "next one (every %d s); nothing was issued\n", IG_TOTP_PERIOD);
+	else
+		fprintf(stderr, "imapguard apppass: wrong TOTP code for %s (is the device's clock "
+		    "right?); nothing was issued\n", user);
+	return CLI_SECOND_FACTOR;
+}
 
 static int
 cli_add(struct ig_apppass_store *st, const struct ig_config *cfg, const char *user,
@@ -394,6 +500,7 @@ cli_parse(int argc, char **argv, struct cli_opts *o, enum cli_cmd *cmd, char ***
 		{ "from", required_argument, NULL, 'F' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "all", no_argument, NULL, 'A' },
+		{ "totp", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -407,6 +514,7 @@ cli_parse(int argc, char **argv, struct cli_opts *o, enum cli_cmd *cmd, char ***
 		case 'F': o->from[o->nfrom++] = optarg; break;
 		case 'q': o->quiet = true; break;
 		case 'A': o->all = true; break;
+		case 'T': o->totp = optarg; break;
 		case 'h': return cli_usage(stdout, true, CLI_OK);
 		default: return cli_usage(stderr, false, CLI_ERROR);
 		}
@@ -419,7 +527,8 @@ cli_parse(int argc, char **argv, struct cli_opts *o, enum cli_cmd *cmd, char ***
 	const char *name = argv[optind];
 	*words = argv + optind + 1;
 	*nwords = argc - optind - 1;
-	bool add_opts = o->label != NULL || o->expires != NULL || o->nfrom > 0 || o->quiet;
+	bool add_opts = o->label != NULL || o->expires != NULL || o->nfrom > 0 || o->quiet ||
+	    o->totp != NULL;
 	const char *bad = NULL;
 	if (strcmp(name, "add") == 0) {
 		*cmd = CLI_ADD;
@@ -435,6 +544,8 @@ cli_parse(int argc, char **argv, struct cli_opts *o, enum cli_cmd *cmd, char ***
 			return CLI_ERROR;
 		} else if (cli_networks(o, o->nets, sizeof(o->nets)) != 0)
 			return CLI_ERROR;
+		else if (o->totp != NULL && cli_totp_code(o->totp, o->totp_buf) != 0)
+			bad = "--totp takes the 6 digits the user's authenticator app shows";
 	} else if (strcmp(name, "list") == 0) {
 		*cmd = CLI_LIST;
 		if (*nwords > 1 || add_opts || o->all)
@@ -481,7 +592,9 @@ ig_apppass_cli_main(int argc, char **argv)
 		goto out;
 	switch (cmd) {
 	case CLI_ADD:
-		rc = cli_add(c.st, c.cfg, c.user, &o);
+		rc = cli_second_factor(c.st, c.user, o.totp != NULL ? o.totp_buf : NULL);
+		if (rc == CLI_OK)
+			rc = cli_add(c.st, c.cfg, c.user, &o);
 		break;
 	case CLI_LIST:
 		rc = cli_list(c.st, uarg != NULL ? c.user : NULL);
@@ -495,6 +608,7 @@ ig_apppass_cli_main(int argc, char **argv)
 	rc = ig_storecli_finish(&c, rc);
 	ig_storecli_close(&c);
 out:
+	mbedtls_platform_zeroize(o.totp_buf, sizeof(o.totp_buf));
 	free(o.from);
 	return rc;
 }

@@ -1,6 +1,6 @@
 /*
  * What the command lines over the app password store share: `imapguard
- * apppass` (proxy/apppass_cli.c), and the TOTP enrolment command to come,
+ * apppass` (proxy/apppass_cli.c) and `imapguard totp` (proxy/totp_cli.c)
  * load the configuration, become the proxy's user, normalise the user
  * named on the command line and open app_passwords.store the same way, and
  * show times and stored text the same way.
@@ -21,6 +21,8 @@ struct ig_apppass_store;
 #define IG_CLI_OK 0
 #define IG_CLI_NOTFOUND 1                /* no such id, user or enrolment */
 #define IG_CLI_ERROR 2                   /* usage, configuration or store */
+#define IG_CLI_SECOND_FACTOR 3           /* apppass add: --totp missing, wrong
+                                            or already used */
 
 /* What ig_storecli_open() sets up; release with ig_storecli_close(). */
 struct ig_storecli {
