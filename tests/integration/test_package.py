@@ -105,7 +105,8 @@ def test_control_fields(deb):
     depends = [d.strip() for d in field(path, "Depends").split(",")]
     names = {re.split(r"[\s(]", d, maxsplit=1)[0] for d in depends}
     # From dpkg-shlibdeps over the binary, plus adduser for postinst.
-    for pkg in ("libuv1", "libyaml-0-2", "libsqlite3-0", "libargon2-1", "libc6", "adduser"):
+    for pkg in ("libuv1", "libyaml-0-2", "libsqlite3-0", "libargon2-1", "libqrencode4", "libc6",
+                "adduser"):
         assert pkg in names, "Depends lacks %s: %s" % (pkg, depends)
     # Versioned, as dpkg-shlibdeps writes them.
     assert any(d.startswith("libuv1 (>=") for d in depends), depends
