@@ -18,22 +18,31 @@
 #include <sqlite3.h>
 
 #include "apppass/hash.h"
+#include "apppass/totp.h"
 #include "util/err.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 /* Draws of a new id when the first is taken (25 bits each: a store would
  * need millions of rows before two draws in a row collide). */
 #define STORE_ID_TRIES 32
 
+_Static_assert(IG_APPPASS_TOTP_SECRET_MAX == IG_TOTP_SECRET_MAX,
+    "the store keeps every secret the verifier takes");
+
 /*
- * The schema. Every column is typed (STRICT); a row is never deleted by
- * imapguard (revocation sets "revoked"). store_state.generation counts
- * the changes that matter to a snapshot: triggers raise it on every
- * insert, delete and update of a column a snapshot holds, whoever makes
- * it (a hand edit with sqlite3(1) included), and a recorded use (last_used,
- * last_address) leaves it alone.
+ * The schema of version 1, as the first imapguard with a store wrote it: a
+ * new store is made with it and then brought up to date by the migrations
+ * below, so that a new store and an old one upgraded in place are the same
+ * (and every migration runs in every test that creates a store).
+ *
+ * Every column is typed (STRICT); a row is never deleted by imapguard
+ * (revocation sets "revoked"). store_state.generation counts the changes
+ * that matter to a snapshot: triggers raise it on every insert, delete and
+ * update of a column a snapshot holds, whoever makes it (a hand edit with
+ * sqlite3(1) included), and a recorded use (last_used, last_address)
+ * leaves it alone.
  */
-static const char store_schema[] =
+static const char store_schema_v1[] =
     "CREATE TABLE app_passwords ("
     " id TEXT PRIMARY KEY NOT NULL,"
     " user TEXT NOT NULL,"
@@ -60,6 +69,29 @@ static const char store_schema[] =
     " AFTER UPDATE OF id, user, hash, expires, networks, revoked ON app_passwords"
     " BEGIN UPDATE store_state SET generation = generation + 1; END;"
     "PRAGMA user_version = 1;";
+
+/*
+ * The migrations: store_migrations[v - 1] takes a store from version v to
+ * v + 1, inside the transaction that checked v, and ends by setting
+ * user_version. They only add: an older imapguard refuses the upgraded file
+ * ("written by a newer imapguard") rather than misread it.
+ *
+ * 1 -> 2: TOTP enrolments (the second factor asked before an app password
+ * is issued). The secret is kept as it is, not hashed: the verifier needs
+ * it to compute the codes. No trigger: an enrolment is not something a
+ * snapshot holds, so it does not raise store_state.generation (the proxy's
+ * change check reads that one row again after such a commit, and finds no
+ * change).
+ */
+static const char *const store_migrations[STORE_SCHEMA_VERSION - 1] = {
+	"CREATE TABLE totp ("
+	" user TEXT PRIMARY KEY NOT NULL,"
+	" secret BLOB NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" last_step INTEGER NOT NULL DEFAULT 0"
+	") STRICT, WITHOUT ROWID;"
+	"PRAGMA user_version = 2;",
+};
 
 struct ig_apppass_store {
 	sqlite3 *db;
@@ -159,6 +191,14 @@ store_int(struct ig_apppass_store *st, const char *sql, int64_t *out)
 	return rc;
 }
 
+/* Copies column col's text into out (outsz bytes, truncated, "" for NULL). */
+static void
+store_col_text(sqlite3_stmt *s, int col, char *out, size_t outsz)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	snprintf(out, outsz, "%s", t != NULL ? (const char *)t : "");
+}
+
 /* ---- checks on fields --------------------------------------------------- */
 
 /* 1..max bytes, no control bytes (C0, DEL): shown in a terminal, logged. */
@@ -210,26 +250,47 @@ store_networks_ok(const char *s)
 
 /* ---- open, close -------------------------------------------------------- */
 
-/* Creates the schema in an empty database (user_version 0, no tables). */
+/*
+ * Brings the schema to STORE_SCHEMA_VERSION in one transaction: creates it
+ * in an empty database (user_version 0, no tables), then runs the
+ * migrations from the version found. Another process may be doing the same:
+ * the version is read again under the write lock, and whoever comes second
+ * finds nothing to do.
+ */
 static int
-store_init_schema(struct ig_apppass_store *st)
+store_upgrade(struct ig_apppass_store *st)
 {
 	int64_t v, tables;
 	int rc = store_exec(st, "BEGIN IMMEDIATE", "begin");
 	if (rc != 0)
 		return rc;
-	/* Again under the write lock: another process may have just done it. */
 	if ((rc = store_int(st, "PRAGMA user_version", &v)) != 0 ||
 	    (rc = store_int(st, "SELECT count(*) FROM sqlite_schema", &tables)) != 0)
 		goto fail;
-	if (v == 0 && tables != 0) {
+	if ((v == 0 && tables != 0) || v < 0) {
 		store_fail(st, "not an imapguard app password store (it has tables, but no "
 		    "schema version)");
 		rc = IG_EINVAL;
 		goto fail;
 	}
-	if (v == 0 && (rc = store_exec(st, store_schema, "create the schema")) != 0)
+	if (v > STORE_SCHEMA_VERSION) { /* upgraded by a newer one since we looked */
+		store_fail(st, "written by a newer imapguard (schema version %lld; this one "
+		    "reads %d)", (long long)v, STORE_SCHEMA_VERSION);
+		rc = IG_EINVAL;
 		goto fail;
+	}
+	if (v == 0) {
+		if ((rc = store_exec(st, store_schema_v1, "create the schema")) != 0)
+			goto fail;
+		v = 1;
+	}
+	for (; v < STORE_SCHEMA_VERSION; v++) {
+		char what[48];
+		snprintf(what, sizeof(what), "upgrade the schema from version %lld",
+		    (long long)v);
+		if ((rc = store_exec(st, store_migrations[v - 1], what)) != 0)
+			goto fail;
+	}
 	if ((rc = store_exec(st, "COMMIT", "commit")) != 0)
 		goto fail;
 	return 0;
@@ -324,8 +385,11 @@ ig_apppass_store_open(const char *path, unsigned flags, unsigned busy_ms,
 		rc = IG_EIO;
 		goto fail;
 	}
+	/* secure_delete: a replaced or removed TOTP secret is overwritten in
+	   the file's pages, not left in free space. */
 	if ((rc = store_exec(st, "PRAGMA synchronous = FULL", "synchronous")) != 0 ||
-	    (version == 0 && (rc = store_init_schema(st)) != 0)) {
+	    (rc = store_exec(st, "PRAGMA secure_delete = ON", "secure_delete")) != 0 ||
+	    (version < STORE_SCHEMA_VERSION && (rc = store_upgrade(st)) != 0)) {
 		snprintf(tmp, sizeof(tmp), "%s", st->err);
 		goto fail;
 	}
@@ -533,15 +597,178 @@ ig_apppass_store_record_use(struct ig_apppass_store *st, const char *id, int64_t
 	return rc;
 }
 
-/* ---- reading ------------------------------------------------------------ */
+/* ---- TOTP enrolments ---------------------------------------------------- */
 
-/* Copies column col's text into out (outsz bytes, truncated, "" for NULL). */
-static void
-store_col_text(sqlite3_stmt *s, int col, char *out, size_t outsz)
+int
+ig_apppass_store_totp_enroll(struct ig_apppass_store *st, const char *user,
+    const uint8_t *secret, size_t len, int64_t now, bool replace)
 {
-	const unsigned char *t = sqlite3_column_text(s, col);
-	snprintf(out, outsz, "%s", t != NULL ? (const char *)t : "");
+	const char *bad = !store_text_ok(user, IG_USER_MAX) ? "user" :
+	    secret == NULL || len < IG_TOTP_SECRET_MIN || len > IG_TOTP_SECRET_MAX ? "secret" :
+	    now <= 0 ? "time" : NULL;
+	if (bad != NULL) {
+		store_fail(st, "invalid %s", bad);
+		return IG_EINVAL;
+	}
+	sqlite3_stmt *s;
+	/* One statement: its own transaction. Replacing starts the new secret
+	   with no step used (its codes have nothing to do with the old one's). */
+	int rc = store_prepare(st, replace ?
+	    "INSERT INTO totp (user, secret, created, last_step) VALUES (?1, ?2, ?3, 0) "
+	    "ON CONFLICT (user) DO UPDATE SET secret = excluded.secret, "
+	    "created = excluded.created, last_step = 0" :
+	    "INSERT INTO totp (user, secret, created, last_step) VALUES (?1, ?2, ?3, 0)", &s);
+	if (rc != 0)
+		return rc;
+	sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 2, secret, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, now);
+	int step = sqlite3_step(s);
+	if (step == SQLITE_CONSTRAINT_PRIMARYKEY && !replace) {
+		store_fail(st, "already enrolled");
+		rc = IG_EEXIST;
+	} else if (step != SQLITE_DONE) {
+		rc = store_sqlerr(st, step, "enroll");
+	}
+	/* The statement held the secret only through our buffer (SQLITE_STATIC). */
+	sqlite3_finalize(s);
+	return rc;
 }
+
+int
+ig_apppass_store_totp_get(struct ig_apppass_store *st, const char *user,
+    uint8_t secret[static IG_APPPASS_TOTP_SECRET_MAX], size_t *len, uint64_t *last_step)
+{
+	sqlite3_stmt *s;
+	*len = 0;
+	int rc = store_prepare(st, "SELECT secret, last_step FROM totp WHERE user = ?1", &s);
+	if (rc != 0)
+		return rc;
+	sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
+	int step = sqlite3_step(s);
+	if (step == SQLITE_DONE) {
+		store_fail(st, "not enrolled");
+		rc = IG_ENOTFOUND;
+	} else if (step != SQLITE_ROW) {
+		rc = store_sqlerr(st, step, "select");
+	} else {
+		/* A row edited by hand into something else is refused, not used. */
+		const void *b = sqlite3_column_blob(s, 0);
+		int n = sqlite3_column_bytes(s, 0);
+		int64_t last = sqlite3_column_int64(s, 1);
+		if (sqlite3_column_type(s, 0) != SQLITE_BLOB || b == NULL ||
+		    n < IG_TOTP_SECRET_MIN || n > IG_TOTP_SECRET_MAX || last < 0) {
+			store_fail(st, "the TOTP enrolment of that user is damaged (secret of "
+			    "%d bytes, last step %lld): enroll again", n, (long long)last);
+			rc = IG_EIO;
+		} else {
+			memcpy(secret, b, (size_t)n);
+			*len = (size_t)n;
+			if (last_step != NULL)
+				*last_step = (uint64_t)last;
+		}
+	}
+	/* SQLite's own copy of the row goes with the statement; we cannot wipe
+	   it (its page cache holds the page as long as it likes). */
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+ig_apppass_store_totp_accept(struct ig_apppass_store *st, const char *user, uint64_t step)
+{
+	sqlite3_stmt *upd = NULL, *sel = NULL;
+	if (step == 0 || step > INT64_MAX) {
+		store_fail(st, "invalid step");
+		return IG_EINVAL;
+	}
+	/* The check and the write are one statement: of two commands with the
+	   same code, exactly one changes the row. */
+	int rc = store_prepare(st, "UPDATE totp SET last_step = ?2 "
+	    "WHERE user = ?1 AND last_step < ?2", &upd);
+	if (rc != 0)
+		return rc;
+	sqlite3_bind_text(upd, 1, user, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(upd, 2, (int64_t)step);
+	int res = sqlite3_step(upd);
+	if (res != SQLITE_DONE) {
+		rc = store_sqlerr(st, res, "update");
+		goto out;
+	}
+	if (sqlite3_changes(st->db) == 1)
+		goto out;
+	/* Refused: say whether for a used step or a missing enrolment. */
+	if ((rc = store_prepare(st, "SELECT 1 FROM totp WHERE user = ?1", &sel)) != 0)
+		goto out;
+	sqlite3_bind_text(sel, 1, user, -1, SQLITE_STATIC);
+	res = sqlite3_step(sel);
+	if (res == SQLITE_ROW) {
+		store_fail(st, "that step, or a later one, was accepted already");
+		rc = IG_EEXIST;
+	} else if (res == SQLITE_DONE) {
+		store_fail(st, "not enrolled");
+		rc = IG_ENOTFOUND;
+	} else {
+		rc = store_sqlerr(st, res, "select");
+	}
+out:
+	sqlite3_finalize(upd);
+	sqlite3_finalize(sel);
+	return rc;
+}
+
+int
+ig_apppass_store_totp_remove(struct ig_apppass_store *st, const char *user)
+{
+	sqlite3_stmt *s;
+	int rc = store_prepare(st, "DELETE FROM totp WHERE user = ?1", &s);
+	if (rc != 0)
+		return rc;
+	sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
+	int step = sqlite3_step(s);
+	if (step != SQLITE_DONE)
+		rc = store_sqlerr(st, step, "delete");
+	else if (sqlite3_changes(st->db) == 0) {
+		store_fail(st, "not enrolled");
+		rc = IG_ENOTFOUND;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int
+ig_apppass_store_totp_list(struct ig_apppass_store *st, const char *user,
+    ig_apppass_totp_list_fn fn, void *arg, size_t *count)
+{
+	sqlite3_stmt *s;
+	struct ig_apppass_totp_entry e;
+	size_t n = 0;
+	int rc = store_prepare(st, user != NULL ?
+	    "SELECT user, created, last_step FROM totp WHERE user = ?1" :
+	    "SELECT user, created, last_step FROM totp ORDER BY user", &s);
+	if (rc != 0)
+		return rc;
+	if (user != NULL)
+		sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
+	int step;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		store_col_text(s, 0, e.user, sizeof(e.user));
+		e.created = sqlite3_column_int64(s, 1);
+		int64_t last = sqlite3_column_int64(s, 2);
+		e.last_step = last > 0 ? (uint64_t)last : 0;
+		n++;
+		if ((rc = fn(&e, arg)) != 0)
+			break;
+	}
+	if (rc == 0 && step != SQLITE_DONE)
+		rc = store_sqlerr(st, step, "list");
+	sqlite3_finalize(s);
+	if (count != NULL)
+		*count = n;
+	return rc;
+}
+
+/* ---- reading ------------------------------------------------------------ */
 
 int
 ig_apppass_store_list(struct ig_apppass_store *st, const char *user, ig_apppass_list_fn fn,

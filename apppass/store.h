@@ -12,8 +12,16 @@
  * a change from PRAGMA data_version without reading the table again.
  *
  * The file is created with mode 0600 and refused when others may access
- * it (mode & 0007). Schema version: PRAGMA user_version (1). Times are
- * seconds since the epoch (UTC), 0 meaning never/none.
+ * it (mode & 0007). Schema version: PRAGMA user_version (2; a store of
+ * version 1 is upgraded in place when opened, and a newer one refused).
+ * Times are seconds since the epoch (UTC), 0 meaning never/none.
+ *
+ * The same file keeps the TOTP enrolments (the second factor that
+ * `imapguard apppass add` asks for before it issues a password to an
+ * enrolled user): the secret in clear, since the verifier needs it, and the
+ * last step accepted. They are no concern of the proxy's: its snapshots do
+ * not read them, and an enrolment change is not a change for
+ * ig_apppass_store_changed().
  *
  * Contract for the proxy (issue 17):
  *  - open once with ig_apppass_store_open() (no IG_APS_CREATE needed: the
@@ -61,6 +69,8 @@ enum {
 #define IG_APPPASS_NETWORKS_TEXT_MAX (IG_APPPASS_NETWORKS_MAX * 44)
 #define IG_APPPASS_ADDRESS_MAX 45        /* INET6_ADDRSTRLEN - 1 */
 #define IG_APPPASS_ERR_MAX 256           /* ig_apppass_store_error() text */
+#define IG_APPPASS_TOTP_SECRET_MAX 64    /* bytes of a TOTP secret (totp.h's
+                                            IG_TOTP_SECRET_MAX) */
 
 /* One row, as ig_apppass_store_list() shows it. */
 struct ig_apppass_entry {
@@ -167,6 +177,65 @@ int ig_apppass_store_revoke_user(struct ig_apppass_store *st, const char *user, 
 int ig_apppass_store_record_use(struct ig_apppass_store *st, const char *id, int64_t when,
     const char *address);
 
+/* ---- TOTP enrolments ---------------------------------------------------- */
+
+/*
+ * Enrols user (normalised, as for ig_apppass_store_add()) with the TOTP
+ * secret[0..len) (IG_TOTP_SECRET_MIN..IG_TOTP_SECRET_MAX bytes, apppass/
+ * totp.h) at time now, no step used yet. The caller wipes its secret.
+ * An enrolled user is refused with IG_EEXIST unless replace is true: then
+ * the new secret replaces the old one (whose codes stop working) and the
+ * used step starts again from none. Returns 0, IG_EEXIST, IG_EINVAL (user,
+ * length, now <= 0), IG_EIO.
+ */
+int ig_apppass_store_totp_enroll(struct ig_apppass_store *st, const char *user,
+    const uint8_t *secret, size_t len, int64_t now, bool replace);
+
+/*
+ * Copies user's TOTP secret into secret (the caller wipes it once used,
+ * mbedtls_platform_zeroize()) and its length into *len, and into
+ * *last_step (may be NULL) the last step accepted (0 when none): pass it
+ * to ig_totp_verify() as last_used_step. Returns 0, IG_ENOTFOUND (not
+ * enrolled; *len is 0), IG_EIO (SQLite, or a row edited into a secret of
+ * the wrong length).
+ */
+int ig_apppass_store_totp_get(struct ig_apppass_store *st, const char *user,
+    uint8_t secret[static IG_APPPASS_TOTP_SECRET_MAX], size_t *len, uint64_t *last_step);
+
+/*
+ * Records step (from ig_totp_verify(); >= 1) as user's last accepted one,
+ * only if it is greater than the one recorded: the check and the write are
+ * one UPDATE, so of two commands that verified the same code at the same
+ * time exactly one gets 0. Call it after the code verified and before
+ * acting on it. Returns 0 (recorded: go on), IG_EEXIST (this step or a
+ * later one was accepted already: the code is a replay, refuse it),
+ * IG_ENOTFOUND (not enrolled, e.g. removed meanwhile), IG_EINVAL (step),
+ * IG_EIO.
+ */
+int ig_apppass_store_totp_accept(struct ig_apppass_store *st, const char *user, uint64_t step);
+
+/* Removes user's enrolment. Returns 0, IG_ENOTFOUND (not enrolled), IG_EIO. */
+int ig_apppass_store_totp_remove(struct ig_apppass_store *st, const char *user);
+
+/* An enrolment as ig_apppass_store_totp_list() shows it (no secret). */
+struct ig_apppass_totp_entry {
+	char user[IG_USER_MAX + 1];      /* normalised */
+	int64_t created;                 /* seconds */
+	uint64_t last_step;              /* last accepted TOTP step; 0 = none */
+};
+
+/* Called once per enrolment; a non-zero return stops the listing and
+ * becomes its return value. */
+typedef int (*ig_apppass_totp_list_fn)(const struct ig_apppass_totp_entry *e, void *arg);
+
+/*
+ * Calls fn for every enrolment (user NULL, ordered by user) or user's.
+ * *count (may be NULL) gets the number passed to fn. Returns 0, fn's
+ * non-zero return, or IG_EIO.
+ */
+int ig_apppass_store_totp_list(struct ig_apppass_store *st, const char *user,
+    ig_apppass_totp_list_fn fn, void *arg, size_t *count);
+
 /*
  * PRAGMA integrity_check over the whole file. Returns 0 when SQLite finds
  * it sound, IG_EIO otherwise (the error text has SQLite's first finding).
@@ -189,7 +258,8 @@ int ig_apppass_store_snapshot(struct ig_apppass_store *st, struct ig_apppass_sna
 /*
  * Whether the store changed since snap was loaded (from any store
  * object): an added, revoked or otherwise edited row, by any connection
- * (SQL triggers count every change but a recorded use). Costs one PRAGMA
+ * (SQL triggers count every change but a recorded use; TOTP enrolments are
+ * not rows of app_passwords and never count). Costs one PRAGMA
  * data_version when no other connection committed since the last call,
  * plus one row read otherwise. Returns 1 (changed: load a new snapshot),
  * 0 (same), or IG_EIO.

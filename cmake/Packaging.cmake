@@ -41,8 +41,11 @@ install(CODE "
 
 # The .deb: cpack -G DEB in the build tree (any build type; a Release or
 # RelWithDebInfo tree for a real package). Depends comes from dpkg-shlibdeps
-# over the binary (libuv1, libyaml-0-2, libssl3 for the crypto driver, libc6;
-# mbedTLS is linked statically from our own build), plus adduser for postinst.
+# over the binary (libuv1, libyaml-0-2, libssl3 for the crypto driver,
+# libsqlite3-0 and libargon2-1 for app passwords, libqrencode4 for `imapguard
+# totp enroll`'s QR code, libc6; mbedTLS is linked statically from our own
+# build), plus adduser for postinst. tests/integration/test_package.py checks
+# that each of them is there.
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME imapguard)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})

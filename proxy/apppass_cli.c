@@ -12,29 +12,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
+
+#include <mbedtls/platform_util.h>
 
 #include "apppass/hash.h"
 #include "apppass/password.h"
 #include "apppass/store.h"
+#include "apppass/totp.h"
 #include "config/config.h"
 #include "policy/cidr.h"
+#include "proxy/storecli.h"
 #include "util/err.h"
-#include "util/priv.h"
 #include "util/sasl.h"
 
-#define CLI_OK 0
-#define CLI_NOTFOUND 1
-#define CLI_ERROR 2
-/* How long a command waits for the proxy (or another command) to finish
- * its write before it gives up. */
-#define CLI_BUSY_MS 5000u
+#define CLI_OK IG_CLI_OK
+#define CLI_NOTFOUND IG_CLI_NOTFOUND
+#define CLI_ERROR IG_CLI_ERROR
+#define CLI_SECOND_FACTOR IG_CLI_SECOND_FACTOR
 /* --expires: at most ten years. */
 #define CLI_EXPIRES_MAX_S (3650ll * 86400)
 
 static const char cli_synopsis[] =
     "usage: imapguard apppass -c FILE add USER --label LABEL [--expires DURATION]\n"
-    "                         [--from NETWORK]... [--quiet]\n"
+    "                         [--from NETWORK]... [--totp CODE] [--quiet]\n"
     "       imapguard apppass -c FILE list [USER]\n"
     "       imapguard apppass -c FILE revoke ID\n"
     "       imapguard apppass -c FILE revoke --all USER\n";
@@ -48,9 +48,12 @@ static const char cli_help[] =
     "                         or never (the default)\n"
     "      --from NETWORK     log in only from these addresses (a CIDR block or\n"
     "                         an address; repeat or separate with commas)\n"
+    "      --totp CODE        the user's current TOTP code: required when the user\n"
+    "                         is enrolled (imapguard totp enroll)\n"
     "  -q, --quiet            add prints only \"ID PASSWORD\" on one line\n"
     "      --all              revoke every app password of USER\n"
-    "Exit status: 0 done, 1 not found, 2 usage, configuration or store error.\n";
+    "Exit status: 0 done, 1 not found, 2 usage, configuration or store error,\n"
+    "3 TOTP code missing, wrong or used already (nothing issued).\n";
 
 /* The synopsis (and with help, what each option does); returns rc. */
 static int
@@ -70,6 +73,8 @@ struct cli_opts {
 	size_t nfrom;
 	bool quiet;
 	bool all;
+	const char *totp;                /* --totp as typed; NULL when absent */
+	char totp_buf[IG_TOTP_DIGITS + 1]; /* its digits (spaces dropped) */
 	int64_t lifetime;                /* --expires, seconds; 0 = never */
 	char nets[IG_APPPASS_NETWORKS_TEXT_MAX + 1]; /* --from, canonical */
 };
@@ -165,59 +170,104 @@ cli_label_ok(const char *s)
 	return true;
 }
 
-/* A time as "2025-05-03T10:00:00Z" (UTC), or none ("-" or never). */
-static const char *
-cli_time(int64_t t, const char *none, char *buf, size_t bufsz)
-{
-	struct tm tm;
-	time_t tt = (time_t)t;
-	if (t <= 0 || gmtime_r(&tt, &tm) == NULL ||
-	    strftime(buf, bufsz, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		return none;
-	return buf;
-}
-
 /*
- * Text from the store for a terminal: control bytes (C0, DEL, and C1 as
- * UTF-8) become '?', so that a row edited by hand cannot drive the
- * terminal. The command itself never stores them.
+ * A code as typed ("123456", or "123 456" as apps show it) into its
+ * IG_TOTP_DIGITS digits and a NUL. Returns 0, or IG_EINVAL for anything
+ * else (the verifier would refuse it as well; this says so before the
+ * configuration is even read).
  */
-static const char *
-cli_show(const char *s, char *buf, size_t bufsz)
-{
-	size_t o = 0;
-	for (size_t i = 0; s[i] != '\0' && o + 1 < bufsz; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == 0xc2 && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0x9f) {
-			buf[o++] = '?';
-			i++;
-		} else {
-			buf[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-		}
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
-/* Writes all of buf to standard output (after what stdio holds). */
 static int
-cli_write_out(const char *buf, size_t len)
+cli_totp_code(const char *s, char out[IG_TOTP_DIGITS + 1])
 {
-	if (fflush(stdout) != 0)
-		return -1;
-	while (len > 0) {
-		ssize_t n = write(STDOUT_FILENO, buf, len);
-		if (n < 0 && errno == EINTR)
+	size_t n = 0;
+	for (; *s != '\0'; s++) {
+		if (*s == ' ')
 			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
+		if (*s < '0' || *s > '9' || n == IG_TOTP_DIGITS)
+			return IG_EINVAL;
+		out[n++] = *s;
 	}
-	return 0;
+	out[n] = '\0';
+	return n == IG_TOTP_DIGITS ? 0 : IG_EINVAL;
 }
 
 /* ---- commands ----------------------------------------------------------- */
+
+/*
+ * The second factor of add: for a user enrolled with `imapguard totp
+ * enroll`, code (digits, or NULL when --totp was not given) must be the
+ * current code of the user's authenticator (one step of drift either way)
+ * and never used before. The step it matched is recorded before anything
+ * is issued, in one UPDATE that only a greater step passes, so a code
+ * issues at most one password, even to two commands racing with it. If the
+ * add then fails, the code is spent all the same (the next one works).
+ * Returns CLI_OK (go on: verified, or the user is not enrolled and gave no
+ * code), CLI_SECOND_FACTOR (missing, wrong or used code), CLI_ERROR (a code
+ * for a user who is not enrolled, or a store error). The secret is wiped.
+ */
+static int
+cli_second_factor(struct ig_apppass_store *st, const char *user, const char *code)
+{
+	uint8_t secret[IG_APPPASS_TOTP_SECRET_MAX];
+	size_t len = 0;
+	uint64_t last = 0, step = 0, any;
+	int rc = ig_apppass_store_totp_get(st, user, secret, &len, &last);
+	if (rc == IG_ENOTFOUND && code == NULL)
+		return CLI_OK;
+	if (rc == IG_ENOTFOUND) {
+		/* A help desk that believes it checked a second factor should
+		   learn that there is none. */
+		fprintf(stderr, "imapguard apppass: %s is not enrolled for TOTP: --totp is not "
+		    "needed (or enroll the user first: imapguard totp enroll)\n", user);
+		return CLI_ERROR;
+	}
+	if (rc != 0) {
+		fprintf(stderr, "imapguard apppass: cannot read the TOTP enrolment: %s\n",
+		    ig_apppass_store_error(st));
+		return CLI_ERROR;
+	}
+	if (code == NULL) {
+		mbedtls_platform_zeroize(secret, sizeof(secret));
+		fprintf(stderr, "imapguard apppass: %s is enrolled for TOTP: add needs --totp CODE "
+		    "(the 6 digits the user's authenticator app shows now); nothing was issued\n",
+		    user);
+		return CLI_SECOND_FACTOR;
+	}
+	uint64_t now = (uint64_t)time(NULL);
+	struct ig_span sp = { (const uint8_t *)code, strlen(code) };
+	rc = ig_totp_verify(secret, len, sp, now, last, &step);
+	/* Wrong, or right but used: the operator may know which (the verifier
+	   answers both alike; the command line can afford to ask again). */
+	bool used = rc == IG_ENOTFOUND && ig_totp_verify(secret, len, sp, now, 0, &any) == 0;
+	mbedtls_platform_zeroize(secret, sizeof(secret));
+	if (rc == 0) {
+		rc = ig_apppass_store_totp_accept(st, user, step);
+		used = rc == IG_EEXIST; /* another command took it meanwhile */
+		if (rc == 0)
+			return CLI_OK;
+		if (rc == IG_ENOTFOUND) {
+			fprintf(stderr, "imapguard apppass: the TOTP enrolment of %s was removed "
+			    "meanwhile; nothing was issued\n", user);
+			return CLI_SECOND_FACTOR;
+		}
+		if (!used) {
+			fprintf(stderr, "imapguard apppass: cannot record the TOTP code: %s\n",
+			    ig_apppass_store_error(st));
+			return CLI_ERROR;
+		}
+	} else if (rc != IG_ENOTFOUND && rc != IG_EINVAL) {
+		fprintf(stderr, "imapguard apppass: cannot check the TOTP code: %s\n",
+		    ig_strerror(rc));
+		return CLI_ERROR;
+	}
+	if (used)
+		fprintf(stderr, "imapguard apppass: that TOTP code was used already: wait for the "
+		    "next one (every %d s); nothing was issued\n", IG_TOTP_PERIOD);
+	else
+		fprintf(stderr, "imapguard apppass: wrong TOTP code for %s (is the device's clock "
+		    "right?); nothing was issued\n", user);
+	return CLI_SECOND_FACTOR;
+}
 
 static int
 cli_add(struct ig_apppass_store *st, const struct ig_config *cfg, const char *user,
@@ -268,10 +318,12 @@ cli_add(struct ig_apppass_store *st, const struct ig_config *cfg, const char *us
 		    "password:  %s\n"
 		    "\n"
 		    "The password is shown only this once: enter it on the device now.\n",
-		    pw.id, cli_show(user, ub, sizeof(ub)), cli_show(o->label, lb, sizeof(lb)),
-		    cli_time(n.expires, "never", tb, sizeof(tb)), nets[0] != '\0' ? nets : "anywhere",
-		    text);
-	int wrc = len > 0 && (size_t)len < sizeof(out) ? cli_write_out(out, (size_t)len) : -1;
+		    pw.id, ig_storecli_show(user, ub, sizeof(ub)),
+		    ig_storecli_show(o->label, lb, sizeof(lb)),
+		    ig_storecli_time(n.expires, "never", tb, sizeof(tb)),
+		    nets[0] != '\0' ? nets : "anywhere", text);
+	int wrc = len > 0 && (size_t)len < sizeof(out) ? ig_storecli_write_out(out, (size_t)len) :
+	    -1;
 	int werr = errno;
 	char id[IG_APPPASS_ID_LEN + 1];
 	memcpy(id, pw.id, sizeof(id));
@@ -317,12 +369,12 @@ cli_list_row(const struct ig_apppass_entry *e, void *arg)
 		l->cap = cap;
 	}
 	const char *v[CLI_COLS] = {
-		e->id, NULL, cli_time(e->created, "-", b[0], sizeof(b[0])),
-		cli_time(e->expires, "never", b[1], sizeof(b[1])),
-		cli_time(e->last_used, "-", b[2], sizeof(b[2])),
+		e->id, NULL, ig_storecli_time(e->created, "-", b[0], sizeof(b[0])),
+		ig_storecli_time(e->expires, "never", b[1], sizeof(b[1])),
+		ig_storecli_time(e->last_used, "-", b[2], sizeof(b[2])),
 		e->last_address[0] != '\0' ? e->last_address : "-",
 		e->networks[0] != '\0' ? e->networks : "anywhere",
-		cli_time(e->revoked, "-", b[3], sizeof(b[3])), NULL,
+		ig_storecli_time(e->revoked, "-", b[3], sizeof(b[3])), NULL,
 	};
 	struct cli_row *r = &l->rows[l->n];
 	for (int i = 0; i < CLI_COLS; i++) {
@@ -331,7 +383,7 @@ cli_list_row(const struct ig_apppass_entry *e, void *arg)
 			text = e->user;
 		else if (i == CLI_COLS - 1)
 			text = e->label;
-		r->col[i] = strdup(cli_show(text, sb, sizeof(sb)));
+		r->col[i] = strdup(ig_storecli_show(text, sb, sizeof(sb)));
 		if (r->col[i] == NULL) {
 			while (i-- > 0)
 				free(r->col[i]);
@@ -407,7 +459,7 @@ cli_revoke(struct ig_apppass_store *st, const char *id)
 		return CLI_ERROR;
 	}
 	printf("%s %s at %s\n", already ? "already revoked:" : "revoked", norm,
-	    cli_time(at, "-", tb, sizeof(tb)));
+	    ig_storecli_time(at, "-", tb, sizeof(tb)));
 	return CLI_OK;
 }
 
@@ -448,6 +500,7 @@ cli_parse(int argc, char **argv, struct cli_opts *o, enum cli_cmd *cmd, char ***
 		{ "from", required_argument, NULL, 'F' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "all", no_argument, NULL, 'A' },
+		{ "totp", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -461,6 +514,7 @@ cli_parse(int argc, char **argv, struct cli_opts *o, enum cli_cmd *cmd, char ***
 		case 'F': o->from[o->nfrom++] = optarg; break;
 		case 'q': o->quiet = true; break;
 		case 'A': o->all = true; break;
+		case 'T': o->totp = optarg; break;
 		case 'h': return cli_usage(stdout, true, CLI_OK);
 		default: return cli_usage(stderr, false, CLI_ERROR);
 		}
@@ -473,7 +527,8 @@ cli_parse(int argc, char **argv, struct cli_opts *o, enum cli_cmd *cmd, char ***
 	const char *name = argv[optind];
 	*words = argv + optind + 1;
 	*nwords = argc - optind - 1;
-	bool add_opts = o->label != NULL || o->expires != NULL || o->nfrom > 0 || o->quiet;
+	bool add_opts = o->label != NULL || o->expires != NULL || o->nfrom > 0 || o->quiet ||
+	    o->totp != NULL;
 	const char *bad = NULL;
 	if (strcmp(name, "add") == 0) {
 		*cmd = CLI_ADD;
@@ -489,6 +544,8 @@ cli_parse(int argc, char **argv, struct cli_opts *o, enum cli_cmd *cmd, char ***
 			return CLI_ERROR;
 		} else if (cli_networks(o, o->nets, sizeof(o->nets)) != 0)
 			return CLI_ERROR;
+		else if (o->totp != NULL && cli_totp_code(o->totp, o->totp_buf) != 0)
+			bad = "--totp takes the 6 digits the user's authenticator app shows";
 	} else if (strcmp(name, "list") == 0) {
 		*cmd = CLI_LIST;
 		if (*nwords > 1 || add_opts || o->all)
@@ -526,61 +583,32 @@ ig_apppass_cli_main(int argc, char **argv)
 		free(o.from);
 		return rc;
 	}
-	struct ig_config *cfg = NULL;
-	struct ig_apppass_store *st = NULL;
-	char err[IG_APPPASS_ERR_MAX], user[IG_USER_MAX + 1];
-	rc = CLI_ERROR;
-	if (ig_config_load(o.config, &cfg, stderr) != 0) {
-		fprintf(stderr, "imapguard: configuration %s is invalid\n", o.config);
-		goto out;
-	}
-	if (cfg->apppass.store == NULL) {
-		fprintf(stderr, "imapguard apppass: %s has no app_passwords.store: add an "
-		    "app_passwords section naming the store's file (imapguard.yaml(5))\n",
-		    o.config);
-		goto out;
-	}
-	/* The proxy's user owns the store: root works on it as that user. */
-	if (geteuid() == 0 && cfg->user != NULL &&
-	    ig_priv_drop(cfg->user, cfg->user_uid, cfg->user_gid, err, sizeof(err)) != 0) {
-		fprintf(stderr, "imapguard apppass: cannot become %s: %s\n", cfg->user, err);
-		goto out;
-	}
+	struct ig_storecli c;
 	const char *uarg = cmd == CLI_ADD || (cmd == CLI_LIST && nwords == 1) ||
 	    (cmd == CLI_REVOKE && o.all) ? words[0] : NULL;
-	if (uarg != NULL && ig_user_normalize((const uint8_t *)uarg, strlen(uarg),
-	        cfg->policy.fold_case, user, sizeof(user)) != 0) {
-		fprintf(stderr, "imapguard apppass: invalid user name (empty, too long, or with "
-		    "NUL, CR or LF)\n");
+	/* Only add creates the store: a missing one is an empty one. */
+	rc = ig_storecli_open(&c, "imapguard apppass", o.config, uarg, cmd == CLI_ADD);
+	if (rc != 0)
 		goto out;
-	}
-	int orc = ig_apppass_store_open(cfg->apppass.store, cmd == CLI_ADD ? IG_APS_CREATE : 0,
-	    CLI_BUSY_MS, &st, err, sizeof(err));
-	/* A store not created yet is an empty one (only add creates it). */
-	if (orc != 0 && !(orc == IG_ENOTFOUND && cmd != CLI_ADD)) {
-		fprintf(stderr, "imapguard apppass: %s: %s\n", cfg->apppass.store, err);
-		goto out;
-	}
 	switch (cmd) {
 	case CLI_ADD:
-		rc = cli_add(st, cfg, user, &o);
+		rc = cli_second_factor(c.st, c.user, o.totp != NULL ? o.totp_buf : NULL);
+		if (rc == CLI_OK)
+			rc = cli_add(c.st, c.cfg, c.user, &o);
 		break;
 	case CLI_LIST:
-		rc = cli_list(st, uarg != NULL ? user : NULL);
+		rc = cli_list(c.st, uarg != NULL ? c.user : NULL);
 		break;
 	case CLI_REVOKE:
-		rc = o.all ? cli_revoke_all(st, user) : cli_revoke(st, words[0]);
+		rc = o.all ? cli_revoke_all(c.st, c.user) : cli_revoke(c.st, words[0]);
 		break;
 	case CLI_CMD_COUNT:
 		break;
 	}
-	if (fflush(stdout) != 0 && rc == CLI_OK) {
-		fprintf(stderr, "imapguard apppass: cannot write: %s\n", strerror(errno));
-		rc = CLI_ERROR;
-	}
+	rc = ig_storecli_finish(&c, rc);
+	ig_storecli_close(&c);
 out:
-	ig_apppass_store_close(st);
-	ig_config_free(cfg);
+	mbedtls_platform_zeroize(o.totp_buf, sizeof(o.totp_buf));
 	free(o.from);
 	return rc;
 }

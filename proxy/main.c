@@ -10,6 +10,9 @@
  *                            write tls.ticket_key_file (proxy/ticketkey.c)
  *   imapguard apppass -c FILE add|list|revoke ...
  *                            app passwords (proxy/apppass_cli.c)
+ *   imapguard totp -c FILE enroll|remove|status ...
+ *                            the second factor for issuing them
+ *                            (proxy/totp_cli.c)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,6 +40,7 @@
 #include "proxy/tls.h"
 #include "proxy/server.h"
 #include "proxy/ticketkey.h"
+#include "proxy/totp_cli.h"
 
 static void
 usage(FILE *f)
@@ -47,8 +51,10 @@ usage(FILE *f)
 	    "       imapguard ctl [-c FILE | -s SOCKET] list | lift LIMIT KEY | kick USER | stats\n"
 	    "       imapguard ticket-key new | rotate FILE\n"
 	    "       imapguard apppass -c FILE add USER --label LABEL [--expires DURATION]\n"
-	    "                         [--from NETWORK]... [--quiet]\n"
+	    "                         [--from NETWORK]... [--totp CODE] [--quiet]\n"
 	    "       imapguard apppass -c FILE list [USER] | revoke ID | revoke --all USER\n"
+	    "       imapguard totp -c FILE enroll USER [--issuer NAME] [--force] [--qr MODE]\n"
+	    "       imapguard totp -c FILE remove USER | status [USER]\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (YAML)\n"
 	    "  -t, --test          check the configuration and certificates, then exit\n"
@@ -297,6 +303,8 @@ main(int argc, char **argv)
 		return ig_ticketkey_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "apppass") == 0)
 		return ig_apppass_cli_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "totp") == 0)
+		return ig_totp_cli_main(argc - 1, argv + 1);
 
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },

@@ -38,8 +38,8 @@ FOLDERS="util crypto certs policy apppass config proxy"
 # proxy/'s modules, one layer per line, top first: "rank module...".
 PROXY_LAYERS="
 1 main
-2 server ticketkey apppass_cli
-3 worker ctl admin_http
+2 server ticketkey apppass_cli totp_cli
+3 worker ctl admin_http storecli
 4 listener probe
 5 session preauth attempt backend relay
 6 sessions

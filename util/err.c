@@ -16,6 +16,7 @@ ig_strerror(int err)
 	case IG_EEOF: return "connection closed by peer";
 	case IG_ETIMEDOUT: return "timed out";
 	case IG_ECERT: return "certificate error";
+	case IG_EEXIST: return "already exists";
 	}
 	return "unknown error";
 }

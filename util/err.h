@@ -19,7 +19,8 @@ enum {
 	IG_EEOF = -9,      /* peer closed the connection */
 	IG_ETIMEDOUT = -10,
 	IG_ECERT = -11,    /* certificate or key problem, or identity mismatch */
-	IG_ERR_COUNT = 12  /* number of codes, 0 included */
+	IG_EEXIST = -12,   /* already there (an entry, a use already recorded) */
+	IG_ERR_COUNT = 13  /* number of codes, 0 included */
 };
 
 /*

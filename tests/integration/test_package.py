@@ -105,7 +105,8 @@ def test_control_fields(deb):
     depends = [d.strip() for d in field(path, "Depends").split(",")]
     names = {re.split(r"[\s(]", d, maxsplit=1)[0] for d in depends}
     # From dpkg-shlibdeps over the binary, plus adduser for postinst.
-    for pkg in ("libuv1", "libyaml-0-2", "libsqlite3-0", "libargon2-1", "libc6", "adduser"):
+    for pkg in ("libuv1", "libyaml-0-2", "libsqlite3-0", "libargon2-1", "libqrencode4", "libc6",
+                "adduser"):
         assert pkg in names, "Depends lacks %s: %s" % (pkg, depends)
     # Versioned, as dpkg-shlibdeps writes them.
     assert any(d.startswith("libuv1 (>=") for d in depends), depends
@@ -269,8 +270,15 @@ def test_imapguard8_covers_the_command_line(deb, src_dir):
         assert o in shortopts
         assert "-" + o in words, "imapguard(8) lacks -%s" % o
     for cmd in ("explain", "ctl", "list", "lift", "kick", "stats", "ticket-key", "new",
-                "rotate"):
+                "rotate", "apppass", "add", "revoke", "totp", "enroll", "remove", "status"):
         assert cmd in words, cmd
+    # The store's commands have options of their own.
+    for name in ("apppass_cli.c", "totp_cli.c"):
+        with open(os.path.join(src_dir, "proxy", name)) as f:
+            opts = set(re.findall(r'\{ "([a-z-]+)", (?:required|no)_argument', f.read()))
+        assert {"config", "help"} <= opts, name
+        for o in opts - {"help"}:
+            assert "--" + o in words, "imapguard(8) lacks %s's --%s" % (name, o)
     for sig in ("SIGHUP", "SIGTERM", "SIGINT", "SIGUSR1"):
         assert sig in words, sig
     assert "EXIT STATUS" in man_text(deb[1], MAN_PAGES[0])

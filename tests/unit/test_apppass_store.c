@@ -3,8 +3,11 @@
  * schema, refusals), add with its checks and id collisions, list, revoke,
  * revoke of a user's all, record_use, snapshots (lookup by user and id,
  * revoked ids, rows edited into something unusable), the change check
- * across connections (and a recorded use not counting), and a corrupt
- * store refused while the last good snapshot stays usable.
+ * across connections (and a recorded use not counting), a corrupt
+ * store refused while the last good snapshot stays usable; TOTP enrolments
+ * (enroll, replace, get, accept never twice nor backwards, also from two
+ * connections, remove, list, not a change for the proxy) and the upgrade
+ * of a version 1 store in place.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -182,13 +185,13 @@ test_open_create(void **state)
 	assert_int_equal(sb.st_mode & 07777, 0600);
 	ig_apppass_store_close(st);
 
-	/* The schema: version 1, WAL recorded in the file. */
+	/* The schema: version 2, WAL recorded in the file. */
 	sqlite3 *db;
 	sqlite3_stmt *s;
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(s, 0), 1);
+	assert_int_equal(sqlite3_column_int(s, 0), 2);
 	sqlite3_finalize(s);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -254,10 +257,11 @@ test_open_refusals(void **state)
 	st = open_store(f, IG_APS_CREATE);
 	ig_apppass_store_close(st);
 	st = NULL;
-	sql(f, "PRAGMA user_version = 2");
+	sql(f, "PRAGMA user_version = 3");
 	assert_int_equal(ig_apppass_store_open(f->path, 0, BUSY_MS, &st, err, sizeof(err)),
 	    IG_EINVAL);
 	assert_non_null(strstr(err, "newer imapguard"));
+	assert_non_null(strstr(err, "schema version 3"));
 	fix_clean(f);
 
 	/* A directory, and a symbolic link to a store. */
@@ -742,6 +746,375 @@ test_corrupt(void **state)
 	ig_apppass_snapshot_unref(good);
 }
 
+/* ---- TOTP enrolments ---- */
+
+static const uint8_t totp_a[20] = "12345678901234567890"; /* RFC 6238's key */
+static const uint8_t totp_b[32] = "a second secret, thirty-two byte";
+
+/* user's secret, length and last step; asserts it is enrolled. */
+static size_t
+totp_get(struct ig_apppass_store *st, const char *user, uint8_t *out, uint64_t *last)
+{
+	size_t len = 99;
+	int rc = ig_apppass_store_totp_get(st, user, out, &len, last);
+	if (rc != 0)
+		print_error("totp_get: %s\n", ig_apppass_store_error(st));
+	assert_int_equal(rc, 0);
+	return len;
+}
+
+static void
+test_totp_enroll_get(void **state)
+{
+	struct fix *f = *state;
+	struct ig_apppass_store *st = open_store(f, IG_APS_CREATE);
+	uint8_t got[IG_APPPASS_TOTP_SECRET_MAX];
+	uint64_t last = 99;
+	size_t len = 99;
+
+	assert_int_equal(ig_apppass_store_totp_get(st, "alice", got, &len, &last), IG_ENOTFOUND);
+	assert_int_equal(len, 0);
+	assert_int_equal(last, 99); /* untouched */
+
+	assert_int_equal(ig_apppass_store_totp_enroll(st, "alice", totp_a, sizeof(totp_a), 1000,
+	    false), 0);
+	assert_int_equal(totp_get(st, "alice", got, &last), sizeof(totp_a));
+	assert_memory_equal(got, totp_a, sizeof(totp_a));
+	assert_int_equal(last, 0);
+	assert_int_equal(totp_get(st, "alice", got, NULL), sizeof(totp_a));
+	assert_int_equal(ig_apppass_store_totp_get(st, "bob", got, &len, &last), IG_ENOTFOUND);
+
+	/* Enrolled: refused without replace, and nothing changes. */
+	assert_int_equal(ig_apppass_store_totp_accept(st, "alice", 50), 0);
+	assert_int_equal(ig_apppass_store_totp_enroll(st, "alice", totp_b, sizeof(totp_b), 2000,
+	    false), IG_EEXIST);
+	assert_int_equal(totp_get(st, "alice", got, &last), sizeof(totp_a));
+	assert_memory_equal(got, totp_a, sizeof(totp_a));
+	assert_int_equal(last, 50);
+
+	/* Replaced: the new secret, no step used yet. */
+	assert_int_equal(ig_apppass_store_totp_enroll(st, "alice", totp_b, sizeof(totp_b), 2000,
+	    true), 0);
+	assert_int_equal(totp_get(st, "alice", got, &last), sizeof(totp_b));
+	assert_memory_equal(got, totp_b, sizeof(totp_b));
+	assert_int_equal(last, 0);
+	/* replace on a user not enrolled enrols. */
+	assert_int_equal(ig_apppass_store_totp_enroll(st, "bob", totp_a, 16, 2000, true), 0);
+	assert_int_equal(totp_get(st, "bob", got, NULL), 16);
+
+	/* Checks: user, secret length (16..64), time. */
+	static const uint8_t big[IG_APPPASS_TOTP_SECRET_MAX + 1];
+	const struct { const char *user; const uint8_t *secret; size_t len; int64_t now; } bad[] = {
+		{ "", totp_a, 20, 1 },
+		{ "car\rol", totp_a, 20, 1 },
+		{ NULL, totp_a, 20, 1 },
+		{ "carol", totp_a, 15, 1 },
+		{ "carol", big, sizeof(big), 1 },
+		{ "carol", NULL, 20, 1 },
+		{ "carol", totp_a, 20, 0 },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(ig_apppass_store_totp_enroll(st, bad[i].user, bad[i].secret,
+		    bad[i].len, bad[i].now, true), IG_EINVAL);
+	assert_int_equal(ig_apppass_store_totp_enroll(st, "carol", big, IG_APPPASS_TOTP_SECRET_MAX,
+	    1, false), 0);
+	assert_int_equal(totp_get(st, "carol", got, NULL), IG_APPPASS_TOTP_SECRET_MAX);
+
+	/* A row edited by hand into a bad secret: refused as damaged. */
+	sql(f, "UPDATE totp SET secret = x'0102' WHERE user = 'bob'");
+	assert_int_equal(ig_apppass_store_totp_get(st, "bob", got, &len, &last), IG_EIO);
+	assert_int_equal(len, 0);
+	assert_non_null(strstr(ig_apppass_store_error(st), "damaged"));
+
+	/* App passwords are untouched by all this. */
+	struct rows r;
+	assert_int_equal(list(st, NULL, &r), 0);
+	ig_apppass_store_close(st);
+}
+
+/* A step is accepted once, and never one at or below the last accepted. */
+static void
+test_totp_accept(void **state)
+{
+	struct fix *f = *state;
+	struct ig_apppass_store *st = open_store(f, IG_APS_CREATE);
+	uint8_t got[IG_APPPASS_TOTP_SECRET_MAX];
+	uint64_t last;
+
+	assert_int_equal(ig_apppass_store_totp_accept(st, "alice", 100), IG_ENOTFOUND);
+	assert_int_equal(ig_apppass_store_totp_enroll(st, "alice", totp_a, sizeof(totp_a), 1000,
+	    false), 0);
+	assert_int_equal(ig_apppass_store_totp_accept(st, "alice", 0), IG_EINVAL);
+	assert_int_equal(ig_apppass_store_totp_accept(st, "alice", (uint64_t)INT64_MAX + 1),
+	    IG_EINVAL);
+
+	static const struct { uint64_t step; int rc; uint64_t last; } rows[] = {
+		{ 100, 0, 100 },
+		{ 100, IG_EEXIST, 100 },   /* the same code again */
+		{ 99, IG_EEXIST, 100 },    /* an earlier one */
+		{ 1, IG_EEXIST, 100 },
+		{ 101, 0, 101 },
+		{ 103, 0, 103 },           /* steps may be skipped */
+		{ 102, IG_EEXIST, 103 },
+		{ (uint64_t)INT64_MAX, 0, (uint64_t)INT64_MAX },
+		{ (uint64_t)INT64_MAX, IG_EEXIST, (uint64_t)INT64_MAX },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		assert_int_equal(ig_apppass_store_totp_accept(st, "alice", rows[i].step), rows[i].rc);
+		totp_get(st, "alice", got, &last);
+		assert_int_equal(last, rows[i].last);
+	}
+	assert_non_null(strstr(ig_apppass_store_error(st), "accepted already"));
+
+	/* Two connections (two commands) accepting the same step: one wins,
+	   whichever order they come in, and the other is told it is used. */
+	struct ig_apppass_store *other = open_store(f, 0);
+	assert_int_equal(ig_apppass_store_totp_enroll(st, "bob", totp_b, sizeof(totp_b), 1000,
+	    false), 0);
+	assert_int_equal(ig_apppass_store_totp_accept(other, "bob", 500), 0);
+	assert_int_equal(ig_apppass_store_totp_accept(st, "bob", 500), IG_EEXIST);
+	assert_int_equal(ig_apppass_store_totp_accept(st, "bob", 501), 0);
+	assert_int_equal(ig_apppass_store_totp_accept(other, "bob", 501), IG_EEXIST);
+	/* Removed by the other one meanwhile: not found. */
+	assert_int_equal(ig_apppass_store_totp_remove(other, "bob"), 0);
+	assert_int_equal(ig_apppass_store_totp_accept(st, "bob", 502), IG_ENOTFOUND);
+	ig_apppass_store_close(other);
+	ig_apppass_store_close(st);
+}
+
+struct totp_rows {
+	struct ig_apppass_totp_entry v[8];
+	size_t n;
+};
+
+static int
+totp_collect(const struct ig_apppass_totp_entry *e, void *arg)
+{
+	struct totp_rows *r = arg;
+	assert_true(r->n < 8);
+	r->v[r->n++] = *e;
+	return 0;
+}
+
+static int
+totp_stop(const struct ig_apppass_totp_entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return 42;
+}
+
+static void
+test_totp_remove_list(void **state)
+{
+	struct fix *f = *state;
+	struct ig_apppass_store *st = open_store(f, IG_APS_CREATE);
+	struct totp_rows r = { .n = 0 };
+	size_t count = 99;
+	uint8_t got[IG_APPPASS_TOTP_SECRET_MAX];
+	size_t len;
+
+	assert_int_equal(ig_apppass_store_totp_list(st, NULL, totp_collect, &r, &count), 0);
+	assert_int_equal(count, 0);
+	assert_int_equal(ig_apppass_store_totp_enroll(st, "carol", totp_a, 20, 3000, false), 0);
+	assert_int_equal(ig_apppass_store_totp_enroll(st, "alice", totp_b, 32, 1000, false), 0);
+	assert_int_equal(ig_apppass_store_totp_enroll(st, "bob", totp_a, 20, 2000, false), 0);
+	assert_int_equal(ig_apppass_store_totp_accept(st, "bob", 77), 0);
+
+	assert_int_equal(ig_apppass_store_totp_list(st, NULL, totp_collect, &r, &count), 0);
+	assert_int_equal(count, 3);
+	assert_string_equal(r.v[0].user, "alice");
+	assert_int_equal(r.v[0].created, 1000);
+	assert_int_equal(r.v[0].last_step, 0);
+	assert_string_equal(r.v[1].user, "bob");
+	assert_int_equal(r.v[1].last_step, 77);
+	assert_string_equal(r.v[2].user, "carol");
+	r.n = 0;
+	assert_int_equal(ig_apppass_store_totp_list(st, "bob", totp_collect, &r, &count), 0);
+	assert_int_equal(count, 1);
+	assert_string_equal(r.v[0].user, "bob");
+	r.n = 0;
+	assert_int_equal(ig_apppass_store_totp_list(st, "dave", totp_collect, &r, &count), 0);
+	assert_int_equal(count, 0);
+	assert_int_equal(ig_apppass_store_totp_list(st, NULL, totp_stop, NULL, &count), 42);
+	assert_int_equal(count, 1);
+
+	assert_int_equal(ig_apppass_store_totp_remove(st, "bob"), 0);
+	assert_int_equal(ig_apppass_store_totp_get(st, "bob", got, &len, NULL), IG_ENOTFOUND);
+	assert_int_equal(ig_apppass_store_totp_remove(st, "bob"), IG_ENOTFOUND);
+	assert_int_equal(ig_apppass_store_totp_accept(st, "bob", 78), IG_ENOTFOUND);
+	r.n = 0;
+	assert_int_equal(ig_apppass_store_totp_list(st, NULL, totp_collect, &r, &count), 0);
+	assert_int_equal(count, 2);
+	/* Enrolled again after a removal: from scratch. */
+	assert_int_equal(ig_apppass_store_totp_enroll(st, "bob", totp_b, 32, 4000, false), 0);
+	uint64_t last = 99;
+	assert_int_equal(totp_get(st, "bob", got, &last), 32);
+	assert_int_equal(last, 0);
+	assert_int_equal(ig_apppass_store_check(st), 0);
+	ig_apppass_store_close(st);
+}
+
+/*
+ * Enrolments are no change for the proxy: whoever enrols, accepts or
+ * removes, ig_apppass_store_changed() stays 0 and the snapshot's
+ * generation does not move.
+ */
+static void
+test_totp_not_a_change(void **state)
+{
+	struct fix *f = *state;
+	struct ig_apppass_store *proxy = open_store(f, IG_APS_CREATE);
+	struct ig_apppass_store *cli = open_store(f, 0);
+	struct ig_apppass_snapshot *snap;
+	char a[6];
+	add(cli, f, "alice", "phone", 100, 0, "", a);
+	assert_int_equal(ig_apppass_store_snapshot(proxy, &snap), 0);
+	uint64_t gen = ig_apppass_snapshot_generation(snap);
+	assert_int_equal(ig_apppass_store_changed(proxy, snap), 0);
+
+	assert_int_equal(ig_apppass_store_totp_enroll(cli, "alice", totp_a, 20, 100, false), 0);
+	assert_int_equal(ig_apppass_store_changed(proxy, snap), 0);
+	assert_int_equal(ig_apppass_store_totp_accept(cli, "alice", 5), 0);
+	assert_int_equal(ig_apppass_store_changed(proxy, snap), 0);
+	assert_int_equal(ig_apppass_store_totp_enroll(cli, "alice", totp_b, 32, 200, true), 0);
+	assert_int_equal(ig_apppass_store_changed(proxy, snap), 0);
+	assert_int_equal(ig_apppass_store_totp_remove(proxy, "alice"), 0);
+	assert_int_equal(ig_apppass_store_changed(proxy, snap), 0);
+
+	struct ig_apppass_snapshot *again;
+	assert_int_equal(ig_apppass_store_snapshot(proxy, &again), 0);
+	assert_int_equal(ig_apppass_snapshot_generation(again), gen);
+	assert_int_equal(ig_apppass_snapshot_count(again), 1);
+	ig_apppass_snapshot_unref(again);
+	/* An app password change is still seen after them. */
+	assert_int_equal(ig_apppass_store_revoke(cli, a, 300, NULL, NULL), 0);
+	assert_int_equal(ig_apppass_store_changed(proxy, snap), 1);
+	ig_apppass_snapshot_unref(snap);
+	ig_apppass_store_close(cli);
+	ig_apppass_store_close(proxy);
+}
+
+/* ---- the upgrade from version 1 ---- */
+
+/* What imapguard's first store (schema version 1) wrote, frozen here: the
+ * upgrade must take such a file as it is. */
+static const char schema_v1[] =
+    "PRAGMA journal_mode = WAL;"
+    "CREATE TABLE app_passwords ("
+    " id TEXT PRIMARY KEY NOT NULL,"
+    " user TEXT NOT NULL,"
+    " label TEXT NOT NULL,"
+    " hash TEXT NOT NULL,"
+    " created INTEGER NOT NULL,"
+    " expires INTEGER NOT NULL DEFAULT 0,"
+    " networks TEXT NOT NULL DEFAULT '',"
+    " revoked INTEGER NOT NULL DEFAULT 0,"
+    " last_used INTEGER NOT NULL DEFAULT 0,"
+    " last_address TEXT NOT NULL DEFAULT ''"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE INDEX app_passwords_by_user ON app_passwords (user, created);"
+    "CREATE TABLE store_state ("
+    " one INTEGER PRIMARY KEY CHECK (one = 1),"
+    " generation INTEGER NOT NULL"
+    ") STRICT;"
+    "INSERT INTO store_state VALUES (1, 0);"
+    "CREATE TRIGGER app_passwords_added AFTER INSERT ON app_passwords"
+    " BEGIN UPDATE store_state SET generation = generation + 1; END;"
+    "CREATE TRIGGER app_passwords_removed AFTER DELETE ON app_passwords"
+    " BEGIN UPDATE store_state SET generation = generation + 1; END;"
+    "CREATE TRIGGER app_passwords_changed"
+    " AFTER UPDATE OF id, user, hash, expires, networks, revoked ON app_passwords"
+    " BEGIN UPDATE store_state SET generation = generation + 1; END;"
+    "PRAGMA user_version = 1;";
+
+static int64_t
+sql_int(const struct fix *f, const char *text)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, text, -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return v;
+}
+
+static void
+test_upgrade_from_v1(void **state)
+{
+	struct fix *f = *state;
+	char sqltext[1024];
+
+	/* A version 1 store with two rows, one revoked, one used. */
+	sql(f, schema_v1);
+	assert_int_equal(chmod(f->path, 0600), 0);
+	snprintf(sqltext, sizeof(sqltext),
+	    "INSERT INTO app_passwords (id, user, label, hash, created, networks) VALUES "
+	    "('k7dq2', 'alice', 'phone', '%s', 100, '10.0.0.0/8');"
+	    "INSERT INTO app_passwords (id, user, label, hash, created, revoked) VALUES "
+	    "('m3h4x', 'bob', 'laptop', '%s', 200, 300);"
+	    "UPDATE app_passwords SET last_used = 150, last_address = '192.0.2.1' "
+	    "WHERE id = 'k7dq2';", f->phc, f->phc);
+	sql(f, sqltext);
+	int64_t gen = sql_int(f, "SELECT generation FROM store_state");
+	assert_int_equal(gen, 2); /* two inserts; a recorded use does not count */
+
+	/* The proxy's kind of open (no IG_APS_CREATE) upgrades it in place. */
+	struct ig_apppass_store *st = open_store(f, 0);
+	assert_int_equal(sql_int(f, "PRAGMA user_version"), 2);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM totp"), 0);
+
+	/* Every row as it was, the snapshot and its generation too. */
+	struct rows r;
+	assert_int_equal(list(st, NULL, &r), 2);
+	assert_string_equal(r.v[0].id, "k7dq2");
+	assert_string_equal(r.v[0].networks, "10.0.0.0/8");
+	assert_int_equal(r.v[0].last_used, 150);
+	assert_string_equal(r.v[0].last_address, "192.0.2.1");
+	assert_int_equal(r.v[1].revoked, 300);
+	struct ig_apppass_snapshot *snap;
+	assert_int_equal(ig_apppass_store_snapshot(st, &snap), 0);
+	assert_int_equal(ig_apppass_snapshot_generation(snap), (uint64_t)gen);
+	assert_int_equal(ig_apppass_snapshot_count(snap), 1);
+	assert_non_null(ig_apppass_snapshot_find(snap, "alice", "k7dq2"));
+	assert_true(ig_apppass_snapshot_is_revoked(snap, "m3h4x"));
+	assert_int_equal(ig_apppass_store_changed(st, snap), 0);
+
+	/* The triggers still count app password changes, and only those. */
+	assert_int_equal(ig_apppass_store_totp_enroll(st, "alice", totp_a, 20, 400, false), 0);
+	assert_int_equal(ig_apppass_store_changed(st, snap), 0);
+	assert_int_equal(ig_apppass_store_revoke(st, "k7dq2", 500, NULL, NULL), 0);
+	assert_int_equal(ig_apppass_store_changed(st, snap), 1);
+	ig_apppass_snapshot_unref(snap);
+	assert_int_equal(ig_apppass_store_check(st), 0);
+	ig_apppass_store_close(st);
+
+	/* Opened again: already version 2, the enrolment kept. */
+	st = open_store(f, IG_APS_CREATE);
+	uint8_t got[IG_APPPASS_TOTP_SECRET_MAX];
+	assert_int_equal(totp_get(st, "alice", got, NULL), 20);
+	assert_memory_equal(got, totp_a, 20);
+	assert_int_equal(sql_int(f, "PRAGMA user_version"), 2);
+	ig_apppass_store_close(st);
+
+	/* A version 1 store that somehow has a table named totp already (a
+	   hand edit): the upgrade fails whole, the file stays version 1. */
+	fix_clean(f);
+	sql(f, schema_v1);
+	sql(f, "CREATE TABLE totp (x)");
+	assert_int_equal(chmod(f->path, 0600), 0);
+	char err[IG_APPPASS_ERR_MAX];
+	st = NULL;
+	assert_int_equal(ig_apppass_store_open(f->path, 0, BUSY_MS, &st, err, sizeof(err)),
+	    IG_EIO);
+	assert_null(st);
+	assert_non_null(strstr(err, "upgrade the schema from version 1"));
+	assert_int_equal(sql_int(f, "PRAGMA user_version"), 1);
+}
+
 int
 main(void)
 {
@@ -760,6 +1133,11 @@ main(void)
 		cmocka_unit_test_setup(test_snapshot_invalid_rows, each),
 		cmocka_unit_test_setup(test_changed, each),
 		cmocka_unit_test_setup(test_corrupt, each),
+		cmocka_unit_test_setup(test_totp_enroll_get, each),
+		cmocka_unit_test_setup(test_totp_accept, each),
+		cmocka_unit_test_setup(test_totp_remove_list, each),
+		cmocka_unit_test_setup(test_totp_not_a_change, each),
+		cmocka_unit_test_setup(test_upgrade_from_v1, each),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
