@@ -27,6 +27,7 @@ from igtest import ALICE, ALICE_PW, USERS, Raw  # noqa: E402
 
 BOB = "bob@example.com"
 BOB_PW = USERS[BOB]
+CAROL = "user12"
 
 BOLD, DIM, RED, GREEN, RESET = ("\033[1m", "\033[2m", "\033[31m", "\033[32m", "\033[0m") \
     if sys.stdout.isatty() else ("",) * 5
@@ -114,7 +115,7 @@ def main():
         ctx = igtest.client_context(ca)
 
         heading("Private Dovecot (backend)")
-        dovecot = igtest.Dovecot(dv_dir).start()
+        dovecot = igtest.Dovecot(dv_dir, master=True).start()
         print("  dovecot -F -c %s  listening on %s" % (dovecot.conf, dovecot.address))
 
         heading("imapguard")
@@ -128,6 +129,16 @@ def main():
         config["admin"] = {"listen": "127.0.0.1:%d" % metrics_port}
         config["policy"]["groups"] = {"modern-only": {
             "users": [BOB], "mechanisms": ["XOAUTH2", "OAUTHBEARER"], "login_command": False}}
+        # App passwords for CAROL (user12): checked by imapguard, which
+        # then logs in to Dovecot as its master user for her.
+        secret_path = os.path.join(run_dir, "master.secret")
+        fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(igtest.MASTER_PW + "\n")
+        config["backend"]["master_login"] = {"user": igtest.MASTER_USER,
+                                             "password_file": secret_path}
+        config["app_passwords"] = {"store": os.path.join(run_dir, "app-passwords.db")}
+        config["policy"]["groups"]["mfa"] = {"users": [CAROL], "credentials": "app_passwords"}
         config["ratelimit"] = {
             "enabled": True,
             "address": {"threshold": 3, "window": "10m", "block": "15m"},
@@ -232,14 +243,51 @@ def main():
         check(igtest.status(tagged) == "OK",
               "%s still logs in from her known address" % ALICE)
 
-        heading("7. Metrics (http://127.0.0.1:%d/metrics) and readiness" % metrics_port)
+        heading("7. App passwords for %s: the account password no longer works, a "
+                "revoked device is cut off" % CAROL)
+
+        def apppass(*argv):
+            print("  %s$ imapguard apppass -c imapguard.yaml %s%s" % (DIM, " ".join(argv), RESET))
+            r = subprocess.run([args.bin, "apppass", "-c", ig.config_path] + list(argv),
+                               capture_output=True, text=True, timeout=60)
+            check(r.returncode == 0, "apppass %s" % argv[0])
+            return r.stdout
+        out = apppass("add", CAROL, "--label", "demo phone", "--quiet")
+        pid, pw = out.split()
+        print("    %s %s   (shown once; the store keeps an Argon2id hash)" % (pid, pw))
+        igtest.wait_until(lambda: '"id":"%s"' % pid in ig.log_text().replace(" ", ""),
+                          igtest.IO_TIMEOUT, "the proxy to load the new password")
+        c = Shown(Raw(*ig.addr("imaps"), tls_ctx=ctx))
+        c.greeting()
+        _, tagged = c.cmd("k1", "LOGIN %s %s" % (CAROL, USERS[CAROL]))
+        check(igtest.resp_code(tagged) == "AUTHENTICATIONFAILED",
+              "the account password: refused before Dovecot sees it")
+        c.close()
+        c = Shown(Raw(*ig.addr("imaps"), tls_ctx=ctx))
+        c.greeting()
+        _, tagged = c.cmd("k2", "LOGIN %s %s" % (CAROL, pw))
+        check(igtest.status(tagged) == "OK", "the app password logs in (as the master user, "
+              "for %s)" % CAROL)
+        c.cmd("k3", "SELECT INBOX")
+        c.raw.send("k4 IDLE\r\n")
+        print("  %sC: k4 IDLE%s" % (DIM, RESET))
+        print("  %sS: %s%s" % (DIM, c.raw.readline().decode().rstrip(), RESET))
+        apppass("revoke", pid)
+        line = c.raw.readline().decode().rstrip()
+        print("  %sS: %s%s" % (DIM, line, RESET))
+        check(line.startswith("* BYE [UNAVAILABLE]"), "the idling session ended by the revocation")
+        c.close()
+
+        heading("8. Metrics (http://127.0.0.1:%d/metrics) and readiness" % metrics_port)
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics_port,
                                     timeout=10) as r:
             metrics = r.read().decode()
         # (the series these sessions moved: zeros left out)
         shown = [l for l in metrics.splitlines() if not l.startswith("#") and re.match(
             r"imapguard_(login_attempts_total|login_refusals_total|ratelimit_blocks|"
-            r"connections_total|relayed_bytes_total|tls_handshakes_total)", l)
+            r"connections_total|relayed_bytes_total|tls_handshakes_total|"
+            r"app_password_logins_total|account_password_logins_total|"
+            r"app_password_sessions_ended_total)", l)
             and not l.endswith(" 0")]
         for line in shown:
             print("  " + line)
@@ -250,7 +298,7 @@ def main():
             ready = r.status
         check(ready == 200, "/readyz: backend reachable, certificates valid")
 
-        heading("8. The JSON audit stream: every login decision with its reason")
+        heading("9. The JSON audit stream: every login decision with its reason")
         lines = []
         for text in ig.log_text().splitlines():
             try:
@@ -258,15 +306,18 @@ def main():
             except ValueError:
                 continue
             if ev.get("event") in ("login-decision", "login-refused", "login-result",
-                                   "ratelimit-block"):
+                                   "ratelimit-block", "login-credential", "apppass-issued",
+                                   "apppass-revoked", "session-revoked"):
                 lines.append(ev)
         for ev in lines:
             keep = {k: v for k, v in ev.items() if k in (
                 "event", "client_ip", "user", "mech", "verdict", "result", "reason", "rule",
+                "credential", "apppass_id", "id", "by",
                 "code", "limit", "client_in", "client_out", "duration_ms", "tls_version")}
             print("  " + json.dumps(keep))
         check(any(ev.get("verdict") == "deny" for ev in lines), "denials in the audit stream")
-        check(all(ALICE_PW not in json.dumps(ev) for ev in lines), "no password in any line")
+        check(all(ALICE_PW not in json.dumps(ev) and pw not in json.dumps(ev) for ev in lines),
+              "no password in any line")
         heading("Dovecot saw")
         for line in dovecot.log_text().splitlines():
             if re.search(r"imap-login: .*(Login|Disconnected|Aborted)", line) and "rip=" in line:
