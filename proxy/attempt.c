@@ -39,6 +39,7 @@ ig_attempt_release(struct ig_session *s)
 }
 
 static void attempt_end(struct ig_session *s);
+static unsigned attempt_fail_address(struct ig_session *s);
 
 /*
  * Starts an attempt: copies the tag, clears the rest, allocates the
@@ -556,9 +557,20 @@ attempt_set_user(struct ig_session *s, const uint8_t *name, size_t len)
 		ig_session_log(s, IG_LOG_INFO, "event=login-decision verdict=deny mech=%s "
 		    "reason=user-is-an-app-password user=[redacted] code=AUTHENTICATIONFAILED",
 		    attempt_mech_name(a));
+		attempt_count(s, IG_ML_REFUSED, IG_MR_COUNT);
 		ig_session_reply(s, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", a->tag);
-		/* A failure of the address (no user is known). */
-		ig_attempt_done(s, false, false);
+		/* A failure of the address (no user is known), tarpitted like
+		   any other. */
+		s->failures++;
+		unsigned delay = attempt_fail_address(s);
+		attempt_end(s);
+		struct ig_shared *sh = s->set->sh;
+		if (sh->rl != NULL) {
+			ig_shared_lock(sh);
+			unsigned max_failures = ig_rl_max_conn_failures(sh->rl);
+			ig_shared_unlock(sh);
+			ig_session_tarpit(s, delay, s->failures >= max_failures);
+		}
 		return false;
 	}
 	int rc = ig_user_normalize(name, len, ig_session_policy(s)->fold_case, a->user,
@@ -756,6 +768,8 @@ ig_attempt_judge_step(struct ig_session *s, struct ig_span b64)
 		    IG_MAP_ACCOUNT_REFUSED);
 		return false;
 	}
+	if (s->closing)
+		return false; /* (a refusal's tarpit said BYE) */
 	ig_backend_close(s);
 	ig_session_set_state(s, IG_SS_PREAUTH);
 	ig_session_timer(s, s->gen->cfg->limits.preauth_timeout_ms);
@@ -893,9 +907,17 @@ static unsigned
 attempt_count_abandoned(struct ig_session *s, const char *what)
 {
 	struct ig_attempt *a = &s->att;
-	struct ig_shared *sh = s->set->sh;
 	ig_session_log(s, IG_LOG_INFO, "event=login-%s mech=%s cost=backend-connection",
 	    what, attempt_mech_name(a));
+	return attempt_fail_address(s);
+}
+
+/* Counts a failure of the client's address alone (no user's password was
+   tried). Returns the tarpit delay. */
+static unsigned
+attempt_fail_address(struct ig_session *s)
+{
+	struct ig_shared *sh = s->set->sh;
 	if (sh->rl == NULL)
 		return 0;
 	struct ig_rl_attempt ra;
