@@ -519,14 +519,9 @@ cli_parse(int argc, char **argv, struct cli_opts *o, enum cli_cmd *cmd, char ***
 		default: return cli_usage(stderr, false, CLI_ERROR);
 		}
 	}
-	if (optind >= argc || o->config == NULL) {
-		fprintf(stderr, "imapguard apppass: %s\n", optind >= argc ? "no command" :
-		    "-c FILE is required (the configuration naming app_passwords.store)");
+	const char *name;
+	if (!ig_storecli_words("imapguard apppass", argc, argv, o->config, &name, words, nwords))
 		return cli_usage(stderr, false, CLI_ERROR);
-	}
-	const char *name = argv[optind];
-	*words = argv + optind + 1;
-	*nwords = argc - optind - 1;
 	bool add_opts = o->label != NULL || o->expires != NULL || o->nfrom > 0 || o->quiet ||
 	    o->totp != NULL;
 	const char *bad = NULL;

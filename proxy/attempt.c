@@ -940,6 +940,21 @@ ig_attempt_abandon(struct ig_session *s)
 }
 
 /*
+ * The backend said OK but the login is refused after all (the client has
+ * been answered): a failure on this connection, the backend connection
+ * closed, back to the command loop.
+ */
+static void
+attempt_drop_backend_ok(struct ig_session *s)
+{
+	s->failures++;
+	attempt_end(s);
+	ig_backend_close(s);
+	ig_session_set_state(s, IG_SS_PREAUTH);
+	ig_session_timer(s, s->gen->cfg->limits.preauth_timeout_ms);
+}
+
+/*
  * The backend accepted the master login for an app password: the password
  * must still be in the newest snapshot (a revocation while the login was
  * under way ran its sweep before this session was in the relay). Returns
@@ -963,11 +978,7 @@ attempt_app_still_valid(struct ig_session *s)
 	IG_SESSION_METRIC(s, apppass[IG_MAP_REVOKED], 1);
 	attempt_count(s, IG_ML_REFUSED, IG_MR_COUNT);
 	ig_session_reply(s, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", a->tag);
-	s->failures++;
-	attempt_end(s);
-	ig_backend_close(s);
-	ig_session_set_state(s, IG_SS_PREAUTH);
-	ig_session_timer(s, s->gen->cfg->limits.preauth_timeout_ms);
+	attempt_drop_backend_ok(s);
 	return false;
 }
 
@@ -999,11 +1010,7 @@ ig_attempt_recheck(struct ig_session *s)
 		ig_session_reply(s, "%s NO [%s] %s", a->tag, d.code, d.text);
 	else
 		ig_session_reply(s, "%s NO %s", a->tag, d.text);
-	s->failures++;
-	attempt_end(s);
-	ig_backend_close(s);
-	ig_session_set_state(s, IG_SS_PREAUTH);
-	ig_session_timer(s, s->gen->cfg->limits.preauth_timeout_ms);
+	attempt_drop_backend_ok(s);
 	return false;
 }
 

@@ -5,6 +5,7 @@
 #include "proxy/storecli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -124,4 +125,19 @@ ig_storecli_write_out(const char *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+bool
+ig_storecli_words(const char *prog, int argc, char **argv, const char *config,
+    const char **name, char ***words, int *nwords)
+{
+	if (optind >= argc || config == NULL) {
+		fprintf(stderr, "%s: %s\n", prog, optind >= argc ? "no command" :
+		    "-c FILE is required (the configuration naming app_passwords.store)");
+		return false;
+	}
+	*name = argv[optind];
+	*words = argv + optind + 1;
+	*nwords = argc - optind - 1;
+	return true;
 }

@@ -53,6 +53,14 @@ int ig_storecli_open(struct ig_storecli *c, const char *prog, const char *config
 void ig_storecli_close(struct ig_storecli *c);
 
 /*
+ * After getopt_long(): the command (argv[optind]) and the words after it.
+ * Returns false, having said why on stderr as prog, when there is no
+ * command or no -c (config NULL): the caller prints its usage.
+ */
+bool ig_storecli_words(const char *prog, int argc, char **argv, const char *config,
+    const char **name, char ***words, int *nwords);
+
+/*
  * Flushes stdout: returns rc, or IG_CLI_ERROR (with a message) when rc was
  * IG_CLI_OK and the flush failed (a full disk, a closed pipe).
  */

@@ -356,14 +356,9 @@ cli_parse(int argc, char **argv, struct cli_opts *o, enum cli_cmd *cmd, char ***
 		default: return cli_usage(stderr, false, CLI_ERROR);
 		}
 	}
-	if (optind >= argc || o->config == NULL) {
-		fprintf(stderr, CLI_PROG ": %s\n", optind >= argc ? "no command" :
-		    "-c FILE is required (the configuration naming app_passwords.store)");
+	const char *name;
+	if (!ig_storecli_words(CLI_PROG, argc, argv, o->config, &name, words, nwords))
 		return cli_usage(stderr, false, CLI_ERROR);
-	}
-	const char *name = argv[optind];
-	*words = argv + optind + 1;
-	*nwords = argc - optind - 1;
 	bool enroll_opts = o->issuer != NULL || o->force || o->qr != NULL;
 	const char *bad = NULL;
 	o->qr_mode = CLI_QR_COUNT;

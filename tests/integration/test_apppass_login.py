@@ -30,25 +30,16 @@ import urllib.request
 import pytest
 
 import igtest
+import test_master_login
 from igtest import ALICE, ALICE_PW, MASTER_USER, b64, resp_code, status
+from test_apppass_cli import run
 
 SECRET = igtest.MASTER_PW  # what Dovecot's master passdb has
 PW_RE = re.compile(r"^([2-9a-km-np-z]{5}) ([2-9a-km-np-z]{5}(?:-[2-9a-km-np-z]{5}){4})$")
 
 
-def run(argv, timeout=60):
-    env = dict(os.environ)
-    env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-    r = subprocess.run(argv, capture_output=True, timeout=timeout, env=env, text=True)
-    for marker in igtest.SANITIZER_MARKERS:
-        assert marker not in r.stderr, r.stderr
-    return r
-
-
 def write_secret(path):
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(SECRET + "\n")
+    test_master_login.write_secret(path, SECRET + "\n")
 
 
 class Setup:
