@@ -6,6 +6,7 @@
  *     store: /var/lib/imapguard/app-passwords.db
  *     hash: { memory: 19MiB, iterations: 2, parallelism: 1 }
  *     max_concurrent_verifications: 4
+ *     hint: "Use an app password: https://mail.example.com/app-passwords"
  */
 #include "config/schema.h"
 
@@ -21,6 +22,8 @@
 /* app_passwords.max_concurrent_verifications. */
 #define APPPASS_VERIFY_DEFAULT 4u
 #define APPPASS_VERIFY_MAX 256u
+/* app_passwords.hint: bytes (one IMAP line with room to spare). */
+#define APPPASS_HINT_MAX 200u
 
 _Static_assert(_Generic((uint32_t)0, unsigned: 1, default: 0),
     "FT_UINT stores the hash parameters (uint32_t) as unsigned");
@@ -121,8 +124,31 @@ static const struct section apppass_hash_section = {
 	apppass_hash_fields, NFIELDS(apppass_hash_fields), apppass_check_hash, false, NULL
 };
 
+/*
+ * hint: what a client is told, beside the usual tagged NO, when it sent
+ * the account password where an app password is required: one line of
+ * printable ASCII (a sentence, a URL), sent as "* NO [ALERT] <hint>".
+ */
+static void
+apppass_v_hint(struct cfgctx *c, const struct field *f, const struct cnode *v, void *base,
+    const char *path)
+{
+	(void)f;
+	(void)base;
+	bool ok = v->len >= 1 && v->len <= APPPASS_HINT_MAX;
+	for (size_t i = 0; ok && i < v->len; i++)
+		ok = v->str[i] >= 0x20 && v->str[i] <= 0x7e;
+	if (!ok) {
+		char sb[CFG_SHOW_MAX];
+		config_error(c, v->mark, "invalid value '%s' for '%s': expected 1 to %u characters "
+		    "of printable ASCII (no control or non-ASCII characters)",
+		    ig_cfg_show(v->str, v->len, sb), path, APPPASS_HINT_MAX);
+	}
+}
+
 static const struct field apppass_fields[] = {
 	F_STR("store", struct ig_apppass_conf, store, true, apppass_v_store),
+	F_STR("hint", struct ig_apppass_conf, hint, false, apppass_v_hint),
 	F_SECTION("hash", struct ig_apppass_conf, hash, false, &apppass_hash_section),
 	F_NUM("max_concurrent_verifications", FT_UINT, struct ig_apppass_conf,
 	    max_concurrent_verifications, APPPASS_VERIFY_DEFAULT, 1, APPPASS_VERIFY_MAX),

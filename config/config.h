@@ -173,6 +173,10 @@ struct ig_apppass_conf {
 	                                    memory (KiB), iterations and
 	                                    parallelism for new passwords
 	                                    (default 19 MiB, 2, 1) */
+	char *hint;                      /* app_passwords.hint: said as "* NO
+	                                    [ALERT] <hint>" when the account
+	                                    password is refused; NULL = none;
+	                                    owned */
 	unsigned max_concurrent_verifications; /* hashes computed at once by the
 	                                    proxy (default 4); up to 4 times
 	                                    as many may be queued, more are

@@ -269,6 +269,11 @@ attempt_refuse_credentials(struct ig_session *s, const char *reason, const char 
 	    s->tls_active ? "yes" : "no", reason, id != NULL ? " apppass_id=" : "",
 	    id != NULL ? id : "");
 	IG_SESSION_METRIC(s, apppass[metric], 1);
+	/* The account password where an app password is required: the
+	   hint, if configured, as an alert clients show (Gmail's way). */
+	const char *hint = s->gen->cfg->apppass.hint;
+	if (metric == IG_MAP_ACCOUNT_REFUSED && hint != NULL)
+		ig_session_reply(s, "* NO [ALERT] %s", hint);
 	ig_session_reply(s, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", a->tag);
 	ig_attempt_done(s, false, false);
 }

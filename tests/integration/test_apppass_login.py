@@ -572,3 +572,50 @@ def test_a_flood_of_logins_is_bounded_and_nothing_hangs(imapguard, imapguard_bin
     # Every verification came back (none outstanding, none leaked: ASan
     # checks at the stop).
     igtest.wait_until(lambda: ig.log_text().count("hash_ms=") >= len(ok), 60, "the hashes")
+
+
+# ---- the hint ---------------------------------------------------------------------------------
+
+def test_a_hint_says_an_app_password_is_needed(imapguard, imapguard_bin, devcerts,
+                                               dovecot_master, ca, tmp_path):
+    """app_passwords.hint: the account password's refusal comes with an
+    untagged "* NO [ALERT] <hint>" (which clients show their user), then the
+    same tagged NO; a wrong app password gets no hint. imaplib sees both."""
+    hint = "Use an app password: https://mail.example.com/app-passwords"
+    cfg, store = config(devcerts, dovecot_master.address, tmp_path)
+    cfg["app_passwords"]["hint"] = hint
+    ig = imapguard(cfg)
+    s = Setup(imapguard_bin, ig, store)
+    pid, pw = s.add()
+    c = igtest.tls_client(ig, ca)
+    try:
+        untagged, tagged = c.cmd("a", "LOGIN %s %s" % (ALICE, ALICE_PW))
+        assert [u.rstrip(b"\r\n") for u in untagged] == [("* NO [ALERT] " + hint).encode()]
+        assert status(tagged) == "NO" and resp_code(tagged) == "AUTHENTICATIONFAILED", tagged
+        untagged, tagged = c.cmd("b", "LOGIN %s %s-22222-33333-44444-55555" % (ALICE, pid))
+        assert untagged == [] and resp_code(tagged) == "AUTHENTICATIONFAILED", (untagged, tagged)
+    finally:
+        c.close()
+    m = imaps(ig, ca)
+    try:
+        with pytest.raises(imaplib.IMAP4.error):
+            m.login(ALICE, ALICE_PW)
+        assert m.untagged_responses.get("NO") == [("[ALERT] " + hint).encode()]
+    finally:
+        bye(m)
+
+
+def test_a_bad_hint_is_refused_at_line_col(imapguard_bin, devcerts, tmp_path):
+    cfg, _ = config(devcerts, "127.0.0.1:%d" % igtest.free_port(), tmp_path)
+    for lst in cfg["listeners"]:
+        lst["listen"] = "127.0.0.1:%d" % igtest.free_port()
+    cfg["app_passwords"]["hint"] = "line one\tand a tab"
+    path = tmp_path / "imapguard.yaml"
+    text = igtest.to_yaml(cfg) + "\n"
+    path.write_text(text)
+    r = run([imapguard_bin, "-t", "-c", str(path)])
+    assert r.returncode != 0
+    line = [i for i, t in enumerate(text.split("\n")) if "hint:" in t][0] + 1
+    assert re.search(r"%s:%d:\d+: invalid value '.*' for 'app_passwords.hint': expected 1 to "
+                     r"200 characters of printable ASCII" % (re.escape(str(path)), line),
+                     r.stderr), r.stderr
