@@ -197,6 +197,12 @@ test_errors(void **state)
 		{ CFGFIX_BASE "app_passwords:\n  store: lib/dir.db\n",
 		  "t.yaml:12:10: cannot use 'lib/dir.db' for 'app_passwords.store': it exists and "
 		  "is not a regular file\n" },
+		{ CFGFIX_BASE "app_passwords:\n  store: lib/ap.db\n  hint: \"two\\tcolumns\"\n",
+		  "t.yaml:13:9: invalid value 'two\\x09columns' for 'app_passwords.hint': expected 1 "
+		  "to 200 characters of printable ASCII (no control or non-ASCII characters)\n" },
+		{ CFGFIX_BASE "app_passwords:\n  store: lib/ap.db\n  hint: \"caf\xc3\xa9\"\n",
+		  "t.yaml:13:9: invalid value 'caf\\xc3\\xa9' for 'app_passwords.hint': expected 1 "
+		  "to 200 characters of printable ASCII (no control or non-ASCII characters)\n" },
 		{ CFGFIX_BASE "app_passwords:\n  store: lib/ap.db\n  store: lib/ap2.db\n",
 		  "t.yaml:13:3: duplicate key 'store' in 'app_passwords' (first at 12:3)\n" },
 	};
