@@ -53,10 +53,10 @@ bool ig_attempt_judge_step(struct ig_session *s, struct ig_span b64);
  *
  * Call it once the user is known and the policy allowed the attempt, with
  * the client's secret verified, and before the attempt goes to the
- * backend (ig_backend_start()): from ig_attempt_login() (the LOGIN
- * command), attempt_sasl_first() (PLAIN) or attempt_sasl_password() (the
- * LOGIN mechanism), in place of their ig_backend_start() when the decision
- * says credentials app_passwords (or both, with an app password).
+ * backend (ig_backend_start()): attempt.c calls it when an app password
+ * verified (attempt_verified(), after the hash on the thread pool), for a
+ * LOGIN command, PLAIN or the LOGIN mechanism under credentials
+ * app_passwords or both.
  *
  * What the client sent is wiped now; the command that goes to the backend
  * is formatted when the connection is ready (backend.c, proxy/loginfmt.c)
