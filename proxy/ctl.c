@@ -216,6 +216,13 @@ ctl_exec(struct ctl_conn *c, char *line)
 			    (unsigned long long)st.state_saved_changes);
 			ctl_out(c, "ratelimit_state_save_failures\t%u\n", st.state_save_failures);
 		}
+		if (st.apppass) {
+			ctl_out(c, "app_passwords_loaded\t%u\n", st.apppass_loaded ? 1u : 0u);
+			ctl_out(c, "app_passwords_active\t%zu\n", st.apppass_active);
+			ctl_out(c, "app_passwords_revoked\t%zu\n", st.apppass_revoked);
+			ctl_out(c, "app_password_verifications_outstanding\t%u\n",
+			    st.apppass_outstanding);
+		}
 		ctl_out(c, "ok\n");
 	} else {
 		ctl_out(c, "error unknown command (list, lift LIMIT KEY, kick USER, stats)\n");

@@ -34,6 +34,11 @@ struct ig_ctl_stats {
 	bool state_file;               /* the limiter saves to a state file */
 	uint64_t state_saved_changes;  /* ig_rl_changes() the file holds */
 	unsigned state_save_failures;  /* failed saves since the last good one */
+	/* App passwords (app_passwords.store): the snapshot in force. */
+	bool apppass;
+	bool apppass_loaded;
+	size_t apppass_active, apppass_revoked;
+	unsigned apppass_outstanding;  /* verifications queued or running */
 };
 /* What the admin socket asks its owner (the server) for. */
 struct ig_ctl_ops {

@@ -838,6 +838,15 @@ server_ctl_stats(void *arg, struct ig_ctl_stats *st)
 	st->state_file = sv->rl_state_file != NULL;
 	st->state_saved_changes = sv->rl_saved_changes;
 	st->state_save_failures = sv->rl_save_failures;
+	if (sv->sh.apprt != NULL) {
+		struct ig_apprt_stats as;
+		ig_apprt_stats(sv->sh.apprt, &as);
+		st->apppass = true;
+		st->apppass_loaded = as.loaded;
+		st->apppass_active = as.active;
+		st->apppass_revoked = as.revoked;
+		st->apppass_outstanding = as.outstanding;
+	}
 }
 
 struct server_kick {

@@ -619,3 +619,32 @@ def test_a_bad_hint_is_refused_at_line_col(imapguard_bin, devcerts, tmp_path):
     assert re.search(r"%s:%d:\d+: invalid value '.*' for 'app_passwords.hint': expected 1 to "
                      r"200 characters of printable ASCII" % (re.escape(str(path)), line),
                      r.stderr), r.stderr
+
+
+def test_ctl_stats_show_the_store(imapguard, imapguard_bin, devcerts, dovecot_master, ca,
+                                  tmp_path):
+    import shutil
+    import tempfile
+    sockdir = tempfile.mkdtemp(prefix="igap-", dir="/tmp")  # (socket paths stay short)
+    try:
+        cfg, store = config(devcerts, dovecot_master.address, tmp_path)
+        sock = os.path.join(sockdir, "ctl.sock")
+        cfg["admin"] = {"socket": sock}
+        ig = imapguard(cfg)
+        s = Setup(imapguard_bin, ig, store)
+        pid, _ = s.add()
+        s.add()
+        assert s.apppass("revoke", pid).returncode == 0
+        s.wait_log("event=apppass-revoked id=%s" % pid)
+
+        def stats():
+            r = run([imapguard_bin, "ctl", "-s", sock, "stats"])
+            assert r.returncode == 0, r.stderr
+            return dict(line.split("\t") for line in r.stdout.splitlines() if "\t" in line)
+        st = stats()
+        assert st["app_passwords_loaded"] == "1"
+        assert st["app_passwords_active"] == "1"
+        assert st["app_passwords_revoked"] == "1"
+        assert st["app_password_verifications_outstanding"] == "0"
+    finally:
+        shutil.rmtree(sockdir, ignore_errors=True)
