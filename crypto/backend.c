@@ -70,6 +70,14 @@ ig_crypto_active(void)
 #endif
 }
 
+void
+ig_crypto_forget_record_keys(void)
+{
+#if defined(IG_PSA_OSSL_DRIVER)
+	ig_psa_ossl_aead_forget();
+#endif
+}
+
 #if defined(IG_PSA_OSSL_DRIVER)
 
 /* RFC 7748, section 6.1 */

@@ -46,4 +46,11 @@ enum ig_crypto_backend ig_crypto_requested(void);
 /* What does the work now: IG_CRYPTO_OPENSSL or IG_CRYPTO_MBEDTLS. */
 enum ig_crypto_backend ig_crypto_active(void);
 
+/*
+ * A TLS connection of the calling thread was freed: the record keys cached
+ * for this thread (the OpenSSL driver keeps a few AEAD contexts per thread)
+ * are wiped. Nothing to do under mbedTLS's own code.
+ */
+void ig_crypto_forget_record_keys(void);
+
 #endif /* IG_CRYPTO_BACKEND_H */

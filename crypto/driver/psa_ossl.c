@@ -5,7 +5,8 @@
  * (big-endian for the secp curves, RFC 7748 bytes for X25519), a public key
  * the uncompressed point (or the 32 bytes of X25519). Each call builds
  * libcrypto's EVP_PKEY from those bytes, does one EVP operation and frees
- * everything; private key copies are cleansed.
+ * everything; private key copies are cleansed. AEAD contexts are the
+ * exception: kept per thread by key (see "AEAD contexts" below).
  *
  * What is not handled here answers PSA_ERROR_NOT_SUPPORTED, and mbedTLS's own
  * code then does the operation, including every malformed input (its error
@@ -459,6 +460,155 @@ ossl_aead_cipher(const psa_key_attributes_t *attributes, size_t key_buffer_size,
 	return NULL;
 }
 
+/*
+ * AEAD contexts, kept per thread and keyed by the key's bytes. A TLS
+ * connection encrypts every record with one key, and setting a key up in
+ * libcrypto (a fresh EVP_CIPHER_CTX, the AES key schedule and GHASH table,
+ * parameter lookups) cost about a third as much as encrypting an 8 KiB record
+ * does. A record whose key is in the cache only sets its nonce. An entry
+ * matches the same bytes at the same place (PSA's key slot keeps a key at one
+ * address for its life; the bytes are compared too, so a slot reused for
+ * another key is a miss). The cache is
+ * small (a handful of connections move bulk data at once on one thread); the
+ * least recently used entry makes room, and ig_psa_ossl_aead_forget() (called
+ * when a TLS connection is freed) empties the calling thread's cache so that
+ * no traffic key outlives its connection by long. Entries are freed with
+ * EVP_CIPHER_CTX_free, which cleanses libcrypto's copy; ours is cleansed too.
+ * A thread's cache is freed when it exits (a pthread key's destructor).
+ */
+#define OSSL_AEAD_SLOTS 8
+#define OSSL_AEAD_KEY_MAX 32
+
+struct ossl_aead_slot {
+	EVP_CIPHER_CTX *ctx;      /* NULL: the slot is empty */
+	const EVP_CIPHER *cipher;
+	const uint8_t *kptr;      /* where PSA's key slot keeps the key */
+	unsigned long used;       /* the cache's clock at the last use */
+	size_t keylen;
+	int enc;
+	uint8_t key[OSSL_AEAD_KEY_MAX];
+};
+
+struct ossl_aead_cache {
+	unsigned long clock;
+	struct ossl_aead_slot slot[OSSL_AEAD_SLOTS];
+};
+
+static pthread_once_t ossl_cache_once = PTHREAD_ONCE_INIT;
+static pthread_key_t ossl_cache_key;
+static bool ossl_cache_key_ok;
+static __thread struct ossl_aead_cache *ossl_cache;
+
+static void
+ossl_slot_drop(struct ossl_aead_slot *s)
+{
+	EVP_CIPHER_CTX_free(s->ctx);
+	OPENSSL_cleanse(s, sizeof(*s));
+}
+
+static void
+ossl_cache_free(void *p)
+{
+	struct ossl_aead_cache *c = p;
+
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++)
+		ossl_slot_drop(&c->slot[i]);
+	OPENSSL_free(c);
+}
+
+static void
+ossl_cache_key_create(void)
+{
+	ossl_cache_key_ok = pthread_key_create(&ossl_cache_key, ossl_cache_free) == 0;
+}
+
+/* This thread's cache, made on first use; NULL when it cannot be. */
+static struct ossl_aead_cache *
+ossl_cache_get(void)
+{
+	if (ossl_cache != NULL)
+		return ossl_cache;
+	pthread_once(&ossl_cache_once, ossl_cache_key_create);
+	if (!ossl_cache_key_ok)
+		return NULL;
+	if ((ossl_cache = OPENSSL_zalloc(sizeof(*ossl_cache))) == NULL)
+		return NULL;
+	if (pthread_setspecific(ossl_cache_key, ossl_cache) != 0) {
+		OPENSSL_free(ossl_cache);
+		ossl_cache = NULL;
+	}
+	return ossl_cache;
+}
+
+void
+ig_psa_ossl_aead_forget(void)
+{
+	if (ossl_cache == NULL)
+		return;
+	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++)
+		if (ossl_cache->slot[i].ctx != NULL)
+			ossl_slot_drop(&ossl_cache->slot[i]);
+}
+
+/*
+ * A context for (cipher, enc, key) with this nonce set, ready for the AAD;
+ * *slot is its cache entry (for ossl_aead_failed). NULL when libcrypto
+ * failed: nothing has been written.
+ */
+static EVP_CIPHER_CTX *
+ossl_aead_ctx(const EVP_CIPHER *cipher, int enc, const uint8_t *key, size_t keylen,
+    const uint8_t *nonce, struct ossl_aead_slot **slot)
+{
+	struct ossl_aead_cache *c = ossl_cache_get();
+	struct ossl_aead_slot *s, *victim;
+
+	if (c == NULL || keylen > OSSL_AEAD_KEY_MAX)
+		return NULL;
+	c->clock++;
+	victim = &c->slot[0];
+	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++) {
+		s = &c->slot[i];
+		if (s->ctx == NULL) {
+			if (victim->ctx != NULL)
+				victim = s;
+			continue;
+		}
+		/* the key's place first: one comparison of bytes per record */
+		if (s->kptr == key && s->cipher == cipher && s->enc == enc &&
+		    s->keylen == keylen && CRYPTO_memcmp(s->key, key, keylen) == 0) {
+			if (EVP_CipherInit_ex2(s->ctx, NULL, NULL, nonce, enc, NULL) <= 0) {
+				ossl_slot_drop(s);
+				return NULL;
+			}
+			s->used = c->clock;
+			*slot = s;
+			return s->ctx;
+		}
+		if (victim->ctx != NULL && s->used < victim->used)
+			victim = s;
+	}
+	s = victim;
+	if (s->ctx != NULL)
+		ossl_slot_drop(s);
+	if ((s->ctx = EVP_CIPHER_CTX_new()) == NULL)
+		return NULL;
+	if (EVP_CipherInit_ex2(s->ctx, cipher, key, nonce, enc, NULL) <= 0) {
+		ossl_slot_drop(s);
+		return NULL;
+	}
+	s->cipher = cipher;
+	s->kptr = key;
+	s->enc = enc;
+	s->keylen = keylen;
+	memcpy(s->key, key, keylen);
+	s->used = c->clock;
+	ossl_counted(IG_PSA_OSSL_AEAD_KEY);
+	*slot = s;
+	return s->ctx;
+}
+
 psa_status_t
 ig_psa_ossl_transparent_aead_encrypt(const psa_key_attributes_t *attributes,
     const uint8_t *key_buffer, size_t key_buffer_size, psa_algorithm_t alg,
@@ -468,6 +618,7 @@ ig_psa_ossl_transparent_aead_encrypt(const psa_key_attributes_t *attributes,
 {
 	const EVP_CIPHER *cipher = ossl_aead_cipher(attributes, key_buffer_size, alg,
 	    nonce_length);
+	struct ossl_aead_slot *slot = NULL;
 	EVP_CIPHER_CTX *ctx;
 	int outl, finl;
 
@@ -476,12 +627,12 @@ ig_psa_ossl_transparent_aead_encrypt(const psa_key_attributes_t *attributes,
 		return PSA_ERROR_NOT_SUPPORTED;
 	if (ciphertext_size < plaintext_length + OSSL_AEAD_TAG)
 		return PSA_ERROR_BUFFER_TOO_SMALL;
-	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
+	if ((ctx = ossl_aead_ctx(cipher, 1, key_buffer, key_buffer_size, nonce,
+	    &slot)) == NULL)
 		return ossl_fallback();
-	if (EVP_EncryptInit_ex2(ctx, cipher, key_buffer, nonce, NULL) <= 0 ||
-	    (additional_data_length > 0 && EVP_EncryptUpdate(ctx, NULL, &outl,
-	    additional_data, (int)additional_data_length) <= 0)) {
-		EVP_CIPHER_CTX_free(ctx);
+	if (additional_data_length > 0 && EVP_EncryptUpdate(ctx, NULL, &outl,
+	    additional_data, (int)additional_data_length) <= 0) {
+		ossl_slot_drop(slot);
 		return ossl_fallback(); /* nothing written yet */
 	}
 	/*
@@ -493,11 +644,10 @@ ig_psa_ossl_transparent_aead_encrypt(const psa_key_attributes_t *attributes,
 	    (size_t)outl + (size_t)finl != plaintext_length ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, OSSL_AEAD_TAG,
 	    ciphertext + plaintext_length) <= 0) {
-		EVP_CIPHER_CTX_free(ctx);
+		ossl_slot_drop(slot);
 		ERR_clear_error();
 		return PSA_ERROR_GENERIC_ERROR;
 	}
-	EVP_CIPHER_CTX_free(ctx);
 	*ciphertext_length = plaintext_length + OSSL_AEAD_TAG;
 	ossl_counted(IG_PSA_OSSL_AEAD);
 	return PSA_SUCCESS;
@@ -512,6 +662,7 @@ ig_psa_ossl_transparent_aead_decrypt(const psa_key_attributes_t *attributes,
 {
 	const EVP_CIPHER *cipher = ossl_aead_cipher(attributes, key_buffer_size, alg,
 	    nonce_length);
+	struct ossl_aead_slot *slot = NULL;
 	EVP_CIPHER_CTX *ctx;
 	size_t len;
 	int outl, finl, rc;
@@ -522,28 +673,31 @@ ig_psa_ossl_transparent_aead_decrypt(const psa_key_attributes_t *attributes,
 	len = ciphertext_length - OSSL_AEAD_TAG;
 	if (plaintext_size < len)
 		return PSA_ERROR_BUFFER_TOO_SMALL;
-	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
+	if ((ctx = ossl_aead_ctx(cipher, 0, key_buffer, key_buffer_size, nonce,
+	    &slot)) == NULL)
 		return ossl_fallback();
-	if (EVP_DecryptInit_ex2(ctx, cipher, key_buffer, nonce, NULL) <= 0 ||
-	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, OSSL_AEAD_TAG,
+	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, OSSL_AEAD_TAG,
 	    (void *)(uintptr_t)(ciphertext + len)) <= 0 ||
 	    (additional_data_length > 0 && EVP_DecryptUpdate(ctx, NULL, &outl,
 	    additional_data, (int)additional_data_length) <= 0)) {
-		EVP_CIPHER_CTX_free(ctx);
+		ossl_slot_drop(slot);
 		return ossl_fallback(); /* nothing written yet */
 	}
 	/* In place, as for encryption: no fallback once output is written. */
 	if (EVP_DecryptUpdate(ctx, plaintext, &outl, ciphertext, (int)len) <= 0) {
-		EVP_CIPHER_CTX_free(ctx);
+		ossl_slot_drop(slot);
 		OPENSSL_cleanse(plaintext, plaintext_size);
 		ERR_clear_error();
 		return PSA_ERROR_GENERIC_ERROR;
 	}
-	/* Final checks the tag: 0 is a mismatch, not a failure. */
+	/*
+	 * Final checks the tag: 0 is a mismatch, not a failure. A mismatch
+	 * ends the TLS connection; its context is not kept.
+	 */
 	rc = EVP_DecryptFinal_ex(ctx, plaintext + outl, &finl);
-	EVP_CIPHER_CTX_free(ctx);
 	ERR_clear_error();
 	if (rc <= 0 || (size_t)outl + (size_t)finl != len) {
+		ossl_slot_drop(slot);
 		OPENSSL_cleanse(plaintext, plaintext_size);
 		ossl_counted(IG_PSA_OSSL_AEAD);
 		return PSA_ERROR_INVALID_SIGNATURE;

@@ -35,6 +35,7 @@ enum ig_psa_ossl_op {
 	IG_PSA_OSSL_EXPORT_PUBLIC, /* public keys computed */
 	IG_PSA_OSSL_AGREE,         /* ECDH / X25519 agreements */
 	IG_PSA_OSSL_AEAD,          /* AEAD encryptions and decryptions */
+	IG_PSA_OSSL_AEAD_KEY,      /* AEAD keys set up (the others used a cached context) */
 	IG_PSA_OSSL_FALLBACK,      /* operations libcrypto failed and left to mbedTLS */
 	IG_PSA_OSSL_OP_COUNT
 };
@@ -49,6 +50,13 @@ bool ig_psa_ossl_enabled(void);
 
 /* Operations of kind op done since start-up (all threads). */
 unsigned long ig_psa_ossl_count(enum ig_psa_ossl_op op);
+
+/*
+ * Empties the calling thread's cache of AEAD contexts (the keys of the TLS
+ * connections it served recently), wiping them. Call when a TLS connection
+ * is freed: no traffic key then stays in memory after its connection.
+ */
+void ig_psa_ossl_aead_forget(void);
 
 /* libcrypto's version, e.g. "OpenSSL 3.0.17 1 Jul 2025"; never NULL. */
 const char *ig_psa_ossl_version(void);

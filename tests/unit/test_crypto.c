@@ -11,12 +11,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include <mbedtls/build_info.h>
+#include <mbedtls/platform_util.h>
 #include <psa/crypto.h>
 
 #include "crypto/backend.h"
@@ -459,6 +461,155 @@ test_aead(void **state)
 	aead_in_place(PSA_KEY_TYPE_CHACHA20, PSA_ALG_CHACHA20_POLY1305);
 }
 
+/* One record with key k through the backend given, for the cache tests. */
+static void
+seal(psa_key_id_t k, psa_algorithm_t alg, bool openssl, uint32_t seq, const uint8_t *pt,
+    size_t n, uint8_t *ct, size_t *ctlen)
+{
+	uint8_t nonce[12] = { 0 }, ad[13] = { 0x17, 0x03, 0x03 };
+
+	memcpy(nonce + 8, &seq, sizeof(seq));
+	ad[12] = (uint8_t)seq;
+	use_openssl(openssl);
+	assert_int_equal(psa_aead_encrypt(k, alg, nonce, 12, ad, sizeof(ad), pt, n, ct,
+	    n + 16, ctlen), PSA_SUCCESS);
+	use_openssl(true);
+}
+
+static psa_status_t
+unseal(psa_key_id_t k, psa_algorithm_t alg, uint32_t seq, const uint8_t *ct, size_t ctlen,
+    uint8_t *pt, size_t *len)
+{
+	uint8_t nonce[12] = { 0 }, ad[13] = { 0x17, 0x03, 0x03 };
+
+	memcpy(nonce + 8, &seq, sizeof(seq));
+	ad[12] = (uint8_t)seq;
+	return psa_aead_decrypt(k, alg, nonce, 12, ad, sizeof(ad), ct, ctlen, pt, ctlen, len);
+}
+
+static psa_key_id_t
+random_key(psa_key_type_t type, psa_algorithm_t alg)
+{
+	uint8_t key[32];
+	psa_key_id_t k;
+
+	assert_int_equal(psa_generate_random(key, sizeof(key)), PSA_SUCCESS);
+	k = import_key(type, 256, PSA_KEY_USAGE_ENCRYPT | PSA_KEY_USAGE_DECRYPT, alg, key,
+	    sizeof(key));
+	mbedtls_platform_zeroize(key, sizeof(key));
+	return k;
+}
+
+/*
+ * Records with nkeys keys taken in turn, each sealed through OpenSSL (a
+ * cached context when its key was seen) and through mbedTLS, equal, and
+ * opened again through OpenSSL. Returns the key set-ups the driver did.
+ */
+static unsigned long
+interleaved(psa_key_type_t type, psa_algorithm_t alg, size_t nkeys, size_t records)
+{
+	static uint8_t pt[8192], ct[8192 + 16], ref[8192 + 16], back[8192 + 16];
+	psa_key_id_t keys[16];
+	unsigned long before;
+	size_t len, reflen;
+
+	assert_true(nkeys <= 16);
+	for (size_t i = 0; i < nkeys; i++)
+		keys[i] = random_key(type, alg);
+	ig_psa_ossl_aead_forget();
+	before = ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY);
+	for (size_t r = 0; r < records; r++) {
+		psa_key_id_t k = keys[r % nkeys];
+		size_t n = (r * 613) % sizeof(pt);
+
+		assert_int_equal(psa_generate_random(pt, n), PSA_SUCCESS);
+		seal(k, alg, true, (uint32_t)r, pt, n, ct, &len);
+		seal(k, alg, false, (uint32_t)r, pt, n, ref, &reflen);
+		assert_int_equal(len, reflen);
+		assert_memory_equal(ct, ref, len);
+		assert_int_equal(unseal(k, alg, (uint32_t)r, ct, len, back, &len), PSA_SUCCESS);
+		assert_int_equal(len, n);
+		assert_memory_equal(back, pt, n);
+	}
+	for (size_t i = 0; i < nkeys; i++)
+		psa_destroy_key(keys[i]);
+	return ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY) - before;
+}
+
+/*
+ * The driver's per-thread AEAD contexts: a key is set up once for as long
+ * as it stays in the cache (one for sealing, one for opening), more keys
+ * than the cache holds are each set up again, and every record is the
+ * same as mbedTLS's either way.
+ */
+static void
+test_aead_cache(void **state)
+{
+	(void)state;
+	/* 3 keys, 60 records: 3 set-ups to seal and 3 to open. */
+	assert_int_equal(interleaved(PSA_KEY_TYPE_AES, PSA_ALG_GCM, 3, 60), 6);
+	assert_int_equal(interleaved(PSA_KEY_TYPE_CHACHA20, PSA_ALG_CHACHA20_POLY1305, 3,
+	    60), 6);
+	/* 12 keys in turn through 8 slots: every record sets its keys up. */
+	assert_int_equal(interleaved(PSA_KEY_TYPE_AES, PSA_ALG_GCM, 12, 48), 96);
+}
+
+/* A bad record's context is dropped; the next good one opens; forget. */
+static void
+test_aead_cache_bad_tag(void **state)
+{
+	static uint8_t pt[1000], ct[1016], back[1016];
+	psa_key_id_t k = random_key(PSA_KEY_TYPE_AES, PSA_ALG_GCM);
+	unsigned long before;
+	size_t len, n;
+
+	(void)state;
+	assert_int_equal(psa_generate_random(pt, sizeof(pt)), PSA_SUCCESS);
+	seal(k, PSA_ALG_GCM, true, 1, pt, sizeof(pt), ct, &len);
+	assert_int_equal(unseal(k, PSA_ALG_GCM, 1, ct, len, back, &n), PSA_SUCCESS);
+	before = ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY);
+	ct[5] ^= 1;
+	assert_int_equal(unseal(k, PSA_ALG_GCM, 1, ct, len, back, &n),
+	    PSA_ERROR_INVALID_SIGNATURE);
+	ct[5] ^= 1;
+	assert_int_equal(unseal(k, PSA_ALG_GCM, 1, ct, len, back, &n), PSA_SUCCESS);
+	assert_int_equal(n, sizeof(pt));
+	assert_memory_equal(back, pt, n);
+	/* the mismatch dropped the opening context: set up again */
+	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY), before + 1);
+	/* sealing kept its own */
+	seal(k, PSA_ALG_GCM, true, 2, pt, sizeof(pt), ct, &len);
+	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY), before + 1);
+	ig_psa_ossl_aead_forget();
+	seal(k, PSA_ALG_GCM, true, 3, pt, sizeof(pt), ct, &len);
+	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY), before + 2);
+	assert_int_equal(unseal(k, PSA_ALG_GCM, 3, ct, len, back, &n), PSA_SUCCESS);
+	assert_memory_equal(back, pt, sizeof(pt));
+	psa_destroy_key(k);
+}
+
+/* A thread with a cache of its own, freed when it ends (LeakSanitizer). */
+static void *
+cache_thread(void *arg)
+{
+	unsigned long *setups = arg;
+
+	*setups = interleaved(PSA_KEY_TYPE_AES, PSA_ALG_GCM, 2, 10);
+	return NULL;
+}
+
+static void
+test_aead_cache_thread(void **state)
+{
+	unsigned long setups = 0;
+	pthread_t t;
+
+	(void)state;
+	assert_int_equal(pthread_create(&t, NULL, cache_thread, &setups), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(setups, 4);
+}
+
 /* tls.crypto: each choice is what then does the work. */
 static void
 test_select(void **state)
@@ -510,6 +661,9 @@ main(void)
 		cmocka_unit_test(test_ecdh_secp_differential),
 		cmocka_unit_test(test_ecdh_bad_peer),
 		cmocka_unit_test(test_aead),
+		cmocka_unit_test(test_aead_cache),
+		cmocka_unit_test(test_aead_cache_bad_tag),
+		cmocka_unit_test(test_aead_cache_thread),
 #endif
 		cmocka_unit_test(test_select),
 	};
