@@ -83,7 +83,7 @@ backend_connect(struct ig_session *s)
 		return;
 	}
 	/* Its buffers come from the pool while bytes are in them. */
-	ig_conn_use_pool(&s->backend, s->set->bufpool, &s->bufs_held);
+	ig_conn_use_pool(&s->backend, s->set->bufpool, &s->bufs_held, s->set->buf_size);
 	s->connect_req.data = s;
 	if (uv_tcp_connect(&s->connect_req, &s->backend.tcp,
 	        (const struct sockaddr *)&b->addr, backend_connect_cb) != 0) {

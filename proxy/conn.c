@@ -46,12 +46,13 @@ ig_conn_init(struct ig_conn *c, const struct ig_conn_ops *ops, void *owner,
 }
 
 void
-ig_conn_use_pool(struct ig_conn *c, struct ig_bufpool *pool, unsigned *held)
+ig_conn_use_pool(struct ig_conn *c, struct ig_bufpool *pool, unsigned *held, size_t rcap)
 {
 	c->pool = pool;
 	c->pool_held = held;
 	c->rbuf = c->wbuf = NULL;
-	c->rcap = c->wcap = ig_bufpool_buf_size(pool);
+	c->wcap = ig_bufpool_buf_size(pool);
+	c->rcap = rcap < c->wcap ? rcap : c->wcap;
 	c->roff = c->rlen = c->rdirty = 0;
 	c->wlen = c->wflight = c->wdirty = 0;
 	c->pool_wait.fn = conn_pool_ready;

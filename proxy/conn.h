@@ -31,10 +31,14 @@ int ig_conn_init(struct ig_conn *c, const struct ig_conn_ops *ops, void *owner,
  * ones given to ig_conn_init() (pass NULL and 0 there). held is the owner's
  * count of pool buffers held, shared by its connections and its other
  * buffers: an owner holding none waits at the pool's cap for the first,
- * reading stopped meanwhile. Call right after ig_conn_init(). The pool
- * must outlive c's close callback.
+ * reading stopped meanwhile. A read takes at most rcap bytes (at most the
+ * pool's buffer size: the owner's plaintext buffers' size, so that one read
+ * fills one of them); writes may use the whole buffer (a little more, for
+ * TLS records: ig_tls_write_slack). Call right after ig_conn_init(). The
+ * pool must outlive c's close callback.
  */
-void ig_conn_use_pool(struct ig_conn *c, struct ig_bufpool *pool, unsigned *held);
+void ig_conn_use_pool(struct ig_conn *c, struct ig_bufpool *pool, unsigned *held,
+    size_t rcap);
 
 /*
  * Starts or stops reading from the socket according to the free space in

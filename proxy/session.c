@@ -904,9 +904,10 @@ ig_session_accept(struct ig_session_set *set, uv_stream_t *server,
     struct ig_session_listener *l)
 {
 	const struct ig_limits *lim = &set->gen->cfg->limits;
-	/* The pool's size: limits.buffer_size as the worker started (a
-	   reload changes it only at restart). */
-	size_t bs = ig_bufpool_buf_size(set->bufpool);
+	/* limits.buffer_size as the worker started (a reload changes it
+	   only at restart); the pool's buffers are a little larger, the
+	   connections' output taking whole TLS records. */
+	size_t bs = set->buf_size;
 	/* The struct only: buffers are taken while bytes are in them. */
 	struct ig_session *s = calloc(1, sizeof(*s));
 	if (s == NULL)
@@ -944,7 +945,7 @@ ig_session_accept(struct ig_session_set *set, uv_stream_t *server,
 	int rc = ig_conn_init(&s->client, &ig_session_conn_ops, s, set->loop, "client",
 	    NULL, 0, NULL, 0);
 	if (rc == 0) {
-		ig_conn_use_pool(&s->client, set->bufpool, &s->bufs_held);
+		ig_conn_use_pool(&s->client, set->bufpool, &s->bufs_held, set->buf_size);
 		if (uv_accept(server, (uv_stream_t *)&s->client.tcp) != 0)
 			rc = IG_EIO;
 	}

@@ -40,7 +40,10 @@ struct ig_session_set {
 	                                  capabilities, counts, ids */
 	struct ig_bufpool *bufpool;    /* this worker's: the sessions' buffers
 	                                  while bytes are in them (limits.
-	                                  buffer_size, limits.buffer_pool_max) */
+	                                  buffer_size and room for TLS records'
+	                                  expansion, limits.buffer_pool_max) */
+	size_t buf_size;               /* limits.buffer_size as the worker
+	                                  started: a plaintext buffer's size */
 	struct ig_metrics *metrics;    /* this worker's counters (in sh; only
 	                                  this worker's thread writes them) */
 	struct ig_session *sessions;   /* live sessions (doubly linked) */

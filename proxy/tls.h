@@ -23,6 +23,16 @@
 /* Process-wide: psa_crypto_init(). Returns 0 or IG_ETLS. */
 int ig_tls_global_init(void);
 
+/*
+ * Bytes that plain bytes of plaintext grow by as TLS records (at most: a
+ * header, explicit nonce and tag per record, our suites being AEAD only).
+ * A connection's output buffer has this much beyond limits.buffer_size, so
+ * that a buffer's worth of plaintext goes out as whole records in one write
+ * (a record that does not fit is split across two writes: correct, but one
+ * system call more for a few bytes).
+ */
+size_t ig_tls_write_slack(size_t plain);
+
 struct ig_tls_server;
 struct ig_tls_client;
 

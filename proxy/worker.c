@@ -15,6 +15,7 @@
 #include "proxy/gen.h"
 #include "proxy/listener.h"
 #include "proxy/session.h"
+#include "proxy/tls.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -157,7 +158,9 @@ ig_worker_init(struct ig_worker *w, unsigned index, unsigned nworkers,
 	size_t cap = lim->buffer_pool_max / nworkers;
 	if (lim->buffer_pool_max != 0 && cap < lim->buffer_size)
 		cap = lim->buffer_size;
-	rc = ig_bufpool_new(lim->buffer_size, cap, IG_WORKER_BUFPOOL_FREE, &w->set.bufpool);
+	w->set.buf_size = lim->buffer_size;
+	rc = ig_bufpool_new(lim->buffer_size + ig_tls_write_slack(lim->buffer_size), cap,
+	    IG_WORKER_BUFPOOL_FREE, &w->set.bufpool);
 	if (rc != 0) {
 		log_error("event=start-failed reason=buffer-pool worker=%u error=\"%s\"", index,
 		    ig_strerror(rc));
