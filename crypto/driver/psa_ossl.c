@@ -516,6 +516,8 @@ ossl_cache_free(void *p)
 	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++)
 		ossl_slot_drop(&c->slot[i]);
 	OPENSSL_free(c);
+	/* run by the exiting thread itself: its pointer, not another's */
+	ossl_cache = NULL;
 }
 
 static void
