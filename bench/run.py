@@ -27,6 +27,7 @@ import platform
 import resource
 import selectors
 import shutil
+import statistics
 import signal
 import subprocess
 import sys
@@ -593,6 +594,35 @@ def fmt(v, f):
     return "-" if v is None else (f % v)
 
 
+def rounds(runs, proxies, modes):
+    """Every run's figure in the order the rounds ran, and imapguard's ratio
+    to each peer within each round (the same minutes of the machine) with
+    the median of those ratios: on a machine whose speed drifts between
+    runs, that median says more than the ratio of two medians."""
+    lines = []
+    for mode in modes:
+        key = MEDIAN_KEY[mode]
+        title, better = next((t, hb) for m, t, k, _, hb in ROWS if m == mode and k is not None)
+        figs = {p: [r.get(key) if "error" not in r else None
+                    for r in runs.get((p, mode), [])] for p in proxies}
+        if not any(figs.values()):
+            continue
+        parts = ["%s %s" % (p, ", ".join(fmt(v, "%.1f" if mode == "idle" else "%.0f")
+                                          for v in figs[p]))
+                 for p in proxies if figs[p]]
+        mine = figs.get("imapguard") or []
+        for p in proxies:
+            if p == "imapguard" or not figs[p] or not mine:
+                continue
+            ratios = [a / b for a, b in zip(mine, figs[p]) if a and b]
+            if ratios:
+                parts.append("imapguard / %s %s (median %.2fx%s)" % (
+                    p, ", ".join("%.2f" % x for x in ratios),
+                    statistics.median(ratios), "" if better else ", lower is better"))
+        lines.append("  %s: %s" % (title.strip(), "; ".join(parts)))
+    return lines
+
+
 def table(results, proxies, modes):
     peers = [p for p in proxies if p != "imapguard"]
     head = ["", *proxies]
@@ -961,6 +991,11 @@ def main(argv):
              "; median of %d runs each" % args.repeat if args.repeat > 1 else ""))
     print()
     print(table(results, args.proxies, args.modes))
+    if args.repeat > 1:
+        print()
+        print("every run, round by round:")
+        for line in rounds(runs, args.proxies, args.modes):
+            print(line)
     loads = [(r.get("other_load_pct"), p, m) for (p, m), rs in runs.items() for r in rs
              if r.get("other_load_pct") is not None]
     if loads:
