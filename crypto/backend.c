@@ -74,7 +74,7 @@ void
 ig_crypto_forget_record_keys(void)
 {
 #if defined(IG_PSA_OSSL_DRIVER)
-	ig_psa_ossl_aead_forget();
+	ig_psa_ossl_forget();
 #endif
 }
 

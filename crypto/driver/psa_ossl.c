@@ -29,6 +29,13 @@
  * export_public_key uses (and wipes) when it is asked for that very key: the
  * ECDHE sequence of TLS (generate, export, agree). Any other key's public
  * point is left to mbedTLS.
+ *
+ * X25519: OpenSSL computes the public key whenever it makes an EVP_PKEY
+ * from a private key, so export_public_key's EVP_PKEY is kept (one per
+ * thread, with the private key it was made from) and the agreement that
+ * follows in TLS takes it, instead of a second one that would cost a second
+ * scalar multiplication: two per exchange, not three. Only for that very
+ * key, used once, and dropped by ig_psa_ossl_forget().
  */
 #include "psa_ossl.h"
 
@@ -256,6 +263,116 @@ done:
 	return st;
 }
 
+/*
+ * AEAD contexts, kept per thread and keyed by the key's bytes. A TLS
+ * connection encrypts every record with one key, and setting a key up in
+ * libcrypto (a fresh EVP_CIPHER_CTX, the AES key schedule and GHASH table,
+ * parameter lookups) cost about a third as much as encrypting an 8 KiB record
+ * does. A record whose key is in the cache only sets its nonce. An entry
+ * matches the same bytes at the same place (PSA's key slot keeps a key at one
+ * address for its life; the bytes are compared too, so a slot reused for
+ * another key is a miss). The cache is
+ * small (a handful of connections move bulk data at once on one thread); the
+ * least recently used entry makes room, and ig_psa_ossl_forget() (called
+ * when a TLS connection is freed) empties the calling thread's cache so that
+ * no traffic key outlives its connection by long. Entries are freed with
+ * EVP_CIPHER_CTX_free, which cleanses libcrypto's copy; ours is cleansed too.
+ * A thread's cache is freed when it exits (a pthread key's destructor).
+ */
+#define OSSL_AEAD_SLOTS 8
+#define OSSL_AEAD_KEY_MAX 32
+
+struct ossl_aead_slot {
+	EVP_CIPHER_CTX *ctx;      /* NULL: the slot is empty */
+	const EVP_CIPHER *cipher;
+	const uint8_t *kptr;      /* where PSA's key slot keeps the key */
+	unsigned long used;       /* the cache's clock at the last use */
+	size_t keylen;
+	int enc;
+	uint8_t key[OSSL_AEAD_KEY_MAX];
+};
+
+/*
+ * What a thread keeps: its AEAD contexts, and the X25519 key of its latest
+ * exchange (see "X25519" below).
+ */
+struct ossl_aead_cache {
+	unsigned long clock;
+	struct ossl_aead_slot slot[OSSL_AEAD_SLOTS];
+	EVP_PKEY *x25519;              /* NULL: none */
+	uint8_t x25519_d[32];          /* its private key */
+};
+
+static pthread_once_t ossl_cache_once = PTHREAD_ONCE_INIT;
+static pthread_key_t ossl_cache_key;
+static bool ossl_cache_key_ok;
+static __thread struct ossl_aead_cache *ossl_cache;
+
+static void
+ossl_slot_drop(struct ossl_aead_slot *s)
+{
+	EVP_CIPHER_CTX_free(s->ctx);
+	OPENSSL_cleanse(s, sizeof(*s));
+}
+
+static void
+ossl_x25519_drop(struct ossl_aead_cache *c)
+{
+	EVP_PKEY_free(c->x25519);
+	c->x25519 = NULL;
+	OPENSSL_cleanse(c->x25519_d, sizeof(c->x25519_d));
+}
+
+static void
+ossl_cache_free(void *p)
+{
+	struct ossl_aead_cache *c = p;
+
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++)
+		ossl_slot_drop(&c->slot[i]);
+	ossl_x25519_drop(c);
+	OPENSSL_free(c);
+	/* run by the exiting thread itself: its pointer, not another's */
+	ossl_cache = NULL;
+}
+
+static void
+ossl_cache_key_create(void)
+{
+	ossl_cache_key_ok = pthread_key_create(&ossl_cache_key, ossl_cache_free) == 0;
+}
+
+/* This thread's cache, made on first use; NULL when it cannot be. */
+static struct ossl_aead_cache *
+ossl_cache_get(void)
+{
+	if (ossl_cache != NULL)
+		return ossl_cache;
+	pthread_once(&ossl_cache_once, ossl_cache_key_create);
+	if (!ossl_cache_key_ok)
+		return NULL;
+	if ((ossl_cache = OPENSSL_zalloc(sizeof(*ossl_cache))) == NULL)
+		return NULL;
+	if (pthread_setspecific(ossl_cache_key, ossl_cache) != 0) {
+		OPENSSL_free(ossl_cache);
+		ossl_cache = NULL;
+	}
+	return ossl_cache;
+}
+
+void
+ig_psa_ossl_forget(void)
+{
+	if (ossl_cache == NULL)
+		return;
+	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++)
+		if (ossl_cache->slot[i].ctx != NULL)
+			ossl_slot_drop(&ossl_cache->slot[i]);
+	ossl_x25519_drop(ossl_cache);
+}
+
 /* ---- key generation and public keys ---- */
 
 /* The last secp key pair this thread generated (see the top of the file). */
@@ -317,6 +434,7 @@ ig_psa_ossl_transparent_export_public_key(const psa_key_attributes_t *attributes
 {
 	psa_key_type_t type = psa_get_key_type(attributes);
 	size_t bits = psa_get_key_bits(attributes), len;
+	struct ossl_aead_cache *c;
 	EVP_PKEY *pkey;
 
 	if (!ig_psa_ossl_enabled() || !PSA_KEY_TYPE_IS_ECC_KEY_PAIR(type))
@@ -344,7 +462,14 @@ ig_psa_ossl_transparent_export_public_key(const psa_key_attributes_t *attributes
 		EVP_PKEY_free(pkey);
 		return ossl_fallback();
 	}
-	EVP_PKEY_free(pkey);
+	/* Kept for the agreement that follows in TLS (see "X25519"). */
+	if ((c = ossl_cache_get()) != NULL) {
+		ossl_x25519_drop(c);
+		c->x25519 = pkey;
+		memcpy(c->x25519_d, key_buffer, 32);
+	} else {
+		EVP_PKEY_free(pkey);
+	}
 	*data_length = len;
 	ossl_counted(IG_PSA_OSSL_EXPORT_PUBLIC);
 	return PSA_SUCCESS;
@@ -376,8 +501,19 @@ ig_psa_ossl_transparent_key_agreement(const psa_key_attributes_t *attributes,
 	} else if (ossl_is_x25519(type, bits)) {
 		if (peer_key_length != 32)
 			return PSA_ERROR_NOT_SUPPORTED;
-		ours = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, key_buffer,
-		    key_buffer_size);
+		struct ossl_aead_cache *c = ossl_cache;
+
+		if (c != NULL && c->x25519 != NULL &&
+		    CRYPTO_memcmp(c->x25519_d, key_buffer, 32) == 0) {
+			/* export_public_key's: taken, used once */
+			ours = c->x25519;
+			c->x25519 = NULL;
+			OPENSSL_cleanse(c->x25519_d, sizeof(c->x25519_d));
+			ossl_counted(IG_PSA_OSSL_AGREE_KEPT);
+		} else {
+			ours = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, key_buffer,
+			    key_buffer_size);
+		}
 		theirs = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer_key,
 		    peer_key_length);
 	} else {
@@ -460,99 +596,6 @@ ossl_aead_cipher(const psa_key_attributes_t *attributes, size_t key_buffer_size,
 	return NULL;
 }
 
-/*
- * AEAD contexts, kept per thread and keyed by the key's bytes. A TLS
- * connection encrypts every record with one key, and setting a key up in
- * libcrypto (a fresh EVP_CIPHER_CTX, the AES key schedule and GHASH table,
- * parameter lookups) cost about a third as much as encrypting an 8 KiB record
- * does. A record whose key is in the cache only sets its nonce. An entry
- * matches the same bytes at the same place (PSA's key slot keeps a key at one
- * address for its life; the bytes are compared too, so a slot reused for
- * another key is a miss). The cache is
- * small (a handful of connections move bulk data at once on one thread); the
- * least recently used entry makes room, and ig_psa_ossl_aead_forget() (called
- * when a TLS connection is freed) empties the calling thread's cache so that
- * no traffic key outlives its connection by long. Entries are freed with
- * EVP_CIPHER_CTX_free, which cleanses libcrypto's copy; ours is cleansed too.
- * A thread's cache is freed when it exits (a pthread key's destructor).
- */
-#define OSSL_AEAD_SLOTS 8
-#define OSSL_AEAD_KEY_MAX 32
-
-struct ossl_aead_slot {
-	EVP_CIPHER_CTX *ctx;      /* NULL: the slot is empty */
-	const EVP_CIPHER *cipher;
-	const uint8_t *kptr;      /* where PSA's key slot keeps the key */
-	unsigned long used;       /* the cache's clock at the last use */
-	size_t keylen;
-	int enc;
-	uint8_t key[OSSL_AEAD_KEY_MAX];
-};
-
-struct ossl_aead_cache {
-	unsigned long clock;
-	struct ossl_aead_slot slot[OSSL_AEAD_SLOTS];
-};
-
-static pthread_once_t ossl_cache_once = PTHREAD_ONCE_INIT;
-static pthread_key_t ossl_cache_key;
-static bool ossl_cache_key_ok;
-static __thread struct ossl_aead_cache *ossl_cache;
-
-static void
-ossl_slot_drop(struct ossl_aead_slot *s)
-{
-	EVP_CIPHER_CTX_free(s->ctx);
-	OPENSSL_cleanse(s, sizeof(*s));
-}
-
-static void
-ossl_cache_free(void *p)
-{
-	struct ossl_aead_cache *c = p;
-
-	if (c == NULL)
-		return;
-	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++)
-		ossl_slot_drop(&c->slot[i]);
-	OPENSSL_free(c);
-	/* run by the exiting thread itself: its pointer, not another's */
-	ossl_cache = NULL;
-}
-
-static void
-ossl_cache_key_create(void)
-{
-	ossl_cache_key_ok = pthread_key_create(&ossl_cache_key, ossl_cache_free) == 0;
-}
-
-/* This thread's cache, made on first use; NULL when it cannot be. */
-static struct ossl_aead_cache *
-ossl_cache_get(void)
-{
-	if (ossl_cache != NULL)
-		return ossl_cache;
-	pthread_once(&ossl_cache_once, ossl_cache_key_create);
-	if (!ossl_cache_key_ok)
-		return NULL;
-	if ((ossl_cache = OPENSSL_zalloc(sizeof(*ossl_cache))) == NULL)
-		return NULL;
-	if (pthread_setspecific(ossl_cache_key, ossl_cache) != 0) {
-		OPENSSL_free(ossl_cache);
-		ossl_cache = NULL;
-	}
-	return ossl_cache;
-}
-
-void
-ig_psa_ossl_aead_forget(void)
-{
-	if (ossl_cache == NULL)
-		return;
-	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++)
-		if (ossl_cache->slot[i].ctx != NULL)
-			ossl_slot_drop(&ossl_cache->slot[i]);
-}
 
 /*
  * A context for (cipher, enc, key) with this nonce set, ready for the AAD;

@@ -34,6 +34,7 @@ enum ig_psa_ossl_op {
 	IG_PSA_OSSL_GENERATE,      /* ECC key pairs generated */
 	IG_PSA_OSSL_EXPORT_PUBLIC, /* public keys computed */
 	IG_PSA_OSSL_AGREE,         /* ECDH / X25519 agreements */
+	IG_PSA_OSSL_AGREE_KEPT,    /* X25519 agreements with export_public_key's key */
 	IG_PSA_OSSL_AEAD,          /* AEAD encryptions and decryptions */
 	IG_PSA_OSSL_AEAD_KEY,      /* AEAD keys set up (the others used a cached context) */
 	IG_PSA_OSSL_FALLBACK,      /* operations libcrypto failed and left to mbedTLS */
@@ -52,11 +53,13 @@ bool ig_psa_ossl_enabled(void);
 unsigned long ig_psa_ossl_count(enum ig_psa_ossl_op op);
 
 /*
- * Empties the calling thread's cache of AEAD contexts (the keys of the TLS
- * connections it served recently), wiping them. Call when a TLS connection
- * is freed: no traffic key then stays in memory after its connection.
+ * Empties what the calling thread keeps: its AEAD contexts (the keys of the
+ * TLS connections it served recently) and the X25519 key kept between
+ * export_public_key and the agreement, wiping them. Call when a TLS
+ * connection is freed: no traffic key then stays in memory after its
+ * connection.
  */
-void ig_psa_ossl_aead_forget(void);
+void ig_psa_ossl_forget(void);
 
 /* libcrypto's version, e.g. "OpenSSL 3.0.17 1 Jul 2025"; never NULL. */
 const char *ig_psa_ossl_version(void);

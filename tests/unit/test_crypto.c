@@ -351,6 +351,68 @@ test_ecdh_bad_peer(void **state)
 	use_openssl(true);
 }
 
+/* X25519 through OpenSSL: ECDH with a from b's public key, the secret. */
+static void
+agree(psa_key_id_t a, const uint8_t *bpub, size_t blen, uint8_t *k)
+{
+	size_t len;
+
+	assert_int_equal(psa_raw_key_agreement(PSA_ALG_ECDH, a, bpub, blen, k, 32, &len),
+	    PSA_SUCCESS);
+	assert_int_equal(len, 32);
+}
+
+/*
+ * The key export_public_key made is taken by the agreement that follows,
+ * for that key only, once, and not after ig_psa_ossl_forget(); every
+ * secret equals the one mbedTLS computes from the other side.
+ */
+static void
+test_x25519_kept(void **state)
+{
+	psa_key_type_t t = PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_MONTGOMERY);
+	uint8_t apub[PSA_EXPORT_PUBLIC_KEY_MAX_SIZE], bpub[PSA_EXPORT_PUBLIC_KEY_MAX_SIZE];
+	uint8_t cpub[PSA_EXPORT_PUBLIC_KEY_MAX_SIZE];
+	uint8_t k[32], ref_a[32], ref_c[32];
+	size_t alen, blen, clen;
+	unsigned long kept;
+
+	(void)state;
+	psa_key_id_t b = key_share(t, 255, false, bpub, &blen);
+	psa_key_id_t c = key_share(t, 255, true, cpub, &clen);
+	psa_key_id_t a = key_share(t, 255, true, apub, &alen); /* kept: a's */
+	use_openssl(false);
+	agree(b, apub, alen, ref_a);
+	agree(b, cpub, clen, ref_c);
+	use_openssl(true);
+	kept = ig_psa_ossl_count(IG_PSA_OSSL_AGREE_KEPT);
+
+	agree(a, bpub, blen, k);
+	assert_memory_equal(k, ref_a, 32);
+	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AGREE_KEPT), kept + 1);
+	/* once: the next agreement makes its own */
+	agree(a, bpub, blen, k);
+	assert_memory_equal(k, ref_a, 32);
+	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AGREE_KEPT), kept + 1);
+	/* for that key only: a's kept, c's agreement makes its own */
+	assert_int_equal(psa_export_public_key(a, apub, sizeof(apub), &alen), PSA_SUCCESS);
+	agree(c, bpub, blen, k);
+	assert_memory_equal(k, ref_c, 32);
+	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AGREE_KEPT), kept + 1);
+	agree(a, bpub, blen, k);
+	assert_memory_equal(k, ref_a, 32);
+	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AGREE_KEPT), kept + 2);
+	/* forgotten when a TLS connection is freed */
+	assert_int_equal(psa_export_public_key(a, apub, sizeof(apub), &alen), PSA_SUCCESS);
+	ig_psa_ossl_forget();
+	agree(a, bpub, blen, k);
+	assert_memory_equal(k, ref_a, 32);
+	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AGREE_KEPT), kept + 2);
+	psa_destroy_key(a);
+	psa_destroy_key(b);
+	psa_destroy_key(c);
+}
+
 /* AEAD: the GCM spec's case 14, then random records both ways. */
 static void
 aead_differential(psa_key_type_t type, psa_algorithm_t alg)
@@ -516,7 +578,7 @@ interleaved(psa_key_type_t type, psa_algorithm_t alg, size_t nkeys, size_t recor
 	assert_true(nkeys <= 16);
 	for (size_t i = 0; i < nkeys; i++)
 		keys[i] = random_key(type, alg);
-	ig_psa_ossl_aead_forget();
+	ig_psa_ossl_forget();
 	before = ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY);
 	for (size_t r = 0; r < records; r++) {
 		psa_key_id_t k = keys[r % nkeys];
@@ -580,7 +642,7 @@ test_aead_cache_bad_tag(void **state)
 	/* sealing kept its own */
 	seal(k, PSA_ALG_GCM, true, 2, pt, sizeof(pt), ct, &len);
 	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY), before + 1);
-	ig_psa_ossl_aead_forget();
+	ig_psa_ossl_forget();
 	seal(k, PSA_ALG_GCM, true, 3, pt, sizeof(pt), ct, &len);
 	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY), before + 2);
 	assert_int_equal(unseal(k, PSA_ALG_GCM, 3, ct, len, back, &n), PSA_SUCCESS);
@@ -593,8 +655,14 @@ static void *
 cache_thread(void *arg)
 {
 	unsigned long *setups = arg;
+	uint8_t pub[PSA_EXPORT_PUBLIC_KEY_MAX_SIZE];
+	size_t len;
 
 	*setups = interleaved(PSA_KEY_TYPE_AES, PSA_ALG_GCM, 2, 10);
+	/* an X25519 key kept too, freed with the rest */
+	psa_key_id_t k = key_share(PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_MONTGOMERY), 255,
+	    true, pub, &len);
+	psa_destroy_key(k);
 	return NULL;
 }
 
@@ -660,6 +728,7 @@ main(void)
 		cmocka_unit_test(test_x25519_differential),
 		cmocka_unit_test(test_ecdh_secp_differential),
 		cmocka_unit_test(test_ecdh_bad_peer),
+		cmocka_unit_test(test_x25519_kept),
 		cmocka_unit_test(test_aead),
 		cmocka_unit_test(test_aead_cache),
 		cmocka_unit_test(test_aead_cache_bad_tag),
