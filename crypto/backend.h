@@ -47,9 +47,9 @@ enum ig_crypto_backend ig_crypto_requested(void);
 enum ig_crypto_backend ig_crypto_active(void);
 
 /*
- * A TLS connection of the calling thread was freed: the record keys cached
- * for this thread (the OpenSSL driver keeps a few AEAD contexts per thread)
- * are wiped. Nothing to do under mbedTLS's own code.
+ * A TLS connection of the calling thread was freed: what the OpenSSL driver
+ * keeps for this thread (a few AEAD contexts, the X25519 key between its
+ * export and the agreement) is wiped. Nothing to do under mbedTLS's own code.
  */
 void ig_crypto_forget_record_keys(void);
 
