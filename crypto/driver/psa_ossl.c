@@ -5,8 +5,9 @@
  * (big-endian for the secp curves, RFC 7748 bytes for X25519), a public key
  * the uncompressed point (or the 32 bytes of X25519). Each call builds
  * libcrypto's EVP_PKEY from those bytes, does one EVP operation and frees
- * everything; private key copies are cleansed. AEAD contexts are the
- * exception: kept per thread by key (see "AEAD contexts" below).
+ * everything; private key copies are cleansed. What a thread keeps is the
+ * exception: AEAD contexts and signing contexts by key, and one X25519 key
+ * (see "what a thread keeps" below).
  *
  * What is not handled here answers PSA_ERROR_NOT_SUPPORTED, and mbedTLS's own
  * code then does the operation, including every malformed input (its error
@@ -174,7 +175,192 @@ ossl_ec_public(const char *group, const uint8_t *q, size_t qlen)
 	return ossl_fromdata("EC", EVP_PKEY_PUBLIC_KEY, params);
 }
 
+/* ---- what a thread keeps ---- */
+
+/*
+ * AEAD contexts, kept per thread and keyed by the key's bytes. A TLS
+ * connection encrypts every record with one key, and setting a key up in
+ * libcrypto (a fresh EVP_CIPHER_CTX, the AES key schedule and GHASH table,
+ * parameter lookups) cost about a third as much as encrypting an 8 KiB record
+ * does. A record whose key is in the cache only sets its nonce. An entry
+ * matches the same bytes at the same place (PSA's key slot keeps a key at one
+ * address for its life; the bytes are compared too, so a slot reused for
+ * another key is a miss). The cache is
+ * small (a handful of connections move bulk data at once on one thread); the
+ * least recently used entry makes room, and ig_psa_ossl_forget() (called
+ * when a TLS connection is freed) empties the calling thread's cache so that
+ * no traffic key outlives its connection by long. Entries are freed with
+ * EVP_CIPHER_CTX_free, which cleanses libcrypto's copy; ours is cleansed too.
+ * A thread's cache is freed when it exits (a pthread key's destructor).
+ */
+#define OSSL_AEAD_SLOTS 8
+#define OSSL_AEAD_KEY_MAX 32
+
+struct ossl_aead_slot {
+	EVP_CIPHER_CTX *ctx;      /* NULL: the slot is empty */
+	const EVP_CIPHER *cipher;
+	const uint8_t *kptr;      /* where PSA's key slot keeps the key */
+	unsigned long used;       /* the cache's clock at the last use */
+	size_t keylen;
+	int enc;
+	uint8_t key[OSSL_AEAD_KEY_MAX];
+};
+
+/*
+ * Signing contexts, kept per thread and keyed by the private key: a server
+ * signs every full handshake with the same key or two, and making libcrypto's
+ * EVP_PKEY and signing context from the scalar (parameters, name lookups,
+ * the method fetch) cost as much as the signature. Long-term keys, which
+ * the key store holds for the process's life anyway: kept until replaced
+ * (least recently used) or the thread exits, not dropped with a connection.
+ */
+#define OSSL_SIGN_SLOTS 4
+
+struct ossl_sign_slot {
+	EVP_PKEY_CTX *ctx;             /* sign-initialized; NULL: empty */
+	const char *group;             /* ossl_secp_group's */
+	unsigned long used;
+	size_t dlen;
+	uint8_t d[OSSL_EC_BYTES_MAX];  /* the private scalar */
+};
+
+/*
+ * What a thread keeps: its AEAD contexts, signing contexts, and the X25519
+ * key of its latest exchange (see "X25519" at the top).
+ */
+struct ossl_thread {
+	unsigned long clock;
+	struct ossl_aead_slot slot[OSSL_AEAD_SLOTS];
+	struct ossl_sign_slot sign[OSSL_SIGN_SLOTS];
+	EVP_PKEY *x25519;              /* NULL: none */
+	uint8_t x25519_d[32];          /* its private key */
+};
+
+static pthread_once_t ossl_thread_once = PTHREAD_ONCE_INIT;
+static pthread_key_t ossl_thread_key;
+static bool ossl_thread_key_ok;
+static __thread struct ossl_thread *ossl_thr;
+
+static void
+ossl_slot_drop(struct ossl_aead_slot *s)
+{
+	EVP_CIPHER_CTX_free(s->ctx);
+	OPENSSL_cleanse(s, sizeof(*s));
+}
+
+static void
+ossl_sign_drop(struct ossl_sign_slot *s)
+{
+	EVP_PKEY_CTX_free(s->ctx);
+	OPENSSL_cleanse(s, sizeof(*s));
+}
+
+static void
+ossl_x25519_drop(struct ossl_thread *c)
+{
+	EVP_PKEY_free(c->x25519);
+	c->x25519 = NULL;
+	OPENSSL_cleanse(c->x25519_d, sizeof(c->x25519_d));
+}
+
+static void
+ossl_thread_free(void *p)
+{
+	struct ossl_thread *c = p;
+
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++)
+		ossl_slot_drop(&c->slot[i]);
+	for (size_t i = 0; i < OSSL_SIGN_SLOTS; i++)
+		ossl_sign_drop(&c->sign[i]);
+	ossl_x25519_drop(c);
+	OPENSSL_free(c);
+	/* run by the exiting thread itself: its pointer, not another's */
+	ossl_thr = NULL;
+}
+
+static void
+ossl_thread_key_create(void)
+{
+	ossl_thread_key_ok = pthread_key_create(&ossl_thread_key, ossl_thread_free) == 0;
+}
+
+/* This thread's cache, made on first use; NULL when it cannot be. */
+static struct ossl_thread *
+ossl_thread_get(void)
+{
+	if (ossl_thr != NULL)
+		return ossl_thr;
+	pthread_once(&ossl_thread_once, ossl_thread_key_create);
+	if (!ossl_thread_key_ok)
+		return NULL;
+	if ((ossl_thr = OPENSSL_zalloc(sizeof(*ossl_thr))) == NULL)
+		return NULL;
+	if (pthread_setspecific(ossl_thread_key, ossl_thr) != 0) {
+		OPENSSL_free(ossl_thr);
+		ossl_thr = NULL;
+	}
+	return ossl_thr;
+}
+
+void
+ig_psa_ossl_forget(void)
+{
+	if (ossl_thr == NULL)
+		return;
+	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++)
+		if (ossl_thr->slot[i].ctx != NULL)
+			ossl_slot_drop(&ossl_thr->slot[i]);
+	ossl_x25519_drop(ossl_thr);
+}
+
 /* ---- ECDSA ---- */
+
+/* This thread's signing context for the key (see "Signing contexts"). */
+static struct ossl_sign_slot *
+ossl_sign_ctx(const char *group, const uint8_t *d, size_t dlen)
+{
+	struct ossl_thread *c = ossl_thread_get();
+	struct ossl_sign_slot *s, *victim;
+	EVP_PKEY *pkey;
+
+	if (c == NULL || dlen > OSSL_EC_BYTES_MAX)
+		return NULL;
+	c->clock++;
+	victim = &c->sign[0];
+	for (size_t i = 0; i < OSSL_SIGN_SLOTS; i++) {
+		s = &c->sign[i];
+		if (s->ctx == NULL) {
+			if (victim->ctx != NULL)
+				victim = s;
+			continue;
+		}
+		if (s->group == group && s->dlen == dlen &&
+		    CRYPTO_memcmp(s->d, d, dlen) == 0) {
+			s->used = c->clock;
+			return s;
+		}
+		if (victim->ctx != NULL && s->used < victim->used)
+			victim = s;
+	}
+	s = victim;
+	ossl_sign_drop(s);
+	if ((pkey = ossl_ec_private(group, d, dlen)) == NULL)
+		return NULL;
+	s->ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+	EVP_PKEY_free(pkey); /* the context holds its own reference */
+	if (s->ctx == NULL || EVP_PKEY_sign_init(s->ctx) <= 0) {
+		ossl_sign_drop(s);
+		return NULL;
+	}
+	s->group = group;
+	s->dlen = dlen;
+	memcpy(s->d, d, dlen);
+	s->used = c->clock;
+	ossl_counted(IG_PSA_OSSL_SIGN_KEY);
+	return s;
+}
 
 psa_status_t
 ig_psa_ossl_transparent_sign_hash(const psa_key_attributes_t *attributes,
@@ -187,9 +373,7 @@ ig_psa_ossl_transparent_sign_hash(const psa_key_attributes_t *attributes,
 	const char *group = ossl_secp_group(type, bits);
 	uint8_t der[OSSL_DER_SIG_MAX];
 	size_t derlen = sizeof(der);
-	EVP_PKEY_CTX *ctx = NULL;
-	EVP_PKEY *pkey = NULL;
-	psa_status_t st;
+	struct ossl_sign_slot *slot;
 
 	/* OpenSSL 3.0 has no deterministic ECDSA: that stays with mbedTLS. */
 	if (!ig_psa_ossl_enabled() || !PSA_ALG_IS_RANDOMIZED_ECDSA(alg) || group == NULL ||
@@ -197,24 +381,17 @@ ig_psa_ossl_transparent_sign_hash(const psa_key_attributes_t *attributes,
 		return PSA_ERROR_NOT_SUPPORTED;
 	if (signature_size < 2 * n)
 		return PSA_ERROR_BUFFER_TOO_SMALL;
-	if ((pkey = ossl_ec_private(group, key_buffer, key_buffer_size)) == NULL ||
-	    (ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL)) == NULL ||
-	    EVP_PKEY_sign_init(ctx) <= 0 ||
-	    EVP_PKEY_sign(ctx, der, &derlen, hash, hash_length) <= 0) {
-		st = ossl_fallback();
-		goto done;
+	if ((slot = ossl_sign_ctx(group, key_buffer, key_buffer_size)) == NULL)
+		return ossl_fallback();
+	if (EVP_PKEY_sign(slot->ctx, der, &derlen, hash, hash_length) <= 0) {
+		ossl_sign_drop(slot);
+		return ossl_fallback();
 	}
 	if (mbedtls_ecdsa_der_to_raw(bits, der, derlen, signature, signature_size,
-	    signature_length) != 0) {
-		st = ossl_fallback();
-		goto done;
-	}
+	    signature_length) != 0)
+		return ossl_fallback();
 	ossl_counted(IG_PSA_OSSL_SIGN);
-	st = PSA_SUCCESS;
-done:
-	EVP_PKEY_CTX_free(ctx);
-	EVP_PKEY_free(pkey);
-	return st;
+	return PSA_SUCCESS;
 }
 
 psa_status_t
@@ -261,116 +438,6 @@ done:
 	EVP_PKEY_CTX_free(ctx);
 	EVP_PKEY_free(pkey);
 	return st;
-}
-
-/*
- * AEAD contexts, kept per thread and keyed by the key's bytes. A TLS
- * connection encrypts every record with one key, and setting a key up in
- * libcrypto (a fresh EVP_CIPHER_CTX, the AES key schedule and GHASH table,
- * parameter lookups) cost about a third as much as encrypting an 8 KiB record
- * does. A record whose key is in the cache only sets its nonce. An entry
- * matches the same bytes at the same place (PSA's key slot keeps a key at one
- * address for its life; the bytes are compared too, so a slot reused for
- * another key is a miss). The cache is
- * small (a handful of connections move bulk data at once on one thread); the
- * least recently used entry makes room, and ig_psa_ossl_forget() (called
- * when a TLS connection is freed) empties the calling thread's cache so that
- * no traffic key outlives its connection by long. Entries are freed with
- * EVP_CIPHER_CTX_free, which cleanses libcrypto's copy; ours is cleansed too.
- * A thread's cache is freed when it exits (a pthread key's destructor).
- */
-#define OSSL_AEAD_SLOTS 8
-#define OSSL_AEAD_KEY_MAX 32
-
-struct ossl_aead_slot {
-	EVP_CIPHER_CTX *ctx;      /* NULL: the slot is empty */
-	const EVP_CIPHER *cipher;
-	const uint8_t *kptr;      /* where PSA's key slot keeps the key */
-	unsigned long used;       /* the cache's clock at the last use */
-	size_t keylen;
-	int enc;
-	uint8_t key[OSSL_AEAD_KEY_MAX];
-};
-
-/*
- * What a thread keeps: its AEAD contexts, and the X25519 key of its latest
- * exchange (see "X25519" below).
- */
-struct ossl_aead_cache {
-	unsigned long clock;
-	struct ossl_aead_slot slot[OSSL_AEAD_SLOTS];
-	EVP_PKEY *x25519;              /* NULL: none */
-	uint8_t x25519_d[32];          /* its private key */
-};
-
-static pthread_once_t ossl_cache_once = PTHREAD_ONCE_INIT;
-static pthread_key_t ossl_cache_key;
-static bool ossl_cache_key_ok;
-static __thread struct ossl_aead_cache *ossl_cache;
-
-static void
-ossl_slot_drop(struct ossl_aead_slot *s)
-{
-	EVP_CIPHER_CTX_free(s->ctx);
-	OPENSSL_cleanse(s, sizeof(*s));
-}
-
-static void
-ossl_x25519_drop(struct ossl_aead_cache *c)
-{
-	EVP_PKEY_free(c->x25519);
-	c->x25519 = NULL;
-	OPENSSL_cleanse(c->x25519_d, sizeof(c->x25519_d));
-}
-
-static void
-ossl_cache_free(void *p)
-{
-	struct ossl_aead_cache *c = p;
-
-	if (c == NULL)
-		return;
-	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++)
-		ossl_slot_drop(&c->slot[i]);
-	ossl_x25519_drop(c);
-	OPENSSL_free(c);
-	/* run by the exiting thread itself: its pointer, not another's */
-	ossl_cache = NULL;
-}
-
-static void
-ossl_cache_key_create(void)
-{
-	ossl_cache_key_ok = pthread_key_create(&ossl_cache_key, ossl_cache_free) == 0;
-}
-
-/* This thread's cache, made on first use; NULL when it cannot be. */
-static struct ossl_aead_cache *
-ossl_cache_get(void)
-{
-	if (ossl_cache != NULL)
-		return ossl_cache;
-	pthread_once(&ossl_cache_once, ossl_cache_key_create);
-	if (!ossl_cache_key_ok)
-		return NULL;
-	if ((ossl_cache = OPENSSL_zalloc(sizeof(*ossl_cache))) == NULL)
-		return NULL;
-	if (pthread_setspecific(ossl_cache_key, ossl_cache) != 0) {
-		OPENSSL_free(ossl_cache);
-		ossl_cache = NULL;
-	}
-	return ossl_cache;
-}
-
-void
-ig_psa_ossl_forget(void)
-{
-	if (ossl_cache == NULL)
-		return;
-	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++)
-		if (ossl_cache->slot[i].ctx != NULL)
-			ossl_slot_drop(&ossl_cache->slot[i]);
-	ossl_x25519_drop(ossl_cache);
 }
 
 /* ---- key generation and public keys ---- */
@@ -434,7 +501,7 @@ ig_psa_ossl_transparent_export_public_key(const psa_key_attributes_t *attributes
 {
 	psa_key_type_t type = psa_get_key_type(attributes);
 	size_t bits = psa_get_key_bits(attributes), len;
-	struct ossl_aead_cache *c;
+	struct ossl_thread *c;
 	EVP_PKEY *pkey;
 
 	if (!ig_psa_ossl_enabled() || !PSA_KEY_TYPE_IS_ECC_KEY_PAIR(type))
@@ -463,7 +530,7 @@ ig_psa_ossl_transparent_export_public_key(const psa_key_attributes_t *attributes
 		return ossl_fallback();
 	}
 	/* Kept for the agreement that follows in TLS (see "X25519"). */
-	if ((c = ossl_cache_get()) != NULL) {
+	if ((c = ossl_thread_get()) != NULL) {
 		ossl_x25519_drop(c);
 		c->x25519 = pkey;
 		memcpy(c->x25519_d, key_buffer, 32);
@@ -501,7 +568,7 @@ ig_psa_ossl_transparent_key_agreement(const psa_key_attributes_t *attributes,
 	} else if (ossl_is_x25519(type, bits)) {
 		if (peer_key_length != 32)
 			return PSA_ERROR_NOT_SUPPORTED;
-		struct ossl_aead_cache *c = ossl_cache;
+		struct ossl_thread *c = ossl_thr;
 
 		if (c != NULL && c->x25519 != NULL &&
 		    CRYPTO_memcmp(c->x25519_d, key_buffer, 32) == 0) {
@@ -606,7 +673,7 @@ static EVP_CIPHER_CTX *
 ossl_aead_ctx(const EVP_CIPHER *cipher, int enc, const uint8_t *key, size_t keylen,
     const uint8_t *nonce, struct ossl_aead_slot **slot)
 {
-	struct ossl_aead_cache *c = ossl_cache_get();
+	struct ossl_thread *c = ossl_thread_get();
 	struct ossl_aead_slot *s, *victim;
 
 	if (c == NULL || keylen > OSSL_AEAD_KEY_MAX)

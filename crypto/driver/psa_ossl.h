@@ -30,6 +30,7 @@
 /* What the driver did, for tests and the start-up self-test. */
 enum ig_psa_ossl_op {
 	IG_PSA_OSSL_SIGN,          /* ECDSA signatures made */
+	IG_PSA_OSSL_SIGN_KEY,      /* signing keys set up (the others used a cached context) */
 	IG_PSA_OSSL_VERIFY,        /* ECDSA signatures checked (good or bad) */
 	IG_PSA_OSSL_GENERATE,      /* ECC key pairs generated */
 	IG_PSA_OSSL_EXPORT_PUBLIC, /* public keys computed */

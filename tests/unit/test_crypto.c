@@ -249,6 +249,83 @@ test_ecdsa_differential(void **state)
 	use_openssl(true);
 }
 
+/*
+ * Signing contexts kept per thread: n keys (P-256 and P-384 alternately)
+ * taken in turn for signs signatures, each signed through OpenSSL and
+ * checked by mbedTLS (and a changed hash refused). Returns the signing keys
+ * the driver set up.
+ */
+static unsigned long
+signing(size_t nkeys, size_t signs)
+{
+	const psa_algorithm_t alg = PSA_ALG_ECDSA(PSA_ALG_SHA_256);
+	psa_key_id_t keys[8], pubs[8];
+	unsigned long before = ig_psa_ossl_count(IG_PSA_OSSL_SIGN_KEY);
+
+	assert_true(nkeys <= 8);
+	for (size_t i = 0; i < nkeys; i++) {
+		size_t bits = i % 2 == 0 ? 256 : 384;
+		use_openssl(true);
+		keys[i] = generate_key(PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_SECP_R1), bits,
+		    PSA_KEY_USAGE_SIGN_HASH | PSA_KEY_USAGE_EXPORT, alg);
+		use_openssl(false);
+		pubs[i] = public_of(keys[i], alg, bits);
+	}
+	for (size_t j = 0; j < signs; j++) {
+		uint8_t hash[32], sig[PSA_SIGNATURE_MAX_SIZE];
+		size_t len;
+
+		assert_int_equal(psa_generate_random(hash, sizeof(hash)), PSA_SUCCESS);
+		use_openssl(true);
+		assert_int_equal(psa_sign_hash(keys[j % nkeys], alg, hash, 32, sig, sizeof(sig),
+		    &len), PSA_SUCCESS);
+		use_openssl(false);
+		assert_int_equal(psa_verify_hash(pubs[j % nkeys], alg, hash, 32, sig, len),
+		    PSA_SUCCESS);
+		hash[0] ^= 1;
+		assert_int_equal(psa_verify_hash(pubs[j % nkeys], alg, hash, 32, sig, len),
+		    PSA_ERROR_INVALID_SIGNATURE);
+	}
+	use_openssl(true);
+	for (size_t i = 0; i < nkeys; i++) {
+		psa_destroy_key(keys[i]);
+		psa_destroy_key(pubs[i]);
+	}
+	return ig_psa_ossl_count(IG_PSA_OSSL_SIGN_KEY) - before;
+}
+
+/*
+ * A signing key is set up once while it stays cached, whatever the
+ * connections (ig_psa_ossl_forget keeps it: a long-term key); more keys
+ * than the cache holds, taken in turn, are set up every time.
+ */
+static void
+test_ecdsa_kept(void **state)
+{
+	(void)state;
+	assert_int_equal(signing(2, 20), 2);
+	/* 5 keys in turn through 4 slots */
+	assert_int_equal(signing(5, 15), 15);
+	/* kept across a connection's end */
+	assert_int_equal(signing(1, 1), 1);
+	{
+		const psa_algorithm_t alg = PSA_ALG_ECDSA(PSA_ALG_SHA_256);
+		uint8_t hash[32] = { 1 }, sig[PSA_SIGNATURE_MAX_SIZE];
+		size_t len;
+		psa_key_id_t k = generate_key(PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_SECP_R1),
+		    256, PSA_KEY_USAGE_SIGN_HASH, alg);
+		unsigned long before = ig_psa_ossl_count(IG_PSA_OSSL_SIGN_KEY);
+
+		assert_int_equal(psa_sign_hash(k, alg, hash, 32, sig, sizeof(sig), &len),
+		    PSA_SUCCESS);
+		ig_psa_ossl_forget();
+		assert_int_equal(psa_sign_hash(k, alg, hash, 32, sig, sizeof(sig), &len),
+		    PSA_SUCCESS);
+		assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_SIGN_KEY), before + 1);
+		psa_destroy_key(k);
+	}
+}
+
 /* One side's key share: a key pair made by one backend, its public key. */
 static psa_key_id_t
 key_share(psa_key_type_t type, size_t bits, bool openssl, uint8_t *pub, size_t *publen)
@@ -659,7 +736,8 @@ cache_thread(void *arg)
 	size_t len;
 
 	*setups = interleaved(PSA_KEY_TYPE_AES, PSA_ALG_GCM, 2, 10);
-	/* an X25519 key kept too, freed with the rest */
+	/* a signing context and an X25519 key kept too, freed with the rest */
+	assert_int_equal(signing(1, 2), 1);
 	psa_key_id_t k = key_share(PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_MONTGOMERY), 255,
 	    true, pub, &len);
 	psa_destroy_key(k);
@@ -725,6 +803,7 @@ main(void)
 		cmocka_unit_test(test_x25519_rfc7748),
 		cmocka_unit_test(test_ecdsa_rfc6979),
 		cmocka_unit_test(test_ecdsa_differential),
+		cmocka_unit_test(test_ecdsa_kept),
 		cmocka_unit_test(test_x25519_differential),
 		cmocka_unit_test(test_ecdh_secp_differential),
 		cmocka_unit_test(test_ecdh_bad_peer),
