@@ -58,7 +58,7 @@ unsigned long ig_psa_ossl_count(enum ig_psa_ossl_op op);
  * TLS connections it served recently) and the X25519 key kept between
  * export_public_key and the agreement, wiping them. Call when a TLS
  * connection is freed: no traffic key then stays in memory after its
- * connection.
+ * connection. The signing contexts (certificate keys, long-term) stay.
  */
 void ig_psa_ossl_forget(void);
 
