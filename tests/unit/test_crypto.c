@@ -439,6 +439,18 @@ agree(psa_key_id_t a, const uint8_t *bpub, size_t blen, uint8_t *k)
 	assert_int_equal(len, 32);
 }
 
+/* a's agreement with b equals ref, and kept agreements are now want. */
+static void
+agree_is(psa_key_id_t a, const uint8_t *bpub, size_t blen, const uint8_t *ref,
+    unsigned long want)
+{
+	uint8_t k[32];
+
+	agree(a, bpub, blen, k);
+	assert_memory_equal(k, ref, 32);
+	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AGREE_KEPT), want);
+}
+
 /*
  * The key export_public_key made is taken by the agreement that follows,
  * for that key only, once, and not after ig_psa_ossl_forget(); every
@@ -450,7 +462,7 @@ test_x25519_kept(void **state)
 	psa_key_type_t t = PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_MONTGOMERY);
 	uint8_t apub[PSA_EXPORT_PUBLIC_KEY_MAX_SIZE], bpub[PSA_EXPORT_PUBLIC_KEY_MAX_SIZE];
 	uint8_t cpub[PSA_EXPORT_PUBLIC_KEY_MAX_SIZE];
-	uint8_t k[32], ref_a[32], ref_c[32];
+	uint8_t ref_a[32], ref_c[32];
 	size_t alen, blen, clen;
 	unsigned long kept;
 
@@ -464,27 +476,17 @@ test_x25519_kept(void **state)
 	use_openssl(true);
 	kept = ig_psa_ossl_count(IG_PSA_OSSL_AGREE_KEPT);
 
-	agree(a, bpub, blen, k);
-	assert_memory_equal(k, ref_a, 32);
-	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AGREE_KEPT), kept + 1);
+	agree_is(a, bpub, blen, ref_a, kept + 1);
 	/* once: the next agreement makes its own */
-	agree(a, bpub, blen, k);
-	assert_memory_equal(k, ref_a, 32);
-	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AGREE_KEPT), kept + 1);
+	agree_is(a, bpub, blen, ref_a, kept + 1);
 	/* for that key only: a's kept, c's agreement makes its own */
 	assert_int_equal(psa_export_public_key(a, apub, sizeof(apub), &alen), PSA_SUCCESS);
-	agree(c, bpub, blen, k);
-	assert_memory_equal(k, ref_c, 32);
-	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AGREE_KEPT), kept + 1);
-	agree(a, bpub, blen, k);
-	assert_memory_equal(k, ref_a, 32);
-	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AGREE_KEPT), kept + 2);
+	agree_is(c, bpub, blen, ref_c, kept + 1);
+	agree_is(a, bpub, blen, ref_a, kept + 2);
 	/* forgotten when a TLS connection is freed */
 	assert_int_equal(psa_export_public_key(a, apub, sizeof(apub), &alen), PSA_SUCCESS);
 	ig_psa_ossl_forget();
-	agree(a, bpub, blen, k);
-	assert_memory_equal(k, ref_a, 32);
-	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AGREE_KEPT), kept + 2);
+	agree_is(a, bpub, blen, ref_a, kept + 2);
 	psa_destroy_key(a);
 	psa_destroy_key(b);
 	psa_destroy_key(c);
