@@ -10,7 +10,9 @@
  */
 #include "proxy/conn.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <mbedtls/platform_util.h>
 
@@ -20,7 +22,7 @@
 static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void conn_write_cb(uv_write_t *req, int status);
-static void conn_shutdown_cb(uv_shutdown_t *req, int status);
+static void conn_written(struct ig_conn *c, size_t done);
 static void conn_close_cb(uv_handle_t *h);
 static void conn_pool_ready(struct ig_bufpool_waiter *w);
 
@@ -242,7 +244,7 @@ ig_conn_write_raw(struct ig_conn *c, const uint8_t *buf, size_t len)
 		return c->error;
 	if (!c->open || c->closing)
 		return IG_EIO;
-	if (c->shut_sent)
+	if (c->shut_done)
 		return IG_EINVAL; /* nothing goes out after the shutdown */
 	if (len == 0)
 		return 0;
@@ -296,15 +298,51 @@ ig_conn_uncork(struct ig_conn *c)
 	return ig_conn_flush(c);
 }
 
+void
+ig_conn_cork_end(struct ig_conn *c)
+{
+	c->corked = false;
+}
+
+/*
+ * The last bytes, with no write in flight: sent with MSG_MORE, so that they
+ * wait for the FIN of the shutdown that follows and leave in one segment
+ * with it. What the socket does not take goes through ig_conn_flush (a
+ * write without MSG_MORE, which pushes the rest out). Returns 0 or IG_E*.
+ */
+static int
+conn_send_last(struct ig_conn *c)
+{
+	uv_os_fd_t fd;
+	if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0) {
+		c->error = IG_EIO;
+		return IG_EIO;
+	}
+	ssize_t n;
+	do
+		n = send(fd, c->wbuf, c->wlen, MSG_MORE | MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		conn_written(c, (size_t)n);
+	} else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+		c->error = IG_EIO;
+		return IG_EIO;
+	}
+	return ig_conn_flush(c);
+}
+
 /*
  * Advances a requested shutdown: queues the close_notify (retried while the
  * output is full), then shuts the write side down once everything queued
- * has been written. Returns 0 or a negative IG_E*.
+ * has been written. The shutdown is the system call itself, made here: no
+ * write is in flight then, so libuv has nothing queued (uv_shutdown would
+ * only defer it to the next loop iteration and re-arm the poll). Returns 0
+ * or a negative IG_E*.
  */
 static int
 conn_shutdown_step(struct ig_conn *c)
 {
-	if (!c->shut_wanted || c->shut_sent || !c->open || c->closing || !c->connected)
+	if (!c->shut_wanted || c->shut_done || !c->open || c->closing || !c->connected)
 		return 0;
 	if (c->error)
 		return c->error;
@@ -313,21 +351,24 @@ conn_shutdown_step(struct ig_conn *c)
 		if (rc < 0)
 			return rc;
 		c->shut_notified = rc > 0;
-		rc = ig_conn_flush(c);
+		if (!c->shut_notified) {
+			rc = ig_conn_flush(c);
+			return rc < 0 ? rc : 0; /* the write callback calls again */
+		}
+	}
+	if (c->wflight == 0 && c->wlen > 0) {
+		int rc = conn_send_last(c);
 		if (rc < 0)
 			return rc;
-		if (!c->shut_notified)
-			return 0; /* the write callback calls again */
 	}
 	if (!ig_conn_drained(c))
 		return 0; /* the write callback calls again */
-	c->sreq.data = c;
-	if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, conn_shutdown_cb) != 0) {
+	uv_os_fd_t fd;
+	if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0 || shutdown(fd, SHUT_WR) != 0) {
 		c->error = IG_EIO;
 		return IG_EIO;
 	}
-	c->shut_sent = true;
-	c->ops->ref(c->owner); /* the request holds the owner */
+	c->shut_done = true;
 	return 0;
 }
 
@@ -344,20 +385,6 @@ ig_conn_shutdown(struct ig_conn *c)
 		c->shut_wanted = true;
 	}
 	return conn_shutdown_step(c);
-}
-
-static void
-conn_shutdown_cb(uv_shutdown_t *req, int status)
-{
-	struct ig_conn *c = req->data;
-	c->shut_done = true;
-	/* UV_ECANCELED: the handle is closing; nothing to report. */
-	if (status < 0 && status != UV_ECANCELED && c->error == 0)
-		c->error = IG_EIO;
-	if (!c->ops->unref(c->owner)) /* false: the owner, c with it, was freed */
-		return;
-	/* may close the connection, or free the owner */
-	c->ops->on_io(c->owner);
 }
 
 /* wbuf[0..done) has reached the socket: account, wipe, move the rest up. */

@@ -67,9 +67,11 @@ long ig_conn_write(struct ig_conn *c, const uint8_t *buf, size_t len);
  * Ends our output on c, keeping its input open (a half-close): plaintext
  * writes are refused from now on (IG_EINVAL); a TLS close_notify is queued
  * behind the bytes already queued, and once everything has been written the
- * TCP write side is shut down. The remaining steps run from the write
- * callbacks; c->shut_done says when the shutdown has completed, and the
- * owner is told through ops->on_io. Idempotent. Returns 0, or a
+ * TCP write side is shut down (the last bytes and the FIN in one segment
+ * when the socket takes them at once). The remaining steps run from the
+ * write callbacks; c->shut_done says when the shutdown has been made (on
+ * return already, when nothing had to wait), and the owner is told through
+ * ops->on_io when a write callback made it. Idempotent. Returns 0, or a
  * negative IG_E*: IG_EINVAL when a TLS write still waits to be retried (end
  * the plaintext first), IG_EIO or IG_ETLS on failure.
  */
@@ -98,6 +100,9 @@ bool ig_conn_take_sync(struct ig_conn *c);
  */
 void ig_conn_cork(struct ig_conn *c);
 int ig_conn_uncork(struct ig_conn *c);
+/* Ends the cork without writing: what is queued goes with the next write,
+   flush or shutdown. */
+void ig_conn_cork_end(struct ig_conn *c);
 
 /* True when nothing is queued or in flight towards the socket. */
 bool ig_conn_drained(const struct ig_conn *c);

@@ -112,10 +112,8 @@ struct ig_conn {
 	 */
 	bool shut_wanted;        /* our output is over */
 	bool shut_notified;      /* close_notify queued in wbuf (or no TLS) */
-	bool shut_sent;          /* uv_shutdown() issued: wbuf takes nothing more */
-	bool shut_done;          /* its callback came */
-	uv_shutdown_t sreq;      /* data = this conn; holds an owner reference
-	                            until its callback */
+	bool shut_done;          /* shutdown(2) made (the FIN is queued): wbuf
+	                            takes nothing more */
 
 	bool open;               /* tcp initialised and not closed */
 	bool closing;            /* uv_close() called, close_cb pending */

@@ -472,6 +472,29 @@ resp_tail_literal(const struct ig_imap_resp_scan *sc, uint64_t *n)
 	return 1;
 }
 
+/* The first bytes of a line that begins a response. */
+static void
+resp_head_push(struct ig_imap_resp_scan *sc, const uint8_t *p, size_t n)
+{
+	if (!sc->line_first)
+		return;
+	size_t room = sizeof(sc->head) - sc->head_len;
+	size_t k = n < room ? n : room;
+	memcpy(sc->head + sc->head_len, p, k);
+	sc->head_len = (uint8_t)(sc->head_len + k);
+}
+
+/* The line that just ended began "* BYE", then a space, CR or nothing. */
+static bool
+resp_head_is_bye(const struct ig_imap_resp_scan *sc)
+{
+	const uint8_t *h = sc->head;
+	if (sc->head_len < 5 || h[0] != '*' || h[1] != ' ' ||
+	    (h[2] | 0x20) != 'b' || (h[3] | 0x20) != 'y' || (h[4] | 0x20) != 'e')
+		return false;
+	return sc->head_len == 5 || h[5] == ' ' || h[5] == '\r';
+}
+
 void
 ig_imap_resp_scan(struct ig_imap_resp_scan *sc, const uint8_t *p, size_t len)
 {
@@ -485,11 +508,19 @@ ig_imap_resp_scan(struct ig_imap_resp_scan *sc, const uint8_t *p, size_t len)
 		}
 		const uint8_t *lf = memchr(p, '\n', len);
 		size_t n = lf != NULL ? (size_t)(lf - p) : len;
+		if (!sc->mid_line) {
+			sc->line_first = true;
+			sc->head_len = 0;
+		}
+		resp_head_push(sc, p, n);
 		resp_tail_push(sc, p, n);
 		if (lf == NULL) {
 			sc->mid_line = true;
 			return;
 		}
+		if (sc->line_first && resp_head_is_bye(sc))
+			sc->bye = true;
+		sc->line_first = false;
 		uint64_t lit = 0;
 		int r = resp_tail_literal(sc, &lit);
 		sc->tail_len = 0;
@@ -506,6 +537,12 @@ bool
 ig_imap_resp_at_boundary(const struct ig_imap_resp_scan *sc)
 {
 	return !sc->lost && !sc->mid_line && sc->literal_left == 0;
+}
+
+bool
+ig_imap_resp_bye(const struct ig_imap_resp_scan *sc)
+{
+	return sc->bye;
 }
 
 long

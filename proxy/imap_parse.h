@@ -161,6 +161,11 @@ struct ig_imap_resp_scan {
 	uint8_t tail_len;
 	uint8_t tail[24];           /* the current line's last bytes, for a
 	                               "{n}" at its end: "{" 20 digits "+}\r" */
+	bool line_first;            /* the current line begins a response */
+	uint8_t head_len;
+	uint8_t head[6];            /* that line's first bytes */
+	bool bye;                   /* a response was "* BYE": the server is
+	                               about to close (RFC 9051 7.1.5) */
 };
 
 /* Feeds len bytes that follow those fed before. Pure; O(len) with memchr. */
@@ -168,6 +173,10 @@ void ig_imap_resp_scan(struct ig_imap_resp_scan *sc, const uint8_t *p, size_t le
 
 /* True when everything fed so far ends with a complete response. */
 bool ig_imap_resp_at_boundary(const struct ig_imap_resp_scan *sc);
+
+/* True once a whole response line "* BYE" (any case, text optional) has
+   been fed: the server says it is closing the connection. */
+bool ig_imap_resp_bye(const struct ig_imap_resp_scan *sc);
 
 /*
  * Removes the backslash escapes of a quoted string's raw content (as returned

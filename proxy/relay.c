@@ -130,6 +130,34 @@ relay_pass(struct ig_session *s, bool *graceful)
 }
 
 /*
+ * The backend said BYE at the end of a whole response, so its close comes
+ * next: what went to the client stays queued until then (or until the
+ * hold's time runs out), and leaves with the close_notify and the FIN.
+ */
+static bool
+relay_hold_for_close(struct ig_session *s)
+{
+	if (s->bye_hold_over || s->end_reason != NULL || s->backend_end != 0 ||
+	    !ig_imap_resp_bye(&s->to_client) || !ig_imap_resp_at_boundary(&s->to_client) ||
+	    s->bin.off != s->bin.len || s->reply.len > 0)
+		return false;
+	if (!s->bye_held) {
+		s->bye_held = true;
+		ig_session_timer(s, IG_RELAY_BYE_HOLD_MS);
+	}
+	return true;
+}
+
+int
+ig_relay_bye_hold_over(struct ig_session *s)
+{
+	s->bye_hold_over = true;
+	ig_session_log(s, IG_LOG_DEBUG, "event=bye-hold-over waited_ms=%u",
+	    IG_RELAY_BYE_HOLD_MS);
+	return ig_conn_flush(&s->client);
+}
+
+/*
  * Half-close: a client whose input ends (a TCP FIN, with or without a TLS
  * close_notify) still gets every answer. What it sent goes to the backend,
  * then the backend's side is ended the same way (close_notify when it is
@@ -139,7 +167,9 @@ relay_pass(struct ig_session *s, bool *graceful)
  * gracefully: close_notify and a shutdown to the client, then the close.
  *
  * Both connections are corked for the pass: the records of one burst leave
- * in one write (up to buffer_size), not one write per record.
+ * in one write (up to buffer_size), not one write per record. On a graceful
+ * end the client's last bytes are not written here but by the close, with
+ * the close_notify and the FIN (conn.c, conn_shutdown_step).
  */
 void
 ig_relay_pump(struct ig_session *s)
@@ -148,7 +178,11 @@ ig_relay_pump(struct ig_session *s)
 	ig_conn_cork(&s->client);
 	ig_conn_cork(&s->backend);
 	const char *why = relay_pass(s, &graceful);
-	int rc1 = ig_conn_uncork(&s->client);
+	int rc1 = 0;
+	if ((why != NULL && graceful) || (why == NULL && relay_hold_for_close(s)))
+		ig_conn_cork_end(&s->client); /* queued; written by what comes next */
+	else
+		rc1 = ig_conn_uncork(&s->client);
 	int rc2 = ig_conn_uncork(&s->backend);
 	if (why == NULL && rc1 < 0)
 		why = "client-write-error";

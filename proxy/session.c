@@ -691,6 +691,11 @@ session_timer_cb(uv_timer_t *t)
 		ig_attempt_done(s, false, true);
 		return;
 	case IG_SS_RELAY: {
+		if (s->bye_held && !s->bye_hold_over && s->end_reason == NULL &&
+		    ig_relay_bye_hold_over(s) < 0) {
+			ig_session_close(s, "client-write-error", false);
+			return;
+		}
 		if (s->end_reason != NULL) {
 			/* No response boundary in time: a "* BYE" now could
 			   split a response, so the connection just closes. */

@@ -206,6 +206,10 @@ struct ig_session {
 	                                   NULL while relaying */
 	const char *end_text;           /* the "* BYE [UNAVAILABLE]" text said
 	                                   at the next response boundary */
+	bool bye_held;                  /* in relay: the backend said BYE, and
+	                                   what followed waits for its close
+	                                   (IG_RELAY_BYE_HOLD_MS at most) */
+	bool bye_hold_over;             /* that wait ran out: no more holding */
 
 	/* Plaintext buffers: cin and bin from set->bufpool, reply allocated,
 	   each only while bytes are in it. */
@@ -363,5 +367,13 @@ void ig_relay_pump(struct ig_session *s);
  */
 void ig_relay_end(struct ig_session *s, const char *reason, const char *text);
 #define IG_RELAY_END_MS 5000
+/*
+ * After the backend's "* BYE" (it is about to close), the client's output
+ * waits for that close for at most this long, so that the last responses,
+ * the close_notify and the FIN leave in one segment.
+ */
+#define IG_RELAY_BYE_HOLD_MS 200
+/* That wait ran out: what is held goes to the client. Returns 0 or IG_E*. */
+int ig_relay_bye_hold_over(struct ig_session *s);
 
 #endif /* IG_PROXY_SESSION_TYPES_H */

@@ -1,7 +1,8 @@
 /*
- * Fuzz target for the pre-auth parser. The first byte picks the chunk size
- * the rest is fed in, so the resumable paths are exercised; the parser's
- * contract is checked after every call and abort() flags a violation.
+ * Fuzz target for the pre-auth parser (and the response scanner). The first
+ * byte picks the chunk size the rest is fed in, so the resumable paths are
+ * exercised; the parser's contract is checked after every call and abort()
+ * flags a violation.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -81,6 +82,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 out:
+	{
+		/* The response scanner: fed whole or in step-sized chunks, the
+		   same answers. */
+		struct ig_imap_resp_scan whole, chunked;
+		memset(&whole, 0, sizeof(whole));
+		memset(&chunked, 0, sizeof(chunked));
+		ig_imap_resp_scan(&whole, buf, size);
+		for (size_t i = 0; i < size; i += step)
+			ig_imap_resp_scan(&chunked, buf + i, size - i < step ? size - i : step);
+		if (ig_imap_resp_at_boundary(&whole) != ig_imap_resp_at_boundary(&chunked) ||
+		    ig_imap_resp_bye(&whole) != ig_imap_resp_bye(&chunked))
+			abort();
+	}
 	{
 		struct ig_span line;
 		size_t consumed = 0;

@@ -443,6 +443,47 @@ def test_half_close_after_login_gets_every_answer(request, ca, kind, close_notif
                           "event=close reason=client-closed")
 
 
+def test_logout_last_words_leave_together(ig, ca):
+    """Dovecot answers LOGOUT with "* BYE" and the tagged OK, then closes.
+    The proxy holds what follows the BYE until that close, so the answer,
+    the close_notify and the FIN leave in one segment: one read of the
+    socket holds all of it, and the next one sees the end. (If Dovecot took
+    longer than the hold's 200 ms to close, the log says so and the answer
+    went ahead alone.)"""
+    c = HalfCloser(*ig.addr("imaps"), ctx=igtest.client_context(ca))
+    try:
+        assert c.readline().startswith(b"* OK")
+        c.send("a LOGIN user11 pass11\r\n")
+        assert status(c.read_to_tagged("a")) == "OK"
+        assert not c.buf
+        c.send("z LOGOUT\r\n")
+        c.sock.settimeout(igtest.IO_TIMEOUT)
+        first = c.sock.recv(1 << 16)
+        assert first, "the proxy closed without an answer"
+        c.inc.write(first)
+        plain, ended = b"", False
+        while True:  # only what that one read brought
+            try:
+                data = c.tls.read(1 << 16)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:
+                ended = True
+                break
+            if not data:
+                ended = True
+                break
+            plain += data
+        if not ended and "event=bye-hold-over" in ig.log_text():
+            pytest.skip("Dovecot took longer than the hold to close")
+        assert plain.startswith(b"* BYE "), plain
+        assert status(tagged(plain, "z") or "z none") == "OK", plain
+        assert ended, "no close_notify in the read with the answer: %r" % plain
+        assert c.sock.recv(1 << 16) == b"", "the FIN did not follow"
+    finally:
+        c.close()
+
+
 @pytest.mark.parametrize("kind,close_notify", HALF_CLOSE_KINDS, ids=HALF_CLOSE_IDS)
 def test_half_close_with_pipelined_login_gets_every_answer(request, ca, kind, close_notify):
     """Before login: LOGIN and two commands in one write, then the client

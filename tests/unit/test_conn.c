@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -420,11 +421,14 @@ test_plain_half_close(void **state)
 	assert_int_equal(ig_conn_shutdown(&p.cli->c), 0); /* idempotent */
 	/* Our output is over: plaintext is refused from now on. */
 	assert_int_equal(ig_conn_write(&p.cli->c, (const uint8_t *)"x", 1), IG_EINVAL);
+	/* The write went at once, so the shutdown was made on the spot: no
+	   request, no callback. */
+	assert_true(p.cli->c.shut_done);
 	run_until(&p, cli_shut_and_srv_eof);
-	/* Events: the shutdown completed (the write went at once); the server
-	   got the bytes, then the FIN. */
-	assert_int_equal(p.cli->io, 1);
-	assert_int_equal(p.cli->ref_calls, 2); /* handle, shutdown */
+	/* Events: none for the client; the server got the bytes, then the
+	   FIN. */
+	assert_int_equal(p.cli->io, 0);
+	assert_int_equal(p.cli->ref_calls, 1); /* handle */
 	assert_int_equal(p.cli->refs, 1);
 	assert_int_equal(p.srv->io, 2);
 	uint8_t got[16];
@@ -437,6 +441,53 @@ test_plain_half_close(void **state)
 	run_until(&p, cli_got_reply);
 	assert_memory_equal(rx.buf, "* BYE ok\n", 9);
 
+	pair_close(&p);
+}
+
+/* Linux's struct tcp_info goes on past glibc's copy of it (which ends at
+   tcpi_total_retrans) up to the segment counters (Linux 4.2). */
+struct tcp_info_segs {
+	struct tcp_info glibc;
+	uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
+	uint32_t segs_out, segs_in;
+};
+
+/* Segments the socket of c has sent so far (TCP_INFO). */
+static unsigned
+segs_out(struct ig_conn *c)
+{
+	uv_os_fd_t fd;
+	assert_int_equal(uv_fileno((const uv_handle_t *)&c->tcp, &fd), 0);
+	struct tcp_info_segs ti;
+	socklen_t len = sizeof(ti);
+	memset(&ti, 0, sizeof(ti));
+	assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
+	assert_true(len >= offsetof(struct tcp_info_segs, segs_in));
+	return ti.segs_out;
+}
+
+/* Bytes still queued at the shutdown leave in one segment with the FIN. */
+static void
+test_plain_last_segment(void **state)
+{
+	struct pair p;
+	(void)state;
+	pair_open(&p, BUF, BUF);
+	ig_conn_cork(&p.cli->c);
+	assert_int_equal(ig_conn_write(&p.cli->c, (const uint8_t *)"a1 OK bye\r\n", 11), 11);
+	ig_conn_cork_end(&p.cli->c);
+	assert_int_equal(p.cli->c.wlen, 11); /* queued, not written */
+	unsigned before = segs_out(&p.cli->c);
+	assert_int_equal(ig_conn_shutdown(&p.cli->c), 0);
+	assert_true(p.cli->c.shut_done);
+	assert_true(ig_conn_drained(&p.cli->c));
+	assert_int_equal(segs_out(&p.cli->c) - before, 1);
+	run_until(&p, cli_shut_and_srv_eof);
+	uint8_t got[16];
+	assert_int_equal(drain(p.srv, got, sizeof(got)), 11);
+	assert_memory_equal(got, "a1 OK bye\r\n", 11);
+	assert_int_equal(ig_conn_read(&p.srv->c, got, sizeof(got)), IG_EEOF);
+	assert_int_equal(p.cli->io, 0);
 	pair_close(&p);
 }
 
@@ -769,6 +820,7 @@ main(void)
 		cmocka_unit_test(test_plain_backpressure),
 		cmocka_unit_test(test_plain_socket_full),
 		cmocka_unit_test(test_plain_half_close),
+		cmocka_unit_test(test_plain_last_segment),
 		cmocka_unit_test_setup_teardown(test_tls_roundtrip_close_notify, tls_setup,
 		    tls_teardown),
 		cmocka_unit_test_setup_teardown(test_tls_identity_refused, tls_setup,

@@ -321,34 +321,48 @@ test_unquote(void **state)
 struct resp_row {
 	const char *in;
 	bool boundary;
+	bool bye; /* a whole "* BYE" response line was seen */
 };
 
 static const struct resp_row resp_rows[] = {
-	{ "", true },
-	{ "* OK done\r\n", true },
-	{ "* OK done\r", false },
-	{ "* OK done", false },
-	{ "a1 OK done\n", true },
-	{ "* 1 FETCH (BODY[] {5}\r\n", false },
-	{ "* 1 FETCH (BODY[] {5}\r\nab\r\nc", false },
-	{ "* 1 FETCH (BODY[] {5}\r\nab\r\nc)", false },
-	{ "* 1 FETCH (BODY[] {5}\r\nab\r\nc)\r\n", true },
-	{ "* 1 FETCH (BODY[] {5}\r\n{3}\r\n)\r\n", true },
-	{ "* 1 FETCH (A {2}\r\nxy B {0}\r\n)\r\n", true },
-	{ "* 1 FETCH (A {2}\r\nxy B {0}\r\n", false },
-	{ "* 1 FETCH (BINARY[] ~{4}\r\n\r\n\r\n)\r\n", true },
-	{ "* 1 FETCH (X {3+}\r\nabc)\r\n", true },
-	{ "* OK {x}\r\n", true },
-	{ "* OK }\r\n", true },
-	{ "* OK 12}\r\n", true },
-	{ "* 1 FETCH (BODY[] {18446744073709551615}\r\n", false },
-	{ "* 1 FETCH (BODY[] {18446744073709551616}\r\n* OK\r\n", false },
-	{ "* 1 FETCH (BODY[] {123456789012345678901234567890}\r\n* OK\r\n", false },
-	{ "* 1 FETCH (BODY[] {2}\r\n\r\n)\r\n* 2 EXISTS\r\n", true },
-	{ "* 1 FETCH (BODY[] {2}\r\n\r\n)\r\n* 2 EXISTS", false },
+	{ "", true, false },
+	{ "* OK done\r\n", true, false },
+	{ "* OK done\r", false, false },
+	{ "* OK done", false, false },
+	{ "a1 OK done\n", true, false },
+	{ "* 1 FETCH (BODY[] {5}\r\n", false, false },
+	{ "* 1 FETCH (BODY[] {5}\r\nab\r\nc", false, false },
+	{ "* 1 FETCH (BODY[] {5}\r\nab\r\nc)", false, false },
+	{ "* 1 FETCH (BODY[] {5}\r\nab\r\nc)\r\n", true, false },
+	{ "* 1 FETCH (BODY[] {5}\r\n{3}\r\n)\r\n", true, false },
+	{ "* 1 FETCH (A {2}\r\nxy B {0}\r\n)\r\n", true, false },
+	{ "* 1 FETCH (A {2}\r\nxy B {0}\r\n", false, false },
+	{ "* 1 FETCH (BINARY[] ~{4}\r\n\r\n\r\n)\r\n", true, false },
+	{ "* 1 FETCH (X {3+}\r\nabc)\r\n", true, false },
+	{ "* OK {x}\r\n", true, false },
+	{ "* OK }\r\n", true, false },
+	{ "* OK 12}\r\n", true, false },
+	{ "* 1 FETCH (BODY[] {18446744073709551615}\r\n", false, false },
+	{ "* 1 FETCH (BODY[] {18446744073709551616}\r\n* OK\r\n", false, false },
+	{ "* 1 FETCH (BODY[] {123456789012345678901234567890}\r\n* OK\r\n", false, false },
+	{ "* 1 FETCH (BODY[] {2}\r\n\r\n)\r\n* 2 EXISTS\r\n", true, false },
+	{ "* 1 FETCH (BODY[] {2}\r\n\r\n)\r\n* 2 EXISTS", false, false },
 	{ "* OK a long line well past the twenty-four bytes the tail keeps {1}\r\nx)\r\n",
-	  true },
-	{ "* OK a long line well past the twenty-four bytes the tail keeps {1}\r\n", false },
+	  true, false },
+	{ "* OK a long line well past the twenty-four bytes the tail keeps {1}\r\n", false, false },
+	{ "* BYE Logging out\r\na4 OK Logout completed.\r\n", true, true },
+	{ "* BYE Logging out\r\n", true, true },
+	{ "* bye\r\n", true, true },
+	{ "* ByE\n", true, true },
+	{ "* BYE", false, false },
+	{ "* BYE Logging out", false, false },
+	{ "* BYEX\r\n", true, false },
+	{ "*  BYE\r\n", true, false },
+	{ "a1 OK * BYE\r\n", true, false },
+	{ "* 1 FETCH (BODY[] {7}\r\n* BYE\r\n)\r\n", true, false },
+	{ "* 1 FETCH (A {8}\r\nx\r\n* BYE\r\n", true, false },
+	{ "* OK {3}\r\nabc\r\n* BYE now\r\n", true, true },
+	{ "* OK fine\r\n* BYE [UNAVAILABLE] shutting down\r\n", true, true },
 };
 
 static void
@@ -363,14 +377,16 @@ test_resp_scan(void **state)
 			memset(&sc, 0, sizeof(sc));
 			ig_imap_resp_scan(&sc, in, split);
 			ig_imap_resp_scan(&sc, in + split, len - split);
-			if (ig_imap_resp_at_boundary(&sc) != resp_rows[r].boundary)
+			if (ig_imap_resp_at_boundary(&sc) != resp_rows[r].boundary ||
+			    ig_imap_resp_bye(&sc) != resp_rows[r].bye)
 				fail_msg("row %zu split %zu: %s", r, split, resp_rows[r].in);
 		}
 		struct ig_imap_resp_scan sc;
 		memset(&sc, 0, sizeof(sc));
 		for (size_t i = 0; i < len; i++)
 			ig_imap_resp_scan(&sc, in + i, 1);
-		if (ig_imap_resp_at_boundary(&sc) != resp_rows[r].boundary)
+		if (ig_imap_resp_at_boundary(&sc) != resp_rows[r].boundary ||
+		    ig_imap_resp_bye(&sc) != resp_rows[r].bye)
 			fail_msg("row %zu byte by byte: %s", r, resp_rows[r].in);
 	}
 }
