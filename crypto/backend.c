@@ -127,6 +127,18 @@ static const uint8_t kat_gcm_ct[32] = {
 	0xd0, 0xd1, 0xc8, 0xa7, 0x99, 0x99, 0x6b, 0xf0, 0x26, 0x5b, 0x98, 0xb5, 0xd4, 0x8a, 0xb9, 0x19,
 };
 
+#if defined(IG_SHA512_BLOCK_HOOK)
+/* FIPS 180-2, SHA-384 of the two-block message (appendix D.2). */
+static const char kat_sha384_msg[] =
+    "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopq"
+    "klmnopqrlmnopqrsmnopqrstnopqrstu";
+static const uint8_t kat_sha384[48] = {
+	0x09, 0x33, 0x0c, 0x33, 0xf7, 0x11, 0x47, 0xe8, 0x3d, 0x19, 0x2f, 0xc7, 0x82, 0xcd, 0x1b, 0x47,
+	0x53, 0x11, 0x1b, 0x17, 0x3b, 0x3b, 0x05, 0xd2, 0x2f, 0xa0, 0x80, 0x86, 0xe3, 0xb0, 0xf7, 0x12,
+	0xfc, 0xc7, 0xc7, 0x1a, 0x55, 0x7e, 0x2d, 0xb9, 0x66, 0xc3, 0xe9, 0xfa, 0x91, 0x74, 0x60, 0x39,
+};
+#endif
+
 static psa_key_id_t
 crypto_kat_key(psa_key_type_t type, size_t bits, psa_key_usage_t usage, psa_algorithm_t alg,
     const uint8_t *data, size_t len)
@@ -228,6 +240,17 @@ ecdsa_done:
 	    !crypto_driver_did(IG_PSA_OSSL_AEAD, n))
 		why = "AES-256-GCM (test case 14)";
 	psa_destroy_key(key);
+	if (why != NULL)
+		return why;
+
+#if defined(IG_SHA512_BLOCK_HOOK)
+	n = ig_psa_ossl_count(IG_PSA_OSSL_SHA512_RUNS);
+	st = psa_hash_compute(PSA_ALG_SHA_384, (const uint8_t *)kat_sha384_msg,
+	    sizeof(kat_sha384_msg) - 1, out, sizeof(out), &len);
+	if (st != PSA_SUCCESS || len != 48 || memcmp(out, kat_sha384, 48) != 0 ||
+	    ig_psa_ossl_count(IG_PSA_OSSL_SHA512_RUNS) != n + 2)
+		why = "SHA-384 (FIPS 180-2)";
+#endif
 	return why;
 }
 

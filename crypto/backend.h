@@ -32,7 +32,8 @@ const char *ig_crypto_openssl_version(void);
  * Selects the backend for the whole process; call after psa_crypto_init()
  * and before any TLS. Choosing OpenSSL (openssl, or auto when the driver is
  * built in) first runs a known-answer self-test through it (RFC 7748 X25519,
- * RFC 6979 P-256 ECDSA checked by mbedTLS, AES-256-GCM). Returns 0 with the
+ * RFC 6979 P-256 ECDSA checked by mbedTLS, AES-256-GCM, FIPS 180-2 SHA-384
+ * through the block hook). Returns 0 with the
  * backend active, or IG_EINVAL (openssl without the driver) or IG_ETLS (its
  * self-test failed) with err filled in and mbedTLS active. With auto, a
  * failed self-test is not an error: it returns 0 with mbedTLS active and the

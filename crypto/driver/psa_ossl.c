@@ -47,12 +47,14 @@
 #include <string.h>
 
 #include <mbedtls/psa_util.h>
+#include <mbedtls/sha512.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/sha.h>
 
 #define OSSL_EC_BYTES_MAX 66                   /* secp521r1 */
 #define OSSL_EC_POINT_MAX (1 + 2 * OSSL_EC_BYTES_MAX)
@@ -63,10 +65,40 @@
 static int ossl_on = 1;
 static unsigned long ossl_counts[IG_PSA_OSSL_OP_COUNT];
 
+static void ossl_counted(enum ig_psa_ossl_op op);
+
+#if defined(IG_SHA512_BLOCK_HOOK)
+/*
+ * SHA-384/512 blocks through libcrypto's block function (its assembly:
+ * SHA512_Transform, the one entry point that takes the state words as they
+ * are; deprecated in OpenSSL 3.0, kept through 3.x). The copy of the state
+ * on the stack is wiped: inside HMAC it is derived from the key.
+ */
+static int
+ossl_sha512_blocks(uint64_t state[8], const unsigned char *data, size_t blocks)
+{
+	SHA512_CTX c;
+	_Static_assert(sizeof(c.h) == 8 * sizeof(uint64_t), "SHA512_CTX state words");
+	memcpy(c.h, state, sizeof(c.h));
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	for (size_t i = 0; i < blocks; i++)
+		SHA512_Transform(&c, data + i * SHA512_CBLOCK);
+#pragma GCC diagnostic pop
+	memcpy(state, c.h, sizeof(c.h));
+	OPENSSL_cleanse(&c, sizeof(c));
+	ossl_counted(IG_PSA_OSSL_SHA512_RUNS);
+	return 0;
+}
+#endif
+
 void
 ig_psa_ossl_set_enabled(bool on)
 {
 	__atomic_store_n(&ossl_on, on ? 1 : 0, __ATOMIC_RELAXED);
+#if defined(IG_SHA512_BLOCK_HOOK)
+	mbedtls_sha512_block_hook = on ? ossl_sha512_blocks : NULL;
+#endif
 }
 
 bool

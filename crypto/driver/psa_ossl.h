@@ -39,6 +39,8 @@ enum ig_psa_ossl_op {
 	IG_PSA_OSSL_AEAD,          /* AEAD encryptions and decryptions */
 	IG_PSA_OSSL_AEAD_KEY,      /* AEAD keys set up (the others used a cached context) */
 	IG_PSA_OSSL_FALLBACK,      /* operations libcrypto failed and left to mbedTLS */
+	IG_PSA_OSSL_SHA512_RUNS,   /* runs of SHA-384/512 blocks hashed (one or more
+	                              blocks each: mbedTLS's block hook) */
 	IG_PSA_OSSL_OP_COUNT
 };
 
@@ -46,6 +48,12 @@ enum ig_psa_ossl_op {
  * Switches the driver on or off for the whole process (it starts on). Off,
  * every entry point returns PSA_ERROR_NOT_SUPPORTED. Operations are one-shot,
  * so switching between two of them is safe.
+ *
+ * SHA-384 and SHA-512 are not a driver entry point: our patch to mbedTLS
+ * (crypto/patches/0004-sha512-block-hook.patch) lets a block function replace
+ * its portable C one, and this switch sets it to OpenSSL's (on) or takes it
+ * away (off); it is not set before the first call (ig_crypto_select's). Both work on the same state words, so even a hash in progress
+ * may cross the switch; still, switch only while no other thread hashes.
  */
 void ig_psa_ossl_set_enabled(bool on);
 bool ig_psa_ossl_enabled(void);

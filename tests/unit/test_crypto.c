@@ -4,8 +4,8 @@
  * RFC 6979 P-256 ECDSA, the GCM specification's AES-256 case 14) through
  * both backends, and differential tests on random inputs: what one backend
  * makes, the other accepts and computes alike (signatures verify both ways,
- * shared secrets, public keys and AEAD ciphertexts are equal). The driver's
- * counters prove which backend did the work.
+ * shared secrets, public keys, AEAD ciphertexts and SHA-384/512 digests are
+ * equal). The driver's counters prove which backend did the work.
  */
 #include <stdarg.h>
 #include <stdbool.h>
@@ -758,6 +758,111 @@ test_aead_cache_thread(void **state)
 	assert_int_equal(setups, 4);
 }
 
+#if defined(IG_SHA512_BLOCK_HOOK)
+/* hash of msg in chunks of at most step bytes (0: one update) */
+static size_t
+hash_chunks(psa_algorithm_t alg, const uint8_t *msg, size_t len, size_t step, uint8_t *out)
+{
+	psa_hash_operation_t op = PSA_HASH_OPERATION_INIT;
+	size_t olen;
+
+	assert_int_equal(psa_hash_setup(&op, alg), PSA_SUCCESS);
+	for (size_t off = 0; off < len;) {
+		size_t n = step == 0 || len - off < step ? len - off : step;
+		assert_int_equal(psa_hash_update(&op, msg + off, n), PSA_SUCCESS);
+		off += n;
+	}
+	assert_int_equal(psa_hash_finish(&op, out, PSA_HASH_MAX_SIZE, &olen), PSA_SUCCESS);
+	return olen;
+}
+
+/*
+ * SHA-384 and SHA-512 through libcrypto's block function (mbedTLS's block
+ * hook, our patch 0004) and through mbedTLS's C code: FIPS 180-2's known
+ * answers through each, equal digests and HMACs on random messages fed in
+ * random chunks (single blocks and runs of blocks), a hash begun through one
+ * and finished through the other, and the driver's counter showing which
+ * did the work.
+ */
+static void
+test_sha512_blocks(void **state)
+{
+	static const struct {
+		psa_algorithm_t alg;
+		const char *msg, *want;
+	} kat[] = {
+		{ PSA_ALG_SHA_384, "abc",
+		  "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded163"
+		  "1a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7" },
+		{ PSA_ALG_SHA_512, "abc",
+		  "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"
+		  "2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f" },
+		{ PSA_ALG_SHA_384, "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmn"
+		  "hijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+		  "09330c33f71147e83d192fc782cd1b4753111b173b3b05d2"
+		  "2fa08086e3b0f712fcc7c71a557e2db966c3e9fa91746039" },
+	};
+	static uint8_t msg[2048];
+	uint8_t a[PSA_HASH_MAX_SIZE], b[PSA_HASH_MAX_SIZE], want[64], key[48];
+	size_t alen, blen;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(kat) / sizeof(kat[0]); i++) {
+		size_t wlen = strlen(kat[i].want) / 2;
+		unhex(kat[i].want, want, wlen);
+		for (size_t be = 0; be < 2; be++) {
+			use_openssl(backends[be]);
+			unsigned long runs = ig_psa_ossl_count(IG_PSA_OSSL_SHA512_RUNS);
+			alen = hash_chunks(kat[i].alg, (const uint8_t *)kat[i].msg,
+			    strlen(kat[i].msg), 0, a);
+			assert_int_equal(alen, wlen);
+			assert_memory_equal(a, want, wlen);
+			if (backends[be])
+				assert_true(ig_psa_ossl_count(IG_PSA_OSSL_SHA512_RUNS) > runs);
+			else
+				assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_SHA512_RUNS), runs);
+		}
+	}
+	for (size_t r = 0; r < ROUNDS; r++) {
+		psa_algorithm_t alg = r % 2 ? PSA_ALG_SHA_512 : PSA_ALG_SHA_384;
+		uint8_t rnd[4];
+		assert_int_equal(psa_generate_random(rnd, sizeof(rnd)), PSA_SUCCESS);
+		size_t len = ((size_t)rnd[0] << 8 | rnd[1]) % sizeof(msg);
+		size_t step = rnd[2] % 3 == 0 ? 0 : (size_t)rnd[3] + 1; /* runs of blocks too */
+		assert_int_equal(psa_generate_random(msg, len), PSA_SUCCESS);
+		use_openssl(true);
+		alen = hash_chunks(alg, msg, len, step, a);
+		use_openssl(false);
+		blen = hash_chunks(alg, msg, len, 0, b);
+		assert_int_equal(alen, blen);
+		assert_memory_equal(a, b, alen);
+
+		/* Begun through one, finished through the other. */
+		psa_hash_operation_t op = PSA_HASH_OPERATION_INIT;
+		assert_int_equal(psa_hash_setup(&op, alg), PSA_SUCCESS);
+		assert_int_equal(psa_hash_update(&op, msg, len / 2), PSA_SUCCESS);
+		use_openssl(true);
+		assert_int_equal(psa_hash_update(&op, msg + len / 2, len - len / 2), PSA_SUCCESS);
+		assert_int_equal(psa_hash_finish(&op, b, sizeof(b), &blen), PSA_SUCCESS);
+		assert_memory_equal(a, b, alen);
+
+		/* HMAC, which TLS 1.3's key schedule is made of. */
+		assert_int_equal(psa_generate_random(key, sizeof(key)), PSA_SUCCESS);
+		psa_key_id_t k = import_key(PSA_KEY_TYPE_HMAC, 8 * sizeof(key),
+		    PSA_KEY_USAGE_SIGN_MESSAGE, PSA_ALG_HMAC(alg), key, sizeof(key));
+		assert_int_equal(psa_mac_compute(k, PSA_ALG_HMAC(alg), msg, len, a, sizeof(a),
+		    &alen), PSA_SUCCESS);
+		use_openssl(false);
+		assert_int_equal(psa_mac_compute(k, PSA_ALG_HMAC(alg), msg, len, b, sizeof(b),
+		    &blen), PSA_SUCCESS);
+		assert_int_equal(alen, blen);
+		assert_memory_equal(a, b, alen);
+		psa_destroy_key(k);
+	}
+	use_openssl(true);
+}
+#endif
+
 /* tls.crypto: each choice is what then does the work. */
 static void
 test_select(void **state)
@@ -814,6 +919,9 @@ main(void)
 		cmocka_unit_test(test_aead_cache),
 		cmocka_unit_test(test_aead_cache_bad_tag),
 		cmocka_unit_test(test_aead_cache_thread),
+#if defined(IG_SHA512_BLOCK_HOOK)
+		cmocka_unit_test(test_sha512_blocks),
+#endif
 #endif
 		cmocka_unit_test(test_select),
 	};
