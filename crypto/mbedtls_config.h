@@ -158,4 +158,11 @@
  */
 #define IG_SHA512_BLOCK_HOOK
 
+/*
+ * IG_SSL_HALF_RTT_DATA: our patch (crypto/patches/0005-tls13-half-rtt-data.patch)
+ * lets a TLS 1.3 server write 0.5-RTT data; imapguard's greeting goes with
+ * its handshake flight (proxy/session.c, session_handshake).
+ */
+#define IG_SSL_HALF_RTT_DATA
+
 #endif /* IG_CRYPTO_MBEDTLS_CONFIG_H */

@@ -130,6 +130,8 @@ struct ig_conn {
 	bool tls_done;           /* handshake complete */
 	bool tls_close_notify;   /* close_notify received */
 	bool tls_resumed;        /* the handshake resumed a session */
+	bool tls_half_rtt;       /* writes before the handshake's end are 0.5-RTT
+	                            data (ig_tls_half_rtt_start) */
 	int tls_last_error;      /* mbedTLS code of the read or write that
 	                            failed with IG_ETLS, 0 if none */
 	size_t tls_wpending;     /* length of a plaintext write that returned

@@ -360,11 +360,25 @@ session_handshake(struct ig_session *s)
 	char err[256] = "";
 	int rc = ig_tls_handshake(&s->client, err, sizeof(err));
 	/*
+	 * TLS 1.3 on an implicit-TLS listener: the greeting goes with the
+	 * server's flight as 0.5-RTT data, so the client can send its first
+	 * command with its Finished, one round trip sooner. (No command is
+	 * read before the handshake completes.)
+	 */
+	if (rc == 0 && !s->greeted_early && s->l->tls == IG_TLS_IMPLICIT &&
+	    ig_tls_half_rtt_start(&s->client)) {
+		s->greeted_early = true;
+		s->tls_active = true; /* the capabilities of a TLS channel */
+		ig_preauth_greet(s);
+		if (ig_session_flush_reply(s) < 0)
+			rc = IG_EIO;
+	}
+	/*
 	 * A TLS 1.3 handshake is done when the client's Finished arrives; all
 	 * it queued then is session tickets, and they go out with our next
-	 * answer: the greeting on an implicit-TLS listener, which the pump
-	 * writes next (one write, not two), or the answer to the client's
-	 * first command after STARTTLS. Clients that read and write one TLS
+	 * answer: the greeting on an implicit-TLS listener when it did not go
+	 * early, which the pump writes next (one write, not two), or the
+	 * answer to the client's first command. Clients that read and write one TLS
 	 * connection from two threads (imaplib2: offlineimap) break when a
 	 * ticket arrives while they write; with the answer, it arrives while
 	 * they wait for it. (A TLS 1.2 server ends with its own Finished,
@@ -393,7 +407,7 @@ session_handshake(struct ig_session *s)
 	    mbedtls_ssl_get_alpn_protocol(&s->client.ssl) : "-");
 	ig_session_set_state(s, IG_SS_PREAUTH);
 	ig_session_timer(s, s->gen->cfg->limits.preauth_timeout_ms);
-	if (s->l->tls == IG_TLS_IMPLICIT)
+	if (s->l->tls == IG_TLS_IMPLICIT && !s->greeted_early)
 		ig_preauth_greet(s);
 }
 

@@ -187,6 +187,8 @@ struct ig_session {
 	bool backend_wanted;            /* connect once the old handle closed */
 	bool tls_active;                /* client side TLS is up */
 	bool logged_out;
+	bool greeted_early;             /* the greeting went as TLS 0.5-RTT data,
+	                                   with the server's handshake flight */
 	bool tarpit;                    /* holding our answer back (a failed or
 	                                   refused login): no output, no
 	                                   commands until the timer fires */

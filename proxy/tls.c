@@ -630,6 +630,20 @@ eof:
 	return IG_EEOF;
 }
 
+bool
+ig_tls_half_rtt_start(struct ig_conn *c)
+{
+#if defined(IG_SSL_HALF_RTT_DATA)
+	if (!c->tls || c->tls_done || !mbedtls_ssl_ig_half_rtt_ready(&c->ssl))
+		return false;
+	c->tls_half_rtt = true;
+	return true;
+#else
+	(void)c;
+	return false;
+#endif
+}
+
 /* ig_conn_read() over TLS. */
 static long
 tls_read(struct ig_conn *c, uint8_t *buf, size_t len)
@@ -702,7 +716,13 @@ tls_write(struct ig_conn *c, const uint8_t *buf, size_t len)
 	} else if (len > MBEDTLS_SSL_OUT_CONTENT_LEN) {
 		len = MBEDTLS_SSL_OUT_CONTENT_LEN;
 	}
+#if defined(IG_SSL_HALF_RTT_DATA)
+	int ret = !c->tls_done && c->tls_half_rtt ?
+	    mbedtls_ssl_ig_write_half_rtt(&c->ssl, buf, len) :
+	    mbedtls_ssl_write(&c->ssl, buf, len);
+#else
 	int ret = mbedtls_ssl_write(&c->ssl, buf, len);
+#endif
 	if (ret >= 0) {
 		c->tls_wpending = 0;
 		return ret;

@@ -107,6 +107,16 @@ int ig_tls_start_client(struct ig_conn *c, const struct ig_tls_client *tc);
 int ig_tls_handshake(struct ig_conn *c, char *err, size_t errsz);
 
 /*
+ * A TLS 1.3 server handshake that has written its flight and waits for the
+ * client's Finished (no client certificate asked for): from now on, c's
+ * writes go out as 0.5-RTT data (RFC 8446, section 2), under the server's
+ * application keys, before the handshake completes. Returns true when that
+ * is so (and c is switched to it), false when it cannot be (TLS 1.2, not
+ * at that point, or mbedTLS without our patch 0005): then nothing changes.
+ */
+bool ig_tls_half_rtt_start(struct ig_conn *c);
+
+/*
  * Queues a close_notify alert in c's output. Returns 1 when it has been
  * queued (or c has no established TLS session: nothing to send), 0 when the
  * output is full: call again once it has drained, which finishes the same

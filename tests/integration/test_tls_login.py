@@ -63,6 +63,75 @@ def test_tls12_still_accepted(ig, ca):
         c.close()
 
 
+def _handshake_bio(ig, ctx):
+    """A TLS client over ssl.MemoryBIO, so that the test sees which socket
+    read brought what. Runs the handshake; returns (socket, SSLObject,
+    incoming BIO, outgoing BIO) with the client's Finished still unsent."""
+    sock = socket.create_connection(ig.addr("imaps"), timeout=igtest.IO_TIMEOUT)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    while True:
+        try:
+            tls.do_handshake()
+            return sock, tls, inc, out
+        except ssl.SSLWantReadError:
+            data = out.read()
+            if data:
+                sock.sendall(data)
+            data = sock.recv(1 << 16)
+            assert data, "the proxy closed during the handshake"
+            inc.write(data)
+
+
+@pytest.mark.parametrize("version", ["TLSv1.3", "TLSv1.2"])
+def test_greeting_with_the_servers_flight(ig, ca, version):
+    """TLS 1.3: the greeting comes as 0.5-RTT data in the same write as the
+    server's Finished, so it is readable the moment the client's handshake
+    completes, and a LOGIN can go with the client's Finished; the session
+    ticket then comes with the LOGIN's answer and resumes. TLS 1.2 has no
+    0.5-RTT data: the greeting follows the handshake."""
+    ctx = igtest.client_context(ca)
+    ctx.maximum_version = getattr(ssl.TLSVersion, version.replace(".", "_"))
+    sock, tls, inc, out = _handshake_bio(ig, ctx)
+    try:
+        assert tls.version() == version
+        if version == "TLSv1.3":
+            greeting = tls.read(1 << 16)  # no further socket read
+        else:
+            sock.sendall(out.read())
+            with pytest.raises(ssl.SSLWantReadError):
+                tls.read(1 << 16)
+            greeting = b""
+            while b"\n" not in greeting:
+                try:
+                    greeting += tls.read(1 << 16)
+                except ssl.SSLWantReadError:
+                    inc.write(sock.recv(1 << 16))
+        assert greeting.startswith(b"* OK [CAPABILITY IMAP4rev1"), greeting
+        assert b"STARTTLS" not in greeting and b"LOGINDISABLED" not in greeting, greeting
+        tls.write(b"a LOGIN user11 pass11\r\n")
+        sock.sendall(out.read())  # (TLS 1.3: the client's Finished and the LOGIN)
+        answer = b""
+        while b"\r\n" not in answer:
+            try:
+                answer += tls.read(1 << 16)
+            except ssl.SSLWantReadError:
+                data = sock.recv(1 << 16)
+                assert data, "the proxy closed before answering: %r" % answer
+                inc.write(data)
+        assert answer.startswith(b"a OK"), answer
+        session = tls.session
+        assert session is not None and session.has_ticket
+    finally:
+        sock.close()
+    # The ticket resumes.
+    c = tls_conn(ig, ca, ctx=ctx, session=session)
+    try:
+        assert c.sock.session_reused
+    finally:
+        c.close()
+
+
 def _openssl_driver_built_in(binary):
     out = subprocess.run([binary, "-V"], capture_output=True, timeout=10, text=True).stdout
     return "OpenSSL" in out
