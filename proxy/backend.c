@@ -54,6 +54,7 @@ void
 ig_backend_close(struct ig_session *s)
 {
 	s->bstate = IG_BS_NONE;
+	s->backend_unconfirmed = false;
 	s->bin.off = s->bin.len; /* what is left is dropped */
 	ig_session_buf_drop(s, &s->bin);
 	if (s->backend.open)
@@ -64,12 +65,26 @@ ig_backend_close(struct ig_session *s)
 static void
 backend_fail(struct ig_session *s, const char *reason, const char *detail)
 {
+	/* Not known to be connected yet: still connecting, for the log. */
+	enum ig_backend_state st = s->backend_unconfirmed ? IG_BS_CONNECTING : s->bstate;
 	ig_session_log(s, IG_LOG_WARN, "event=backend-error reason=%s state=%s%s%s%s",
-	    reason, ig_backend_state_str(s->bstate) + 6, detail ? " detail=\"" : "",
+	    reason, ig_backend_state_str(st) + 6, detail ? " detail=\"" : "",
 	    detail ? detail : "", detail ? "\"" : "");
 	IG_SESSION_METRIC(s, backend_err[ig_metrics_backend_err_of(reason)], 1);
 	ig_backend_close(s);
 	ig_attempt_done(s, false, true);
+}
+
+/* The connection is made (for one that did not wait: its first bytes came). */
+static void
+backend_connected(struct ig_session *s)
+{
+	s->backend_unconfirmed = false;
+	if (s->set->metrics != NULL)
+		ig_metrics_observe(s->set->metrics, IG_MH_BACKEND_CONNECT,
+		    uv_hrtime() - s->backend_connect_ns);
+	ig_session_log(s, IG_LOG_DEBUG, "event=backend-connected backend=%s",
+	    s->gen->cfg->backend.address);
 }
 
 static void
@@ -84,6 +99,21 @@ backend_connect(struct ig_session *s)
 	}
 	/* Its buffers come from the pool while bytes are in them. */
 	ig_conn_use_pool(&s->backend, s->set->bufpool, &s->bufs_held, s->set->buf_size);
+	s->backend_connect_ns = uv_hrtime();
+	if (b->tls != IG_TLS_IMPLICIT && b->send_proxy_protocol == IG_SEND_PROXY_OFF) {
+		/* The backend speaks first (its greeting): its first bytes say
+		   the connection is made, and a failure comes as a read's. */
+		int rc = ig_conn_connect_greeted(&s->backend, (const struct sockaddr *)&b->addr);
+		if (rc != 0) {
+			backend_fail(s, "connect-failed", strerror(-rc));
+			return;
+		}
+		s->backend_unconfirmed = true;
+		backend_set(s, IG_BS_GREETING);
+		ig_session_timer(s, b->connect_timeout_ms);
+		ig_conn_update_read(&s->backend);
+		return;
+	}
 	s->connect_req.data = s;
 	if (uv_tcp_connect(&s->connect_req, &s->backend.tcp,
 	        (const struct sockaddr *)&b->addr, backend_connect_cb) != 0) {
@@ -91,7 +121,6 @@ backend_connect(struct ig_session *s)
 		return;
 	}
 	ig_session_handle_opened(s);
-	s->backend_connect_ns = uv_hrtime();
 	backend_set(s, IG_BS_CONNECTING);
 	ig_session_timer(s, b->connect_timeout_ms);
 }
@@ -147,12 +176,8 @@ backend_connect_cb(uv_connect_t *req, int status)
 	}
 	struct ig_conn *c = &s->backend;
 	c->connected = true;
-	if (s->set->metrics != NULL)
-		ig_metrics_observe(s->set->metrics, IG_MH_BACKEND_CONNECT,
-		    uv_hrtime() - s->backend_connect_ns);
+	backend_connected(s);
 	uv_tcp_nodelay(&c->tcp, 1);
-	ig_session_log(s, IG_LOG_DEBUG, "event=backend-connected backend=%s",
-	    s->gen->cfg->backend.address);
 	if (s->gen->cfg->backend.send_proxy_protocol != IG_SEND_PROXY_OFF &&
 	    backend_send_proxy_header(s) != 0) {
 		backend_fail(s, "write", "PROXY header");
@@ -566,7 +591,13 @@ ig_backend_pump(struct ig_session *s)
 		if (s->bin.len < s->bin.cap) {
 			long n = ig_conn_read(c, s->bin.p + s->bin.len, s->bin.cap - s->bin.len);
 			if (n > 0) {
+				if (s->backend_unconfirmed)
+					backend_connected(s);
 				ig_buf_filled(&s->bin, (size_t)n);
+			} else if (n < 0 && s->bin.off == s->bin.len && s->backend_unconfirmed &&
+			    c->sys_error != 0) {
+				backend_fail(s, "connect-failed", uv_strerror(c->sys_error));
+				return;
 			} else if (n < 0 && s->bin.off == s->bin.len) {
 				backend_fail(s, n == IG_EEOF ? "closed" : "read",
 				    ig_strerror((int)n));

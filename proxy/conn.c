@@ -11,8 +11,11 @@
 #include "proxy/conn.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <mbedtls/platform_util.h>
 
@@ -58,6 +61,30 @@ ig_conn_use_pool(struct ig_conn *c, struct ig_bufpool *pool, unsigned *held, siz
 	c->roff = c->rlen = c->rdirty = 0;
 	c->wlen = c->wflight = c->wdirty = 0;
 	c->pool_wait.fn = conn_pool_ready;
+}
+
+int
+ig_conn_connect_greeted(struct ig_conn *c, const struct sockaddr *addr)
+{
+	socklen_t alen = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* Interrupted, a non-blocking connect goes on by itself. */
+	if (connect(fd, addr, alen) != 0 && errno != EINPROGRESS && errno != EINTR) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	if (uv_tcp_open(&c->tcp, fd) != 0) {
+		close(fd);
+		return -EBADF;
+	}
+	c->connected = true;
+	return 0;
 }
 
 /* Takes a pool buffer into *b. Returns false when none was given. */
@@ -188,10 +215,12 @@ conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	if (nread < 0) {
-		if (nread == UV_EOF)
+		if (nread == UV_EOF) {
 			c->eof = true;
-		else
+		} else {
 			c->error = IG_EIO;
+			c->sys_error = (int)nread;
+		}
 		uv_read_stop(st);
 		c->reading = false;
 		conn_drop_rbuf(c);

@@ -41,6 +41,19 @@ void ig_conn_use_pool(struct ig_conn *c, struct ig_bufpool *pool, unsigned *held
     size_t rcap);
 
 /*
+ * Connects c (just initialised) to addr for a peer that speaks first, such
+ * as an IMAP server's greeting, without waiting to learn when the
+ * connection is made: its first read event brings the peer's first bytes,
+ * or the connection's failure (an IG_EIO read, c->sys_error saying which).
+ * That spares the wait for writability, its poll changes and the SO_ERROR
+ * query of uv_tcp_connect(), and a loop iteration. TCP_NODELAY is set. Sets
+ * c->connected; start reading with ig_conn_update_read(). Returns 0, or a
+ * negative errno when the connection failed at once (c stays open: close
+ * it).
+ */
+int ig_conn_connect_greeted(struct ig_conn *c, const struct sockaddr *addr);
+
+/*
  * Starts or stops reading from the socket according to the free space in
  * rbuf: reading is on exactly while rbuf has room (or none is held: a
  * pooled one is taken when bytes arrive), the peer is open and the

@@ -121,6 +121,7 @@ struct ig_conn {
 	bool reading;            /* uv_read_start() active */
 	bool eof;                /* the peer closed (or reset) its side */
 	int error;               /* first socket error (IG_E*), 0 if none */
+	int sys_error;           /* the libuv error behind a read's IG_EIO, 0 if none */
 	uint64_t bytes_in;       /* raw bytes read from the socket */
 	uint64_t bytes_out;      /* raw bytes written to the socket */
 

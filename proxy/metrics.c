@@ -345,7 +345,9 @@ ig_metrics_write(struct ig_expo *e, const struct ig_metrics_view *v)
 	    "1 when the last backend probe succeeded, else 0.");
 	ig_expo_u64(e, "imapguard_backend_up", NULL, 0, v->backend_up ? 1 : 0);
 	m_histogram(e, v, "imapguard_backend_connect_duration_seconds",
-	    "Time to open a TCP connection to the backend for a login.", IG_MH_BACKEND_CONNECT);
+	    "Time to open a TCP connection to the backend for a login (to a backend that "
+	    "speaks first, cleartext without a PROXY header: until its first bytes).",
+	    IG_MH_BACKEND_CONNECT);
 	ig_expo_family(e, "imapguard_backend_connection_errors_total", "counter",
 	    "Backend connections for logins that failed before the login's answer, by "
 	    "reason.");

@@ -699,7 +699,7 @@ session_timer_cb(uv_timer_t *t)
 	case IG_SS_BACKEND_CONNECT:
 	case IG_SS_BACKEND_AUTH:
 		ig_session_log(s, IG_LOG_WARN, "event=backend-timeout state=%s",
-		    ig_backend_state_str(s->bstate));
+		    ig_backend_state_str(s->backend_unconfirmed ? IG_BS_CONNECTING : s->bstate));
 		IG_SESSION_METRIC(s, backend_err[IG_MBE_TIMEOUT], 1);
 		ig_backend_close(s);
 		ig_attempt_done(s, false, true);

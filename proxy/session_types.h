@@ -178,6 +178,9 @@ struct ig_session {
 	uv_timer_t timer;
 	uv_connect_t connect_req;
 	uint64_t backend_connect_ns;    /* uv_hrtime() the connect started */
+	bool backend_unconfirmed;       /* connected without waiting (it speaks
+	                                   first): its first bytes, or the
+	                                   failure, are still to come */
 	bool timer_open;
 	unsigned refs;                  /* open handles + pending requests */
 

@@ -55,6 +55,12 @@ def test_backend_down_unavailable(imapguard, devcerts, ca):
     untagged, tagged, c = login_over_tls(ig, ca)
     c.close()
     assert_unavailable(untagged, tagged)
+    # The log says why, also when the proxy learns it from the first read
+    # (a cleartext backend is connected to without waiting for it).
+    igtest.wait_until(lambda: re.search(r"event=backend-error reason=connect-failed "
+                                        r"state=CONNECTING detail=\"connection refused\"",
+                                        ig.log_text(), re.I), 10,
+                      "event=backend-error reason=connect-failed ... connection refused")
     # the proxy itself is still up
     assert igtest.can_connect(*ig.addr("imaps"))
 

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -491,6 +492,94 @@ test_plain_last_segment(void **state)
 	pair_close(&p);
 }
 
+/* ---- connecting to a peer that speaks first ---------------------------- */
+
+static bool
+cli_has_greeting(struct pair *p)
+{
+	return p->cli->c.rlen - p->cli->c.roff >= 9;
+}
+
+static bool
+cli_failed(struct pair *p)
+{
+	return p->cli->c.error != 0;
+}
+
+/*
+ * ig_conn_connect_greeted: no wait for the connection; the peer's first
+ * bytes arrive as a read, TCP_NODELAY is set, and a refused connection
+ * comes as the first read's error with its cause.
+ */
+static void
+test_connect_greeted(void **state)
+{
+	struct pair p;
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	(void)state;
+
+	assert_int_equal(uv_loop_init(&p.loop), 0);
+	p.cli = calloc(1, sizeof(*p.cli));
+	p.srv = calloc(1, sizeof(*p.srv));
+	assert_non_null(p.cli);
+	assert_non_null(p.srv);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(l >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(l, 1), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+
+	assert_int_equal(ig_conn_init(&p.cli->c, &owner_ops, p.cli, &p.loop, "backend",
+	    p.cli->rbuf, BUF, p.cli->wbuf, BUF), 0);
+	assert_int_equal(ig_conn_connect_greeted(&p.cli->c, (struct sockaddr *)&sa), 0);
+	assert_true(p.cli->c.connected);
+	ig_conn_update_read(&p.cli->c);
+	assert_true(p.cli->c.reading);
+	uv_os_fd_t fd;
+	int one = 0;
+	socklen_t olen = sizeof(one);
+	assert_int_equal(uv_fileno((const uv_handle_t *)&p.cli->c.tcp, &fd), 0);
+	assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, &olen), 0);
+	assert_int_equal(one, 1);
+
+	int b = accept(l, NULL, NULL);
+	assert_true(b >= 0);
+	close(l);
+	assert_int_equal(ig_conn_init(&p.srv->c, &owner_ops, p.srv, &p.loop, "server",
+	    p.srv->rbuf, BUF, p.srv->wbuf, BUF), 0);
+	assert_int_equal(uv_tcp_open(&p.srv->c.tcp, b), 0);
+	p.srv->c.connected = true;
+	assert_int_equal(ig_conn_write(&p.srv->c, (const uint8_t *)"* OK hi\r\n", 9), 9);
+	run_until(&p, cli_has_greeting);
+	uint8_t got[16];
+	assert_int_equal(drain(p.cli, got, sizeof(got)), 9);
+	assert_memory_equal(got, "* OK hi\r\n", 9);
+	assert_int_equal(p.cli->c.error, 0);
+	pair_close(&p);
+
+	/* Nothing listens there now: refused. */
+	assert_int_equal(uv_loop_init(&p.loop), 0);
+	p.cli = calloc(1, sizeof(*p.cli));
+	p.srv = calloc(1, sizeof(*p.srv));
+	assert_non_null(p.cli);
+	assert_non_null(p.srv);
+	assert_int_equal(ig_conn_init(&p.cli->c, &owner_ops, p.cli, &p.loop, "backend",
+	    p.cli->rbuf, BUF, p.cli->wbuf, BUF), 0);
+	int rc = ig_conn_connect_greeted(&p.cli->c, (struct sockaddr *)&sa);
+	if (rc == 0) {
+		ig_conn_update_read(&p.cli->c);
+		run_until(&p, cli_failed);
+		assert_int_equal(p.cli->c.error, IG_EIO);
+		assert_int_equal(p.cli->c.sys_error, UV_ECONNREFUSED);
+		assert_int_equal(ig_conn_read(&p.cli->c, got, sizeof(got)), IG_EIO);
+	} else {
+		assert_int_equal(rc, -ECONNREFUSED);
+	}
+	pair_close(&p);
+}
+
 /* ---- TLS ------------------------------------------------------------- */
 
 struct tls_env {
@@ -821,6 +910,7 @@ main(void)
 		cmocka_unit_test(test_plain_socket_full),
 		cmocka_unit_test(test_plain_half_close),
 		cmocka_unit_test(test_plain_last_segment),
+		cmocka_unit_test(test_connect_greeted),
 		cmocka_unit_test_setup_teardown(test_tls_roundtrip_close_notify, tls_setup,
 		    tls_teardown),
 		cmocka_unit_test_setup_teardown(test_tls_identity_refused, tls_setup,
