@@ -112,19 +112,30 @@ fixture(const char *name)
 	return out;
 }
 
+/* A blocking socket listening on a free loopback port, its address in *sa. */
+static int
+listen_loopback(struct sockaddr_in *sa)
+{
+	socklen_t len = sizeof(*sa);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(l >= 0);
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(l, (struct sockaddr *)sa, sizeof(*sa)), 0);
+	assert_int_equal(listen(l, 1), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)sa, &len), 0);
+	return l;
+}
+
 /* Two connected loopback TCP sockets (blocking setup, before the loop). */
 static void
 tcp_pair(int *a, int *b)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa;
+	int l = listen_loopback(&sa);
 
-	assert_true(l >= 0);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(l, 1), 0);
-	assert_int_equal(getsockname(l, (struct sockaddr *)&sa, &len), 0);
 	*a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(*a >= 0);
 	assert_int_equal(connect(*a, (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -139,17 +150,24 @@ struct pair {
 	struct owner *srv;     /* "server" side */
 };
 
+/* A loop and two owners, no connection yet. */
+static void
+pair_alloc(struct pair *p)
+{
+	assert_int_equal(uv_loop_init(&p->loop), 0);
+	p->cli = calloc(1, sizeof(*p->cli));
+	p->srv = calloc(1, sizeof(*p->srv));
+	assert_non_null(p->cli);
+	assert_non_null(p->srv);
+}
+
 /* Sets up both connections with capacities rcap/wcap (<= BUF). */
 static void
 pair_open(struct pair *p, size_t rcap, size_t wcap)
 {
 	int a, b;
 
-	assert_int_equal(uv_loop_init(&p->loop), 0);
-	p->cli = calloc(1, sizeof(*p->cli));
-	p->srv = calloc(1, sizeof(*p->srv));
-	assert_non_null(p->cli);
-	assert_non_null(p->srv);
+	pair_alloc(p);
 	tcp_pair(&a, &b);
 	struct owner *o[2] = { p->cli, p->srv };
 	int fd[2] = { a, b };
@@ -515,21 +533,11 @@ static void
 test_connect_greeted(void **state)
 {
 	struct pair p;
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
+	struct sockaddr_in sa;
 	(void)state;
 
-	assert_int_equal(uv_loop_init(&p.loop), 0);
-	p.cli = calloc(1, sizeof(*p.cli));
-	p.srv = calloc(1, sizeof(*p.srv));
-	assert_non_null(p.cli);
-	assert_non_null(p.srv);
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(l >= 0);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(l, 1), 0);
-	assert_int_equal(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+	pair_alloc(&p);
+	int l = listen_loopback(&sa);
 
 	assert_int_equal(ig_conn_init(&p.cli->c, &owner_ops, p.cli, &p.loop, "backend",
 	    p.cli->rbuf, BUF, p.cli->wbuf, BUF), 0);
@@ -560,11 +568,7 @@ test_connect_greeted(void **state)
 	pair_close(&p);
 
 	/* Nothing listens there now: refused. */
-	assert_int_equal(uv_loop_init(&p.loop), 0);
-	p.cli = calloc(1, sizeof(*p.cli));
-	p.srv = calloc(1, sizeof(*p.srv));
-	assert_non_null(p.cli);
-	assert_non_null(p.srv);
+	pair_alloc(&p);
 	assert_int_equal(ig_conn_init(&p.cli->c, &owner_ops, p.cli, &p.loop, "backend",
 	    p.cli->rbuf, BUF, p.cli->wbuf, BUF), 0);
 	int rc = ig_conn_connect_greeted(&p.cli->c, (struct sockaddr *)&sa);
