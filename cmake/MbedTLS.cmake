@@ -233,4 +233,5 @@ set(IG_MBEDTLS_TEST_SUITES
   test_suite_psa_crypto_not_supported.generated
   test_suite_gcm.aes256_en test_suite_gcm.aes256_de test_suite_gcm.aes128_en
   test_suite_gcm.aes128_de test_suite_chachapoly
-  test_suite_pk test_suite_pkparse test_suite_x509parse test_suite_ssl)
+  test_suite_pk test_suite_pkparse test_suite_x509parse test_suite_ssl
+  test_suite_shax test_suite_md)
