@@ -152,7 +152,7 @@ backend_send_proxy_header(struct ig_session *s)
 	enum ig_pp_version v = s->gen->cfg->backend.send_proxy_protocol == IG_SEND_PROXY_V1 ?
 	    IG_PP_V1 : IG_PP_V2;
 	size_t n = ig_pp_format(v, (const struct sockaddr *)&s->peer,
-	    (const struct sockaddr *)&s->local, hdr, sizeof(hdr));
+	    (const struct sockaddr *)ig_session_local(s), hdr, sizeof(hdr));
 	if (n == 0)
 		return IG_EINVAL;
 	long w = ig_conn_write(&s->backend, hdr, n);

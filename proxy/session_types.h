@@ -166,7 +166,10 @@ struct ig_session {
 	unsigned peer_port;
 	struct sockaddr_storage local;  /* where the client connected to (the
 	                                   same two ways): the destination in
-	                                   our PROXY header to the backend */
+	                                   our PROXY header to the backend;
+	                                   read from the socket only then
+	                                   (ig_session_local) */
+	bool local_known;               /* local is set */
 	struct ig_pp_parser *pp;        /* the PROXY header being read
 	                                   (IG_SS_PROXY_HEADER only), else NULL */
 	char sni[256];
@@ -250,6 +253,10 @@ struct ig_session {
  * write completed, a peer closed): advance the session. May close it.
  */
 void ig_session_on_io(struct ig_session *s);
+
+/* Where the client connected to (s->local), read from the socket on first
+   use; zeroed when the socket cannot tell. */
+const struct sockaddr_storage *ig_session_local(struct ig_session *s);
 
 /* Handle/request accounting: the session lives while any is open. */
 void ig_session_handle_opened(struct ig_session *s);

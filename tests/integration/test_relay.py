@@ -4,8 +4,10 @@ would be refused before login, a clean LOGOUT, and a client that
 half-closes (ends its side, with or without a TLS close_notify) still
 getting every answer."""
 
+import ctypes
 import hashlib
 import imaplib
+import os
 import re
 import socket
 import ssl
@@ -441,6 +443,62 @@ def test_half_close_after_login_gets_every_answer(request, ca, kind, close_notif
     if ig is not None:
         igtest.wait_until(lambda: close_count(ig, "client-closed") > before, 10,
                           "event=close reason=client-closed")
+
+
+def _proxy_nodelay(pid, want):
+    """TCP_NODELAY of each of the process's connected TCP sockets whose
+    (local, peer) addresses want() accepts, read from a duplicate of the
+    socket taken with pidfd_getfd(2)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    found = []
+    try:
+        for name in os.listdir("/proc/%d/fd" % pid):
+            try:
+                if not os.readlink("/proc/%d/fd/%s" % (pid, name)).startswith("socket:"):
+                    continue
+            except FileNotFoundError:
+                continue  # closed meanwhile
+            fd = libc.syscall(438, pidfd, int(name), 0)  # SYS_pidfd_getfd
+            if fd < 0:
+                err = ctypes.get_errno()
+                if err == 9:  # EBADF: closed meanwhile
+                    continue
+                raise OSError(err, "pidfd_getfd: %s" % os.strerror(err))
+            s = socket.socket(fileno=fd)
+            try:
+                if s.family not in (socket.AF_INET, socket.AF_INET6) or \
+                        s.type != socket.SOCK_STREAM:
+                    continue
+                try:
+                    peer = s.getpeername()
+                except OSError:
+                    continue  # a listener
+                if want(s.getsockname()[:2], peer[:2]):
+                    found.append(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            finally:
+                s.close()  # the duplicate only
+    finally:
+        os.close(pidfd)
+    return found
+
+
+def test_both_connections_have_nodelay(ig, ca, dovecot):
+    """Answers leave as soon as they are written, on both of a session's
+    connections: the client's (TCP_NODELAY comes from the listening
+    socket, which the kernel copies to every accepted connection) and the
+    backend's."""
+    m = imaps(ig, ca)
+    try:
+        assert m.login(ALICE, ALICE_PW)[0] == "OK"
+        mine = m.sock.getsockname()[:2]
+        client = _proxy_nodelay(ig.pid, lambda local, peer: peer == mine)
+        assert client == [1], "the proxy's end of our connection: %r" % client
+        backend = (dovecot.host, dovecot.port)
+        to_dovecot = _proxy_nodelay(ig.pid, lambda local, peer: peer == backend)
+        assert to_dovecot and all(v == 1 for v in to_dovecot), to_dovecot
+    finally:
+        m.logout()
 
 
 def test_logout_last_words_leave_together(ig, ca):
