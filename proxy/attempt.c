@@ -32,10 +32,29 @@ ig_attempt_release(struct ig_session *s)
 	struct ig_attempt *a = &s->att;
 	if (a->cmd == NULL)
 		return;
-	/* cmd and stage are one allocation (cmd first). */
-	mbedtls_platform_zeroize(a->cmd, a->cmd_cap + a->stage.cap);
+	/* cmd and stage are one allocation (cmd first): each is wiped as far
+	   as anything was written into it. */
+	ig_attempt_wipe_cmd(a);
+	mbedtls_platform_zeroize(a->stage.buf, a->stage.hi);
+	a->stage.hi = 0;
 	free(a->cmd);
 	a->cmd = a->stage.buf = NULL;
+}
+
+void
+ig_attempt_cmd_dirty(struct ig_attempt *a, size_t end)
+{
+	if (end > a->cmd_cap)
+		end = a->cmd_cap;
+	if (end > a->cmd_hi)
+		a->cmd_hi = end;
+}
+
+void
+ig_attempt_wipe_cmd(struct ig_attempt *a)
+{
+	mbedtls_platform_zeroize(a->cmd, a->cmd_hi);
+	a->cmd_hi = 0;
 }
 
 static void attempt_end(struct ig_session *s);
@@ -598,6 +617,10 @@ ig_attempt_login(struct ig_session *s, const struct ig_imap_cmd *c)
 	if (!attempt_begin(s, c, true, IG_MECH_COUNT))
 		return;
 	/* cmd holds "user" then "password", decoded; formatted at send time. */
+	/* Unquoting writes at most the argument's length (escapes only
+	   shrink it) and its limit, also when it fails. */
+	ig_attempt_cmd_dirty(a, c->args[0].val.len < IG_USER_MAX + 1 ? c->args[0].val.len :
+	    IG_USER_MAX + 1);
 	long ul = ig_imap_unquote(&c->args[0], a->cmd, IG_USER_MAX + 1);
 	if (ul < 0 || (size_t)ul > IG_USER_MAX) {
 		ig_session_reply(s, "%s BAD Invalid user name", a->tag);
@@ -607,6 +630,7 @@ ig_attempt_login(struct ig_session *s, const struct ig_imap_cmd *c)
 	}
 	if (!attempt_set_user(s, a->cmd, (size_t)ul))
 		return;
+	ig_attempt_cmd_dirty(a, (size_t)ul + c->args[1].val.len);
 	long pl = ig_imap_unquote(&c->args[1], a->cmd + ul, a->cmd_cap - (size_t)ul);
 	if (pl < 0) {
 		ig_session_reply(s, "%s BAD Password too long", a->tag);
@@ -700,6 +724,7 @@ attempt_sasl_first(struct ig_session *s, struct ig_span b64)
 		attempt_end(s);
 		return;
 	}
+	ig_attempt_cmd_dirty(a, b64.len);
 	memcpy(a->cmd, b64.p, b64.len);
 	a->ir_off = 0;
 	a->ir_len = b64.len;
@@ -744,6 +769,7 @@ attempt_sasl_password(struct ig_session *s, struct ig_span b64)
 	}
 	a->pw_off = a->cmd_len;
 	a->pw_len = b64.len;
+	ig_attempt_cmd_dirty(a, a->pw_off + b64.len);
 	memcpy(a->cmd + a->pw_off, b64.p, b64.len);
 	a->cmd_len += b64.len;
 	a->sasl_step = 2;
@@ -794,7 +820,7 @@ ig_attempt_use_master(struct ig_session *s)
 	if (ig_loginfmt_master_check(m, a->user) != 0)
 		return IG_EINVAL;
 	/* The client's secret is not needed any more. */
-	mbedtls_platform_zeroize(a->cmd, a->cmd_cap);
+	ig_attempt_wipe_cmd(a);
 	a->cmd_len = a->ir_off = a->ir_len = a->pw_off = a->pw_len = 0;
 	a->as_master = true;
 	return 0;

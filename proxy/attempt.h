@@ -13,6 +13,7 @@
 
 #include "util/span.h"
 
+struct ig_attempt;
 struct ig_imap_cmd;
 struct ig_session;
 
@@ -105,5 +106,11 @@ void ig_attempt_abandon(struct ig_session *s);
  * attempt is active). Idempotent; the teardown calls it.
  */
 void ig_attempt_release(struct ig_session *s);
+
+/* cmd[0..end) may hold what the client sent (before writing there). */
+void ig_attempt_cmd_dirty(struct ig_attempt *a, size_t end);
+
+/* Wipes what cmd may hold (cmd[0..cmd_hi)), not the whole 16 KiB. */
+void ig_attempt_wipe_cmd(struct ig_attempt *a);
 
 #endif /* IG_PROXY_ATTEMPT_H */

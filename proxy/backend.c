@@ -323,7 +323,7 @@ backend_send_login(struct ig_session *s)
 	struct ig_attempt *a = &s->att;
 	bool failed = false;
 	bool ok = a->as_master ? backend_format_master(s, &failed) : backend_format_login(s);
-	mbedtls_platform_zeroize(a->cmd, a->cmd_cap);
+	ig_attempt_wipe_cmd(a);
 	if (failed)
 		return;
 	if (!ok) {
@@ -531,6 +531,8 @@ ig_backend_client_line(struct ig_session *s, struct ig_span line)
 	memcpy(a->stage.buf, line.p, line.len);
 	memcpy(a->stage.buf + line.len, "\r\n", 2);
 	a->send_len = a->stage.len = line.len + 2;
+	if (a->stage.len > a->stage.hi)
+		a->stage.hi = a->stage.len;
 	ig_session_timer(s, s->gen->cfg->backend.auth_timeout_ms);
 	if (backend_push(s) != 0)
 		backend_fail(s, "write", NULL);

@@ -29,6 +29,8 @@ ig_loginfmt_add(struct ig_loginfmt *f, const void *p, size_t len)
 		return false;
 	memcpy(f->buf + f->len, p, len);
 	f->len += len;
+	if (f->len > f->hi)
+		f->hi = f->len;
 	return true;
 }
 

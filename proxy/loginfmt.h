@@ -26,6 +26,9 @@ struct ig_loginfmt {
 	uint8_t *buf;                 /* cap bytes, the caller's (not owned) */
 	size_t cap;
 	size_t len;                   /* buf[0..len) formatted */
+	size_t hi;                    /* buf[0..hi) written since the buffer
+	                                 was last wiped (len at its highest):
+	                                 what a wipe must cover */
 	size_t seg_off[IG_LOGINFMT_SEGMENTS]; /* where each segment starts */
 	unsigned nseg;                /* segments begun */
 	bool literal_plus;            /* the server has LITERAL+ (RFC 7888) */
@@ -33,7 +36,8 @@ struct ig_loginfmt {
 
 /*
  * Starts a new command in f (whose buf and cap the caller set): nothing
- * formatted, the first segment begun. literal_plus: whether the server
+ * formatted, the first segment begun; hi stays (what an earlier command
+ * wrote is still to be wiped). literal_plus: whether the server
  * advertised LITERAL+.
  */
 void ig_loginfmt_start(struct ig_loginfmt *f, bool literal_plus);

@@ -100,6 +100,9 @@ struct ig_attempt {
 	uint8_t *cmd;                 /* buffer of cmd_cap bytes, or NULL */
 	size_t cmd_cap;
 	size_t cmd_len;
+	size_t cmd_hi;                /* cmd[0..cmd_hi) may hold what the
+	                                 client sent: what the wipes cover
+	                                 (ig_attempt_cmd_dirty) */
 	size_t ir_off, ir_len;        /* LOGIN: the password within cmd (the
 	                                 user is cmd[0..ir_off)); SASL: the
 	                                 base64 initial response */

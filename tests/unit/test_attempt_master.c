@@ -56,6 +56,8 @@ fix_new(void)
 	a->cmd = f->cmd;
 	a->cmd_cap = sizeof(f->cmd);
 	size_t ul = strlen(a->user);
+	/* As attempt.c's writers do: the extent first, then the bytes. */
+	ig_attempt_cmd_dirty(a, ul + strlen(CLIENT_SECRET));
 	memcpy(a->cmd, a->user, ul);
 	memcpy(a->cmd + ul, CLIENT_SECRET, strlen(CLIENT_SECRET));
 	a->ir_off = ul;

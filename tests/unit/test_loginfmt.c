@@ -106,6 +106,34 @@ master(enum ig_master_style style, char sep, const char *user, const char *secre
 	return m;
 }
 
+/*
+ * hi is how far the buffer was ever written: the wipe's extent. It stays
+ * at its highest across a new start and a refused add, and never passes
+ * the capacity.
+ */
+static void
+test_high_water(void **state)
+{
+	(void)state;
+	uint8_t buf[32];
+	struct ig_loginfmt f = { .buf = buf, .cap = sizeof(buf) };
+	ig_loginfmt_start(&f, false);
+	assert_int_equal(f.hi, 0);
+	assert_true(ig_loginfmt_addf(&f, "%s LOGIN ", "a"));
+	assert_true(ig_loginfmt_astring(&f, (const uint8_t *)"secret", 6));
+	assert_int_equal(f.hi, f.len);
+	size_t first = f.len;
+	ig_loginfmt_start(&f, false);
+	assert_int_equal(f.len, 0);
+	assert_int_equal(f.hi, first);
+	assert_true(ig_loginfmt_add(&f, "xy", 2));
+	assert_int_equal(f.hi, first);
+	assert_false(ig_loginfmt_add(&f, "0123456789012345678901234567890123", 34));
+	assert_int_equal(f.hi, first);
+	assert_true(ig_loginfmt_add(&f, "012345678901234567890123456789", 30));
+	assert_int_equal(f.hi, sizeof(buf));
+}
+
 static void
 test_master_separator(void **state)
 {
@@ -220,6 +248,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_astring),
+		cmocka_unit_test(test_high_water),
 		cmocka_unit_test(test_master_separator),
 		cmocka_unit_test(test_master_authzid),
 		cmocka_unit_test(test_master_refusals),
