@@ -245,6 +245,14 @@ ig_session_timer(struct ig_session *s, unsigned ms)
 		if (left < ms)
 			ms = (unsigned)left;
 	}
+	s->deadline_ms = ig_session_now(s) + ms;
+	/* Most deadlines move later (handshake, pre-login, backend, idle):
+	   a timer due no later than the new one is left alone, and when it
+	   fires early the callback arms it for what is left. Moving a libuv
+	   timer takes it out of the heap and puts it back. */
+	if (uv_is_active((const uv_handle_t *)&s->timer) && s->timer_due_ms <= s->deadline_ms)
+		return;
+	s->timer_due_ms = s->deadline_ms;
 	uv_timer_start(&s->timer, session_timer_cb, ms, 0);
 }
 
@@ -654,6 +662,12 @@ static void
 session_timer_cb(uv_timer_t *t)
 {
 	struct ig_session *s = t->data;
+	uint64_t now = ig_session_now(s);
+	if (now < s->deadline_ms) { /* due for a deadline since moved later */
+		s->timer_due_ms = s->deadline_ms;
+		uv_timer_start(t, session_timer_cb, s->deadline_ms - now, 0);
+		return;
+	}
 	if (s->closing) {
 		session_finish_close(s);
 		return;

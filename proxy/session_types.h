@@ -182,6 +182,9 @@ struct ig_session {
 	struct ig_conn client;
 	struct ig_conn backend;
 	uv_timer_t timer;
+	uint64_t deadline_ms;           /* the session's deadline (uv_now) */
+	uint64_t timer_due_ms;          /* when the timer fires: the deadline,
+	                                   or earlier (ig_session_timer) */
 	uv_connect_t connect_req;
 	uint64_t backend_connect_ns;    /* uv_hrtime() the connect started */
 	bool backend_unconfirmed;       /* connected without waiting (it speaks

@@ -501,6 +501,43 @@ def test_both_connections_have_nodelay(ig, ca, dovecot):
         m.logout()
 
 
+def test_later_deadlines_replace_earlier_ones(imapguard, devcerts, dovecot, ca):
+    """The session timer keeps one deadline at a time. When a later one
+    replaces an earlier one (the 1 s handshake timeout, then the 3 s
+    pre-login timeout once greeted; the pre-login timeout, then the 3 s
+    idle timeout once logged in), the timer may fire at the earlier time:
+    it must then wait for what is left, not end the session. Each silent
+    session ends at its own timeout, with its reason."""
+    cfg = igtest.base_config(devcerts, dovecot.address)
+    cfg["limits"]["handshake_timeout"] = "1s"
+    cfg["limits"]["preauth_timeout"] = "3s"
+    cfg["limits"]["idle_timeout"] = "3s"
+    ig2 = imapguard(cfg)
+
+    def silent_until_closed(c):
+        t0 = time.monotonic()
+        try:
+            c.expect_closed(timeout=30)
+        finally:
+            c.close()
+        return time.monotonic() - t0
+
+    c = Raw(*ig2.addr("imaps"), tls_ctx=igtest.client_context(ca))
+    assert c.readline().startswith(b"* OK")
+    elapsed = silent_until_closed(c)
+    assert elapsed >= 2.5, "greeted, closed after %.2fs" % elapsed
+    igtest.wait_until(lambda: "reason=preauth-idle" in ig2.log_text(), 10,
+                      "the pre-login timeout's close")
+
+    c = Raw(*ig2.addr("imaps"), tls_ctx=igtest.client_context(ca))
+    assert c.readline().startswith(b"* OK")
+    assert status(c.cmd("a", "LOGIN %s %s" % (ALICE, ALICE_PW))[1]) == "OK"
+    elapsed = silent_until_closed(c)
+    assert elapsed >= 2.5, "logged in, closed after %.2fs" % elapsed
+    igtest.wait_until(lambda: "reason=idle-timeout" in ig2.log_text(), 10,
+                      "the idle timeout's close")
+
+
 def test_logout_last_words_leave_together(ig, ca):
     """Dovecot answers LOGOUT with "* BYE" and the tagged OK, then closes.
     The proxy holds what follows the BYE until that close, so the answer,
