@@ -340,3 +340,48 @@ ig_caps_from_response(struct ig_span line, char *out, size_t outsz)
 		return IG_ENOTFOUND;
 	return caps_resp_code(sp, out, outsz);
 }
+
+static bool
+caps_view_eq(const struct ig_caps_view *a, const struct ig_caps_view *b)
+{
+	return a->starttls_offered == b->starttls_offered &&
+	    a->login_allowed == b->login_allowed && a->mechs_allowed == b->mechs_allowed;
+}
+
+bool
+ig_caps_memo_get(const struct ig_caps_memo *m, uint64_t version,
+    const struct ig_caps_view *v, char *out, size_t outsz)
+{
+	for (size_t i = 0; i < IG_CAPS_MEMO; i++) {
+		if (!m->e[i].used || m->e[i].version != version || !caps_view_eq(&m->e[i].view, v))
+			continue;
+		size_t n = strlen(m->e[i].list);
+		if (n >= outsz)
+			return false;
+		memcpy(out, m->e[i].list, n + 1);
+		return true;
+	}
+	return false;
+}
+
+void
+ig_caps_memo_put(struct ig_caps_memo *m, uint64_t version,
+    const struct ig_caps_view *v, const char *list)
+{
+	size_t n = strlen(list);
+	if (n >= sizeof(m->e[0].list))
+		return;
+	size_t slot = m->next;
+	for (size_t i = 0; i < IG_CAPS_MEMO; i++) {
+		if (m->e[i].used && caps_view_eq(&m->e[i].view, v)) {
+			slot = i; /* an older version's list for the same view */
+			break;
+		}
+	}
+	if (slot == m->next)
+		m->next = (m->next + 1) % IG_CAPS_MEMO;
+	m->e[slot].version = version;
+	m->e[slot].view = *v;
+	m->e[slot].used = true;
+	memcpy(m->e[slot].list, list, n + 1);
+}

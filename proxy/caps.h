@@ -81,6 +81,34 @@ int ig_caps_filter(const char *backend_caps, const struct ig_caps_view *v,
     char *out, size_t outsz);
 
 /*
+ * What a worker showed lately, for each view: the list ig_caps_shown()
+ * made from version `version` of the learned list (proxy/shared.h counts
+ * the versions). Filtering the list again for every greeting and
+ * CAPABILITY cost more than the rest of the greeting. Zeroed: empty.
+ */
+#define IG_CAPS_MEMO 4
+
+struct ig_caps_memo {
+	struct {
+		uint64_t version;
+		struct ig_caps_view view;
+		bool used;
+		char list[IG_CAPS_MAX];
+	} e[IG_CAPS_MEMO];
+	unsigned next;           /* the entry the next put replaces */
+};
+
+/* Copies the list kept for (version, v) into out: true, or false when
+   none is kept or it does not fit outsz. */
+bool ig_caps_memo_get(const struct ig_caps_memo *m, uint64_t version,
+    const struct ig_caps_view *v, char *out, size_t outsz);
+
+/* Keeps list as what (version, v) shows, in place of the oldest entry
+   (or of the one kept for v). A list too long is not kept. */
+void ig_caps_memo_put(struct ig_caps_memo *m, uint64_t version,
+    const struct ig_caps_view *v, const char *list);
+
+/*
  * The list one connection is shown: ig_caps_backend(l) filtered by v
  * (ig_caps_filter()). Never fails: when the filtered list does not fit in
  * out, the connection is shown "IMAP4rev1" alone. outsz must be at least

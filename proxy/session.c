@@ -317,7 +317,12 @@ ig_session_caps(struct ig_session *s, char *out, size_t outsz)
 		.login_allowed = login_ok,
 		.mechs_allowed = mechs,
 	};
-	ig_shared_caps_shown(s->set->sh, &v, out, outsz);
+	struct ig_caps_memo *m = &s->set->caps_memo;
+	uint64_t version = atomic_load(&s->set->sh->caps_version);
+	if (ig_caps_memo_get(m, version, &v, out, outsz))
+		return;
+	ig_shared_caps_shown(s->set->sh, &v, out, outsz, &version);
+	ig_caps_memo_put(m, version, &v, out);
 }
 
 int

@@ -46,6 +46,8 @@ struct ig_session_set {
 	                                  started: a plaintext buffer's size */
 	struct ig_metrics *metrics;    /* this worker's counters (in sh; only
 	                                  this worker's thread writes them) */
+	struct ig_caps_memo caps_memo; /* capabilities shown lately (only
+	                                  this worker's thread) */
 	struct ig_session *sessions;   /* live sessions (doubly linked) */
 	unsigned nsessions;            /* on this loop */
 	bool stopping;                 /* the owner is shutting down */

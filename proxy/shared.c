@@ -86,16 +86,23 @@ int
 ig_shared_caps_learn(struct ig_shared *sh, const char *caps)
 {
 	ig_shared_lock(sh);
-	int rc = ig_caps_learn(&sh->caps, caps);
+	int rc = 0;
+	/* Every login learns the list again: only a change is news. */
+	if (!sh->caps.known || caps == NULL || strcmp(sh->caps.list, caps) != 0) {
+		rc = ig_caps_learn(&sh->caps, caps);
+		if (rc == 0)
+			atomic_fetch_add(&sh->caps_version, 1);
+	}
 	ig_shared_unlock(sh);
 	return rc;
 }
 
 void
 ig_shared_caps_shown(struct ig_shared *sh, const struct ig_caps_view *v, char *out,
-    size_t outsz)
+    size_t outsz, uint64_t *version)
 {
 	ig_shared_lock(sh);
 	ig_caps_shown(&sh->caps, v, out, outsz);
+	*version = atomic_load(&sh->caps_version);
 	ig_shared_unlock(sh);
 }

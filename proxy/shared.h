@@ -35,6 +35,8 @@ struct ig_shared {
 	struct ig_rl *rl;              /* the limiter, or NULL when disabled */
 	struct ig_cc *cc;              /* live connections per address group */
 	struct ig_caps_learned caps;   /* the backend's, as last learned */
+	atomic_uint_fast64_t caps_version; /* counts changes of caps (read
+	                                  without the lock: ig_caps_memo) */
 	struct ig_apprt *apprt;        /* app passwords (proxy/apprt.h, its own
 	                                  locks), or NULL when off; set before
 	                                  the workers start, freed after them */
@@ -80,9 +82,11 @@ void ig_shared_unlock(struct ig_shared *sh);
 /* A new session id, unique in the process. */
 uint64_t ig_shared_next_sid(struct ig_shared *sh);
 
-/* ig_caps_learn() / ig_caps_shown() on sh->caps, under the lock. */
+/* ig_caps_learn() / ig_caps_shown() on sh->caps, under the lock. A list
+   different from the one kept counts a new version (caps_version). */
 int ig_shared_caps_learn(struct ig_shared *sh, const char *caps);
+/* *version: the version the list was made from. */
 void ig_shared_caps_shown(struct ig_shared *sh, const struct ig_caps_view *v, char *out,
-    size_t outsz);
+    size_t outsz, uint64_t *version);
 
 #endif /* IG_PROXY_SHARED_H */

@@ -274,6 +274,58 @@ test_greeting_to_client(void **state)
 }
 
 /* The learned list: the fallback first, what the backend says once said. */
+/*
+ * The memo gives back a list only for the version and the view it was
+ * kept for, replaces the entry of the same view when a version is newer,
+ * the oldest one otherwise, and never writes past outsz.
+ */
+static void
+test_memo(void **state)
+{
+	(void)state;
+	static struct ig_caps_memo m; /* zeroed: empty */
+	char out[64];
+	struct ig_caps_view v_other = v_tls;
+	v_other.mechs_allowed = 0;
+
+	assert_false(ig_caps_memo_get(&m, 0, &v_tls, out, sizeof(out)));
+	ig_caps_memo_put(&m, 1, &v_tls, "IMAP4rev1 AUTH=PLAIN");
+	assert_true(ig_caps_memo_get(&m, 1, &v_tls, out, sizeof(out)));
+	assert_string_equal(out, "IMAP4rev1 AUTH=PLAIN");
+	assert_false(ig_caps_memo_get(&m, 2, &v_tls, out, sizeof(out)));
+	assert_false(ig_caps_memo_get(&m, 1, &v_clear, out, sizeof(out)));
+	assert_false(ig_caps_memo_get(&m, 1, &v_other, out, sizeof(out)));
+
+	/* A newer version for the same view takes its entry. */
+	ig_caps_memo_put(&m, 2, &v_tls, "IMAP4rev1 ID");
+	assert_false(ig_caps_memo_get(&m, 1, &v_tls, out, sizeof(out)));
+	assert_true(ig_caps_memo_get(&m, 2, &v_tls, out, sizeof(out)));
+	assert_string_equal(out, "IMAP4rev1 ID");
+
+	/* Other views fill the rest; past IG_CAPS_MEMO the oldest goes. */
+	ig_caps_memo_put(&m, 2, &v_clear, "IMAP4rev1 STARTTLS LOGINDISABLED");
+	ig_caps_memo_put(&m, 2, &v_other, "IMAP4rev1");
+	struct ig_caps_view extra[IG_CAPS_MEMO];
+	for (unsigned i = 0; i < IG_CAPS_MEMO; i++) {
+		extra[i] = v_tls;
+		extra[i].mechs_allowed = 1u << (20 + i);
+	}
+	for (unsigned i = 0; i + 3 < IG_CAPS_MEMO; i++)
+		ig_caps_memo_put(&m, 2, &extra[i], "IMAP4rev1 X");
+	assert_true(ig_caps_memo_get(&m, 2, &v_tls, out, sizeof(out)));
+	ig_caps_memo_put(&m, 2, &extra[IG_CAPS_MEMO - 1], "IMAP4rev1 Y");
+	assert_false(ig_caps_memo_get(&m, 2, &v_tls, out, sizeof(out)));
+	assert_true(ig_caps_memo_get(&m, 2, &extra[IG_CAPS_MEMO - 1], out, sizeof(out)));
+	assert_string_equal(out, "IMAP4rev1 Y");
+
+	/* Too long for the caller's buffer: not given, nothing written. */
+	memset(out, 'z', sizeof(out));
+	assert_false(ig_caps_memo_get(&m, 2, &v_clear, out, 10));
+	assert_int_equal(out[0], 'z');
+	assert_true(ig_caps_memo_get(&m, 2, &v_clear, out, sizeof(out)));
+	assert_string_equal(out, "IMAP4rev1 STARTTLS LOGINDISABLED");
+}
+
 static void
 test_learned(void **state)
 {
@@ -338,6 +390,7 @@ main(void)
 		cmocka_unit_test(test_from_response_rows),
 		cmocka_unit_test(test_greeting_to_client),
 		cmocka_unit_test(test_learned),
+		cmocka_unit_test(test_memo),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
