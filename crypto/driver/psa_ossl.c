@@ -217,21 +217,32 @@ ossl_ec_public(const char *group, const uint8_t *q, size_t qlen)
  * does. A record whose key is in the cache only sets its nonce. An entry
  * matches the same bytes at the same place (PSA's key slot keeps a key at one
  * address for its life; the bytes are compared too, so a slot reused for
- * another key is a miss). The cache is
- * small (a handful of connections move bulk data at once on one thread); the
- * least recently used entry makes room, and ig_psa_ossl_forget() (called
- * when a TLS connection is freed) empties the calling thread's cache so that
- * no traffic key outlives its connection by long. Entries are freed with
- * EVP_CIPHER_CTX_free, which cleanses libcrypto's copy; ours is cleansed too.
- * A thread's cache is freed when it exits (a pthread key's destructor).
+ * another key is a miss, and that entry, whose key is gone, is replaced).
+ *
+ * One thread serves many connections at once, each with its own keys (two
+ * per direction over a TLS 1.3 handshake), their records interleaved: the
+ * cache holds OSSL_AEAD_SLOTS entries, enough for some 60 connections
+ * moving data at once, a fixed bound (an entry is under 100 bytes here and
+ * about 1 KiB in libcrypto, allocated when first used). The place of each
+ * entry's key is kept in an array of its own, which a lookup scans; a miss
+ * takes an empty entry or the least recently used one.
+ *
+ * Each entry has an owner (ig_psa_ossl_owner_set: the TLS connection whose
+ * call into mbedTLS made it), and ig_psa_ossl_forget(owner) (called when
+ * that connection is freed) drops that owner's entries only, so that no
+ * traffic key outlives its connection and the others' stay. Entries made
+ * with no owner (the session ticket key's, used by every connection) are
+ * long-lived. Entries are freed with EVP_CIPHER_CTX_free, which cleanses
+ * libcrypto's copy; ours is cleansed too. A thread's cache is freed when it
+ * exits (a pthread key's destructor).
  */
-#define OSSL_AEAD_SLOTS 8
+#define OSSL_AEAD_SLOTS 128
 #define OSSL_AEAD_KEY_MAX 32
 
 struct ossl_aead_slot {
 	EVP_CIPHER_CTX *ctx;      /* NULL: the slot is empty */
 	const EVP_CIPHER *cipher;
-	const uint8_t *kptr;      /* where PSA's key slot keeps the key */
+	const void *owner;        /* ig_psa_ossl_owner_set's when it was made */
 	unsigned long used;       /* the cache's clock at the last use */
 	size_t keylen;
 	int enc;
@@ -262,6 +273,8 @@ struct ossl_sign_slot {
  */
 struct ossl_thread {
 	unsigned long clock;
+	const uint8_t *kptr[OSSL_AEAD_SLOTS];  /* where PSA's key slot keeps
+	                                          slot[i]'s key; NULL: empty */
 	struct ossl_aead_slot slot[OSSL_AEAD_SLOTS];
 	struct ossl_sign_slot sign[OSSL_SIGN_SLOTS];
 	EVP_PKEY *x25519;              /* NULL: none */
@@ -272,12 +285,24 @@ static pthread_once_t ossl_thread_once = PTHREAD_ONCE_INIT;
 static pthread_key_t ossl_thread_key;
 static bool ossl_thread_key_ok;
 static __thread struct ossl_thread *ossl_thr;
+static __thread const void *ossl_owner;   /* ig_psa_ossl_owner_set's */
 
+/* Empties c's AEAD entry s. */
 static void
-ossl_slot_drop(struct ossl_aead_slot *s)
+ossl_slot_drop(struct ossl_thread *c, struct ossl_aead_slot *s)
 {
+	c->kptr[s - c->slot] = NULL;
 	EVP_CIPHER_CTX_free(s->ctx);
 	OPENSSL_cleanse(s, sizeof(*s));
+}
+
+/* Empties c's AEAD entries made for owner. */
+static void
+ossl_aead_forget(struct ossl_thread *c, const void *owner)
+{
+	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++)
+		if (c->kptr[i] != NULL && c->slot[i].owner == owner)
+			ossl_slot_drop(c, &c->slot[i]);
 }
 
 static void
@@ -303,7 +328,7 @@ ossl_thread_free(void *p)
 	if (c == NULL)
 		return;
 	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++)
-		ossl_slot_drop(&c->slot[i]);
+		ossl_slot_drop(c, &c->slot[i]);
 	for (size_t i = 0; i < OSSL_SIGN_SLOTS; i++)
 		ossl_sign_drop(&c->sign[i]);
 	ossl_x25519_drop(c);
@@ -336,14 +361,21 @@ ossl_thread_get(void)
 	return ossl_thr;
 }
 
+const void *
+ig_psa_ossl_owner_set(const void *owner)
+{
+	const void *prev = ossl_owner;
+
+	ossl_owner = owner;
+	return prev;
+}
+
 void
-ig_psa_ossl_forget(void)
+ig_psa_ossl_forget(const void *owner)
 {
 	if (ossl_thr == NULL)
 		return;
-	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++)
-		if (ossl_thr->slot[i].ctx != NULL)
-			ossl_slot_drop(&ossl_thr->slot[i]);
+	ossl_aead_forget(ossl_thr, owner);
 	ossl_x25519_drop(ossl_thr);
 }
 
@@ -696,54 +728,67 @@ ossl_aead_cipher(const psa_key_attributes_t *attributes, size_t key_buffer_size,
 }
 
 
+/* An entry of c for a key not in it: an empty one, else the least recently used. */
+static struct ossl_aead_slot *
+ossl_aead_victim(struct ossl_thread *c)
+{
+	struct ossl_aead_slot *victim = &c->slot[0];
+
+	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++) {
+		if (c->kptr[i] == NULL)
+			return &c->slot[i];
+		if (c->slot[i].used < victim->used)
+			victim = &c->slot[i];
+	}
+	return victim;
+}
+
 /*
  * A context for (cipher, enc, key) with this nonce set, ready for the AAD;
- * *slot is its cache entry (for ossl_aead_failed). NULL when libcrypto
- * failed: nothing has been written.
+ * *slot is its cache entry (for ossl_slot_drop when the operation fails).
+ * NULL when libcrypto failed: nothing has been written.
  */
 static EVP_CIPHER_CTX *
 ossl_aead_ctx(const EVP_CIPHER *cipher, int enc, const uint8_t *key, size_t keylen,
     const uint8_t *nonce, struct ossl_aead_slot **slot)
 {
 	struct ossl_thread *c = ossl_thread_get();
-	struct ossl_aead_slot *s, *victim;
+	struct ossl_aead_slot *s, *victim = NULL;
 
 	if (c == NULL || keylen > OSSL_AEAD_KEY_MAX)
 		return NULL;
 	c->clock++;
-	victim = &c->slot[0];
+	/* the key's place first: one comparison of bytes per record */
 	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++) {
-		s = &c->slot[i];
-		if (s->ctx == NULL) {
-			if (victim->ctx != NULL)
-				victim = s;
+		if (c->kptr[i] != key)
 			continue;
+		s = &c->slot[i];
+		if (s->cipher != cipher || s->enc != enc || s->keylen != keylen)
+			continue;
+		if (CRYPTO_memcmp(s->key, key, keylen) != 0) {
+			victim = s; /* the key it was made for is gone */
+			break;
 		}
-		/* the key's place first: one comparison of bytes per record */
-		if (s->kptr == key && s->cipher == cipher && s->enc == enc &&
-		    s->keylen == keylen && CRYPTO_memcmp(s->key, key, keylen) == 0) {
-			if (EVP_CipherInit_ex2(s->ctx, NULL, NULL, nonce, enc, NULL) <= 0) {
-				ossl_slot_drop(s);
-				return NULL;
-			}
-			s->used = c->clock;
-			*slot = s;
-			return s->ctx;
+		if (EVP_CipherInit_ex2(s->ctx, NULL, NULL, nonce, enc, NULL) <= 0) {
+			ossl_slot_drop(c, s);
+			return NULL;
 		}
-		if (victim->ctx != NULL && s->used < victim->used)
-			victim = s;
+		s->used = c->clock;
+		*slot = s;
+		return s->ctx;
 	}
-	s = victim;
+	s = victim != NULL ? victim : ossl_aead_victim(c);
 	if (s->ctx != NULL)
-		ossl_slot_drop(s);
+		ossl_slot_drop(c, s);
 	if ((s->ctx = EVP_CIPHER_CTX_new()) == NULL)
 		return NULL;
 	if (EVP_CipherInit_ex2(s->ctx, cipher, key, nonce, enc, NULL) <= 0) {
-		ossl_slot_drop(s);
+		ossl_slot_drop(c, s);
 		return NULL;
 	}
+	c->kptr[s - c->slot] = key;
 	s->cipher = cipher;
-	s->kptr = key;
+	s->owner = ossl_owner;
 	s->enc = enc;
 	s->keylen = keylen;
 	memcpy(s->key, key, keylen);
@@ -776,7 +821,7 @@ ig_psa_ossl_transparent_aead_encrypt(const psa_key_attributes_t *attributes,
 		return ossl_fallback();
 	if (additional_data_length > 0 && EVP_EncryptUpdate(ctx, NULL, &outl,
 	    additional_data, (int)additional_data_length) <= 0) {
-		ossl_slot_drop(slot);
+		ossl_slot_drop(ossl_thr, slot);
 		return ossl_fallback(); /* nothing written yet */
 	}
 	/*
@@ -788,7 +833,7 @@ ig_psa_ossl_transparent_aead_encrypt(const psa_key_attributes_t *attributes,
 	    (size_t)outl + (size_t)finl != plaintext_length ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, OSSL_AEAD_TAG,
 	    ciphertext + plaintext_length) <= 0) {
-		ossl_slot_drop(slot);
+		ossl_slot_drop(ossl_thr, slot);
 		ERR_clear_error();
 		return PSA_ERROR_GENERIC_ERROR;
 	}
@@ -824,12 +869,12 @@ ig_psa_ossl_transparent_aead_decrypt(const psa_key_attributes_t *attributes,
 	    (void *)(uintptr_t)(ciphertext + len)) <= 0 ||
 	    (additional_data_length > 0 && EVP_DecryptUpdate(ctx, NULL, &outl,
 	    additional_data, (int)additional_data_length) <= 0)) {
-		ossl_slot_drop(slot);
+		ossl_slot_drop(ossl_thr, slot);
 		return ossl_fallback(); /* nothing written yet */
 	}
 	/* In place, as for encryption: no fallback once output is written. */
 	if (EVP_DecryptUpdate(ctx, plaintext, &outl, ciphertext, (int)len) <= 0) {
-		ossl_slot_drop(slot);
+		ossl_slot_drop(ossl_thr, slot);
 		OPENSSL_cleanse(plaintext, plaintext_size);
 		ERR_clear_error();
 		return PSA_ERROR_GENERIC_ERROR;
@@ -841,7 +886,7 @@ ig_psa_ossl_transparent_aead_decrypt(const psa_key_attributes_t *attributes,
 	rc = EVP_DecryptFinal_ex(ctx, plaintext + outl, &finl);
 	ERR_clear_error();
 	if (rc <= 0 || (size_t)outl + (size_t)finl != len) {
-		ossl_slot_drop(slot);
+		ossl_slot_drop(ossl_thr, slot);
 		OPENSSL_cleanse(plaintext, plaintext_size);
 		ossl_counted(IG_PSA_OSSL_AEAD);
 		return PSA_ERROR_INVALID_SIGNATURE;

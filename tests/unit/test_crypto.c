@@ -296,7 +296,8 @@ signing(size_t nkeys, size_t signs)
 
 /*
  * A signing key is set up once while it stays cached, whatever the
- * connections (ig_psa_ossl_forget keeps it: a long-term key); more keys
+ * connections (ig_psa_ossl_forget keeps it, whatever the owner: a
+ * long-term key); more keys
  * than the cache holds, taken in turn, are set up every time.
  */
 static void
@@ -318,7 +319,8 @@ test_ecdsa_kept(void **state)
 
 		assert_int_equal(psa_sign_hash(k, alg, hash, 32, sig, sizeof(sig), &len),
 		    PSA_SUCCESS);
-		ig_psa_ossl_forget();
+		ig_psa_ossl_forget(&k);
+		ig_psa_ossl_forget(NULL);
 		assert_int_equal(psa_sign_hash(k, alg, hash, 32, sig, sizeof(sig), &len),
 		    PSA_SUCCESS);
 		assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_SIGN_KEY), before + 1);
@@ -483,9 +485,9 @@ test_x25519_kept(void **state)
 	assert_int_equal(psa_export_public_key(a, apub, sizeof(apub), &alen), PSA_SUCCESS);
 	agree_is(c, bpub, blen, ref_c, kept + 1);
 	agree_is(a, bpub, blen, ref_a, kept + 2);
-	/* forgotten when a TLS connection is freed */
+	/* forgotten when a TLS connection is freed, whichever it is */
 	assert_int_equal(psa_export_public_key(a, apub, sizeof(apub), &alen), PSA_SUCCESS);
-	ig_psa_ossl_forget();
+	ig_psa_ossl_forget(&c);
 	agree_is(a, bpub, blen, ref_a, kept + 2);
 	psa_destroy_key(a);
 	psa_destroy_key(b);
@@ -641,23 +643,28 @@ random_key(psa_key_type_t type, psa_algorithm_t alg)
 	return k;
 }
 
+/* The bound of the driver's AEAD cache (OSSL_AEAD_SLOTS in psa_ossl.c). */
+#define AEAD_SLOTS 128
+
 /*
  * Records with nkeys keys taken in turn, each sealed through OpenSSL (a
  * cached context when its key was seen) and through mbedTLS, equal, and
- * opened again through OpenSSL. Returns the key set-ups the driver did.
+ * opened again through OpenSSL, all for one owner, whose contexts are
+ * forgotten at the end. Returns the key set-ups the driver did.
  */
 static unsigned long
 interleaved(psa_key_type_t type, psa_algorithm_t alg, size_t nkeys, size_t records)
 {
 	static uint8_t pt[8192], ct[8192 + 16], ref[8192 + 16], back[8192 + 16];
-	psa_key_id_t keys[16];
-	unsigned long before;
+	psa_key_id_t keys[AEAD_SLOTS];
+	unsigned long before, setups;
+	const void *prev;
 	size_t len, reflen;
 
-	assert_true(nkeys <= 16);
+	assert_true(nkeys <= AEAD_SLOTS);
 	for (size_t i = 0; i < nkeys; i++)
 		keys[i] = random_key(type, alg);
-	ig_psa_ossl_forget();
+	prev = ig_psa_ossl_owner_set(keys);
 	before = ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY);
 	for (size_t r = 0; r < records; r++) {
 		psa_key_id_t k = keys[r % nkeys];
@@ -672,16 +679,20 @@ interleaved(psa_key_type_t type, psa_algorithm_t alg, size_t nkeys, size_t recor
 		assert_int_equal(len, n);
 		assert_memory_equal(back, pt, n);
 	}
+	setups = ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY) - before;
+	ig_psa_ossl_forget(keys);
+	assert_ptr_equal(ig_psa_ossl_owner_set(prev), keys);
 	for (size_t i = 0; i < nkeys; i++)
 		psa_destroy_key(keys[i]);
-	return ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY) - before;
+	return setups;
 }
 
 /*
  * The driver's per-thread AEAD contexts: a key is set up once for as long
- * as it stays in the cache (one for sealing, one for opening), more keys
- * than the cache holds are each set up again, and every record is the
- * same as mbedTLS's either way.
+ * as it stays in the cache (one for sealing, one for opening), so 64
+ * connections' keys in turn fill it and are set up once; more keys than
+ * the cache holds are each set up again (least recently used out), and
+ * every record is the same as mbedTLS's either way.
  */
 static void
 test_aead_cache(void **state)
@@ -691,8 +702,63 @@ test_aead_cache(void **state)
 	assert_int_equal(interleaved(PSA_KEY_TYPE_AES, PSA_ALG_GCM, 3, 60), 6);
 	assert_int_equal(interleaved(PSA_KEY_TYPE_CHACHA20, PSA_ALG_CHACHA20_POLY1305, 3,
 	    60), 6);
-	/* 12 keys in turn through 8 slots: every record sets its keys up. */
-	assert_int_equal(interleaved(PSA_KEY_TYPE_AES, PSA_ALG_GCM, 12, 48), 96);
+	/* 64 keys, each used three times in turn: 128 contexts, each made once. */
+	assert_int_equal(interleaved(PSA_KEY_TYPE_AES, PSA_ALG_GCM, AEAD_SLOTS / 2,
+	    3 * AEAD_SLOTS / 2), AEAD_SLOTS);
+	/* 80 keys in turn, 160 contexts through 128: every record sets its keys up. */
+	assert_int_equal(interleaved(PSA_KEY_TYPE_AES, PSA_ALG_GCM, 80, 160), 320);
+}
+
+/* Seals one record with key k (through OpenSSL) for owner; returns the set-ups it did. */
+static unsigned long
+seal_for(const void *owner, psa_key_id_t k, uint32_t seq)
+{
+	static uint8_t pt[100], ct[116];
+	unsigned long before = ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY);
+	const void *prev = ig_psa_ossl_owner_set(owner);
+	size_t len;
+
+	seal(k, PSA_ALG_GCM, true, seq, pt, sizeof(pt), ct, &len);
+	ig_psa_ossl_owner_set(prev);
+	return ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY) - before;
+}
+
+/*
+ * Forgetting an owner (a TLS connection freed) drops its contexts only:
+ * its key is set up again when used again, another connection's and the
+ * ones made with no owner (the ticket key's) are not. Contexts are matched
+ * whoever uses them.
+ */
+static void
+test_aead_cache_owners(void **state)
+{
+	static const char conn_a, conn_b;
+	psa_key_id_t ka = random_key(PSA_KEY_TYPE_AES, PSA_ALG_GCM);
+	psa_key_id_t kb = random_key(PSA_KEY_TYPE_AES, PSA_ALG_GCM);
+	psa_key_id_t ku = random_key(PSA_KEY_TYPE_AES, PSA_ALG_GCM);
+
+	(void)state;
+	assert_int_equal(seal_for(&conn_a, ka, 1), 1);
+	assert_int_equal(seal_for(&conn_b, kb, 1), 1);
+	assert_int_equal(seal_for(NULL, ku, 1), 1);
+	assert_int_equal(seal_for(&conn_a, ka, 2), 0);
+	assert_int_equal(seal_for(&conn_a, ku, 2), 0); /* the ticket key inside A's call */
+	ig_psa_ossl_forget(&conn_a);
+	assert_int_equal(seal_for(&conn_b, kb, 3), 0);
+	assert_int_equal(seal_for(NULL, ku, 3), 0);
+	assert_int_equal(seal_for(&conn_a, ka, 3), 1);
+	/* forgetting B leaves A's new one */
+	ig_psa_ossl_forget(&conn_b);
+	assert_int_equal(seal_for(&conn_a, ka, 4), 0);
+	assert_int_equal(seal_for(&conn_b, kb, 4), 1);
+	ig_psa_ossl_forget(&conn_a);
+	ig_psa_ossl_forget(&conn_b);
+	ig_psa_ossl_forget(NULL);
+	assert_int_equal(seal_for(NULL, ku, 4), 1);
+	ig_psa_ossl_forget(NULL);
+	psa_destroy_key(ka);
+	psa_destroy_key(kb);
+	psa_destroy_key(ku);
 }
 
 /* A bad record's context is dropped; the next good one opens; forget. */
@@ -701,6 +767,7 @@ test_aead_cache_bad_tag(void **state)
 {
 	static uint8_t pt[1000], ct[1016], back[1016];
 	psa_key_id_t k = random_key(PSA_KEY_TYPE_AES, PSA_ALG_GCM);
+	const void *prev = ig_psa_ossl_owner_set(&k);
 	unsigned long before;
 	size_t len, n;
 
@@ -721,11 +788,13 @@ test_aead_cache_bad_tag(void **state)
 	/* sealing kept its own */
 	seal(k, PSA_ALG_GCM, true, 2, pt, sizeof(pt), ct, &len);
 	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY), before + 1);
-	ig_psa_ossl_forget();
+	ig_psa_ossl_forget(&k);
 	seal(k, PSA_ALG_GCM, true, 3, pt, sizeof(pt), ct, &len);
 	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY), before + 2);
 	assert_int_equal(unseal(k, PSA_ALG_GCM, 3, ct, len, back, &n), PSA_SUCCESS);
 	assert_memory_equal(back, pt, sizeof(pt));
+	ig_psa_ossl_forget(&k);
+	ig_psa_ossl_owner_set(prev);
 	psa_destroy_key(k);
 }
 
@@ -917,6 +986,7 @@ main(void)
 		cmocka_unit_test(test_x25519_kept),
 		cmocka_unit_test(test_aead),
 		cmocka_unit_test(test_aead_cache),
+		cmocka_unit_test(test_aead_cache_owners),
 		cmocka_unit_test(test_aead_cache_bad_tag),
 		cmocka_unit_test(test_aead_cache_thread),
 #if defined(IG_SHA512_BLOCK_HOOK)
