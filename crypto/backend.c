@@ -96,6 +96,14 @@ ig_crypto_forget_record_keys(const void *owner)
 #endif
 }
 
+void
+ig_crypto_ticket_keys_changed(void)
+{
+#if defined(IG_PSA_OSSL_DRIVER)
+	ig_psa_ossl_retire_unowned();
+#endif
+}
+
 #if defined(IG_PSA_OSSL_DRIVER)
 
 /* RFC 7748, section 6.1 */

@@ -67,4 +67,13 @@ const void *ig_crypto_owner_set(const void *owner);
  */
 void ig_crypto_forget_record_keys(const void *owner);
 
+/*
+ * The session ticket keys were replaced or destroyed (installed, rotated,
+ * their context freed): what the OpenSSL driver keeps with no owner (the
+ * ticket keys' AEAD contexts) is wiped by every thread at its next AEAD
+ * operation, so that a retired key does not stay in memory. Any thread may
+ * call it. Nothing to do under mbedTLS's own code.
+ */
+void ig_crypto_ticket_keys_changed(void);
+
 #endif /* IG_CRYPTO_BACKEND_H */

@@ -162,6 +162,30 @@ tls_sni_cb(void *p, mbedtls_ssl_context *ssl, const unsigned char *name, size_t 
 	return 0;
 }
 
+/*
+ * The index of the encrypting key in the ticket context. mbedTLS replaces a
+ * key older than its lifetime by itself, inside a ticket write or parse
+ * (ssl_ticket_update_keys(): the other key, destroyed, is made anew and
+ * becomes the encrypting one), and has no accessor that would tell: the
+ * index, read under ticket_lock before and after the call, changes then.
+ */
+static unsigned char
+tls_ticket_active(const struct ig_tls_server *ts)
+{
+	return ts->ticket.MBEDTLS_PRIVATE(active);
+}
+
+/*
+ * A ticket key was retired in that call (see above): the crypto backend
+ * drops the contexts it keeps for it. Under ticket_lock.
+ */
+static void
+tls_ticket_check_rotated(const struct ig_tls_server *ts, unsigned char active_before)
+{
+	if (tls_ticket_active(ts) != active_before)
+		ig_crypto_ticket_keys_changed();
+}
+
 /* A new ticket, under the current encrypting key. */
 static int
 tls_ticket_write(void *p_ts, const mbedtls_ssl_session *session, unsigned char *start,
@@ -170,7 +194,9 @@ tls_ticket_write(void *p_ts, const mbedtls_ssl_session *session, unsigned char *
 	struct ig_tls_server *ts = p_ts;
 	const void *prev = tls_owner_enter(NULL);
 	pthread_mutex_lock(&ts->ticket_lock);
+	unsigned char active = tls_ticket_active(ts);
 	int ret = mbedtls_ssl_ticket_write(&ts->ticket, session, start, end, tlen, lifetime);
+	tls_ticket_check_rotated(ts, active);
 	pthread_mutex_unlock(&ts->ticket_lock);
 	tls_owner_leave(prev);
 	return ret;
@@ -184,7 +210,9 @@ tls_ticket_parse(void *p_ts, mbedtls_ssl_session *session, unsigned char *buf,
 	struct ig_tls_server *ts = p_ts;
 	const void *prev = tls_owner_enter(NULL);
 	pthread_mutex_lock(&ts->ticket_lock);
+	unsigned char active = tls_ticket_active(ts);
 	int ret = mbedtls_ssl_ticket_parse(&ts->ticket, session, buf, len);
+	tls_ticket_check_rotated(ts, active);
 	pthread_mutex_unlock(&ts->ticket_lock);
 	tls_owner_leave(prev);
 	if (ret == 0 && tls_in_handshake != NULL)
@@ -199,19 +227,20 @@ tls_ticket_parse(void *p_ts, mbedtls_ssl_session *session, unsigned char *buf,
  * which is also the lifetime of the tickets it writes. The caller holds
  * ticket_lock, or the configuration is not shared yet. Returns 0 or an
  * mbedTLS error (the context may then hold a slot without a key, which
- * decrypts nothing: install again).
+ * decrypts nothing: install again). Either way the keys replaced are
+ * destroyed, and the crypto backend drops what it kept for them.
  */
 static int
 tls_ticket_install(struct ig_tls_server *ts, const struct ig_ticket_keys *keys)
 {
-	for (size_t i = 0; i < IG_TICKET_KEYS_MAX; i++) {
+	int ret = 0;
+	for (size_t i = 0; i < IG_TICKET_KEYS_MAX && ret == 0; i++) {
 		const struct ig_ticket_key *k = &keys->k[keys->n == 1 ? 0 : i];
-		int ret = mbedtls_ssl_ticket_rotate(&ts->ticket, k->name, sizeof(k->name), k->key,
+		ret = mbedtls_ssl_ticket_rotate(&ts->ticket, k->name, sizeof(k->name), k->key,
 		    sizeof(k->key), ts->tk_lifetime_s);
-		if (ret != 0)
-			return ret;
 	}
-	return 0;
+	ig_crypto_ticket_keys_changed();
+	return ret;
 }
 
 int
@@ -414,8 +443,10 @@ ig_tls_server_free(struct ig_tls_server *ts)
 	if (ts == NULL)
 		return;
 	mbedtls_ssl_config_free(&ts->conf);
-	if (ts->tickets)
+	if (ts->tickets) {
 		mbedtls_ssl_ticket_free(&ts->ticket);
+		ig_crypto_ticket_keys_changed();
+	}
 	if (ts->ticket_lock_on)
 		pthread_mutex_destroy(&ts->ticket_lock);
 	ig_ticket_keys_wipe(&ts->tk_keys);

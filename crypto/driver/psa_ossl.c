@@ -232,7 +232,9 @@ ossl_ec_public(const char *group, const uint8_t *q, size_t qlen)
  * that connection is freed) drops that owner's entries only, so that no
  * traffic key outlives its connection and the others' stay. Entries made
  * with no owner (the session ticket key's, used by every connection) are
- * long-lived. Entries are freed with EVP_CIPHER_CTX_free, which cleanses
+ * long-lived, until ig_psa_ossl_retire_unowned() (the ticket keys were
+ * replaced) bumps the process-wide generation: each thread drops its
+ * unowned entries at its next AEAD operation. Entries are freed with EVP_CIPHER_CTX_free, which cleanses
  * libcrypto's copy; ours is cleansed too. A thread's cache is freed when it
  * exits (a pthread key's destructor).
  */
@@ -273,6 +275,8 @@ struct ossl_sign_slot {
  */
 struct ossl_thread {
 	unsigned long clock;
+	unsigned long unowned_gen;             /* ossl_unowned_gen when the
+	                                          unowned entries were made */
 	const uint8_t *kptr[OSSL_AEAD_SLOTS];  /* where PSA's key slot keeps
 	                                          slot[i]'s key; NULL: empty */
 	struct ossl_aead_slot slot[OSSL_AEAD_SLOTS];
@@ -286,6 +290,7 @@ static pthread_key_t ossl_thread_key;
 static bool ossl_thread_key_ok;
 static __thread struct ossl_thread *ossl_thr;
 static __thread const void *ossl_owner;   /* ig_psa_ossl_owner_set's */
+static unsigned long ossl_unowned_gen;    /* ig_psa_ossl_retire_unowned's count */
 
 /* Empties c's AEAD entry s. */
 static void
@@ -354,6 +359,7 @@ ossl_thread_get(void)
 		return NULL;
 	if ((ossl_thr = OPENSSL_zalloc(sizeof(*ossl_thr))) == NULL)
 		return NULL;
+	ossl_thr->unowned_gen = __atomic_load_n(&ossl_unowned_gen, __ATOMIC_ACQUIRE);
 	if (pthread_setspecific(ossl_thread_key, ossl_thr) != 0) {
 		OPENSSL_free(ossl_thr);
 		ossl_thr = NULL;
@@ -368,6 +374,12 @@ ig_psa_ossl_owner_set(const void *owner)
 
 	ossl_owner = owner;
 	return prev;
+}
+
+void
+ig_psa_ossl_retire_unowned(void)
+{
+	__atomic_fetch_add(&ossl_unowned_gen, 1, __ATOMIC_RELEASE);
 }
 
 void
@@ -754,9 +766,16 @@ ossl_aead_ctx(const EVP_CIPHER *cipher, int enc, const uint8_t *key, size_t keyl
 {
 	struct ossl_thread *c = ossl_thread_get();
 	struct ossl_aead_slot *s, *victim = NULL;
+	unsigned long gen;
 
 	if (c == NULL || keylen > OSSL_AEAD_KEY_MAX)
 		return NULL;
+	/* the ticket keys were replaced: their contexts go */
+	gen = __atomic_load_n(&ossl_unowned_gen, __ATOMIC_ACQUIRE);
+	if (gen != c->unowned_gen) {
+		ossl_aead_forget(c, NULL);
+		c->unowned_gen = gen;
+	}
 	c->clock++;
 	/* the key's place first: one comparison of bytes per record */
 	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++) {

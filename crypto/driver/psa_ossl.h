@@ -81,6 +81,15 @@ const void *ig_psa_ossl_owner_set(const void *owner);
  */
 void ig_psa_ossl_forget(const void *owner);
 
+/*
+ * The contexts made with no owner (the session ticket keys') are to go:
+ * every thread drops its own at its next AEAD operation (a process-wide
+ * generation, which each thread compares with the one it last saw). Call
+ * when the keys they were made for are replaced or destroyed, so that a
+ * retired key does not stay in memory. Any thread may call it.
+ */
+void ig_psa_ossl_retire_unowned(void);
+
 /* libcrypto's version, e.g. "OpenSSL 3.0.17 1 Jul 2025"; never NULL. */
 const char *ig_psa_ossl_version(void);
 

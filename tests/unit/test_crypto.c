@@ -761,6 +761,44 @@ test_aead_cache_owners(void **state)
 	psa_destroy_key(ku);
 }
 
+static void *
+ticket_keys_changed(void *arg)
+{
+	(void)arg;
+	ig_crypto_ticket_keys_changed();
+	return NULL;
+}
+
+/*
+ * The ticket keys replaced (on any thread: the main one installs them):
+ * the contexts made with no owner (a ticket key's) are made again at their
+ * next use, a connection's are not.
+ */
+static void
+test_aead_cache_ticket_keys(void **state)
+{
+	static const char conn;
+	psa_key_id_t kc = random_key(PSA_KEY_TYPE_AES, PSA_ALG_GCM);
+	psa_key_id_t ku = random_key(PSA_KEY_TYPE_AES, PSA_ALG_GCM);
+	pthread_t t;
+
+	(void)state;
+	assert_int_equal(seal_for(&conn, kc, 1), 1);
+	assert_int_equal(seal_for(NULL, ku, 1), 1);
+	ig_crypto_ticket_keys_changed();
+	assert_int_equal(seal_for(&conn, kc, 2), 0);
+	assert_int_equal(seal_for(NULL, ku, 2), 1);
+	assert_int_equal(seal_for(NULL, ku, 3), 0);
+	assert_int_equal(pthread_create(&t, NULL, ticket_keys_changed, NULL), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(seal_for(NULL, ku, 4), 1);
+	assert_int_equal(seal_for(&conn, kc, 4), 0);
+	ig_psa_ossl_forget(&conn);
+	ig_psa_ossl_forget(NULL);
+	psa_destroy_key(kc);
+	psa_destroy_key(ku);
+}
+
 /* A bad record's context is dropped; the next good one opens; forget. */
 static void
 test_aead_cache_bad_tag(void **state)
@@ -987,6 +1025,7 @@ main(void)
 		cmocka_unit_test(test_aead),
 		cmocka_unit_test(test_aead_cache),
 		cmocka_unit_test(test_aead_cache_owners),
+		cmocka_unit_test(test_aead_cache_ticket_keys),
 		cmocka_unit_test(test_aead_cache_bad_tag),
 		cmocka_unit_test(test_aead_cache_thread),
 #if defined(IG_SHA512_BLOCK_HOOK)
