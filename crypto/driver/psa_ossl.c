@@ -36,7 +36,11 @@
  * thread, with the private key it was made from) and the agreement that
  * follows in TLS takes it, instead of a second one that would cost a second
  * scalar multiplication: two per exchange, not three. Only for that very
- * key, used once, and dropped by ig_psa_ossl_forget().
+ * key, used once, and dropped by ig_psa_ossl_forget(). X25519 keys are made
+ * with EVP_PKEY_fromdata through one EVP_PKEY_CTX per thread, made once:
+ * EVP_PKEY_new_raw_private_key and _public_key look the algorithm up by
+ * name in every call (OpenSSL 3.0 walks its whole name map), which cost
+ * about twice as much.
  */
 #include "psa_ossl.h"
 
@@ -270,8 +274,9 @@ struct ossl_sign_slot {
 };
 
 /*
- * What a thread keeps: its AEAD contexts, signing contexts, and the X25519
- * key of its latest exchange (see "X25519" at the top).
+ * What a thread keeps: its AEAD contexts, signing contexts, the X25519
+ * key of its latest exchange and the context X25519 keys are made with
+ * (see "X25519" at the top).
  */
 struct ossl_thread {
 	unsigned long clock;
@@ -283,6 +288,7 @@ struct ossl_thread {
 	struct ossl_sign_slot sign[OSSL_SIGN_SLOTS];
 	EVP_PKEY *x25519;              /* NULL: none */
 	uint8_t x25519_d[32];          /* its private key */
+	EVP_PKEY_CTX *x25519_make;     /* ossl_x25519_key's; NULL: not yet */
 };
 
 static pthread_once_t ossl_thread_once = PTHREAD_ONCE_INIT;
@@ -337,6 +343,7 @@ ossl_thread_free(void *p)
 	for (size_t i = 0; i < OSSL_SIGN_SLOTS; i++)
 		ossl_sign_drop(&c->sign[i]);
 	ossl_x25519_drop(c);
+	EVP_PKEY_CTX_free(c->x25519_make);
 	OPENSSL_free(c);
 	/* run by the exiting thread itself: its pointer, not another's */
 	ossl_thr = NULL;
@@ -570,6 +577,32 @@ done:
 	return st;
 }
 
+/*
+ * An X25519 key from its 32 bytes: a key pair (its public key computed)
+ * from a private key, or a public key, made through this thread's context
+ * (see "X25519" at the top); NULL when libcrypto failed.
+ */
+static EVP_PKEY *
+ossl_x25519_key(int selection, const uint8_t *k)
+{
+	struct ossl_thread *c = ossl_thread_get();
+	OSSL_PARAM params[2];
+	EVP_PKEY *pkey = NULL;
+
+	if (c == NULL)
+		return NULL;
+	if (c->x25519_make == NULL &&
+	    (c->x25519_make = EVP_PKEY_CTX_new_from_name(NULL, "X25519", NULL)) == NULL)
+		return NULL;
+	params[0] = OSSL_PARAM_construct_octet_string(selection == EVP_PKEY_KEYPAIR ?
+	    OSSL_PKEY_PARAM_PRIV_KEY : OSSL_PKEY_PARAM_PUB_KEY, (void *)(uintptr_t)k, 32);
+	params[1] = OSSL_PARAM_construct_end();
+	if (EVP_PKEY_fromdata_init(c->x25519_make) <= 0 ||
+	    EVP_PKEY_fromdata(c->x25519_make, &pkey, selection, params) <= 0)
+		pkey = NULL;
+	return pkey;
+}
+
 psa_status_t
 ig_psa_ossl_transparent_export_public_key(const psa_key_attributes_t *attributes,
     const uint8_t *key_buffer, size_t key_buffer_size, uint8_t *data, size_t data_size,
@@ -599,7 +632,7 @@ ig_psa_ossl_transparent_export_public_key(const psa_key_attributes_t *attributes
 		return PSA_ERROR_NOT_SUPPORTED;
 	if (data_size < 32)
 		return PSA_ERROR_BUFFER_TOO_SMALL;
-	pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, key_buffer, key_buffer_size);
+	pkey = ossl_x25519_key(EVP_PKEY_KEYPAIR, key_buffer);
 	len = data_size;
 	if (pkey == NULL || EVP_PKEY_get_raw_public_key(pkey, data, &len) <= 0 || len != 32) {
 		EVP_PKEY_free(pkey);
@@ -654,11 +687,9 @@ ig_psa_ossl_transparent_key_agreement(const psa_key_attributes_t *attributes,
 			OPENSSL_cleanse(c->x25519_d, sizeof(c->x25519_d));
 			ossl_counted(IG_PSA_OSSL_AGREE_KEPT);
 		} else {
-			ours = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, key_buffer,
-			    key_buffer_size);
+			ours = ossl_x25519_key(EVP_PKEY_KEYPAIR, key_buffer);
 		}
-		theirs = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer_key,
-		    peer_key_length);
+		theirs = ossl_x25519_key(EVP_PKEY_PUBLIC_KEY, peer_key);
 	} else {
 		return PSA_ERROR_NOT_SUPPORTED;
 	}

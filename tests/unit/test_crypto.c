@@ -494,6 +494,101 @@ test_x25519_kept(void **state)
 	psa_destroy_key(c);
 }
 
+/* An X25519 key pair from d (imported, as mbedTLS's key exchange does). */
+static psa_key_id_t
+x25519_import(const uint8_t d[32])
+{
+	return import_key(PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_MONTGOMERY), 255,
+	    PSA_KEY_USAGE_DERIVE | PSA_KEY_USAGE_EXPORT, PSA_ALG_ECDH, d, 32);
+}
+
+/* key's agreement with peer through the backend given: its status, the secret in k. */
+static psa_status_t
+x25519_agree_with(bool openssl, psa_key_id_t key, const uint8_t peer[32], uint8_t k[32])
+{
+	size_t len = 0;
+	psa_status_t st;
+
+	use_openssl(openssl);
+	st = psa_raw_key_agreement(PSA_ALG_ECDH, key, peer, 32, k, 32, &len);
+	use_openssl(true);
+	if (st == PSA_SUCCESS)
+		assert_int_equal(len, 32);
+	return st;
+}
+
+/*
+ * X25519 keys made by the driver from their bytes (its per-thread context,
+ * not the key export_public_key kept): on random private keys and random
+ * peer values (every 32 bytes are a u-coordinate; the top bit is ignored),
+ * the public keys and shared secrets are mbedTLS's; the points of small
+ * order (RFC 7748's all-zero secret), in their canonical and other
+ * encodings, are refused by both.
+ */
+static void
+test_x25519_fromdata(void **state)
+{
+	static const char *const small_order[] = {
+		"0000000000000000000000000000000000000000000000000000000000000000", /* 0 */
+		"0100000000000000000000000000000000000000000000000000000000000000", /* 1 */
+		"e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800", /* order 8 */
+		"5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157", /* order 8 */
+		"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", /* p - 1 */
+		"edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", /* p: 0 */
+		"eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", /* p + 1: 1 */
+		"0000000000000000000000000000000000000000000000000000000000000080", /* 0, top bit */
+	};
+	unsigned long agree = ig_psa_ossl_count(IG_PSA_OSSL_AGREE);
+	unsigned long kept = ig_psa_ossl_count(IG_PSA_OSSL_AGREE_KEPT);
+	unsigned long exp = ig_psa_ossl_count(IG_PSA_OSSL_EXPORT_PUBLIC);
+
+	(void)state;
+	for (int i = 0; i < ROUNDS; i++) {
+		uint8_t d[32], e[32], dpub[32], epub[32], ref[32], peer[32], k[32], kref[32];
+		size_t len;
+
+		assert_int_equal(psa_generate_random(d, sizeof(d)), PSA_SUCCESS);
+		assert_int_equal(psa_generate_random(e, sizeof(e)), PSA_SUCCESS);
+		assert_int_equal(psa_generate_random(peer, sizeof(peer)), PSA_SUCCESS);
+		psa_key_id_t a = x25519_import(d), b = x25519_import(e);
+		/* b's public key by mbedTLS; a's by each */
+		use_openssl(false);
+		assert_int_equal(psa_export_public_key(b, epub, sizeof(epub), &len), PSA_SUCCESS);
+		assert_int_equal(psa_export_public_key(a, ref, sizeof(ref), &len), PSA_SUCCESS);
+		use_openssl(true);
+		ig_psa_ossl_forget(NULL); /* no kept key: the agreement makes its own */
+		assert_int_equal(x25519_agree_with(true, a, epub, k), PSA_SUCCESS);
+		assert_int_equal(x25519_agree_with(false, b, ref, kref), PSA_SUCCESS);
+		assert_memory_equal(k, kref, 32);
+		assert_int_equal(psa_export_public_key(a, dpub, sizeof(dpub), &len), PSA_SUCCESS);
+		assert_int_equal(len, 32);
+		assert_memory_equal(dpub, ref, 32);
+		ig_psa_ossl_forget(NULL);
+		/* any peer value, top bit set or not */
+		peer[31] = (uint8_t)(peer[31] | (i & 1 ? 0x80 : 0));
+		psa_status_t st = x25519_agree_with(true, a, peer, k);
+		assert_int_equal(x25519_agree_with(false, a, peer, kref), st);
+		if (st == PSA_SUCCESS)
+			assert_memory_equal(k, kref, 32);
+		psa_destroy_key(a);
+		psa_destroy_key(b);
+	}
+	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AGREE), agree + 2 * ROUNDS);
+	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AGREE_KEPT), kept);
+	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_EXPORT_PUBLIC), exp + ROUNDS);
+
+	for (size_t j = 0; j < sizeof(small_order) / sizeof(small_order[0]); j++) {
+		uint8_t d[32], peer[32], k[32];
+
+		assert_int_equal(psa_generate_random(d, sizeof(d)), PSA_SUCCESS);
+		unhex(small_order[j], peer, 32);
+		psa_key_id_t a = x25519_import(d);
+		assert_int_equal(x25519_agree_with(true, a, peer, k), PSA_ERROR_INVALID_ARGUMENT);
+		assert_int_not_equal(x25519_agree_with(false, a, peer, k), PSA_SUCCESS);
+		psa_destroy_key(a);
+	}
+}
+
 /* AEAD: the GCM spec's case 14, then random records both ways. */
 static void
 aead_differential(psa_key_type_t type, psa_algorithm_t alg)
@@ -1022,6 +1117,7 @@ main(void)
 		cmocka_unit_test(test_ecdh_secp_differential),
 		cmocka_unit_test(test_ecdh_bad_peer),
 		cmocka_unit_test(test_x25519_kept),
+		cmocka_unit_test(test_x25519_fromdata),
 		cmocka_unit_test(test_aead),
 		cmocka_unit_test(test_aead_cache),
 		cmocka_unit_test(test_aead_cache_owners),
