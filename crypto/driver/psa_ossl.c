@@ -238,9 +238,9 @@ ossl_ec_public(const char *group, const uint8_t *q, size_t qlen)
  * with no owner (the session ticket key's, used by every connection) are
  * long-lived, until ig_psa_ossl_retire_unowned() (the ticket keys were
  * replaced) bumps the process-wide generation: each thread drops its
- * unowned entries at its next AEAD operation. Entries are freed with EVP_CIPHER_CTX_free, which cleanses
- * libcrypto's copy; ours is cleansed too. A thread's cache is freed when it
- * exits (a pthread key's destructor).
+ * unowned entries at its next AEAD operation. Entries are freed with
+ * EVP_CIPHER_CTX_free, which cleanses libcrypto's copy; ours is cleansed
+ * too. A thread's cache is freed when it exits (a pthread key's destructor).
  */
 #define OSSL_AEAD_SLOTS 128
 #define OSSL_AEAD_KEY_MAX 32
@@ -280,8 +280,8 @@ struct ossl_sign_slot {
  */
 struct ossl_thread {
 	unsigned long clock;
-	unsigned long unowned_gen;             /* ossl_unowned_gen when the
-	                                          unowned entries were made */
+	unsigned long unowned_gen;             /* ossl_unowned_gen when this
+	                                          thread last looked */
 	const uint8_t *kptr[OSSL_AEAD_SLOTS];  /* where PSA's key slot keeps
 	                                          slot[i]'s key; NULL: empty */
 	struct ossl_aead_slot slot[OSSL_AEAD_SLOTS];
