@@ -70,11 +70,37 @@ ig_crypto_active(void)
 #endif
 }
 
-void
-ig_crypto_forget_record_keys(void)
+#if !defined(IG_PSA_OSSL_DRIVER)
+static _Thread_local const void *crypto_owner;
+#endif
+
+const void *
+ig_crypto_owner_set(const void *owner)
 {
 #if defined(IG_PSA_OSSL_DRIVER)
-	ig_psa_ossl_forget();
+	return ig_psa_ossl_owner_set(owner);
+#else
+	const void *prev = crypto_owner;
+	crypto_owner = owner;
+	return prev;
+#endif
+}
+
+void
+ig_crypto_forget_record_keys(const void *owner)
+{
+#if defined(IG_PSA_OSSL_DRIVER)
+	ig_psa_ossl_forget(owner);
+#else
+	(void)owner;
+#endif
+}
+
+void
+ig_crypto_ticket_keys_changed(void)
+{
+#if defined(IG_PSA_OSSL_DRIVER)
+	ig_psa_ossl_retire_unowned();
 #endif
 }
 

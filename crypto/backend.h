@@ -48,10 +48,32 @@ enum ig_crypto_backend ig_crypto_requested(void);
 enum ig_crypto_backend ig_crypto_active(void);
 
 /*
- * A TLS connection of the calling thread was freed: what the OpenSSL driver
- * keeps for this thread (a few AEAD contexts, the X25519 key between its
- * export and the agreement) is wiped. Nothing to do under mbedTLS's own code.
+ * The owner of what the OpenSSL driver keeps for the calling thread from now
+ * on (its AEAD contexts): proxy/tls.c sets it to the connection around each
+ * of its calls into mbedTLS, and to NULL around the session ticket
+ * callbacks (the ticket key's contexts, made with no owner, serve every
+ * connection). owner is never dereferenced. Returns the previous owner, to
+ * be restored after the call (calls nest). Without the driver nothing is
+ * kept, and the owner is only remembered.
  */
-void ig_crypto_forget_record_keys(void);
+const void *ig_crypto_owner_set(const void *owner);
+
+/*
+ * A TLS connection of the calling thread was freed: what the OpenSSL driver
+ * keeps for this thread on owner's behalf (its AEAD contexts: the
+ * connection's traffic keys) is wiped, and so is the X25519 key kept between
+ * its export and the agreement; other connections' contexts and those made
+ * with no owner stay. Nothing to do under mbedTLS's own code.
+ */
+void ig_crypto_forget_record_keys(const void *owner);
+
+/*
+ * The session ticket keys were replaced or destroyed (installed, rotated,
+ * their context freed): what the OpenSSL driver keeps with no owner (the
+ * ticket keys' AEAD contexts) is wiped by every thread at its next AEAD
+ * operation, so that a retired key does not stay in memory. Any thread may
+ * call it. Nothing to do under mbedTLS's own code.
+ */
+void ig_crypto_ticket_keys_changed(void);
 
 #endif /* IG_CRYPTO_BACKEND_H */

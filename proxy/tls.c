@@ -77,6 +77,26 @@ struct ig_tls_server {
  */
 static _Thread_local struct ig_conn *tls_in_handshake;
 
+/*
+ * What the crypto backend keeps for a connection (the OpenSSL driver's AEAD
+ * contexts for its traffic keys) is tagged with it: every call into mbedTLS
+ * for c runs between tls_owner_enter(c) and tls_owner_leave() with what the
+ * first returned, and tls_free() drops c's alone. The ticket callbacks,
+ * which run inside such calls, set no owner: the ticket key serves every
+ * connection.
+ */
+static const void *
+tls_owner_enter(const void *owner)
+{
+	return ig_crypto_owner_set(owner);
+}
+
+static void
+tls_owner_leave(const void *prev)
+{
+	ig_crypto_owner_set(prev);
+}
+
 struct ig_tls_client {
 	mbedtls_ssl_config conf;
 	mbedtls_x509_crt ca;
@@ -142,15 +162,43 @@ tls_sni_cb(void *p, mbedtls_ssl_context *ssl, const unsigned char *name, size_t 
 	return 0;
 }
 
+/*
+ * The index of the encrypting key in the ticket context. mbedTLS replaces a
+ * key older than its lifetime by itself, inside a ticket write or parse
+ * (ssl_ticket_update_keys(): the other key, destroyed, is made anew and
+ * becomes the encrypting one), and has no accessor that would tell: the
+ * index, read under ticket_lock before and after the call, changes then.
+ */
+static unsigned char
+tls_ticket_active(const struct ig_tls_server *ts)
+{
+	return ts->ticket.MBEDTLS_PRIVATE(active);
+}
+
+/*
+ * A ticket key was retired in that call (see above): the crypto backend
+ * drops the contexts it keeps for it. Under ticket_lock.
+ */
+static void
+tls_ticket_check_rotated(const struct ig_tls_server *ts, unsigned char active_before)
+{
+	if (tls_ticket_active(ts) != active_before)
+		ig_crypto_ticket_keys_changed();
+}
+
 /* A new ticket, under the current encrypting key. */
 static int
 tls_ticket_write(void *p_ts, const mbedtls_ssl_session *session, unsigned char *start,
     const unsigned char *end, size_t *tlen, uint32_t *lifetime)
 {
 	struct ig_tls_server *ts = p_ts;
+	const void *prev = tls_owner_enter(NULL);
 	pthread_mutex_lock(&ts->ticket_lock);
+	unsigned char active = tls_ticket_active(ts);
 	int ret = mbedtls_ssl_ticket_write(&ts->ticket, session, start, end, tlen, lifetime);
+	tls_ticket_check_rotated(ts, active);
 	pthread_mutex_unlock(&ts->ticket_lock);
+	tls_owner_leave(prev);
 	return ret;
 }
 
@@ -160,9 +208,13 @@ tls_ticket_parse(void *p_ts, mbedtls_ssl_session *session, unsigned char *buf,
     size_t len)
 {
 	struct ig_tls_server *ts = p_ts;
+	const void *prev = tls_owner_enter(NULL);
 	pthread_mutex_lock(&ts->ticket_lock);
+	unsigned char active = tls_ticket_active(ts);
 	int ret = mbedtls_ssl_ticket_parse(&ts->ticket, session, buf, len);
+	tls_ticket_check_rotated(ts, active);
 	pthread_mutex_unlock(&ts->ticket_lock);
+	tls_owner_leave(prev);
 	if (ret == 0 && tls_in_handshake != NULL)
 		tls_in_handshake->tls_resumed = true;
 	return ret;
@@ -175,19 +227,20 @@ tls_ticket_parse(void *p_ts, mbedtls_ssl_session *session, unsigned char *buf,
  * which is also the lifetime of the tickets it writes. The caller holds
  * ticket_lock, or the configuration is not shared yet. Returns 0 or an
  * mbedTLS error (the context may then hold a slot without a key, which
- * decrypts nothing: install again).
+ * decrypts nothing: install again). Either way the keys replaced are
+ * destroyed, and the crypto backend drops what it kept for them.
  */
 static int
 tls_ticket_install(struct ig_tls_server *ts, const struct ig_ticket_keys *keys)
 {
-	for (size_t i = 0; i < IG_TICKET_KEYS_MAX; i++) {
+	int ret = 0;
+	for (size_t i = 0; i < IG_TICKET_KEYS_MAX && ret == 0; i++) {
 		const struct ig_ticket_key *k = &keys->k[keys->n == 1 ? 0 : i];
-		int ret = mbedtls_ssl_ticket_rotate(&ts->ticket, k->name, sizeof(k->name), k->key,
+		ret = mbedtls_ssl_ticket_rotate(&ts->ticket, k->name, sizeof(k->name), k->key,
 		    sizeof(k->key), ts->tk_lifetime_s);
-		if (ret != 0)
-			return ret;
 	}
-	return 0;
+	ig_crypto_ticket_keys_changed();
+	return ret;
 }
 
 int
@@ -390,8 +443,10 @@ ig_tls_server_free(struct ig_tls_server *ts)
 	if (ts == NULL)
 		return;
 	mbedtls_ssl_config_free(&ts->conf);
-	if (ts->tickets)
+	if (ts->tickets) {
 		mbedtls_ssl_ticket_free(&ts->ticket);
+		ig_crypto_ticket_keys_changed();
+	}
 	if (ts->ticket_lock_on)
 		pthread_mutex_destroy(&ts->ticket_lock);
 	ig_ticket_keys_wipe(&ts->tk_keys);
@@ -580,9 +635,11 @@ ig_tls_handshake(struct ig_conn *c, char *err, size_t errsz)
 {
 	if (c->tls_done)
 		return 1;
+	const void *prev = tls_owner_enter(c);
 	tls_in_handshake = c;
 	int ret = mbedtls_ssl_handshake(&c->ssl);
 	tls_in_handshake = NULL;
+	tls_owner_leave(prev);
 	if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE ||
 	    ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
 		if (c->eof || c->error)
@@ -663,7 +720,9 @@ tls_read(struct ig_conn *c, uint8_t *buf, size_t len)
 		return c->eof ? IG_EEOF : 0;
 	}
 	for (;;) {
+		const void *prev = tls_owner_enter(c);
 		int ret = mbedtls_ssl_read(&c->ssl, buf, len);
+		tls_owner_leave(prev);
 		if (ret > 0) {
 			tls_release_in_buffer(c);
 			return ret;
@@ -716,6 +775,7 @@ tls_write(struct ig_conn *c, const uint8_t *buf, size_t len)
 	} else if (len > MBEDTLS_SSL_OUT_CONTENT_LEN) {
 		len = MBEDTLS_SSL_OUT_CONTENT_LEN;
 	}
+	const void *prev = tls_owner_enter(c);
 #if defined(IG_SSL_HALF_RTT_DATA)
 	int ret = !c->tls_done && c->tls_half_rtt ?
 	    mbedtls_ssl_ig_write_half_rtt(&c->ssl, buf, len) :
@@ -723,6 +783,7 @@ tls_write(struct ig_conn *c, const uint8_t *buf, size_t len)
 #else
 	int ret = mbedtls_ssl_write(&c->ssl, buf, len);
 #endif
+	tls_owner_leave(prev);
 	if (ret >= 0) {
 		c->tls_wpending = 0;
 		return ret;
@@ -743,7 +804,9 @@ ig_tls_close_notify(struct ig_conn *c)
 	 * A record that did not fit is kept by mbedTLS (out_left); the next
 	 * call flushes it instead of building another alert.
 	 */
+	const void *prev = tls_owner_enter(c);
 	int ret = mbedtls_ssl_close_notify(&c->ssl);
+	tls_owner_leave(prev);
 	if (ret == 0)
 		return 1;
 	if (ret == MBEDTLS_ERR_SSL_WANT_WRITE || ret == MBEDTLS_ERR_SSL_WANT_READ)
@@ -751,14 +814,19 @@ ig_tls_close_notify(struct ig_conn *c)
 	return c->error ? c->error : IG_ETLS;
 }
 
-/* ig_conn_close(): frees the per-connection context (idempotent). */
+/*
+ * ig_conn_close(): frees the per-connection context and what the crypto
+ * backend keeps for it, its traffic keys (idempotent).
+ */
 static void
 tls_free(struct ig_conn *c)
 {
 	if (!c->tls)
 		return;
+	const void *prev = tls_owner_enter(c);
 	mbedtls_ssl_free(&c->ssl);
-	ig_crypto_forget_record_keys();
+	tls_owner_leave(prev);
+	ig_crypto_forget_record_keys(c);
 	c->layer = NULL;
 	c->tls = false;
 	c->tls_done = false;

@@ -36,7 +36,11 @@
  * thread, with the private key it was made from) and the agreement that
  * follows in TLS takes it, instead of a second one that would cost a second
  * scalar multiplication: two per exchange, not three. Only for that very
- * key, used once, and dropped by ig_psa_ossl_forget().
+ * key, used once, and dropped by ig_psa_ossl_forget(). X25519 keys are made
+ * with EVP_PKEY_fromdata through one EVP_PKEY_CTX per thread, made once:
+ * EVP_PKEY_new_raw_private_key and _public_key look the algorithm up by
+ * name in every call (OpenSSL 3.0 walks its whole name map), which cost
+ * about twice as much.
  */
 #include "psa_ossl.h"
 
@@ -217,21 +221,34 @@ ossl_ec_public(const char *group, const uint8_t *q, size_t qlen)
  * does. A record whose key is in the cache only sets its nonce. An entry
  * matches the same bytes at the same place (PSA's key slot keeps a key at one
  * address for its life; the bytes are compared too, so a slot reused for
- * another key is a miss). The cache is
- * small (a handful of connections move bulk data at once on one thread); the
- * least recently used entry makes room, and ig_psa_ossl_forget() (called
- * when a TLS connection is freed) empties the calling thread's cache so that
- * no traffic key outlives its connection by long. Entries are freed with
- * EVP_CIPHER_CTX_free, which cleanses libcrypto's copy; ours is cleansed too.
- * A thread's cache is freed when it exits (a pthread key's destructor).
+ * another key is a miss, and that entry, whose key is gone, is replaced).
+ *
+ * One thread serves many connections at once, each with its own keys (two
+ * per direction over a TLS 1.3 handshake), their records interleaved: the
+ * cache holds OSSL_AEAD_SLOTS entries, enough for some 60 connections
+ * moving data at once, a fixed bound (an entry is under 100 bytes here and
+ * about 1 KiB in libcrypto, allocated when first used). The place of each
+ * entry's key is kept in an array of its own, which a lookup scans; a miss
+ * takes an empty entry or the least recently used one.
+ *
+ * Each entry has an owner (ig_psa_ossl_owner_set: the TLS connection whose
+ * call into mbedTLS made it), and ig_psa_ossl_forget(owner) (called when
+ * that connection is freed) drops that owner's entries only, so that no
+ * traffic key outlives its connection and the others' stay. Entries made
+ * with no owner (the session ticket key's, used by every connection) are
+ * long-lived, until ig_psa_ossl_retire_unowned() (the ticket keys were
+ * replaced) bumps the process-wide generation: each thread drops its
+ * unowned entries at its next AEAD operation. Entries are freed with
+ * EVP_CIPHER_CTX_free, which cleanses libcrypto's copy; ours is cleansed
+ * too. A thread's cache is freed when it exits (a pthread key's destructor).
  */
-#define OSSL_AEAD_SLOTS 8
+#define OSSL_AEAD_SLOTS 128
 #define OSSL_AEAD_KEY_MAX 32
 
 struct ossl_aead_slot {
 	EVP_CIPHER_CTX *ctx;      /* NULL: the slot is empty */
 	const EVP_CIPHER *cipher;
-	const uint8_t *kptr;      /* where PSA's key slot keeps the key */
+	const void *owner;        /* ig_psa_ossl_owner_set's when it was made */
 	unsigned long used;       /* the cache's clock at the last use */
 	size_t keylen;
 	int enc;
@@ -257,27 +274,46 @@ struct ossl_sign_slot {
 };
 
 /*
- * What a thread keeps: its AEAD contexts, signing contexts, and the X25519
- * key of its latest exchange (see "X25519" at the top).
+ * What a thread keeps: its AEAD contexts, signing contexts, the X25519
+ * key of its latest exchange and the context X25519 keys are made with
+ * (see "X25519" at the top).
  */
 struct ossl_thread {
 	unsigned long clock;
+	unsigned long unowned_gen;             /* ossl_unowned_gen when this
+	                                          thread last looked */
+	const uint8_t *kptr[OSSL_AEAD_SLOTS];  /* where PSA's key slot keeps
+	                                          slot[i]'s key; NULL: empty */
 	struct ossl_aead_slot slot[OSSL_AEAD_SLOTS];
 	struct ossl_sign_slot sign[OSSL_SIGN_SLOTS];
 	EVP_PKEY *x25519;              /* NULL: none */
 	uint8_t x25519_d[32];          /* its private key */
+	EVP_PKEY_CTX *x25519_make;     /* ossl_x25519_key's; NULL: not yet */
 };
 
 static pthread_once_t ossl_thread_once = PTHREAD_ONCE_INIT;
 static pthread_key_t ossl_thread_key;
 static bool ossl_thread_key_ok;
 static __thread struct ossl_thread *ossl_thr;
+static __thread const void *ossl_owner;   /* ig_psa_ossl_owner_set's */
+static unsigned long ossl_unowned_gen;    /* ig_psa_ossl_retire_unowned's count */
 
+/* Empties c's AEAD entry s. */
 static void
-ossl_slot_drop(struct ossl_aead_slot *s)
+ossl_slot_drop(struct ossl_thread *c, struct ossl_aead_slot *s)
 {
+	c->kptr[s - c->slot] = NULL;
 	EVP_CIPHER_CTX_free(s->ctx);
 	OPENSSL_cleanse(s, sizeof(*s));
+}
+
+/* Empties c's AEAD entries made for owner. */
+static void
+ossl_aead_forget(struct ossl_thread *c, const void *owner)
+{
+	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++)
+		if (c->kptr[i] != NULL && c->slot[i].owner == owner)
+			ossl_slot_drop(c, &c->slot[i]);
 }
 
 static void
@@ -303,10 +339,11 @@ ossl_thread_free(void *p)
 	if (c == NULL)
 		return;
 	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++)
-		ossl_slot_drop(&c->slot[i]);
+		ossl_slot_drop(c, &c->slot[i]);
 	for (size_t i = 0; i < OSSL_SIGN_SLOTS; i++)
 		ossl_sign_drop(&c->sign[i]);
 	ossl_x25519_drop(c);
+	EVP_PKEY_CTX_free(c->x25519_make);
 	OPENSSL_free(c);
 	/* run by the exiting thread itself: its pointer, not another's */
 	ossl_thr = NULL;
@@ -329,6 +366,7 @@ ossl_thread_get(void)
 		return NULL;
 	if ((ossl_thr = OPENSSL_zalloc(sizeof(*ossl_thr))) == NULL)
 		return NULL;
+	ossl_thr->unowned_gen = __atomic_load_n(&ossl_unowned_gen, __ATOMIC_ACQUIRE);
 	if (pthread_setspecific(ossl_thread_key, ossl_thr) != 0) {
 		OPENSSL_free(ossl_thr);
 		ossl_thr = NULL;
@@ -336,14 +374,27 @@ ossl_thread_get(void)
 	return ossl_thr;
 }
 
+const void *
+ig_psa_ossl_owner_set(const void *owner)
+{
+	const void *prev = ossl_owner;
+
+	ossl_owner = owner;
+	return prev;
+}
+
 void
-ig_psa_ossl_forget(void)
+ig_psa_ossl_retire_unowned(void)
+{
+	__atomic_fetch_add(&ossl_unowned_gen, 1, __ATOMIC_RELEASE);
+}
+
+void
+ig_psa_ossl_forget(const void *owner)
 {
 	if (ossl_thr == NULL)
 		return;
-	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++)
-		if (ossl_thr->slot[i].ctx != NULL)
-			ossl_slot_drop(&ossl_thr->slot[i]);
+	ossl_aead_forget(ossl_thr, owner);
 	ossl_x25519_drop(ossl_thr);
 }
 
@@ -526,6 +577,32 @@ done:
 	return st;
 }
 
+/*
+ * An X25519 key from its 32 bytes: a key pair (its public key computed)
+ * from a private key, or a public key, made through this thread's context
+ * (see "X25519" at the top); NULL when libcrypto failed.
+ */
+static EVP_PKEY *
+ossl_x25519_key(int selection, const uint8_t *k)
+{
+	struct ossl_thread *c = ossl_thread_get();
+	OSSL_PARAM params[2];
+	EVP_PKEY *pkey = NULL;
+
+	if (c == NULL)
+		return NULL;
+	if (c->x25519_make == NULL &&
+	    (c->x25519_make = EVP_PKEY_CTX_new_from_name(NULL, "X25519", NULL)) == NULL)
+		return NULL;
+	params[0] = OSSL_PARAM_construct_octet_string(selection == EVP_PKEY_KEYPAIR ?
+	    OSSL_PKEY_PARAM_PRIV_KEY : OSSL_PKEY_PARAM_PUB_KEY, (void *)(uintptr_t)k, 32);
+	params[1] = OSSL_PARAM_construct_end();
+	if (EVP_PKEY_fromdata_init(c->x25519_make) <= 0 ||
+	    EVP_PKEY_fromdata(c->x25519_make, &pkey, selection, params) <= 0)
+		pkey = NULL;
+	return pkey;
+}
+
 psa_status_t
 ig_psa_ossl_transparent_export_public_key(const psa_key_attributes_t *attributes,
     const uint8_t *key_buffer, size_t key_buffer_size, uint8_t *data, size_t data_size,
@@ -555,7 +632,7 @@ ig_psa_ossl_transparent_export_public_key(const psa_key_attributes_t *attributes
 		return PSA_ERROR_NOT_SUPPORTED;
 	if (data_size < 32)
 		return PSA_ERROR_BUFFER_TOO_SMALL;
-	pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, key_buffer, key_buffer_size);
+	pkey = ossl_x25519_key(EVP_PKEY_KEYPAIR, key_buffer);
 	len = data_size;
 	if (pkey == NULL || EVP_PKEY_get_raw_public_key(pkey, data, &len) <= 0 || len != 32) {
 		EVP_PKEY_free(pkey);
@@ -610,11 +687,9 @@ ig_psa_ossl_transparent_key_agreement(const psa_key_attributes_t *attributes,
 			OPENSSL_cleanse(c->x25519_d, sizeof(c->x25519_d));
 			ossl_counted(IG_PSA_OSSL_AGREE_KEPT);
 		} else {
-			ours = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, key_buffer,
-			    key_buffer_size);
+			ours = ossl_x25519_key(EVP_PKEY_KEYPAIR, key_buffer);
 		}
-		theirs = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer_key,
-		    peer_key_length);
+		theirs = ossl_x25519_key(EVP_PKEY_PUBLIC_KEY, peer_key);
 	} else {
 		return PSA_ERROR_NOT_SUPPORTED;
 	}
@@ -696,54 +771,74 @@ ossl_aead_cipher(const psa_key_attributes_t *attributes, size_t key_buffer_size,
 }
 
 
+/* An entry of c for a key not in it: an empty one, else the least recently used. */
+static struct ossl_aead_slot *
+ossl_aead_victim(struct ossl_thread *c)
+{
+	struct ossl_aead_slot *victim = &c->slot[0];
+
+	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++) {
+		if (c->kptr[i] == NULL)
+			return &c->slot[i];
+		if (c->slot[i].used < victim->used)
+			victim = &c->slot[i];
+	}
+	return victim;
+}
+
 /*
  * A context for (cipher, enc, key) with this nonce set, ready for the AAD;
- * *slot is its cache entry (for ossl_aead_failed). NULL when libcrypto
- * failed: nothing has been written.
+ * *slot is its cache entry (for ossl_slot_drop when the operation fails).
+ * NULL when libcrypto failed: nothing has been written.
  */
 static EVP_CIPHER_CTX *
 ossl_aead_ctx(const EVP_CIPHER *cipher, int enc, const uint8_t *key, size_t keylen,
     const uint8_t *nonce, struct ossl_aead_slot **slot)
 {
 	struct ossl_thread *c = ossl_thread_get();
-	struct ossl_aead_slot *s, *victim;
+	struct ossl_aead_slot *s, *victim = NULL;
+	unsigned long gen;
 
 	if (c == NULL || keylen > OSSL_AEAD_KEY_MAX)
 		return NULL;
-	c->clock++;
-	victim = &c->slot[0];
-	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++) {
-		s = &c->slot[i];
-		if (s->ctx == NULL) {
-			if (victim->ctx != NULL)
-				victim = s;
-			continue;
-		}
-		/* the key's place first: one comparison of bytes per record */
-		if (s->kptr == key && s->cipher == cipher && s->enc == enc &&
-		    s->keylen == keylen && CRYPTO_memcmp(s->key, key, keylen) == 0) {
-			if (EVP_CipherInit_ex2(s->ctx, NULL, NULL, nonce, enc, NULL) <= 0) {
-				ossl_slot_drop(s);
-				return NULL;
-			}
-			s->used = c->clock;
-			*slot = s;
-			return s->ctx;
-		}
-		if (victim->ctx != NULL && s->used < victim->used)
-			victim = s;
+	/* the ticket keys were replaced: their contexts go */
+	gen = __atomic_load_n(&ossl_unowned_gen, __ATOMIC_ACQUIRE);
+	if (gen != c->unowned_gen) {
+		ossl_aead_forget(c, NULL);
+		c->unowned_gen = gen;
 	}
-	s = victim;
+	c->clock++;
+	/* the key's place first: one comparison of bytes per record */
+	for (size_t i = 0; i < OSSL_AEAD_SLOTS; i++) {
+		if (c->kptr[i] != key)
+			continue;
+		s = &c->slot[i];
+		if (s->cipher != cipher || s->enc != enc || s->keylen != keylen)
+			continue;
+		if (CRYPTO_memcmp(s->key, key, keylen) != 0) {
+			victim = s; /* the key it was made for is gone */
+			break;
+		}
+		if (EVP_CipherInit_ex2(s->ctx, NULL, NULL, nonce, enc, NULL) <= 0) {
+			ossl_slot_drop(c, s);
+			return NULL;
+		}
+		s->used = c->clock;
+		*slot = s;
+		return s->ctx;
+	}
+	s = victim != NULL ? victim : ossl_aead_victim(c);
 	if (s->ctx != NULL)
-		ossl_slot_drop(s);
+		ossl_slot_drop(c, s);
 	if ((s->ctx = EVP_CIPHER_CTX_new()) == NULL)
 		return NULL;
 	if (EVP_CipherInit_ex2(s->ctx, cipher, key, nonce, enc, NULL) <= 0) {
-		ossl_slot_drop(s);
+		ossl_slot_drop(c, s);
 		return NULL;
 	}
+	c->kptr[s - c->slot] = key;
 	s->cipher = cipher;
-	s->kptr = key;
+	s->owner = ossl_owner;
 	s->enc = enc;
 	s->keylen = keylen;
 	memcpy(s->key, key, keylen);
@@ -776,7 +871,7 @@ ig_psa_ossl_transparent_aead_encrypt(const psa_key_attributes_t *attributes,
 		return ossl_fallback();
 	if (additional_data_length > 0 && EVP_EncryptUpdate(ctx, NULL, &outl,
 	    additional_data, (int)additional_data_length) <= 0) {
-		ossl_slot_drop(slot);
+		ossl_slot_drop(ossl_thr, slot);
 		return ossl_fallback(); /* nothing written yet */
 	}
 	/*
@@ -788,7 +883,7 @@ ig_psa_ossl_transparent_aead_encrypt(const psa_key_attributes_t *attributes,
 	    (size_t)outl + (size_t)finl != plaintext_length ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, OSSL_AEAD_TAG,
 	    ciphertext + plaintext_length) <= 0) {
-		ossl_slot_drop(slot);
+		ossl_slot_drop(ossl_thr, slot);
 		ERR_clear_error();
 		return PSA_ERROR_GENERIC_ERROR;
 	}
@@ -824,12 +919,12 @@ ig_psa_ossl_transparent_aead_decrypt(const psa_key_attributes_t *attributes,
 	    (void *)(uintptr_t)(ciphertext + len)) <= 0 ||
 	    (additional_data_length > 0 && EVP_DecryptUpdate(ctx, NULL, &outl,
 	    additional_data, (int)additional_data_length) <= 0)) {
-		ossl_slot_drop(slot);
+		ossl_slot_drop(ossl_thr, slot);
 		return ossl_fallback(); /* nothing written yet */
 	}
 	/* In place, as for encryption: no fallback once output is written. */
 	if (EVP_DecryptUpdate(ctx, plaintext, &outl, ciphertext, (int)len) <= 0) {
-		ossl_slot_drop(slot);
+		ossl_slot_drop(ossl_thr, slot);
 		OPENSSL_cleanse(plaintext, plaintext_size);
 		ERR_clear_error();
 		return PSA_ERROR_GENERIC_ERROR;
@@ -841,7 +936,7 @@ ig_psa_ossl_transparent_aead_decrypt(const psa_key_attributes_t *attributes,
 	rc = EVP_DecryptFinal_ex(ctx, plaintext + outl, &finl);
 	ERR_clear_error();
 	if (rc <= 0 || (size_t)outl + (size_t)finl != len) {
-		ossl_slot_drop(slot);
+		ossl_slot_drop(ossl_thr, slot);
 		OPENSSL_cleanse(plaintext, plaintext_size);
 		ossl_counted(IG_PSA_OSSL_AEAD);
 		return PSA_ERROR_INVALID_SIGNATURE;

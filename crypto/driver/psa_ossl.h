@@ -62,13 +62,33 @@ bool ig_psa_ossl_enabled(void);
 unsigned long ig_psa_ossl_count(enum ig_psa_ossl_op op);
 
 /*
- * Empties what the calling thread keeps: its AEAD contexts (the keys of the
- * TLS connections it served recently) and the X25519 key kept between
- * export_public_key and the agreement, wiping them. Call when a TLS
- * connection is freed: no traffic key then stays in memory after its
- * connection. The signing contexts (certificate keys, long-term) stay.
+ * The owner of what the calling thread's AEAD cache makes from now on (an
+ * opaque pointer, never dereferenced: imapguard's TLS connection), until
+ * the next call; NULL (the start) makes long-lived entries (the session
+ * ticket key's). Returns the previous owner, for the caller to restore so
+ * that calls nest. Entries are matched whatever their owner.
  */
-void ig_psa_ossl_forget(void);
+const void *ig_psa_ossl_owner_set(const void *owner);
+
+/*
+ * Drops, wiping them, the calling thread's AEAD contexts made for owner (a
+ * TLS connection's traffic keys; NULL: those made with no owner), and the
+ * X25519 key kept between export_public_key and the agreement. Call when a
+ * TLS connection is freed, with the owner it set: no traffic key then stays
+ * in memory after its connection. The other owners' contexts, those made
+ * with no owner and the signing contexts (certificate keys, long-term)
+ * stay.
+ */
+void ig_psa_ossl_forget(const void *owner);
+
+/*
+ * The contexts made with no owner (the session ticket keys') are to go:
+ * every thread drops its own at its next AEAD operation (a process-wide
+ * generation, which each thread compares with the one it last saw). Call
+ * when the keys they were made for are replaced or destroyed, so that a
+ * retired key does not stay in memory. Any thread may call it.
+ */
+void ig_psa_ossl_retire_unowned(void);
 
 /* libcrypto's version, e.g. "OpenSSL 3.0.17 1 Jul 2025"; never NULL. */
 const char *ig_psa_ossl_version(void);

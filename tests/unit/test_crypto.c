@@ -296,7 +296,8 @@ signing(size_t nkeys, size_t signs)
 
 /*
  * A signing key is set up once while it stays cached, whatever the
- * connections (ig_psa_ossl_forget keeps it: a long-term key); more keys
+ * connections (ig_psa_ossl_forget keeps it, whatever the owner: a
+ * long-term key); more keys
  * than the cache holds, taken in turn, are set up every time.
  */
 static void
@@ -318,7 +319,8 @@ test_ecdsa_kept(void **state)
 
 		assert_int_equal(psa_sign_hash(k, alg, hash, 32, sig, sizeof(sig), &len),
 		    PSA_SUCCESS);
-		ig_psa_ossl_forget();
+		ig_psa_ossl_forget(&k);
+		ig_psa_ossl_forget(NULL);
 		assert_int_equal(psa_sign_hash(k, alg, hash, 32, sig, sizeof(sig), &len),
 		    PSA_SUCCESS);
 		assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_SIGN_KEY), before + 1);
@@ -483,13 +485,108 @@ test_x25519_kept(void **state)
 	assert_int_equal(psa_export_public_key(a, apub, sizeof(apub), &alen), PSA_SUCCESS);
 	agree_is(c, bpub, blen, ref_c, kept + 1);
 	agree_is(a, bpub, blen, ref_a, kept + 2);
-	/* forgotten when a TLS connection is freed */
+	/* forgotten when a TLS connection is freed, whichever it is */
 	assert_int_equal(psa_export_public_key(a, apub, sizeof(apub), &alen), PSA_SUCCESS);
-	ig_psa_ossl_forget();
+	ig_psa_ossl_forget(&c);
 	agree_is(a, bpub, blen, ref_a, kept + 2);
 	psa_destroy_key(a);
 	psa_destroy_key(b);
 	psa_destroy_key(c);
+}
+
+/* An X25519 key pair from d (imported, as mbedTLS's key exchange does). */
+static psa_key_id_t
+x25519_import(const uint8_t d[32])
+{
+	return import_key(PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_MONTGOMERY), 255,
+	    PSA_KEY_USAGE_DERIVE | PSA_KEY_USAGE_EXPORT, PSA_ALG_ECDH, d, 32);
+}
+
+/* key's agreement with peer through the backend given: its status, the secret in k. */
+static psa_status_t
+x25519_agree_with(bool openssl, psa_key_id_t key, const uint8_t peer[32], uint8_t k[32])
+{
+	size_t len = 0;
+	psa_status_t st;
+
+	use_openssl(openssl);
+	st = psa_raw_key_agreement(PSA_ALG_ECDH, key, peer, 32, k, 32, &len);
+	use_openssl(true);
+	if (st == PSA_SUCCESS)
+		assert_int_equal(len, 32);
+	return st;
+}
+
+/*
+ * X25519 keys made by the driver from their bytes (its per-thread context,
+ * not the key export_public_key kept): on random private keys and random
+ * peer values (every 32 bytes are a u-coordinate; the top bit is ignored),
+ * the public keys and shared secrets are mbedTLS's; the points of small
+ * order (RFC 7748's all-zero secret), in their canonical and other
+ * encodings, are refused by both.
+ */
+static void
+test_x25519_fromdata(void **state)
+{
+	static const char *const small_order[] = {
+		"0000000000000000000000000000000000000000000000000000000000000000", /* 0 */
+		"0100000000000000000000000000000000000000000000000000000000000000", /* 1 */
+		"e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800", /* order 8 */
+		"5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157", /* order 8 */
+		"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", /* p - 1 */
+		"edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", /* p: 0 */
+		"eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", /* p + 1: 1 */
+		"0000000000000000000000000000000000000000000000000000000000000080", /* 0, top bit */
+	};
+	unsigned long agree = ig_psa_ossl_count(IG_PSA_OSSL_AGREE);
+	unsigned long kept = ig_psa_ossl_count(IG_PSA_OSSL_AGREE_KEPT);
+	unsigned long exp = ig_psa_ossl_count(IG_PSA_OSSL_EXPORT_PUBLIC);
+
+	(void)state;
+	for (int i = 0; i < ROUNDS; i++) {
+		uint8_t d[32], e[32], dpub[32], epub[32], ref[32], peer[32], k[32], kref[32];
+		size_t len;
+
+		assert_int_equal(psa_generate_random(d, sizeof(d)), PSA_SUCCESS);
+		assert_int_equal(psa_generate_random(e, sizeof(e)), PSA_SUCCESS);
+		assert_int_equal(psa_generate_random(peer, sizeof(peer)), PSA_SUCCESS);
+		psa_key_id_t a = x25519_import(d), b = x25519_import(e);
+		/* b's public key by mbedTLS; a's by each */
+		use_openssl(false);
+		assert_int_equal(psa_export_public_key(b, epub, sizeof(epub), &len), PSA_SUCCESS);
+		assert_int_equal(psa_export_public_key(a, ref, sizeof(ref), &len), PSA_SUCCESS);
+		use_openssl(true);
+		ig_psa_ossl_forget(NULL); /* no kept key: the agreement makes its own */
+		assert_int_equal(x25519_agree_with(true, a, epub, k), PSA_SUCCESS);
+		assert_int_equal(x25519_agree_with(false, b, ref, kref), PSA_SUCCESS);
+		assert_memory_equal(k, kref, 32);
+		assert_int_equal(psa_export_public_key(a, dpub, sizeof(dpub), &len), PSA_SUCCESS);
+		assert_int_equal(len, 32);
+		assert_memory_equal(dpub, ref, 32);
+		ig_psa_ossl_forget(NULL);
+		/* any peer value, top bit set or not */
+		peer[31] = (uint8_t)(peer[31] | (i & 1 ? 0x80 : 0));
+		psa_status_t st = x25519_agree_with(true, a, peer, k);
+		assert_int_equal(x25519_agree_with(false, a, peer, kref), st);
+		if (st == PSA_SUCCESS)
+			assert_memory_equal(k, kref, 32);
+		psa_destroy_key(a);
+		psa_destroy_key(b);
+	}
+	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AGREE), agree + 2 * ROUNDS);
+	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AGREE_KEPT), kept);
+	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_EXPORT_PUBLIC), exp + ROUNDS);
+
+	for (size_t j = 0; j < sizeof(small_order) / sizeof(small_order[0]); j++) {
+		uint8_t d[32], peer[32], k[32];
+
+		assert_int_equal(psa_generate_random(d, sizeof(d)), PSA_SUCCESS);
+		unhex(small_order[j], peer, 32);
+		psa_key_id_t a = x25519_import(d);
+		assert_int_equal(x25519_agree_with(true, a, peer, k), PSA_ERROR_INVALID_ARGUMENT);
+		assert_int_not_equal(x25519_agree_with(false, a, peer, k), PSA_SUCCESS);
+		psa_destroy_key(a);
+	}
 }
 
 /* AEAD: the GCM spec's case 14, then random records both ways. */
@@ -641,23 +738,28 @@ random_key(psa_key_type_t type, psa_algorithm_t alg)
 	return k;
 }
 
+/* The bound of the driver's AEAD cache (OSSL_AEAD_SLOTS in psa_ossl.c). */
+#define AEAD_SLOTS 128
+
 /*
  * Records with nkeys keys taken in turn, each sealed through OpenSSL (a
  * cached context when its key was seen) and through mbedTLS, equal, and
- * opened again through OpenSSL. Returns the key set-ups the driver did.
+ * opened again through OpenSSL, all for one owner, whose contexts are
+ * forgotten at the end. Returns the key set-ups the driver did.
  */
 static unsigned long
 interleaved(psa_key_type_t type, psa_algorithm_t alg, size_t nkeys, size_t records)
 {
 	static uint8_t pt[8192], ct[8192 + 16], ref[8192 + 16], back[8192 + 16];
-	psa_key_id_t keys[16];
-	unsigned long before;
+	psa_key_id_t keys[AEAD_SLOTS];
+	unsigned long before, setups;
+	const void *prev;
 	size_t len, reflen;
 
-	assert_true(nkeys <= 16);
+	assert_true(nkeys <= AEAD_SLOTS);
 	for (size_t i = 0; i < nkeys; i++)
 		keys[i] = random_key(type, alg);
-	ig_psa_ossl_forget();
+	prev = ig_psa_ossl_owner_set(keys);
 	before = ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY);
 	for (size_t r = 0; r < records; r++) {
 		psa_key_id_t k = keys[r % nkeys];
@@ -672,16 +774,20 @@ interleaved(psa_key_type_t type, psa_algorithm_t alg, size_t nkeys, size_t recor
 		assert_int_equal(len, n);
 		assert_memory_equal(back, pt, n);
 	}
+	setups = ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY) - before;
+	ig_psa_ossl_forget(keys);
+	assert_ptr_equal(ig_psa_ossl_owner_set(prev), keys);
 	for (size_t i = 0; i < nkeys; i++)
 		psa_destroy_key(keys[i]);
-	return ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY) - before;
+	return setups;
 }
 
 /*
  * The driver's per-thread AEAD contexts: a key is set up once for as long
- * as it stays in the cache (one for sealing, one for opening), more keys
- * than the cache holds are each set up again, and every record is the
- * same as mbedTLS's either way.
+ * as it stays in the cache (one for sealing, one for opening), so 64
+ * connections' keys in turn fill it and are set up once; more keys than
+ * the cache holds are each set up again (least recently used out), and
+ * every record is the same as mbedTLS's either way.
  */
 static void
 test_aead_cache(void **state)
@@ -691,8 +797,101 @@ test_aead_cache(void **state)
 	assert_int_equal(interleaved(PSA_KEY_TYPE_AES, PSA_ALG_GCM, 3, 60), 6);
 	assert_int_equal(interleaved(PSA_KEY_TYPE_CHACHA20, PSA_ALG_CHACHA20_POLY1305, 3,
 	    60), 6);
-	/* 12 keys in turn through 8 slots: every record sets its keys up. */
-	assert_int_equal(interleaved(PSA_KEY_TYPE_AES, PSA_ALG_GCM, 12, 48), 96);
+	/* 64 keys, each used three times in turn: 128 contexts, each made once. */
+	assert_int_equal(interleaved(PSA_KEY_TYPE_AES, PSA_ALG_GCM, AEAD_SLOTS / 2,
+	    3 * AEAD_SLOTS / 2), AEAD_SLOTS);
+	/* 80 keys in turn, 160 contexts through 128: every record sets its keys up. */
+	assert_int_equal(interleaved(PSA_KEY_TYPE_AES, PSA_ALG_GCM, 80, 160), 320);
+}
+
+/* Seals one record with key k (through OpenSSL) for owner; returns the set-ups it did. */
+static unsigned long
+seal_for(const void *owner, psa_key_id_t k, uint32_t seq)
+{
+	static uint8_t pt[100], ct[116];
+	unsigned long before = ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY);
+	const void *prev = ig_psa_ossl_owner_set(owner);
+	size_t len;
+
+	seal(k, PSA_ALG_GCM, true, seq, pt, sizeof(pt), ct, &len);
+	ig_psa_ossl_owner_set(prev);
+	return ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY) - before;
+}
+
+/*
+ * Forgetting an owner (a TLS connection freed) drops its contexts only:
+ * its key is set up again when used again, another connection's and the
+ * ones made with no owner (the ticket key's) are not. Contexts are matched
+ * whoever uses them.
+ */
+static void
+test_aead_cache_owners(void **state)
+{
+	static const char conn_a, conn_b;
+	psa_key_id_t ka = random_key(PSA_KEY_TYPE_AES, PSA_ALG_GCM);
+	psa_key_id_t kb = random_key(PSA_KEY_TYPE_AES, PSA_ALG_GCM);
+	psa_key_id_t ku = random_key(PSA_KEY_TYPE_AES, PSA_ALG_GCM);
+
+	(void)state;
+	assert_int_equal(seal_for(&conn_a, ka, 1), 1);
+	assert_int_equal(seal_for(&conn_b, kb, 1), 1);
+	assert_int_equal(seal_for(NULL, ku, 1), 1);
+	assert_int_equal(seal_for(&conn_a, ka, 2), 0);
+	assert_int_equal(seal_for(&conn_a, ku, 2), 0); /* the ticket key inside A's call */
+	ig_psa_ossl_forget(&conn_a);
+	assert_int_equal(seal_for(&conn_b, kb, 3), 0);
+	assert_int_equal(seal_for(NULL, ku, 3), 0);
+	assert_int_equal(seal_for(&conn_a, ka, 3), 1);
+	/* forgetting B leaves A's new one */
+	ig_psa_ossl_forget(&conn_b);
+	assert_int_equal(seal_for(&conn_a, ka, 4), 0);
+	assert_int_equal(seal_for(&conn_b, kb, 4), 1);
+	ig_psa_ossl_forget(&conn_a);
+	ig_psa_ossl_forget(&conn_b);
+	ig_psa_ossl_forget(NULL);
+	assert_int_equal(seal_for(NULL, ku, 4), 1);
+	ig_psa_ossl_forget(NULL);
+	psa_destroy_key(ka);
+	psa_destroy_key(kb);
+	psa_destroy_key(ku);
+}
+
+static void *
+ticket_keys_changed(void *arg)
+{
+	(void)arg;
+	ig_crypto_ticket_keys_changed();
+	return NULL;
+}
+
+/*
+ * The ticket keys replaced (on any thread: the main one installs them):
+ * the contexts made with no owner (a ticket key's) are made again at their
+ * next use, a connection's are not.
+ */
+static void
+test_aead_cache_ticket_keys(void **state)
+{
+	static const char conn;
+	psa_key_id_t kc = random_key(PSA_KEY_TYPE_AES, PSA_ALG_GCM);
+	psa_key_id_t ku = random_key(PSA_KEY_TYPE_AES, PSA_ALG_GCM);
+	pthread_t t;
+
+	(void)state;
+	assert_int_equal(seal_for(&conn, kc, 1), 1);
+	assert_int_equal(seal_for(NULL, ku, 1), 1);
+	ig_crypto_ticket_keys_changed();
+	assert_int_equal(seal_for(&conn, kc, 2), 0);
+	assert_int_equal(seal_for(NULL, ku, 2), 1);
+	assert_int_equal(seal_for(NULL, ku, 3), 0);
+	assert_int_equal(pthread_create(&t, NULL, ticket_keys_changed, NULL), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(seal_for(NULL, ku, 4), 1);
+	assert_int_equal(seal_for(&conn, kc, 4), 0);
+	ig_psa_ossl_forget(&conn);
+	ig_psa_ossl_forget(NULL);
+	psa_destroy_key(kc);
+	psa_destroy_key(ku);
 }
 
 /* A bad record's context is dropped; the next good one opens; forget. */
@@ -701,6 +900,7 @@ test_aead_cache_bad_tag(void **state)
 {
 	static uint8_t pt[1000], ct[1016], back[1016];
 	psa_key_id_t k = random_key(PSA_KEY_TYPE_AES, PSA_ALG_GCM);
+	const void *prev = ig_psa_ossl_owner_set(&k);
 	unsigned long before;
 	size_t len, n;
 
@@ -721,11 +921,13 @@ test_aead_cache_bad_tag(void **state)
 	/* sealing kept its own */
 	seal(k, PSA_ALG_GCM, true, 2, pt, sizeof(pt), ct, &len);
 	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY), before + 1);
-	ig_psa_ossl_forget();
+	ig_psa_ossl_forget(&k);
 	seal(k, PSA_ALG_GCM, true, 3, pt, sizeof(pt), ct, &len);
 	assert_int_equal(ig_psa_ossl_count(IG_PSA_OSSL_AEAD_KEY), before + 2);
 	assert_int_equal(unseal(k, PSA_ALG_GCM, 3, ct, len, back, &n), PSA_SUCCESS);
 	assert_memory_equal(back, pt, sizeof(pt));
+	ig_psa_ossl_forget(&k);
+	ig_psa_ossl_owner_set(prev);
 	psa_destroy_key(k);
 }
 
@@ -915,8 +1117,11 @@ main(void)
 		cmocka_unit_test(test_ecdh_secp_differential),
 		cmocka_unit_test(test_ecdh_bad_peer),
 		cmocka_unit_test(test_x25519_kept),
+		cmocka_unit_test(test_x25519_fromdata),
 		cmocka_unit_test(test_aead),
 		cmocka_unit_test(test_aead_cache),
+		cmocka_unit_test(test_aead_cache_owners),
+		cmocka_unit_test(test_aead_cache_ticket_keys),
 		cmocka_unit_test(test_aead_cache_bad_tag),
 		cmocka_unit_test(test_aead_cache_thread),
 #if defined(IG_SHA512_BLOCK_HOOK)
