@@ -165,4 +165,11 @@
  */
 #define IG_SSL_HALF_RTT_DATA
 
+/*
+ * Our patch crypto/patches/0006-psa-random-fork-check.patch (no option: it
+ * applies where MBEDTLS_THREADING_PTHREAD is on, as above): the PSA RNG's fork
+ * protection asks getpid() only after a fork (a pthread_atfork() generation),
+ * not at every psa_generate_random(), a system call each time.
+ */
+
 #endif /* IG_CRYPTO_MBEDTLS_CONFIG_H */
