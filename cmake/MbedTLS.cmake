@@ -229,6 +229,7 @@ message(STATUS "mbedTLS ${IG_MBEDTLS_VERSION} (our build, ${IG_MBEDTLS_CONFIG})"
 set(IG_MBEDTLS_TEST_SUITES
   test_suite_ecdsa test_suite_ecdh test_suite_ecp
   test_suite_psa_crypto test_suite_psa_crypto_ecp test_suite_psa_crypto_util
+  test_suite_psa_crypto_entropy # the RNG after fork() (crypto/patches/0006)
   test_suite_psa_crypto_generate_key.generated test_suite_psa_crypto_op_fail.generated
   test_suite_psa_crypto_not_supported.generated
   test_suite_gcm.aes256_en test_suite_gcm.aes256_de test_suite_gcm.aes128_en

@@ -145,6 +145,10 @@
  *   (crypto/patches/0003-ssl-release-out-buffer.patch) lets proxy/tls.c free
  *   the output record buffer once its own raw output has drained; every
  *   mbedTLS call that may write allocates it again.
+ * - With both, our patch crypto/patches/0007-ssl-release-wipe-written.patch
+ *   wipes a released buffer only as far as it was written since it was
+ *   allocated (a high-water mark kept by the record layer; the whole buffer
+ *   after a handshake step), and allocates it again without zeroing it.
  */
 #define MBEDTLS_SSL_OUT_CONTENT_LEN 8192
 #define IG_SSL_RELEASE_IN_BUFFER
@@ -164,5 +168,12 @@
  * its handshake flight (proxy/session.c, session_handshake).
  */
 #define IG_SSL_HALF_RTT_DATA
+
+/*
+ * Our patch crypto/patches/0006-psa-random-fork-check.patch (no option: it
+ * applies where MBEDTLS_THREADING_PTHREAD is on, as above): the PSA RNG's fork
+ * protection asks getpid() only after a fork (a pthread_atfork() generation),
+ * not at every psa_generate_random(), a system call each time.
+ */
 
 #endif /* IG_CRYPTO_MBEDTLS_CONFIG_H */

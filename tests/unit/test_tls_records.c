@@ -11,6 +11,15 @@
  * IG_SSL_RELEASE_OUT_BUFFER (crypto/patches/0003-ssl-release-out-buffer.patch),
  * the application frees the output buffer between writes: never while output
  * is left to flush, and every call that writes gets it back.
+ *
+ * crypto/patches/0007-ssl-release-wipe-written.patch wipes a released buffer
+ * only as far as it was written since it was allocated, and allocates it
+ * again with malloc(): this test links with --wrap=malloc,free
+ * (tests/CMakeLists.txt), fills every large malloc()ed block (only the
+ * buffers' acquire calls malloc() in mbedTLS; the rest is calloc()) with a
+ * poison byte, and checks each at its free: zeros (the wipe) then poison up to
+ * its end. A byte written beyond the mark, or one the wipe missed, breaks that
+ * shape; a byte read before it was written would be poison, not zero.
  */
 #define MBEDTLS_ALLOW_PRIVATE_ACCESS
 #include <stdarg.h>
@@ -18,6 +27,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -49,6 +59,65 @@ static const char test_key[] =
     "O/WPSDIXsl4qQhzI9lV+Qu7OX3uhRANCAATK9O7GNXxASOuilkUgw716AFEbC7tp\n"
     "01eQhs5r5R/l6q66TnbT0KxYuhvarzcKQIp0pG54jxTd3u0lLhPiF3JB\n"
     "-----END PRIVATE KEY-----\n";
+
+/* The malloc()ed blocks watched for their wipe (see the top). */
+#define POISON 0xa5
+#define WATCH_MIN 4096  /* the record buffers are 8 KiB and more */
+#define WATCH_MAX 64
+
+void *__real_malloc(size_t n);
+void __real_free(void *ptr);
+void *__wrap_malloc(size_t n);
+void __wrap_free(void *ptr);
+
+static struct watched {
+	unsigned char *p;
+	size_t n;
+} watched[WATCH_MAX];
+static unsigned wipes_checked; /* watched blocks freed */
+static unsigned wipes_bad;     /* of which not zeros then poison */
+static size_t last_zeros;      /* the last one's zero prefix */
+
+void *
+__wrap_malloc(size_t n)
+{
+	unsigned char *p = __real_malloc(n);
+	if (p == NULL || n < WATCH_MIN)
+		return p;
+	memset(p, POISON, n);
+	for (size_t i = 0; i < WATCH_MAX; i++) {
+		if (watched[i].p == NULL) {
+			watched[i] = (struct watched){ p, n };
+			break;
+		}
+	}
+	return p;
+}
+
+void
+__wrap_free(void *ptr)
+{
+	for (size_t i = 0; ptr != NULL && i < WATCH_MAX; i++) {
+		if (watched[i].p != ptr)
+			continue;
+		size_t n = watched[i].n, z = 0;
+		while (z < n && watched[i].p[z] == 0)
+			z++;
+		for (size_t j = z; j < n; j++) {
+			if (watched[i].p[j] != POISON) {
+				fprintf(stderr, "freed block of %zu: byte %zu is 0x%02x after "
+				    "%zu zeros\n", n, j, watched[i].p[j], z);
+				wipes_bad++;
+				break;
+			}
+		}
+		last_zeros = z;
+		wipes_checked++;
+		watched[i].p = NULL;
+		break;
+	}
+	__real_free(ptr);
+}
 
 /* One direction of the connection: what was sent and not yet received. The
    reader gets at most `limit` bytes in all (SIZE_MAX: everything), so that
@@ -400,6 +469,70 @@ test_out_released_when_drained_tls12(void **state)
 
 #endif /* IG_SSL_RELEASE_OUT_BUFFER */
 
+#if defined(IG_SSL_RELEASE_IN_BUFFER) && defined(IG_SSL_RELEASE_OUT_BUFFER)
+
+/*
+ * A release wipes what the buffer held, as far as it was written: after
+ * one record of each size, the marks are the record counter (8 bytes) and
+ * the record as it went on the wire, and the freed block is that many zeros
+ * then poison (never written).
+ */
+static void
+wipe_written(mbedtls_ssl_protocol_version version)
+{
+	struct peers *p = peers_new(version);
+	uint8_t buf[4096];
+	static const size_t sizes[] = { 1, 12, 100, 1000, 4000 };
+
+	handshake(p);
+	assert_int_equal(drain(&p->cli, buf, sizeof(buf), sizeof(buf)), 0);
+	assert_int_equal(drain(&p->srv, buf, sizeof(buf), sizeof(buf)), 0);
+	assert_true(released(&p->srv));
+	mbedtls_ssl_ig_out_buf_release(&p->cli);
+	assert_true(out_released(&p->cli));
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		memset(buf, 'x', sizes[i]);
+		unsigned checked = wipes_checked;
+
+		/* The client writes one record into a fresh output buffer. */
+		send_all(&p->cli, buf, sizes[i]);
+		size_t wire = p->to_srv.len - p->to_srv.off;
+		assert_true(wire > sizes[i]);
+		assert_int_equal(p->cli.MBEDTLS_PRIVATE(ig_out_used), 8 + wire);
+		mbedtls_ssl_ig_out_buf_release(&p->cli);
+		assert_true(out_released(&p->cli));
+		assert_int_equal(wipes_checked, checked + 1);
+		assert_int_equal(last_zeros, 8 + wire);
+
+		/* The server reads it into a fresh input buffer: released at the
+		   WANT_READ that follows. */
+		assert_int_equal(mbedtls_ssl_read(&p->srv, buf, sizeof(buf)), (int)sizes[i]);
+		assert_int_equal(p->srv.MBEDTLS_PRIVATE(ig_in_used), 8 + wire);
+		assert_int_equal(drain(&p->srv, buf, sizeof(buf), sizeof(buf)), 0);
+		assert_true(released(&p->srv));
+		assert_int_equal(wipes_checked, checked + 2);
+		assert_int_equal(last_zeros, 8 + wire);
+		assert_int_equal(wipes_bad, 0);
+	}
+	peers_free(p);
+}
+
+static void
+test_wipe_written_tls13(void **state)
+{
+	(void)state;
+	wipe_written(MBEDTLS_SSL_VERSION_TLS1_3);
+}
+
+static void
+test_wipe_written_tls12(void **state)
+{
+	(void)state;
+	wipe_written(MBEDTLS_SSL_VERSION_TLS1_2);
+}
+
+#endif
+
 /*
  * Random traffic both ways: writes of random sizes (up to several records),
  * delivered in random slices, read in random chunks; after each exchange
@@ -443,6 +576,7 @@ traffic(mbedtls_ssl_protocol_version version)
 		pp->limit = SIZE_MAX;
 		assert_int_equal(got, len);
 		assert_memory_equal(in, out, len);
+		assert_int_equal(wipes_bad, 0);
 		assert_int_equal(drain(r, in, sizeof(in), sizeof(in)), 0);
 #if defined(IG_SSL_RELEASE_IN_BUFFER)
 		assert_true(released(r));
@@ -479,8 +613,17 @@ main(void)
 		cmocka_unit_test(test_out_released_when_drained_tls13),
 		cmocka_unit_test(test_out_released_when_drained_tls12),
 #endif
+#if defined(IG_SSL_RELEASE_IN_BUFFER) && defined(IG_SSL_RELEASE_OUT_BUFFER)
+		cmocka_unit_test(test_wipe_written_tls13),
+		cmocka_unit_test(test_wipe_written_tls12),
+#endif
 		cmocka_unit_test(test_traffic_tls13),
 		cmocka_unit_test(test_traffic_tls12),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int failed = cmocka_run_group_tests(tests, NULL, NULL);
+	/* Every released buffer of every test was wiped where written, and
+	   only there. */
+	printf("%u released buffers checked at free, %u not wiped as written\n",
+	    wipes_checked, wipes_bad);
+	return failed || wipes_bad != 0 || wipes_checked == 0;
 }
