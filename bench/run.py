@@ -20,6 +20,7 @@ otherwise (the table is printed either way), 2 on a setup problem.
 """
 
 import argparse
+import copy
 import datetime
 import json
 import os
@@ -594,6 +595,17 @@ def fmt(v, f):
     return "-" if v is None else (f % v)
 
 
+def pooled_figure(mode, rs):
+    """A proxy's figure over all its runs of a mode: the work of every run
+    over the CPU time of every run (not for idle or noop latency)."""
+    ok = [r for r in rs if "error" not in r and r.get("proxy_cpu_s")]
+    cpu = sum(r["proxy_cpu_s"] for r in ok)
+    if mode in ("idle",) or not ok or cpu <= 0:
+        return None
+    work = sum(r.get("mib", 0) if mode == "bulk" else r.get("units", 0) for r in ok)
+    return work / cpu
+
+
 def rounds(runs, proxies, modes):
     """Every run's figure in the order the rounds ran, and imapguard's ratio
     to each peer within each round (the same minutes of the machine) with
@@ -610,6 +622,14 @@ def rounds(runs, proxies, modes):
         parts = ["%s %s" % (p, ", ".join(fmt(v, "%.1f" if mode == "idle" else "%.0f")
                                           for v in figs[p]))
                  for p in proxies if figs[p]]
+        pooled = {p: pooled_figure(mode, runs.get((p, mode), [])) for p in proxies}
+        if all(pooled.get(p) for p in proxies if figs[p]) and pooled.get("imapguard"):
+            parts.append("pooled " + ", ".join("%s %.0f" % (p, pooled[p])
+                                               for p in proxies if figs[p]))
+            for p in proxies:
+                if p != "imapguard" and figs[p] and pooled.get(p):
+                    parts.append("pooled imapguard / %s %.2fx" % (p, pooled["imapguard"] /
+                                                                 pooled[p]))
         mine = figs.get("imapguard") or []
         for p in proxies:
             if p == "imapguard" or not figs[p] or not mine:
@@ -717,6 +737,10 @@ def parse_args(argv):
     ap.add_argument("--repeat", type=int, default=1,
                     help="run each mode this many times per proxy and show the median run "
                     "(default 1)")
+    ap.add_argument("--interleave", action="store_true",
+                    help="start the proxies once, side by side, and alternate their --repeat "
+                    "runs (A B, B A, ...) instead of a fresh proxy for each run; the rounds "
+                    "line adds each proxy's figure pooled over all its runs (not for idle)")
     ap.add_argument("--starttls", action="store_true",
                     help="STARTTLS on cleartext listeners instead of implicit TLS "
                     "(HAProxy cannot: skipped)")
@@ -931,7 +955,56 @@ def main(argv):
                 warm_up(args, loadgen, px, px.port(args.starttls), need + 8)
             finally:
                 px.stop()
+        def record(name, mode, rep, r):
+            runs.setdefault((name, mode), []).append(r)
+            if "error" in r or r.get("errors") or r.get("exit"):
+                failures.append("%s %s: %s" % (name, mode, r.get("error")
+                                               or r.get("first_error") or
+                                               "exit %s" % r.get("exit")))
+            if args.json:
+                with open(args.json, "a") as f:
+                    f.write(json.dumps(dict(r, proxy=name, mode=mode, repeat=rep)) + "\n")
+
+        def measured(px, mode, port):
+            r = run_loadgen(args, loadgen, px, mode, port)
+            if r.get("proxy_cpu_s", 0) < 0:
+                r.setdefault("error", "a proxy process went away during the run")
+            return r
+
         for mode in args.modes:
+            if args.interleave and mode != "idle":
+                # Every proxy started once, side by side (pinned to the
+                # same CPU, idle while another is measured), and the runs
+                # alternate A B, B A, ...: each pair of runs shares the same
+                # minute of the machine, and a trend cancels out.
+                live = []
+                for name in args.proxies:
+                    n += 1
+                    px = make(name, n)
+                    described.setdefault(name, px.describe())
+                    if px.port(args.starttls) is None:
+                        log("%s: no STARTTLS, skipped" % name)
+                        continue
+                    live.append((name, px))
+                try:
+                    for _, px in live:
+                        px.start()
+                    # Each proxy's first sessions (allocations, learning the
+                    # backend) stay out of the figures: a one-second run of
+                    # the mode, not counted.
+                    short = copy.copy(args)
+                    short.duration = short.noop_duration = min(1.0, args.duration)
+                    short.bulk_count = 1 if args.bulk_count else None
+                    for _, px in live:
+                        run_loadgen(short, loadgen, px, mode, px.port(args.starttls))
+                    for rep in range(args.repeat):
+                        order = live if rep % 2 == 0 else list(reversed(live))
+                        for name, px in order:
+                            record(name, mode, rep, measured(px, mode, px.port(args.starttls)))
+                finally:
+                    for _, px in live:
+                        px.stop(check=args.smoke)
+                continue
             # Repeats go round the proxies, so that a disturbance on the
             # machine is spread over all of them rather than hitting one.
             for rep in range(args.repeat):
@@ -946,20 +1019,10 @@ def main(argv):
                         continue
                     px.start()
                     try:
-                        r = run_loadgen(args, loadgen, px, mode, port)
-                        if r.get("proxy_cpu_s", 0) < 0:
-                            r.setdefault("error", "a proxy process went away during the run")
+                        r = measured(px, mode, port)
                     finally:
                         px.stop(check=args.smoke)
-                    runs.setdefault((name, mode), []).append(r)
-                    if "error" in r or r.get("errors") or r.get("exit"):
-                        failures.append("%s %s: %s" % (name, mode, r.get("error")
-                                                       or r.get("first_error") or
-                                                       "exit %s" % r.get("exit")))
-                    if args.json:
-                        with open(args.json, "a") as f:
-                            f.write(json.dumps(dict(r, proxy=name, mode=mode, repeat=rep))
-                                    + "\n")
+                    record(name, mode, rep, r)
         for key, rs in runs.items():
             results[key] = median_run(key[1], rs)
     except KeyboardInterrupt:
